@@ -1,0 +1,23 @@
+with
+
+source as (
+
+    select * from {{ source('v1', 'daily_focus') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as uuid) as daily_focus_id,
+        cast(focus_date as date) as focus_date,
+        cast(task_id as uuid) as task_id,
+        cast(slot as integer) as slot,
+        cast(completed as boolean) as completed,
+        cast(note as text) as note,
+        cast(created_at as timestamptz) as created_at
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,20 @@
+with
+
+source as (
+
+    select * from {{ source('v1', 'domains') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as uuid) as domain_id,
+        cast(name as text) as name,
+        cast(color as text) as color,
+        cast(created_at as timestamptz) as created_at
+    from source
+
+)
+
+select * from renamed

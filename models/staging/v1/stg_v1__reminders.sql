@@ -1,0 +1,21 @@
+with
+
+source as (
+
+    select * from {{ source('v1', 'reminders') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as uuid) as reminder_id,
+        cast(task_id as uuid) as task_id,
+        cast(remind_at as timestamptz) as remind_at,
+        cast(delivered as boolean) as delivered,
+        cast(created_at as timestamptz) as created_at
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,95 @@
+"""The first vertical slice on a real database: domains and areas, per plan 3.1 and 3.2."""
+
+from __future__ import annotations
+
+import psycopg2.extensions
+import pytest
+from psycopg2 import sql
+
+import generate_sample
+import lifeos_env
+import migrate
+
+Cursor = psycopg2.extensions.cursor
+
+
+def test_domains_and_areas_keep_every_row_and_uuid(sample_db: Cursor) -> None:
+    for table in ("domains", "areas"):
+        sample_db.execute(
+            sql.SQL(
+                "select count(*) from v1.{t} full join v2_shadow.{t} using (id)"
+                " where v1.{t}.id is null or v2_shadow.{t}.id is null"
+            ).format(t=sql.Identifier(table))
+        )
+        assert sample_db.fetchone() == (0,), table
+
+
+def test_sort_order_is_10_20_30_per_scope_by_created_at_then_id(sample_db: Cursor) -> None:
+    sample_db.execute(
+        """
+        select a.domain_id, array_agg(a.sort_order order by v.created_at, v.id)
+        from v2_shadow.areas a join v1.areas v using (id)
+        group by a.domain_id
+        """
+    )
+    for _, orders in sample_db.fetchall():
+        assert orders == [10 * (i + 1) for i in range(len(orders))]
+    sample_db.execute("select array_agg(sort_order order by created_at, id) from v2_shadow.domains")
+    assert sample_db.fetchone()[0] == [10, 20, 30, 40, 50]
+
+
+def test_new_columns_take_the_plans_values(sample_db: Cursor) -> None:
+    sample_db.execute(
+        "select bool_and(updated_at = created_at and is_active and description is null and icon is null)"
+        " from v2_shadow.domains"
+    )
+    assert sample_db.fetchone() == (True,)
+
+
+def test_contract_is_in_the_catalog(sample_db: Cursor) -> None:
+    sample_db.execute(
+        """
+        select conname, pg_get_constraintdef(oid) from pg_constraint
+        where conrelid = 'v2_shadow.areas'::regclass order by conname
+        """
+    )
+    assert sample_db.fetchall() == [
+        ("areas_domain_id_fkey", "FOREIGN KEY (domain_id) REFERENCES v2_shadow.domains(id) ON DELETE CASCADE"),
+        ("areas_pkey", "PRIMARY KEY (id)"),
+    ]
+    sample_db.execute(
+        "select column_name, column_default from information_schema.columns"
+        " where table_schema = 'v2_shadow' and table_name = 'areas' and column_default is not null order by 1"
+    )
+    assert dict(sample_db.fetchall()) == {
+        "created_at": "now()", "id": "gen_random_uuid()", "is_active": "true",
+        "sort_order": "0", "updated_at": "now()",
+    }  # fmt: skip
+
+
+def test_app_inserts_get_defaults_and_updates_touch_updated_at(sample_db: Cursor) -> None:
+    sample_db.execute("insert into v2_shadow.domains (name) values ('New') returning id, is_active, sort_order")
+    new_id, is_active, sort_order = sample_db.fetchone()
+    assert new_id is not None and is_active is True and sort_order == 0
+    sample_db.execute("update v2_shadow.areas set name = name || '!' returning updated_at > created_at")
+    assert all(touched for (touched,) in sample_db.fetchall())
+
+
+@pytest.mark.usefixtures("fresh_database")
+def test_an_orphaned_area_is_rejected_not_dropped() -> None:
+    generate_sample.main(["--schema", "v1"])
+    with lifeos_env.transaction() as cur:
+        cur.execute("alter table v1.areas drop constraint areas_domain_id_fkey")
+        cur.execute(
+            "update v1.areas set domain_id = gen_random_uuid()"
+            " where id = (select min(id::text)::uuid from v1.areas) returning id"
+        )
+        orphan = cur.fetchone()[0]
+    migrate.dbt("build")
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            "select v1_table, v1_id, action, rule, v1_row ->> 'name' is not null from v2_work.migration_rejects"
+        )
+        assert cur.fetchall() == [("areas", orphan, "rejected", "orphan_fk", True)]
+        cur.execute("select count(*) from v2_shadow.areas where id = %s", (orphan,))
+        assert cur.fetchone() == (0,)
