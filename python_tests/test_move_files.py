@@ -1,0 +1,297 @@
+"""The files step: blobs from a Storage server on 127.0.0.1 or a staging folder to the storage root, on a real DB."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2.extras
+import pytest
+from fake_storage import FakeStorage
+
+import lifeos_env
+import move_files
+
+KEY = "sb-service-key-7f3a9c-DO-NOT-PRINT"
+FAST = {"retries": 3, "backoff": 0.01}
+
+
+def md5(body: bytes) -> str:
+    return hashlib.md5(body).hexdigest()
+
+
+def load_inputs(root: Path, rows: dict[str, str | None], inventory: dict[str, bytes]) -> None:
+    """The files step's inputs: int_files rows (file id -> object key) and the storage.objects inventory.
+
+    Shaped like v2_work.int_files and v1.storage_objects; the real ones are built by dbt and the restore.
+    """
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            """
+            create schema v2_work;
+            create table v2_work.int_files (
+                id uuid, object_key text, storage_path text, size_bytes bigint, reject_rule text);
+            create schema v1;
+            create table v1.storage_objects (
+                id uuid default gen_random_uuid(), bucket_id text, name text, metadata jsonb);
+            """
+        )
+        psycopg2.extras.execute_values(
+            cur,
+            "insert into v2_work.int_files values %s",
+            [
+                (file_id, key, f"{root}/{key}" if key else None, None, None if key else "unsafe_storage_path")
+                for file_id, key in rows.items()
+            ],
+        )
+        psycopg2.extras.execute_values(
+            cur,
+            "insert into v1.storage_objects (bucket_id, name, metadata) values %s",
+            [
+                ("life-os-files", name, json.dumps({"size": len(body), "eTag": f'"{md5(body)}"'}))
+                for name, body in inventory.items()
+            ],
+        )
+
+
+def manifest() -> dict[str | None, dict[str, object]]:
+    """The manifest table, by object key."""
+    with lifeos_env.transaction() as cur:
+        cur.execute("select * from lifeos_migration.file_manifest")
+        names = [c.name for c in cur.description]
+        return {row[1]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+def file_id(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def remote(storage: FakeStorage) -> move_files.SupabaseSource:
+    return move_files.SupabaseSource(storage.url, storage.key, storage.bucket, **FAST)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "storage" / "files"
+
+
+@pytest.fixture
+def bucket() -> dict[str, bytes]:
+    return {
+        "a/b/c/deep.txt": b"deep\n" * 100,
+        "東京/photo 🌅.jpg": os.urandom(70_000),
+        "space folder/file with space.pdf": os.urandom(3_000),
+        "empty.bin": b"",
+        "many/.emptyFolderPlaceholder": b"",
+        **{f"many/item-{i:03}.txt": f"item {i}".encode() for i in range(130)},  # more than one list page
+        "stray/unreferenced.txt": b"nobody points here",
+    }
+
+
+def test_bucket_is_copied_verified_with_retries_and_orphans(
+    fresh_database: str, root: Path, tmp_path: Path, bucket: dict[str, bytes]
+) -> None:
+    bucket["big/video.bin"] = os.urandom(50 * 1024 * 1024)
+    bucket["listed/but-404.txt"] = b"the server will not serve it"
+    referenced = [k for k in bucket if k != "stray/unreferenced.txt" and "Placeholder" not in k] + ["gone.pdf"]
+    load_inputs(root, {file_id(n): k for n, k in enumerate(referenced)}, bucket)
+    with FakeStorage("life-os-files", bucket, KEY) as storage:
+        storage.faults["a/b/c/deep.txt"] = ["429", "429"]
+        storage.faults["東京/photo 🌅.jpg"] = ["500", "500"]
+        storage.faults["space folder/file with space.pdf"] = ["cut"]
+        storage.faults["big/video.bin"] = ["cut"]
+        storage.faults["listed/but-404.txt"] = ["404"] * 10
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        retried = {k: storage.downloads.count(k) for k in storage.faults}
+    rows = manifest()
+    assert {k: r["status"] for k, r in rows.items() if r["status"] != "copied"} == {
+        "gone.pdf": "missing",
+        "listed/but-404.txt": "missing",
+        "stray/unreferenced.txt": "orphan",
+    }
+    assert retried == {
+        "a/b/c/deep.txt": 3,
+        "東京/photo 🌅.jpg": 3,
+        "space folder/file with space.pdf": 2,
+        "big/video.bin": 2,
+        "listed/but-404.txt": 1,
+    }
+    for key, body in bucket.items():
+        if key in rows and rows[key]["status"] in move_files.IN_PLACE:
+            local = Path(str(rows[key]["local_path"]))
+            assert local == (root / "orphans" / key if key.startswith("stray/") else root / key)
+            assert local.read_bytes() == body, key
+            assert (rows[key]["size_bytes"], rows[key]["md5"]) == (len(body), md5(body))
+            assert rows[key]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert not any("Placeholder" in str(p) for p in root.rglob("*"))
+    assert {oct(p.stat().st_mode & 0o777) for p in root.rglob("*") if p.is_file()} == {"0o640"}
+    assert {oct(p.stat().st_mode & 0o777) for p in [root, *root.rglob("*")] if p.is_dir()} == {"0o750"}
+    as_json = {r["object_key"]: r for r in json.loads((tmp_path / "m.json").read_text())}
+    assert as_json.keys() == rows.keys()
+    assert as_json["empty.bin"]["sha256"] == hashlib.sha256(b"").hexdigest() == rows["empty.bin"]["sha256"]
+
+
+def test_rerun_skips_present_blobs_and_repairs_wrong_ones(
+    fresh_database: str, root: Path, tmp_path: Path, bucket: dict[str, bytes]
+) -> None:
+    keys = ["a/b/c/deep.txt", "東京/photo 🌅.jpg", "empty.bin", "space folder/file with space.pdf"]
+    load_inputs(root, {file_id(n): k for n, k in enumerate(keys)}, {k: bucket[k] for k in keys[:3]})
+    with FakeStorage("life-os-files", {k: bucket[k] for k in keys}, KEY) as storage:
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        assert len(storage.downloads) == 4
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        assert len(storage.downloads) == 4, "a re-run downloads nothing that is in place"
+        assert {r["status"] for r in manifest().values()} == {"present"}
+        (root / keys[0]).write_bytes(b"corrupted")
+        (root / keys[3]).write_bytes(b"not what the last run wrote")  # no eTag: known by the last run's sha256
+        (root / keys[1]).unlink()
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+    statuses = {k: r["status"] for k, r in manifest().items()}
+    assert statuses == {keys[0]: "repaired", keys[1]: "copied", keys[2]: "present", keys[3]: "repaired"}
+    assert all((root / k).read_bytes() == bucket[k] for k in keys)
+
+
+def test_a_blob_that_keeps_failing_fails_the_step_and_leaves_no_file(
+    fresh_database: str, root: Path, tmp_path: Path
+) -> None:
+    objects = {"flaky.txt": b"never arrives", "wrong.txt": b"not what the inventory says", "fine.txt": b"ok"}
+    load_inputs(root, {file_id(1): "flaky.txt", file_id(2): "wrong.txt", file_id(3): "fine.txt"}, {})
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            "insert into v1.storage_objects (bucket_id, name, metadata) values ('life-os-files', 'wrong.txt', %s)",
+            (json.dumps({"size": 27, "eTag": f'"{md5(b"other")}"'}),),
+        )
+    with FakeStorage("life-os-files", objects, KEY) as storage:
+        storage.faults["flaky.txt"] = ["500"] * 10
+        with pytest.raises(lifeos_env.MigrationError, match="2 blobs could not be moved"):
+            move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        assert storage.downloads.count("flaky.txt") == 4
+    rows = manifest()
+    assert rows["flaky.txt"]["status"] == "failed"
+    assert (rows["wrong.txt"]["status"], rows["wrong.txt"]["detail"]) == (
+        "failed",
+        f"ValueError: md5 {md5(objects['wrong.txt'])} but the inventory's eTag is {md5(b'other')}",
+    )
+    assert rows["fine.txt"]["status"] == "copied"
+    assert sorted(p.name for p in root.iterdir()) == ["fine.txt"]
+
+
+def test_names_that_escape_the_storage_root_are_refused(fresh_database: str, root: Path, tmp_path: Path) -> None:
+    objects = {"../escape.txt": b"x", "/abs.txt": b"x", "nul\x00.txt": b"x", "ok.txt": b"ok"}
+    rows = {file_id(1): "../../etc/passwd", file_id(2): None, file_id(3): "ok.txt"}
+    load_inputs(root, rows, {})
+    with FakeStorage("life-os-files", objects, KEY) as storage:
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        assert storage.downloads == ["ok.txt"]
+    statuses = {k: (r["status"], r["local_path"]) for k, r in manifest().items()}
+    assert statuses == {
+        "../../etc/passwd": ("refused", None),
+        None: ("refused", None),
+        "../escape.txt": ("refused", None),
+        "/abs.txt": ("refused", None),
+        "nul\\x00.txt": ("refused", None),
+        "ok.txt": ("copied", str(root / "ok.txt")),
+    }
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "m.json",
+        "storage/files/ok.txt",
+    ]
+
+
+def test_dry_run_prints_the_plan_and_copies_nothing(
+    fresh_database: str, root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging = tmp_path / "staging"
+    (staging / "deep folder").mkdir(parents=True)
+    (staging / "deep folder" / "a b.txt").write_bytes(b"a")
+    load_inputs(root, {file_id(1): "deep folder/a b.txt"}, {})
+    move_files.move(move_files.LocalSource(staging), root, dry_run=True, manifest_json=tmp_path / "m.json")
+    assert f"copy     'deep folder/a b.txt' -> {root}/deep folder/a b.txt" in capsys.readouterr().out
+    assert not root.exists() and not (tmp_path / "m.json").exists()
+    with lifeos_env.transaction() as cur:
+        cur.execute("select to_regclass('lifeos_migration.file_manifest')")
+        assert cur.fetchone() == (None,)
+
+
+def cli(*args: str, url: str, key: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "SUPABASE_URL": url, "SUPABASE_SERVICE_KEY": key}
+    command = [sys.executable, "scripts/move_files.py", "--files-from", "supabase", *args]
+    return subprocess.Popen(
+        command, cwd=lifeos_env.ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def test_kill_9_mid_copy_then_resume(fresh_database: str, root: Path, tmp_path: Path) -> None:
+    objects = {"big.bin": os.urandom(8 * 1024 * 1024), "small.txt": b"small"}
+    load_inputs(root, {file_id(1): "big.bin", file_id(2): "small.txt"}, objects)
+    with FakeStorage("life-os-files", objects, KEY) as storage:
+        storage.faults["big.bin"] = ["stall"]  # half the body, then silence: the copy is mid-way
+        run = cli("--storage-root", str(root), "--manifest", str(tmp_path / "m.json"), url=storage.url, key=KEY)
+        deadline = time.monotonic() + 30
+        while not [p for p in root.glob(".lifeos-*.part") if p.stat().st_size > 0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGKILL)
+        run.communicate()
+        assert list(root.glob(".lifeos-*.part")), "the copy was not under way when killed"
+        assert not (root / "big.bin").exists()
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+    assert (root / "big.bin").read_bytes() == objects["big.bin"]
+    assert {k: r["status"] for k, r in manifest().items()} in (
+        {"big.bin": "copied", "small.txt": "present"},
+        {"big.bin": "copied", "small.txt": "copied"},  # when the kill came before small.txt was done
+    )
+    assert sorted(p.name for p in root.iterdir()) == ["big.bin", "small.txt"]
+
+
+def test_the_service_key_never_appears_in_output_errors_or_manifest(
+    fresh_database: str, root: Path, tmp_path: Path
+) -> None:
+    objects = {"fails.txt": b"x", "ok.txt": b"ok"}
+    load_inputs(root, {file_id(1): "fails.txt", file_id(2): "ok.txt", file_id(3): "gone.txt"}, {})
+    with FakeStorage("life-os-files", objects, KEY) as storage:
+        storage.faults["fails.txt"] = ["500"] * 10
+        failing = cli(
+            "--storage-root",
+            str(root),
+            "--manifest",
+            str(tmp_path / "m.json"),
+            "--retries",
+            "1",
+            url=storage.url,
+            key=KEY,
+        )
+        wrong_key = "sb-wrong-key-4417-DO-NOT-PRINT"
+        refused = cli("--storage-root", str(root), url=storage.url, key=wrong_key)
+        outputs = [*failing.communicate(), *refused.communicate()]
+    assert failing.returncode == 1 and refused.returncode == 1
+    assert "1 blobs could not be moved" in outputs[0]
+    assert "listing bucket life-os-files at SUPABASE_URL: HTTP 403 invalid signature" in outputs[2]
+    with lifeos_env.transaction() as cur:
+        cur.execute("select string_agg(m::text, ' ') from lifeos_migration.file_manifest m")
+        outputs.append(cur.fetchone()[0])
+    outputs.append((tmp_path / "m.json").read_text())
+    assert "ok.txt" in outputs[-1] and "gone.txt" in outputs[-2]
+    assert not [o for o in outputs if KEY in o or wrong_key in o]
+
+
+def test_local_staging_folder_source(fresh_database: str, root: Path, tmp_path: Path, bucket: dict[str, bytes]) -> None:
+    staging = tmp_path / "staging"
+    for key, body in bucket.items():
+        (staging / key).parent.mkdir(parents=True, exist_ok=True)
+        (staging / key).write_bytes(body)
+    referenced = [k for k in bucket if k != "stray/unreferenced.txt" and "Placeholder" not in k]
+    load_inputs(root, {file_id(n): k for n, k in enumerate(referenced)}, bucket)
+    move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
+    rows = manifest()
+    assert {k: r["status"] for k, r in rows.items()} == {
+        **{k: "copied" for k in referenced},
+        "stray/unreferenced.txt": "orphan",
+    }
+    assert all((root / k).read_bytes() == bucket[k] for k in referenced)
+    assert (root / "orphans" / "stray" / "unreferenced.txt").read_bytes() == bucket["stray/unreferenced.txt"]
