@@ -10,6 +10,7 @@ one is used up per GET: `"404"` (a missing object), `"429"`, `"500"`, `"cut"`
 (the body is cut short) and `"stall"` (half the body, then silence). A key
 absent from `objects` answers 404 too.
 `latency` delays every response (the benchmark's 50 ms round trip).
+`write_inputs` writes what the files step reads about such a bucket from the database.
 """
 
 from __future__ import annotations
@@ -21,10 +22,54 @@ import time
 import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
+import psycopg2.extras
+
+import lifeos_env
+
 API = "/storage/v1/object/"
+
+
+def md5(body: bytes) -> str:
+    return hashlib.md5(body).hexdigest()
+
+
+def write_inputs(root: Path, rows: dict[str, str | None], inventory: dict[str, bytes]) -> None:
+    """The database side of a fake bucket: int_files rows (file id -> object key) and the storage.objects inventory.
+
+    Shaped like v2_work.int_files (built by dbt from v1.files) and v1.storage_objects (written by the
+    restore), for buckets the sample's v1 database does not describe.
+    """
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            """
+            create schema v2_work;
+            create table v2_work.int_files (
+                id uuid, object_key text, storage_path text, size_bytes bigint, reject_rule text);
+            create schema v1;
+            create table v1.storage_objects (
+                id uuid default gen_random_uuid(), bucket_id text, name text, metadata jsonb);
+            """
+        )
+        psycopg2.extras.execute_values(
+            cur,
+            "insert into v2_work.int_files values %s",
+            [
+                (file_id, key, f"{root}/{key}" if key else None, None, None if key else "unsafe_storage_path")
+                for file_id, key in rows.items()
+            ],
+        )
+        psycopg2.extras.execute_values(
+            cur,
+            "insert into v1.storage_objects (bucket_id, name, metadata) values %s",
+            [
+                ("life-os-files", name, json.dumps({"size": len(body), "eTag": f'"{md5(body)}"'}))
+                for name, body in inventory.items()
+            ],
+        )
 
 
 class FakeStorage:
@@ -69,8 +114,7 @@ class FakeStorage:
             if slash:
                 folders.add(name)
             else:
-                md5 = hashlib.md5(body).hexdigest()
-                metadata = {"eTag": f'"{md5}"', "size": len(body), "mimetype": "application/octet-stream"}
+                metadata = {"eTag": f'"{md5(body)}"', "size": len(body), "mimetype": "application/octet-stream"}
                 entries.append({"name": name, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)), "metadata": metadata})
         entries += [{"name": name, "id": None, "metadata": None} for name in folders]
         return sorted(entries, key=lambda entry: str(entry["name"]))
@@ -125,7 +169,7 @@ def _handler(storage: FakeStorage) -> type[BaseHTTPRequestHandler]:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("ETag", f'"{hashlib.md5(body).hexdigest()}"')
+                self.send_header("ETag", f'"{md5(body)}"')
                 self.end_headers()
                 self.send_body(body, fault)
 

@@ -11,53 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg2.extras
 import pytest
-from fake_storage import FakeStorage
+from fake_storage import FakeStorage, md5, write_inputs
 
 import lifeos_env
 import move_files
 
 KEY = "sb-service-key-7f3a9c-DO-NOT-PRINT"
 FAST = {"retries": 3, "backoff": 0.01}
-
-
-def md5(body: bytes) -> str:
-    return hashlib.md5(body).hexdigest()
-
-
-def load_inputs(root: Path, rows: dict[str, str | None], inventory: dict[str, bytes]) -> None:
-    """The files step's inputs: int_files rows (file id -> object key) and the storage.objects inventory.
-
-    Shaped like v2_work.int_files and v1.storage_objects; the real ones are built by dbt and the restore.
-    """
-    with lifeos_env.transaction() as cur:
-        cur.execute(
-            """
-            create schema v2_work;
-            create table v2_work.int_files (
-                id uuid, object_key text, storage_path text, size_bytes bigint, reject_rule text);
-            create schema v1;
-            create table v1.storage_objects (
-                id uuid default gen_random_uuid(), bucket_id text, name text, metadata jsonb);
-            """
-        )
-        psycopg2.extras.execute_values(
-            cur,
-            "insert into v2_work.int_files values %s",
-            [
-                (file_id, key, f"{root}/{key}" if key else None, None, None if key else "unsafe_storage_path")
-                for file_id, key in rows.items()
-            ],
-        )
-        psycopg2.extras.execute_values(
-            cur,
-            "insert into v1.storage_objects (bucket_id, name, metadata) values %s",
-            [
-                ("life-os-files", name, json.dumps({"size": len(body), "eTag": f'"{md5(body)}"'}))
-                for name, body in inventory.items()
-            ],
-        )
 
 
 def manifest() -> dict[str | None, dict[str, object]]:
@@ -100,7 +61,7 @@ def test_bucket_is_copied_verified_with_retries_and_orphans(
     bucket["big/video.bin"] = os.urandom(50 * 1024 * 1024)
     bucket["listed/but-404.txt"] = b"the server will not serve it"
     referenced = [k for k in bucket if k != "stray/unreferenced.txt" and "Placeholder" not in k] + ["gone.pdf"]
-    load_inputs(root, {file_id(n): k for n, k in enumerate(referenced)}, bucket)
+    write_inputs(root, {file_id(n): k for n, k in enumerate(referenced)}, bucket)
     with FakeStorage("life-os-files", bucket, KEY) as storage:
         storage.faults["a/b/c/deep.txt"] = ["429", "429"]
         storage.faults["東京/photo 🌅.jpg"] = ["500", "500"]
@@ -141,7 +102,7 @@ def test_rerun_skips_present_blobs_and_repairs_wrong_ones(
     fresh_database: str, root: Path, tmp_path: Path, bucket: dict[str, bytes]
 ) -> None:
     keys = ["a/b/c/deep.txt", "東京/photo 🌅.jpg", "empty.bin", "space folder/file with space.pdf"]
-    load_inputs(root, {file_id(n): k for n, k in enumerate(keys)}, {k: bucket[k] for k in keys[:3]})
+    write_inputs(root, {file_id(n): k for n, k in enumerate(keys)}, {k: bucket[k] for k in keys[:3]})
     with FakeStorage("life-os-files", {k: bucket[k] for k in keys}, KEY) as storage:
         move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
         assert len(storage.downloads) == 4
@@ -161,7 +122,7 @@ def test_a_blob_that_keeps_failing_fails_the_step_and_leaves_no_file(
     fresh_database: str, root: Path, tmp_path: Path
 ) -> None:
     objects = {"flaky.txt": b"never arrives", "wrong.txt": b"not what the inventory says", "fine.txt": b"ok"}
-    load_inputs(root, {file_id(1): "flaky.txt", file_id(2): "wrong.txt", file_id(3): "fine.txt"}, {})
+    write_inputs(root, {file_id(1): "flaky.txt", file_id(2): "wrong.txt", file_id(3): "fine.txt"}, {})
     with lifeos_env.transaction() as cur:
         cur.execute(
             "insert into v1.storage_objects (bucket_id, name, metadata) values ('life-os-files', 'wrong.txt', %s)",
@@ -185,7 +146,7 @@ def test_a_blob_that_keeps_failing_fails_the_step_and_leaves_no_file(
 def test_names_that_escape_the_storage_root_are_refused(fresh_database: str, root: Path, tmp_path: Path) -> None:
     objects = {"../escape.txt": b"x", "/abs.txt": b"x", "nul\x00.txt": b"x", "ok.txt": b"ok"}
     rows = {file_id(1): "../../etc/passwd", file_id(2): None, file_id(3): "ok.txt"}
-    load_inputs(root, rows, {})
+    write_inputs(root, rows, {})
     with FakeStorage("life-os-files", objects, KEY) as storage:
         move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
         assert storage.downloads == ["ok.txt"]
@@ -210,7 +171,7 @@ def test_dry_run_prints_the_plan_and_copies_nothing(
     staging = tmp_path / "staging"
     (staging / "deep folder").mkdir(parents=True)
     (staging / "deep folder" / "a b.txt").write_bytes(b"a")
-    load_inputs(root, {file_id(1): "deep folder/a b.txt"}, {})
+    write_inputs(root, {file_id(1): "deep folder/a b.txt"}, {})
     move_files.move(move_files.LocalSource(staging), root, dry_run=True, manifest_json=tmp_path / "m.json")
     assert f"copy     'deep folder/a b.txt' -> {root}/deep folder/a b.txt" in capsys.readouterr().out
     assert not root.exists() and not (tmp_path / "m.json").exists()
@@ -229,7 +190,7 @@ def cli(*args: str, url: str, key: str) -> subprocess.Popen[str]:
 
 def test_kill_9_mid_copy_then_resume(fresh_database: str, root: Path, tmp_path: Path) -> None:
     objects = {"big.bin": os.urandom(8 * 1024 * 1024), "small.txt": b"small"}
-    load_inputs(root, {file_id(1): "big.bin", file_id(2): "small.txt"}, objects)
+    write_inputs(root, {file_id(1): "big.bin", file_id(2): "small.txt"}, objects)
     with FakeStorage("life-os-files", objects, KEY) as storage:
         storage.faults["big.bin"] = ["stall"]  # half the body, then silence: the copy is mid-way
         run = cli("--storage-root", str(root), "--manifest", str(tmp_path / "m.json"), url=storage.url, key=KEY)
@@ -253,7 +214,7 @@ def test_the_service_key_never_appears_in_output_errors_or_manifest(
     fresh_database: str, root: Path, tmp_path: Path
 ) -> None:
     objects = {"fails.txt": b"x", "ok.txt": b"ok"}
-    load_inputs(root, {file_id(1): "fails.txt", file_id(2): "ok.txt", file_id(3): "gone.txt"}, {})
+    write_inputs(root, {file_id(1): "fails.txt", file_id(2): "ok.txt", file_id(3): "gone.txt"}, {})
     with FakeStorage("life-os-files", objects, KEY) as storage:
         storage.faults["fails.txt"] = ["500"] * 10
         failing = cli(
@@ -286,7 +247,7 @@ def test_local_staging_folder_source(fresh_database: str, root: Path, tmp_path: 
         (staging / key).parent.mkdir(parents=True, exist_ok=True)
         (staging / key).write_bytes(body)
     referenced = [k for k in bucket if k != "stray/unreferenced.txt" and "Placeholder" not in k]
-    load_inputs(root, {file_id(n): k for n, k in enumerate(referenced)}, bucket)
+    write_inputs(root, {file_id(n): k for n, k in enumerate(referenced)}, bucket)
     move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
     rows = manifest()
     assert {k: r["status"] for k, r in rows.items()} == {

@@ -9,9 +9,11 @@ every step passed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from psycopg2 import sql
 from rich.console import Console
@@ -19,6 +21,7 @@ from rich.table import Table
 
 import generate_sample
 import lifeos_env
+import move_files
 
 console = Console()
 V2_SCHEMA = "v2_shadow"
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", action="store_true", help="migrate the bundled, generated sample")
     parser.add_argument("--scale", type=int, default=1, help="with --sample: multiply its row counts")
+    parser.add_argument("--files-from", metavar="DIR|supabase", help="move the file blobs from a folder or the bucket")
+    parser.add_argument("--storage-root", default=str(move_files.DEFAULT_ROOT), help="where the blobs go (dbt var)")
     args = parser.parse_args(argv)
     if not args.sample:
         parser.error("give --sample")
@@ -65,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         lifeos_env.ensure_target()
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
         generate_sample.main(["--schema", "v1", "--scale", str(args.scale)])
-        dbt("build")
+        storage_root = os.path.abspath(args.storage_root)
+        dbt_vars = ["--vars", json.dumps({"storage_root": storage_root})]
+        if args.files_from:
+            dbt("run", "--select", "+int_files", *dbt_vars)
+            move_files.move(move_files.source_from(args.files_from, move_files.BUCKET), Path(storage_root))
+        dbt("build", *dbt_vars)
         print_summary(V2_SCHEMA)
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")

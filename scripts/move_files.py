@@ -303,12 +303,13 @@ def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
             entries[key].file_ids.append(file_id)
             continue
         expected = replace(inventory.get(key, Expected()), sha256=previous.get((key, storage_path)))
+        notes = ["not in the bucket"] if key not in in_bucket else []
+        notes += ["not in the storage.objects inventory"] if key not in inventory else []
+        notes += [f"row rejected by {reject_rule}"] if reject_rule else []
         status = "copy" if key in in_bucket else "missing"
-        entry = Entry([file_id], key, storage_path, status, size_bytes=expected.size or size, expected=expected)
-        entry.detail = "not in the bucket" if key not in in_bucket else None
-        if key not in inventory:
-            entry.detail = "; ".join(filter(None, [entry.detail, "not in the storage.objects inventory"]))
-        entries[key] = entry
+        entries[key] = Entry(
+            [file_id], key, storage_path, status, "; ".join(notes) or None, expected.size or size, expected=expected
+        )
     for key in sorted((in_bucket | inventory.keys()) - entries.keys()):
         problem = refusal(key)
         path = None if problem else str(root / ORPHANS / key)
