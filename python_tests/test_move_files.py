@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from fake_storage import FakeStorage, md5, write_inputs
 
+import generate_sample
 import lifeos_env
+import migrate
 import move_files
 
 KEY = "sb-service-key-7f3a9c-DO-NOT-PRINT"
@@ -241,18 +243,24 @@ def test_the_service_key_never_appears_in_output_errors_or_manifest(
     assert not [o for o in outputs if KEY in o or wrong_key in o]
 
 
-def test_local_staging_folder_source(fresh_database: str, root: Path, tmp_path: Path, bucket: dict[str, bytes]) -> None:
+def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
+    fresh_database: str, root: Path, tmp_path: Path
+) -> None:
     staging = tmp_path / "staging"
-    for key, body in bucket.items():
-        (staging / key).parent.mkdir(parents=True, exist_ok=True)
-        (staging / key).write_bytes(body)
-    referenced = [k for k in bucket if k != "stray/unreferenced.txt" and "Placeholder" not in k]
-    write_inputs(root, {file_id(n): k for n, k in enumerate(referenced)}, bucket)
+    generate_sample.main(["--schema", "v1", "--blobs-dir", str(staging)])
+    (staging / "stray").mkdir()
+    (staging / "stray" / "left over.txt").write_bytes(b"no files row")
+    (staging / "stray" / move_files.PLACEHOLDER).write_bytes(b"")
+    migrate.build_int_files(str(root))
     move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
-    rows = manifest()
-    assert {k: r["status"] for k, r in rows.items()} == {
-        **{k: "copied" for k in referenced},
-        "stray/unreferenced.txt": "orphan",
-    }
-    assert all((root / k).read_bytes() == bucket[k] for k in referenced)
-    assert (root / "orphans" / "stray" / "unreferenced.txt").read_bytes() == bucket["stray/unreferenced.txt"]
+    with lifeos_env.transaction() as cur:
+        cur.execute("select id::text, object_key, storage_path from v2_work.int_files where object_key is not null")
+        files = cur.fetchall()
+    rows = {r["file_id"]: r for r in manifest().values() if r["file_id"]}
+    assert len(files) == 20
+    for file_id, key, storage_path in files:
+        assert (rows[file_id]["status"], rows[file_id]["local_path"]) == ("copied", storage_path)
+        assert Path(storage_path).read_bytes() == (staging / key).read_bytes()
+    assert manifest()["stray/left over.txt"]["status"] == "orphan"
+    assert (root / "orphans" / "stray" / "left over.txt").read_bytes() == b"no files row"
+    assert not list(root.rglob(move_files.PLACEHOLDER))

@@ -35,6 +35,24 @@ def dbt(*args: str) -> None:
         raise lifeos_env.MigrationError(f"`{' '.join(command)}` failed; its output above names the model or test")
 
 
+def dbt_vars(storage_root: str) -> list[str]:
+    return ["--vars", json.dumps({"storage_root": storage_root})]
+
+
+def build_int_files(storage_root: str) -> None:
+    """Build int_files and everything it reads (seeds and views, no tests) for the files step."""
+    dbt(
+        "build",
+        "--select",
+        "+int_files",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+        *dbt_vars(storage_root),
+    )
+
+
 def v2_row_counts(schema: str) -> list[tuple[str, int]]:
     with lifeos_env.transaction() as cur:
         cur.execute(
@@ -71,11 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
         generate_sample.main(["--schema", "v1", "--scale", str(args.scale)])
         storage_root = os.path.abspath(args.storage_root)
-        dbt_vars = ["--vars", json.dumps({"storage_root": storage_root})]
         if args.files_from:
-            dbt("run", "--select", "+int_files", *dbt_vars)
+            build_int_files(storage_root)
             move_files.move(move_files.source_from(args.files_from, move_files.BUCKET), Path(storage_root))
-        dbt("build", *dbt_vars)
+        dbt("build", *dbt_vars(storage_root))
         print_summary(V2_SCHEMA)
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
