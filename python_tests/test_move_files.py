@@ -264,3 +264,18 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
     assert manifest()["stray/left over.txt"]["status"] == "orphan"
     assert (root / "orphans" / "stray" / "left over.txt").read_bytes() == b"no files row"
     assert not list(root.rglob(move_files.PLACEHOLDER))
+
+
+def test_bad_input_is_one_clear_line(fresh_database: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(lifeos_env.MigrationError, match=r"v2_work\.int_files does not exist: build it first"):
+        move_files.move(move_files.LocalSource(root.parent.parent), root)
+    with pytest.raises(lifeos_env.MigrationError, match="--files-from /nowhere: no such folder"):
+        move_files.source_from("/nowhere", move_files.BUCKET)
+    monkeypatch.delenv("SUPABASE_SERVICE_KEY", raising=False)
+    with pytest.raises(lifeos_env.MigrationError, match="needs SUPABASE_URL and SUPABASE_SERVICE_KEY"):
+        move_files.source_from("supabase", move_files.BUCKET)
+    with pytest.raises(lifeos_env.MigrationError, match="SUPABASE_URL 'ftp://x': Invalid URL"):
+        move_files.SupabaseSource("ftp://x", KEY, move_files.BUCKET, retries=0, backoff=0)
+    write_inputs(root.parent, {file_id(1): "a.txt"}, {})  # storage_path under another root than the step's
+    with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: give dbt the same"):
+        move_files.move(move_files.LocalSource(root.parent.parent), root)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -129,7 +130,7 @@ class SupabaseSource:
     """The live bucket, through the supabase client (its listing, and its authenticated HTTP session)."""
 
     def __init__(self, url: str, key: str, bucket: str, retries: int, backoff: float) -> None:
-        from supabase import ClientOptions, create_client  # imported lazily: slow, and only this source needs it
+        from supabase import ClientOptions, SupabaseException, create_client  # lazily: slow, only this source needs it
 
         self.key, self.bucket_id, self.retries, self.backoff = key, bucket, retries, backoff
         # One connection pool for the client's listing and for streaming the downloads, authorised as Storage demands.
@@ -139,7 +140,10 @@ class SupabaseSource:
             limits=httpx.Limits(max_connections=64),
             follow_redirects=True,
         )
-        client = create_client(url, key, ClientOptions(httpx_client=self.session))
+        try:
+            client = create_client(url, key, ClientOptions(httpx_client=self.session))
+        except SupabaseException as error:
+            raise lifeos_env.MigrationError(f"SUPABASE_URL {url!r}: {error.message}") from None
         self.bucket = client.storage.from_(bucket)
         self.object_url = f"{client.storage_url}object/{quote(bucket)}/"
 
@@ -198,14 +202,14 @@ class SupabaseSource:
 
 def with_retries(attempt: Callable[[], T], retries: int, backoff: float) -> T:
     """Call `attempt`; after a Retryable failure wait (backoff doubling, or Retry-After) and call it again."""
-    for number in range(retries + 1):
+    for number in itertools.count():
         try:
             return attempt()
         except Retryable as error:
-            if number == retries:
+            if number >= retries:
                 raise
             time.sleep(min(30.0, error.retry_after or backoff * 2**number))
-    raise AssertionError("unreachable")
+    raise AssertionError("itertools.count() ended")
 
 
 def refusal(key: str) -> str | None:
@@ -259,6 +263,11 @@ class Digest:
 def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
     """Every blob move: one per object key the files rows reference, then the orphans."""
     with lifeos_env.transaction() as cur:
+        cur.execute("select to_regclass(%s)", (f"{WORK_SCHEMA}.int_files",))
+        if cur.fetchone()[0] is None:
+            raise lifeos_env.MigrationError(
+                f"{WORK_SCHEMA}.int_files does not exist: build it first (dbt build --select +int_files)"
+            )
         cur.execute(
             f"select id::text, object_key, storage_path, size_bytes, reject_rule from {WORK_SCHEMA}.int_files"
             " order by id"
