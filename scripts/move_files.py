@@ -94,6 +94,8 @@ class Retryable(Exception):
 
 
 class Source(Protocol):
+    secret: str  # to be kept out of every message (the service key), or ""
+
     def keys(self) -> set[str]:
         """Every object key in the bucket, in all folders."""
 
@@ -103,6 +105,8 @@ class Source(Protocol):
 
 class LocalSource:
     """A staging folder holding the bucket's objects laid out by key."""
+
+    secret = ""
 
     def __init__(self, root: Path) -> None:
         if not root.is_dir():
@@ -132,7 +136,7 @@ class SupabaseSource:
     def __init__(self, url: str, key: str, bucket: str, retries: int, backoff: float) -> None:
         from supabase import ClientOptions, SupabaseException, create_client  # lazily: slow, only this source needs it
 
-        self.key, self.bucket_id, self.retries, self.backoff = key, bucket, retries, backoff
+        self.secret, self.bucket_id, self.retries, self.backoff = key, bucket, retries, backoff
         # One connection pool for the client's listing and for streaming the downloads, authorised as Storage demands.
         self.session = httpx.Client(
             headers={"Authorization": f"Bearer {key}", "apikey": key},
@@ -146,9 +150,6 @@ class SupabaseSource:
             raise lifeos_env.MigrationError(f"SUPABASE_URL {url!r}: {error.message}") from None
         self.bucket = client.storage.from_(bucket)
         self.object_url = f"{client.storage_url}object/{quote(bucket)}/"
-
-    def redact(self, error: BaseException) -> str:
-        return f"{type(error).__name__}: {error}".replace(self.key, "[service key]")
 
     def keys(self) -> set[str]:
         keys: set[str] = set()
@@ -177,12 +178,13 @@ class SupabaseSource:
             status = int(error.status) if str(error.status).isdigit() else 0
             if status == 429 or status >= 500:
                 raise Retryable(f"listing {prefix or '/'}: HTTP {status}") from None
-            problem = f"HTTP {error.status} {error.message}".replace(self.key, "[service key]")
             raise lifeos_env.MigrationError(
-                f"listing bucket {self.bucket_id} at SUPABASE_URL: {problem} (is SUPABASE_SERVICE_KEY the service key?)"
+                f"listing bucket {self.bucket_id} at SUPABASE_URL: HTTP {error.status} "
+                + describe(error.message, self.secret)
+                + " (is SUPABASE_SERVICE_KEY the service key?)"
             ) from None
         except httpx.TransportError as error:
-            raise Retryable(f"listing {prefix or '/'}: {self.redact(error)}") from None
+            raise Retryable(f"listing {prefix or '/'}: {describe(error, self.secret)}") from None
 
     def chunks(self, key: str) -> Iterator[bytes]:
         try:
@@ -197,7 +199,13 @@ class SupabaseSource:
                     raise RuntimeError(f"HTTP {status}: {response.read().decode(errors='replace')[:200]}")
                 yield from response.iter_bytes(CHUNK)
         except httpx.TransportError as error:
-            raise Retryable(self.redact(error)) from None
+            raise Retryable(describe(error, self.secret)) from None
+
+
+def describe(error: BaseException | str, secret: str) -> str:
+    """An error as one line for output, logs and the manifest, with the secret blanked out."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return text.replace(secret, "[service key]") if secret else text
 
 
 def with_retries(attempt: Callable[[], T], retries: int, backoff: float) -> T:
@@ -386,7 +394,7 @@ class Mover:
         except ObjectMissing as error:
             return replace(entry, status="missing", detail=str(error))
         except Exception as error:  # any other failure is recorded, the run goes on, and the step fails at the end
-            return replace(entry, status="failed", detail=getattr(self.source, "redact", str)(error))
+            return replace(entry, status="failed", detail=describe(error, self.source.secret))
         if entry.status == "orphan":
             return self.done(entry, new, "orphan")
         return self.done(entry, new, "copied" if old is None else "present" if old == new else "repaired")
