@@ -120,19 +120,27 @@ def test_rerun_skips_present_blobs_and_repairs_wrong_ones(
     assert all((root / k).read_bytes() == bucket[k] for k in keys)
 
 
-def test_a_blob_that_keeps_failing_fails_the_step_and_leaves_no_file(
+def test_blobs_that_keep_failing_or_do_not_verify_fail_the_step_and_leave_no_file(
     fresh_database: str, root: Path, tmp_path: Path
 ) -> None:
-    objects = {"flaky.txt": b"never arrives", "wrong.txt": b"not what the inventory says", "fine.txt": b"ok"}
-    write_inputs(root, {file_id(1): "flaky.txt", file_id(2): "wrong.txt", file_id(3): "fine.txt"}, {})
+    objects = {
+        "flaky.txt": b"never",
+        "wrong.txt": b"not what the inventory says",
+        "short.bin": b"12345",
+        "fine.txt": b"ok",
+    }
+    write_inputs(root, {file_id(n): key for n, key in enumerate(objects)}, {})
     with lifeos_env.transaction() as cur:
-        cur.execute(
-            "insert into v1.storage_objects (bucket_id, name, metadata) values ('life-os-files', 'wrong.txt', %s)",
-            (json.dumps({"size": 27, "eTag": f'"{md5(b"other")}"'}),),
+        cur.executemany(
+            "insert into v1.storage_objects (bucket_id, name, metadata) values ('life-os-files', %s, %s)",
+            [
+                ("wrong.txt", json.dumps({"size": 27, "eTag": f'"{md5(b"other")}"'})),
+                ("short.bin", json.dumps({"size": 9, "eTag": '"0a1b2c3d4e5f60718293a4b5c6d7e8f9-2"'})),  # multipart
+            ],
         )
     with FakeStorage("life-os-files", objects, KEY) as storage:
         storage.faults["flaky.txt"] = ["500"] * 10
-        with pytest.raises(lifeos_env.MigrationError, match="2 blobs could not be moved"):
+        with pytest.raises(lifeos_env.MigrationError, match="3 blobs could not be moved"):
             move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
         assert storage.downloads.count("flaky.txt") == 4
     rows = manifest()
@@ -140,6 +148,10 @@ def test_a_blob_that_keeps_failing_fails_the_step_and_leaves_no_file(
     assert (rows["wrong.txt"]["status"], rows["wrong.txt"]["detail"]) == (
         "failed",
         f"ValueError: md5 {md5(objects['wrong.txt'])} but the inventory's eTag is {md5(b'other')}",
+    )
+    assert (rows["short.bin"]["status"], rows["short.bin"]["detail"]) == (
+        "failed",
+        "ValueError: size 5 but the inventory says 9",
     )
     assert rows["fine.txt"]["status"] == "copied"
     assert sorted(p.name for p in root.iterdir()) == ["fine.txt"]

@@ -88,10 +88,6 @@ class ObjectMissing(Exception):
 class Retryable(Exception):
     """A transient failure (429, 5xx, a broken transfer): try again after a pause."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 class Source(Protocol):
     secret: str  # to be kept out of every message (the service key), or ""
@@ -193,8 +189,7 @@ class SupabaseSource:
                 if status == 404:
                     raise ObjectMissing("not in the bucket (HTTP 404)")
                 if status == 429 or status >= 500:
-                    after = response.headers.get("Retry-After", "")
-                    raise Retryable(f"HTTP {status}", float(after) if after.isdigit() else None)
+                    raise Retryable(f"HTTP {status}")
                 if status != 200:
                     raise RuntimeError(f"HTTP {status}: {response.read().decode(errors='replace')[:200]}")
                 yield from response.iter_bytes(CHUNK)
@@ -209,14 +204,14 @@ def describe(error: BaseException | str, secret: str) -> str:
 
 
 def with_retries(attempt: Callable[[], T], retries: int, backoff: float) -> T:
-    """Call `attempt`; after a Retryable failure wait (backoff doubling, or Retry-After) and call it again."""
+    """Call `attempt`; after a Retryable failure wait (`backoff` seconds, doubling each time) and call it again."""
     for number in itertools.count():
         try:
             return attempt()
-        except Retryable as error:
+        except Retryable:
             if number >= retries:
                 raise
-            time.sleep(min(30.0, error.retry_after or backoff * 2**number))
+            time.sleep(min(30.0, backoff * 2**number))
     raise AssertionError("itertools.count() ended")
 
 
