@@ -433,14 +433,13 @@ def sweep_temporaries(entries: list[Entry]) -> None:
                 stale.unlink(missing_ok=True)
 
 
-def fsync_folders(entries: list[Entry]) -> None:
-    """Make the renames durable: fsync every destination folder once."""
-    for folder in {Path(e.local_path).parent for e in entries if e.local_path and e.status in IN_PLACE}:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def fsync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_manifest(entries: list[Entry], json_path: Path) -> None:
@@ -499,8 +498,8 @@ def move(
         progress.update(mover.bar, total=total, description=f"{len(to_move)} blobs")
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             moved = {id(e): done for e, done in zip(to_move, pool.map(mover.move, to_move), strict=True)}
-    entries = [moved.get(id(e), e) for e in entries]
-    fsync_folders(entries)
+            entries = [moved.get(id(e), e) for e in entries]
+            list(pool.map(fsync_folder, {Path(e.local_path).parent for e in entries if e.status in IN_PLACE}))
     write_manifest(entries, manifest_json)
     counts: dict[str, int] = {}
     for entry in entries:
