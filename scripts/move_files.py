@@ -376,20 +376,21 @@ class Mover:
 
     def move(self, entry: Entry) -> Entry:
         """Put one blob in place (or find it there) and return its manifest entry."""
-        dest = Path(str(entry.local_path))
+        try:
+            return self.place(entry, Path(str(entry.local_path)))
+        except ObjectMissing as error:
+            return replace(entry, status="missing", detail=str(error))
+        except Exception as error:  # any other failure is recorded, the run goes on, and the step fails at the end
+            return replace(entry, status="failed", detail=describe(error, self.source.secret))
+
+    def place(self, entry: Entry, dest: Path) -> Entry:
         old = digest(dest) if dest.is_file() else None
         known = entry.expected.md5 or entry.expected.sha256
         if old and known and not mismatch(old, entry.expected) and entry.expected.sha256 in (None, old.sha256):
             self.progress.advance(self.bar, old.size)
             return self.done(entry, old, "present" if entry.status == "copy" else entry.status)
-        try:
-            new = with_retries(
-                partial(self.write, entry.object_key or "", dest, entry.expected), self.retries, self.backoff
-            )
-        except ObjectMissing as error:
-            return replace(entry, status="missing", detail=str(error))
-        except Exception as error:  # any other failure is recorded, the run goes on, and the step fails at the end
-            return replace(entry, status="failed", detail=describe(error, self.source.secret))
+        write = partial(self.write, entry.object_key or "", dest, entry.expected)
+        new = with_retries(write, self.retries, self.backoff)
         if entry.status == "orphan":
             return self.done(entry, new, "orphan")
         return self.done(entry, new, "copied" if old is None else "present" if old == new else "repaired")
