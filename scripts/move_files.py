@@ -76,6 +76,15 @@ create table if not exists lifeos_migration.file_manifest (
 );
 comment on table lifeos_migration.file_manifest is
     'One row per v1 files row and per orphan bucket object: where its blob is and how the files step left it';
+comment on column lifeos_migration.file_manifest.file_id is 'v1 files.id; null for an object no files row references';
+comment on column lifeos_migration.file_manifest.object_key is 'object key relative to the bucket, percent-decoded';
+comment on column lifeos_migration.file_manifest.local_path is 'the blob: int_files.storage_path, or under orphans/';
+comment on column lifeos_migration.file_manifest.size_bytes is 'bytes on disk (planned size when not in place)';
+comment on column lifeos_migration.file_manifest.sha256 is 'sha256 of the bytes on disk, hex';
+comment on column lifeos_migration.file_manifest.md5 is 'md5 of the bytes on disk, hex (Storage eTags are md5s)';
+comment on column lifeos_migration.file_manifest.status is
+    'in place: copied, present (already right), repaired (was wrong), orphan; not: missing, refused, failed';
+comment on column lifeos_migration.file_manifest.detail is 'why, for anything but a plain copy';
 """
 console = Console()
 T = TypeVar("T")
