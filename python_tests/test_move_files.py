@@ -36,7 +36,7 @@ def file_id(n: int) -> str:
 
 
 def remote(storage: FakeStorage) -> move_files.SupabaseSource:
-    return move_files.SupabaseSource(storage.url, storage.key, storage.bucket, **FAST)
+    return move_files.SupabaseSource(storage.url, storage.key, storage.bucket, **FAST, concurrency=4)
 
 
 @pytest.fixture
@@ -287,7 +287,7 @@ def test_bad_input_is_one_clear_line(fresh_database: str, root: Path, monkeypatc
     with pytest.raises(lifeos_env.MigrationError, match="needs SUPABASE_URL and SUPABASE_SERVICE_KEY"):
         move_files.source_from("supabase", move_files.BUCKET)
     with pytest.raises(lifeos_env.MigrationError, match="SUPABASE_URL 'ftp://x': Invalid URL"):
-        move_files.SupabaseSource("ftp://x", KEY, move_files.BUCKET, retries=0, backoff=0)
+        move_files.SupabaseSource("ftp://x", KEY, move_files.BUCKET, retries=0, backoff=0, concurrency=1)
     write_inputs(root.parent, {file_id(1): "a.txt"}, {})  # storage_path under another root than the step's
     with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: give dbt the same"):
         move_files.move(move_files.LocalSource(root.parent.parent), root)

@@ -59,6 +59,9 @@ PLACEHOLDER = ".emptyFolderPlaceholder"
 ORPHANS = "orphans"
 CHUNK = 1 << 20
 PAGE = 100
+RETRIES = 5  # after the first attempt; pauses of BACKOFF seconds, doubling each time
+BACKOFF = 0.5
+CONCURRENCY = 8
 IN_PLACE = ("copied", "present", "repaired", "orphan")
 MANIFEST_DDL = """
 create schema if not exists lifeos_migration;
@@ -138,10 +141,11 @@ class LocalSource:
 class SupabaseSource:
     """The live bucket, through the supabase client (its listing, and its authenticated HTTP session)."""
 
-    def __init__(self, url: str, key: str, bucket: str, retries: int, backoff: float) -> None:
+    def __init__(self, url: str, key: str, bucket: str, retries: int, backoff: float, concurrency: int) -> None:
         from supabase import ClientOptions, SupabaseException, create_client  # lazily: slow, only this source needs it
 
         self.secret, self.bucket_id, self.retries, self.backoff = key, bucket, retries, backoff
+        self.concurrency = concurrency
         # One connection pool for the client's listing and for streaming the downloads, authorised as Storage demands.
         self.session = httpx.Client(
             headers={"Authorization": f"Bearer {key}", "apikey": key},
@@ -157,22 +161,30 @@ class SupabaseSource:
         self.object_url = f"{client.storage_url}object/{quote(bucket)}/"
 
     def keys(self) -> set[str]:
+        """List the bucket folder by folder (the API lists one level), the folders of each level at once."""
         keys: set[str] = set()
-        folders = [""]
-        while folders:
-            prefix = folders.pop()
-            offset = 0
-            while True:
-                page = with_retries(partial(self.list_page, prefix, offset), self.retries, self.backoff)
-                for entry in page:
-                    if entry.get("id") is None:
-                        folders.append(f"{prefix}{entry['name']}/")
-                    elif entry["name"] != PLACEHOLDER:
-                        keys.add(f"{prefix}{entry['name']}")
-                if len(page) < PAGE:
-                    break
-                offset += PAGE
+        level = [""]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            while level:
+                listed = list(pool.map(self.list_folder, level))
+                keys.update(key for found, _ in listed for key in found)
+                level = [folder for _, folders in listed for folder in folders]
         return keys
+
+    def list_folder(self, prefix: str) -> tuple[list[str], list[str]]:
+        """The object keys and the sub-folders (as prefixes) in one folder, page by page."""
+        keys: list[str] = []
+        folders: list[str] = []
+        for offset in itertools.count(0, PAGE):
+            page = with_retries(partial(self.list_page, prefix, offset), self.retries, self.backoff)
+            for entry in page:
+                if entry.get("id") is None:
+                    folders.append(f"{prefix}{entry['name']}/")
+                elif entry["name"] != PLACEHOLDER:
+                    keys.append(f"{prefix}{entry['name']}")
+            if len(page) < PAGE:
+                return keys, folders
+        raise AssertionError("itertools.count() ended")
 
     def list_page(self, prefix: str, offset: int) -> list[dict[str, object]]:
         from storage3.exceptions import StorageApiError
@@ -485,11 +497,11 @@ def move(
     root: Path,
     *,
     bucket: str = BUCKET,
-    concurrency: int = 8,
+    concurrency: int = CONCURRENCY,
     dry_run: bool = False,
     manifest_json: Path = DEFAULT_MANIFEST,
-    retries: int = 5,
-    backoff: float = 0.5,
+    retries: int = RETRIES,
+    backoff: float = BACKOFF,
 ) -> list[Entry]:
     """The files step: plan, move every blob, write the manifest; raise when a blob could not be moved."""
     root = Path(os.path.abspath(root))
@@ -523,14 +535,14 @@ def move(
     return entries
 
 
-def source_from(spec: str, bucket: str, retries: int = 5, backoff: float = 0.5) -> Source:
+def source_from(spec: str, bucket: str, retries: int = RETRIES, concurrency: int = CONCURRENCY) -> Source:
     """`supabase` (the live bucket, from SUPABASE_URL and SUPABASE_SERVICE_KEY) or a staging folder."""
     if spec != "supabase":
         return LocalSource(Path(spec))
     url, key = os.environ.get("SUPABASE_URL"), os.environ.get("SUPABASE_SERVICE_KEY")
     if not url or not key:
         raise lifeos_env.MigrationError("--files-from supabase needs SUPABASE_URL and SUPABASE_SERVICE_KEY set")
-    return SupabaseSource(url, key, bucket, retries, backoff)
+    return SupabaseSource(url, key, bucket, retries, BACKOFF, concurrency)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,14 +550,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files-from", required=True, metavar="DIR|supabase", help="staging folder, or supabase")
     parser.add_argument("--storage-root", type=Path, default=DEFAULT_ROOT, help=f"default {DEFAULT_ROOT}")
     parser.add_argument("--bucket", default=BUCKET, help=f"default {BUCKET}")
-    parser.add_argument("--concurrency", type=int, default=8, help="blobs moved at once (default 8)")
-    parser.add_argument("--retries", type=int, default=5, help="retries on 429, 5xx, broken transfers (default 5)")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help=f"blobs moved at once ({CONCURRENCY})")
+    parser.add_argument("--retries", type=int, default=RETRIES, help=f"on 429, 5xx, broken transfers ({RETRIES})")
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="JSON manifest path")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, copy nothing")
     args = parser.parse_args(argv)
     try:
         lifeos_env.ensure_target()
-        source = source_from(args.files_from, args.bucket, args.retries)
+        source = source_from(args.files_from, args.bucket, args.retries, args.concurrency)
         move(
             source,
             args.storage_root,
