@@ -8,7 +8,8 @@ carry the service key as `Authorization: Bearer` and `apikey`, as Supabase
 demands. Faults are switchable per object key: queue them in `faults[key]`,
 one is used up per GET: `"404"` (a missing object), `"429"`, `"500"`, `"cut"`
 (the body is cut short) and `"stall"` (half the body, then silence). A key
-absent from `objects` answers 404 too.
+absent from `objects` is missing too. A missing object answers HTTP 400 with
+`"statusCode": "404"` in its body, as Storage does.
 `latency` delays every response (the benchmark's 50 ms round trip).
 `write_inputs` writes what the files step reads about such a bucket from the database.
 """
@@ -160,8 +161,8 @@ def _handler(storage: FakeStorage) -> type[BaseHTTPRequestHandler]:
             path = urlsplit(self.path).path
             key = unquote(path[len(route) :]) if path.startswith(route) else None
             fault = storage.next_fault(key) if key is not None else None
-            if key not in storage.objects or fault == "404":
-                self.reply(404, {"statusCode": "404", "error": "not_found", "message": "Object not found"})
+            if key not in storage.objects or fault == "404":  # HTTP 400 and the status in the body, like Storage
+                self.reply(400, {"statusCode": "404", "error": "not_found", "message": "Object not found"})
             elif fault in ("429", "500"):
                 self.reply(int(fault), {"statusCode": fault, "error": "fault", "message": "injected"})
             else:

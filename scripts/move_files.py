@@ -207,6 +207,8 @@ class SupabaseSource:
         try:
             with self.session.stream("GET", self.object_url + quote(key)) as response:
                 status = response.status_code
+                if status == 400:  # Storage's legacy errors: HTTP 400 with the real status in the body
+                    status = storage_status(response.read())
                 if status == 404:
                     raise ObjectMissing("not in the bucket (HTTP 404)")
                 if status == 429 or status >= 500:
@@ -216,6 +218,14 @@ class SupabaseSource:
                 yield from response.iter_bytes(CHUNK)
         except httpx.TransportError as error:
             raise Retryable(describe(error, self.secret)) from None
+
+
+def storage_status(body: bytes) -> int:
+    """The status in a Storage error body (`{"statusCode": "404", "error": ...}`), else 400."""
+    try:
+        return int(json.loads(body)["statusCode"])
+    except (ValueError, KeyError, TypeError):
+        return 400
 
 
 def describe(error: BaseException | str, secret: str) -> str:
