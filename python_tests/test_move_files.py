@@ -208,7 +208,7 @@ def test_kill_9_mid_copy_then_resume(fresh_database: str, root: Path, tmp_path: 
     with FakeStorage("life-os-files", objects, KEY) as storage:
         storage.faults["big.bin"] = ["stall"]  # half the body, then silence: the copy is mid-way
         run = cli("--storage-root", str(root), "--manifest", str(tmp_path / "m.json"), url=storage.url, key=KEY)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not [p for p in root.glob(".lifeos-*.part") if p.stat().st_size > 0] and time.monotonic() < deadline:
             time.sleep(0.05)
         run.send_signal(signal.SIGKILL)
