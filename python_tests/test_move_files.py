@@ -263,6 +263,7 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
     (staging / "stray").mkdir()
     (staging / "stray" / "left over.txt").write_bytes(b"no files row")
     (staging / "stray" / move_files.PLACEHOLDER).write_bytes(b"")
+    (staging / os.fsdecode(b"stray/latin-1 \xe9t\xe9.txt")).write_bytes(b"a name that is not UTF-8")
     migrate.build_int_files(str(root))
     move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
     with lifeos_env.transaction() as cur:
@@ -274,6 +275,7 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
         assert (rows[file_id]["status"], rows[file_id]["local_path"]) == ("copied", storage_path)
         assert Path(storage_path).read_bytes() == (staging / key).read_bytes()
     assert manifest()["stray/left over.txt"]["status"] == "orphan"
+    assert manifest()["stray/latin-1 \\xe9t\\xe9.txt"]["status"] == "refused"
     assert (root / "orphans" / "stray" / "left over.txt").read_bytes() == b"no files row"
     assert not list(root.rglob(move_files.PLACEHOLDER))
 

@@ -250,6 +250,8 @@ def refusal(key: str) -> str | None:
     """Why `key` can never become a path under the storage root, or None when it is safe."""
     if "\x00" in key:
         return "object key holds a NUL"
+    if printable(key) != key:
+        return "object key is not valid UTF-8"
     if key.startswith("/"):
         return "object key is an absolute path"
     parts = key.split("/")
@@ -258,6 +260,12 @@ def refusal(key: str) -> str | None:
     if "" in parts:
         return "object key holds an empty segment"
     return None
+
+
+def printable(key: str) -> str:
+    """`key` as text a database can hold: a NUL and bytes that are not UTF-8 (from a folder's names) escaped."""
+    raw = key.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
 @dataclass(frozen=True)
@@ -359,8 +367,7 @@ def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
         status = "refused" if problem else "orphan" if key in in_bucket else "missing"
         detail = problem or ("no files row references it" if key in in_bucket else "in storage.objects only")
         expected = replace(inventory.get(key, Expected()), sha256=previous.get((key, path)))
-        shown = key.replace("\x00", "\\x00")  # a NUL cannot be stored in a text column
-        entries[key] = Entry([None], shown, path, status, detail, expected.size, expected=expected)
+        entries[key] = Entry([None], printable(key), path, status, detail, expected.size, expected=expected)
     return [*entries.values(), *refused]
 
 
