@@ -302,8 +302,11 @@ class Digest:
     md5: str
 
 
-def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
-    """Every blob move: one per object key the files rows reference, then the orphans."""
+FileRow = tuple[str, str | None, str | None, int | None, str | None]  # id, object_key, storage_path, size, reject_rule
+
+
+def read_inputs(bucket: str) -> tuple[list[FileRow], dict[str, Expected], dict[tuple[str, str], str]]:
+    """The int_files rows; the inventory (object key -> expected size and md5); the last run's sha256 per blob."""
     with lifeos_env.transaction() as cur:
         cur.execute("select to_regclass(%s)", (f"{WORK_SCHEMA}.int_files",))
         if cur.fetchone()[0] is None:
@@ -337,6 +340,12 @@ def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
                 (list(IN_PLACE),),
             )
             previous = {(key, path): sha for key, path, sha in cur.fetchall()}
+    return files, inventory, previous
+
+
+def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
+    """Every blob move: one per object key the files rows reference, then the orphans."""
+    files, inventory, previous = read_inputs(bucket)
     in_bucket = source.keys()
     entries: dict[str, Entry] = {}
     refused: list[Entry] = []
