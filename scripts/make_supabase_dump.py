@@ -214,9 +214,9 @@ def cli_dump(dump: str, database: str) -> str:
     text = subprocess.run(
         [dump, "--data-only", "--column-inserts", "--quote-all-identifiers", "--schema", "public",
          "--schema", "storage", "--schema", "auth", "--dbname", database],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("--"))
+        capture_output=True, check=True,
+    ).stdout.decode()  # fmt: skip
+    body = "".join(line + "\n" for line in text.split("\n")[:-1] if not line.startswith("--"))
     return "SET session_replication_role = replica;\n\n" + body + "RESET ALL;\n"
 
 
@@ -224,7 +224,7 @@ def write_dumps(database: str, out: Path, variants: list[str]) -> dict[str, Path
     """pg_dump `database` into `out` in each of `variants`; return the paths."""
     out.mkdir(parents=True, exist_ok=True)
     dump = pg_dump(database)
-    plain = subprocess.run([dump, "--dbname", database], capture_output=True, text=True, check=True).stdout
+    plain = subprocess.run([dump, "--dbname", database], capture_output=True, check=True).stdout.decode()
     texts = {
         "plain": lambda: plain,
         "extensions": lambda: with_restrict(with_extensions(plain)),
@@ -238,7 +238,7 @@ def write_dumps(database: str, out: Path, variants: list[str]) -> dict[str, Path
         if variant == "custom":
             subprocess.run([dump, "-Fc", "--dbname", database, "--file", str(path)], check=True)
         else:
-            path.write_text(texts[variant](), encoding="utf-8")
+            path.write_bytes(texts[variant]().encode())
         paths[variant] = path
     return paths
 

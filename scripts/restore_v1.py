@@ -41,9 +41,16 @@ SOURCES_YML = lifeos_env.ROOT / "models" / "staging" / "v1" / "_v1__sources.yml"
 SAMPLE_DUMP = lifeos_env.ROOT / "sample" / "life_os_v1_backup.sql"
 # The blob inventory: Supabase Storage's tables, restored beside the app tables.
 STORAGE_TABLES = {
-    "storage_buckets": ("buckets", {"id": "text", "name": "text"}),
-    "storage_objects": ("objects", {"id": "uuid", "bucket_id": "text", "name": "text", "metadata": "jsonb"}),
+    "storage_buckets": ("buckets", ["id", "name"]),
+    "storage_objects": ("objects", ["id", "bucket_id", "name", "metadata"]),
 }
+# The types of Supabase Storage's columns, for dumps without DDL (CLI data dumps).
+STORAGE_TYPES = {
+    "id": "text", "name": "text", "owner": "uuid", "owner_id": "text", "public": "boolean", "created_at": "timestamptz",
+    "updated_at": "timestamptz", "last_accessed_at": "timestamptz", "file_size_limit": "bigint", "type": "text",
+    "allowed_mime_types": "text[]", "bucket_id": "text", "metadata": "jsonb", "user_metadata": "jsonb",
+    "version": "text", "level": "integer",
+}  # fmt: skip
 # Archive format -> the first pg_dump (and pg_restore) major version that writes it.
 ARCHIVE_FORMATS = {"1.14": 12, "1.15": 16, "1.16": 17}
 
@@ -59,7 +66,7 @@ INSERT = re.compile(
     re.I | re.S,
 )
 VALUE_TOKEN = re.compile(
-    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<bits>[BX]'[0-9A-Fa-f]*')|(?P<word>NULL|true|false)"
+    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<bits>B'[01]*')|(?P<word>NULL|true|false)"
     r"|(?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<punct>[(),]))",
     re.I,
 )
@@ -89,7 +96,8 @@ class Table:
     target: str  # name in the v1 schema
     schema: str  # schema in the dump
     name: str  # name in the dump
-    expected: dict[str, str]  # column -> contract type
+    expected: dict[str, str]  # column -> type: the columns the models need
+    known: dict[str, str]  # column -> type of any column it may have, for dumps without DDL
     required: bool  # a missing table is an error (else restored empty, with a warning)
 
     @property
@@ -100,14 +108,18 @@ class Table:
 def contract() -> dict[tuple[str, str], Table]:
     """The tables to restore, keyed by (schema, name) in the dump: the sources YAML plus Storage's two."""
     declared = yaml.safe_load(SOURCES_YML.read_text())["sources"][0]["tables"]
-    tables = {
-        t["name"]: Table(t["name"], "public", t["name"], {c["name"]: c["data_type"] for c in t["columns"]}, True)
-        for t in declared
-    }
-    for target, (name, columns) in STORAGE_TABLES.items():
-        declared_columns = tables[target].expected if target in tables else columns
-        tables[target] = Table(target, "storage", name, declared_columns, target in tables)
+    columns = {t["name"]: {c["name"]: c["data_type"] for c in t["columns"]} for t in declared}
+    tables = {name: Table(name, "public", name, types, types, True) for name, types in columns.items()}
+    for target, (name, needed) in STORAGE_TABLES.items():
+        known = STORAGE_TYPES | {"id": "uuid"} if name == "objects" else STORAGE_TYPES
+        expected = columns.get(target, {c: known[c] for c in needed})
+        tables[target] = Table(target, "storage", name, expected, known | expected, target in columns)
     return {(t.schema, t.name): t for t in tables.values()}
+
+
+def excerpt(text: str) -> str:
+    """The start of some dump text, on one line, for an error message."""
+    return "`" + " ".join(text.split())[:80] + "`"
 
 
 def unquote(identifier: str) -> str:
@@ -169,10 +181,10 @@ class Loader:
         )
         self.columns[table.target] = names
 
-    def create_from_contract(self, table: Table, extra: Iterable[str] = ()) -> None:
-        """For dumps without DDL (data-only): the contract's columns, plus any extra data column as text."""
-        columns = list(table.expected.items()) + [(c, "text") for c in extra if c not in table.expected]
-        self.create(table, columns)
+    def create_from_contract(self, table: Table, data_columns: Iterable[str] = ()) -> None:
+        """For dumps without DDL (data-only): the data's columns and the expected ones, typed as far as known."""
+        names = list(data_columns) + [c for c in table.expected if c not in data_columns]
+        self.create(table, [(c, table.known.get(c, "text")) for c in names])
 
     def copy(self, table: Table, columns: list[str], lines: Iterable[str]) -> None:
         """Stream COPY text rows (one per line, newline-terminated) into the table."""
@@ -192,6 +204,8 @@ class Loader:
             .as_string(self.cur),
             stream,
         )
+        if stream.error is not None:
+            raise stream.error
         self.dump_rows[table.target] = self.dump_rows.get(table.target, 0) + stream.rows
 
     def finish(self, data_only: bool) -> list[tuple[Table, int, int]]:
@@ -217,21 +231,29 @@ class Loader:
 
 
 class CopyStream:
-    """A file-like view of COPY text lines for copy_expert, counting the rows it hands out."""
+    """A file-like view of COPY text lines for copy_expert, counting the rows it hands out.
+
+    An error while reading the lines ends the stream; the caller raises it once COPY returns.
+    """
 
     def __init__(self, lines: Iterator[str]) -> None:
         self.lines = lines
         self.rows = 0
+        self.error: MigrationError | None = None
 
     def read(self, size: int = -1) -> str:
         chunk: list[str] = []
         length = 0
-        for line in self.lines:
-            chunk.append(line)
-            self.rows += 1
-            length += len(line)
-            if length >= size > 0:
-                break
+        try:
+            for line in self.lines:
+                chunk.append(line)
+                self.rows += 1
+                length += len(line)
+                if length >= size > 0:
+                    break
+        except MigrationError as error:
+            self.error = error
+            return ""
         return "".join(chunk)
 
 
@@ -244,35 +266,28 @@ def insert_rows(text: str, label: str) -> Iterator[str]:
     row: list[str | None] | None = None
     expect_value = False
     position = 0
-    while position < len(text.rstrip()):
-        token = VALUE_TOKEN.match(text, position)
-        if token is None:
-            raise MigrationError(
-                f"INSERT into {label} holds something other than literal values: {text[position:][:60]!r}"
-            )
-        position = token.end()
+    while token := VALUE_TOKEN.match(text, position):
         kind, value = token.lastgroup, token.group(token.lastgroup)
-        if kind == "punct" and value == "(" and row is None:
-            row, expect_value = [], True
-        elif kind == "punct" and value == "," and row is not None and not expect_value:
-            expect_value = True
-        elif kind == "punct" and value == ")" and row is not None and not expect_value:
-            yield copy_line(row)
-            row = None
-        elif kind == "punct" and value == "," and row is None:
-            continue
-        elif kind != "punct" and row is not None and expect_value:
+        if kind != "punct" and row is not None and expect_value:
             if kind == "string":
                 row.append(value[1:-1].replace("''", "'"))
-            elif kind == "bits":
-                row.append(value[2:-1] if value[0] in "Bb" else format(int(value[2:-1] or "0", 16), "b"))
             else:
-                row.append(None if value.upper() == "NULL" else value)
+                row.append(value[2:-1] if kind == "bits" else None if value.upper() == "NULL" else value)
             expect_value = False
+        elif value == "(" and row is None:
+            row, expect_value = [], True
+        elif value == "," and not expect_value:
+            expect_value = row is not None
+        elif value == ")" and row is not None and not expect_value:
+            yield copy_line(row)
+            row = None
         else:
-            raise MigrationError(f"INSERT into {label} is malformed near {text[token.start() :][:60]!r}")
-    if row is not None:
-        raise MigrationError(f"INSERT into {label} is malformed: a VALUES list is not closed")
+            break
+        position = token.end()
+    if row is not None or text[position:].strip():
+        raise MigrationError(
+            f"INSERT into {label} holds something other than literal values: {excerpt(text[position:])}"
+        )
 
 
 class DumpReader:
@@ -389,7 +404,7 @@ class DumpReader:
         table = self.loader.tables.get(name)
         if copy is None:
             if table is not None:
-                raise MigrationError(f"refusing {statement[:80]!r}: only COPY ... FROM stdin data is read")
+                raise MigrationError(f"refusing {excerpt(statement)}: only COPY ... FROM stdin data is read")
             return  # not data: nothing follows it, and it is never run
         data = self.copy_data(lines, ".".join(name))
         if table is not None:
@@ -403,7 +418,7 @@ class DumpReader:
         """Collect the rows of consecutive INSERTs into one table (CLI dumps write one per row) for one COPY."""
         match = INSERT.fullmatch(statement)
         if match is None:
-            raise MigrationError(f"INSERT into {table.label} is malformed: {statement[:80]!r}")
+            raise MigrationError(f"INSERT into {table.label} is malformed: {excerpt(statement)}")
         columns = identifiers(match.group(2)) or self.loader.columns.get(table.target)
         if columns is None:
             raise MigrationError(f"INSERT into {table.label} names no columns and the dump has no CREATE TABLE for it")
@@ -442,7 +457,7 @@ def table_columns(body: str) -> list[tuple[str, str]]:
             continue
         name = re.match(IDENT, element)
         if name is None:
-            raise MigrationError(f"cannot read the column definition {element[:60]!r}")
+            raise MigrationError(f"cannot read the column definition {excerpt(element)}")
         rest = element[name.end() :]
         end = COLUMN_END.search(rest)
         declared = (rest[: end.start()] if end else rest).strip()

@@ -1,0 +1,248 @@
+"""The v1 restore on real servers: every dump kind, byte for byte; bad and crafted dumps refused, v1 untouched."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from conftest import drop_database
+from psycopg2 import sql
+
+import lifeos_env
+import make_supabase_dump
+import restore_v1
+
+Fingerprint = list[tuple[object, ...]]
+
+
+@pytest.fixture(scope="session")
+def supabase_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Path]]]:
+    """A Supabase-like database holding the sample, and its dumps in every variant."""
+    name = f"lifeos_test_supabase_{uuid.uuid4().hex[:8]}"
+    make_supabase_dump.build_source(name, 1)
+    yield name, make_supabase_dump.write_dumps(name, tmp_path_factory.mktemp("dumps"), make_supabase_dump.VARIANTS)
+    drop_database(name)
+
+
+def query(database: str, statement: sql.Composable | str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    conn = psycopg2.connect(dbname=database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, args)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def copy_out(database: str, schema: str, table: str, columns: list[str]) -> str:
+    """The table as COPY text, sorted: what a byte-for-byte comparison needs."""
+    conn = psycopg2.connect(dbname=database, options="-c TimeZone=UTC")
+    statement = sql.SQL("copy (select {c} from {s}.{t} order by 1, 2) to stdout").format(
+        c=sql.SQL(", ").join(map(sql.Identifier, columns)), s=sql.Identifier(schema), t=sql.Identifier(table)
+    )
+    out = io.StringIO()
+    try:
+        with conn.cursor() as cur:
+            cur.copy_expert(statement.as_string(cur), out)
+    finally:
+        conn.close()
+    return out.getvalue()
+
+
+def columns_of(database: str, schema: str, table: str) -> list[str]:
+    rows = query(
+        database,
+        "select column_name from information_schema.columns where table_schema = %s and table_name = %s"
+        " and is_generated = 'NEVER' order by ordinal_position",
+        (schema, table),
+    )
+    return [name for (name,) in rows]
+
+
+def fingerprint(database: str) -> Fingerprint:
+    """The v1 schema's identity, tables, columns and every row: equal only when nothing changed."""
+    tables = query(database, "select c.oid, c.relname from pg_class c where c.relnamespace = 'v1'::regnamespace")
+    prints: Fingerprint = [("schema", query(database, "select 'v1'::regnamespace::oid"))]
+    for oid, table in sorted(tables, key=lambda t: str(t[1])):
+        columns = columns_of(database, "v1", str(table))
+        prints.append((oid, table, tuple(columns), copy_out(database, "v1", str(table), columns)))
+    return prints
+
+
+@pytest.mark.parametrize("kind", [*make_supabase_dump.VARIANTS, "dsn"])
+def test_every_dump_kind_restores_every_value(
+    kind: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str
+) -> None:
+    source, dumps = supabase_source
+    if kind == "dsn":
+        counts = restore_v1.restore(dsn=f"dbname={source}")
+    else:
+        counts = restore_v1.restore(dumps[kind])
+    contract = restore_v1.contract().values()
+    assert sorted(counts) == sorted(t.target for t in contract)
+    assert {t for (t,) in query(fresh_database, "select tablename from pg_tables where schemaname = 'v1'")} == set(
+        counts
+    )
+    for table in contract:
+        columns = columns_of(source, table.schema, table.name)
+        assert columns_of(fresh_database, "v1", table.target) == columns, table.target
+        restored = copy_out(fresh_database, "v1", table.target, columns)
+        assert restored == copy_out(source, table.schema, table.name, columns), table.target
+    notes = copy_out(fresh_database, "v1", "notes", ["id", "body"])
+    assert all(escape in notes for escape in ("\\t", "\\n", "\\r", "\\\\", "🎉")), "the sample must hold hard values"
+    assert counts["tasks"] == 200 and counts["storage_objects"] == 20
+
+
+def test_supabase_objects_are_never_created(supabase_source: tuple[str, dict[str, Path]], fresh_database: str) -> None:
+    restore_v1.restore(supabase_source[1]["extensions"])
+    checks = {
+        "event triggers": "select count(*) from pg_event_trigger",
+        "policies": "select count(*) from pg_policy",
+        "publications": "select count(*) from pg_publication",
+        "extensions": "select count(*) from pg_extension where extname <> 'plpgsql'",
+        "functions": "select count(*) from pg_proc where pronamespace::regnamespace::text not in"
+        " ('pg_catalog', 'information_schema')",
+        "Supabase schemas": "select count(*) from pg_namespace where nspname in"
+        " ('auth', 'storage', 'extensions', 'graphql', 'vault', 'realtime', 'pgbouncer')",
+        "row level security": "select count(*) from pg_class where relrowsecurity",
+        "defaults": "select count(*) from pg_attrdef",
+        "constraints": "select count(*) from pg_constraint where connamespace = 'v1'::regnamespace",
+        "triggers": "select count(*) from pg_trigger",
+    }
+    assert {name: query(fresh_database, check)[0][0] for name, check in checks.items()} == dict.fromkeys(checks, 0)
+
+
+def test_extra_columns_are_kept_and_named(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    restore_v1.restore(supabase_source[1]["plain"])
+    output = " ".join(capsys.readouterr().out.split())
+    assert "public.tasks has extra columns, kept in tasks: user_id" in output
+    assert "public.notes has extra columns, kept in notes: user_id" in output
+    assert "user_id" in columns_of(fresh_database, "v1", "tasks")
+
+
+def edit(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new)
+
+
+def inject(text: str, statements: str) -> str:
+    footer = "\n--\n-- PostgreSQL database dump complete"
+    return edit(text, footer, "\n" + statements + footer)
+
+
+MARKER = Path(f"/tmp/lifeos_restore_marker_{uuid.uuid4().hex}")
+SMUGGLED = f"""
+CREATE TABLE public.pwned_marker (a int);
+CREATE FUNCTION public.pwned_fn() RETURNS void LANGUAGE sql AS $$ CREATE TABLE public.pwned_fn_marker () $$;
+SELECT public.pwned_fn();
+CREATE EVENT TRIGGER pwned_trigger ON ddl_command_end EXECUTE FUNCTION public.pwned_fn();
+CREATE TABLE public."tasks""; CREATE TABLE public.pwned_quote (a int); --" (a int);
+COPY public."tasks; CREATE TABLE public.pwned_semicolon (a int); --" (a) FROM stdin;
+1
+\\.
+\\! touch {MARKER}
+COPY public.pwned_marker (a) FROM PROGRAM 'touch {MARKER}';
+"""
+DOMAINS_COPY = "COPY public.domains (id, name, color, created_at) FROM stdin;\n"
+# name -> (how the plain dump is spoiled, the one-line error expected)
+BAD_DUMPS: dict[str, tuple[Callable[[str], str | bytes], str]] = {
+    "truncated in COPY data": (lambda t: t[: t.index("COPY public.tasks") + 5000], "truncated dump: the COPY data"),
+    "truncated between statements": (lambda t: t[: t.index("-- PostgreSQL database dump complete")], "truncated"),
+    "not a dump": (lambda t: "# Life OS\nSome notes, not SQL.\n", "not a pg_dump file"),
+    "gzip": (lambda t: b"\x1f\x8b\x08\x00garbage", "gzip-compressed"),
+    "empty": (lambda t: "", "is empty"),
+    "not UTF-8": (lambda t: edit(t, "Line one", "Line one").encode().replace(b"one", b"\xff", 1), "encoding problem"),
+    "declared LATIN1": (lambda t: edit(t, "client_encoding = 'UTF8'", "client_encoding = 'LATIN1'"), "is in LATIN1"),
+    "missing column": (
+        lambda t: edit(t, "    deadline date,\n", ""),
+        "public.tasks in the dump lacks column(s) deadline",
+    ),
+    "missing table": (lambda t: t.replace("public.reminders ", "public.reminders_old "), "no table public.reminders"),
+    "COPY FROM PROGRAM": (
+        lambda t: inject(t, f"COPY public.tasks (id) FROM PROGRAM 'touch {MARKER}';\n"),
+        "refusing `COPY public.tasks (id) FROM PROGRAM",
+    ),
+    "statements smuggled into a COPY block": (
+        lambda t: edit(
+            t,
+            DOMAINS_COPY,
+            f"{DOMAINS_COPY}\\.\nCREATE TABLE public.pwned_marker (a int);\n{DOMAINS_COPY}",
+        ),
+        "two data sections for public.domains",
+    ),
+    "bad data": (lambda t: edit(t, "\t3\topen\t", "\tthree\topen\t"), "server refused the dump's data: invalid input"),
+}
+
+
+def no_trace_of_execution(database: str) -> None:
+    assert not MARKER.exists()
+    assert query(database, "select relname from pg_class where relname like 'pwned%%'") == []
+    assert query(database, "select proname from pg_proc where proname like 'pwned%%'") == []
+    assert query(database, "select evtname from pg_event_trigger") == []
+
+
+@pytest.mark.parametrize("case", BAD_DUMPS)
+def test_bad_dumps_are_refused_and_v1_is_unchanged(
+    case: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    restore_v1.restore(supabase_source[1]["plain"])
+    before = fingerprint(fresh_database)
+    spoil, message = BAD_DUMPS[case]
+    spoiled = spoil(supabase_source[1]["plain"].read_text(encoding="utf-8"))
+    bad = tmp_path / "bad.sql"
+    bad.write_bytes(spoiled if isinstance(spoiled, bytes) else spoiled.encode())
+    with pytest.raises(lifeos_env.MigrationError) as refused:
+        restore_v1.restore(bad)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert fingerprint(fresh_database) == before
+    assert query(fresh_database, "select nspname from pg_namespace where nspname like 'v1_restore_%%'") == []
+    no_trace_of_execution(fresh_database)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("truncated", "truncated dump: pg_restore cannot read"),
+        ("newer", "archive format 1.16, newer than the local pg_restore 16 reads: it needs pg_restore 17 or newer"),
+    ],
+)
+def test_bad_archives_are_refused(
+    case: str, message: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    archive = supabase_source[1]["custom"].read_bytes()
+    bad = tmp_path / "bad.dump"
+    bad.write_bytes(archive[: len(archive) // 2] if case == "truncated" else archive[:6] + b"\x10" + archive[7:])
+    with pytest.raises(lifeos_env.MigrationError) as refused:
+        restore_v1.restore(bad)
+    assert message in str(refused.value)
+    assert query(fresh_database, "select count(*) from pg_namespace where nspname like 'v1%%'") == [(0,)]
+
+
+def test_a_crafted_dump_runs_nothing(supabase_source: tuple[str, dict[str, Path]], fresh_database: str) -> None:
+    """Functions, event triggers, quoted names, meta-commands and COPY FROM PROGRAM on other tables: all inert."""
+    crafted = supabase_source[1]["plain"].parent / "crafted.sql"
+    crafted.write_text(inject(supabase_source[1]["plain"].read_text(encoding="utf-8"), SMUGGLED), encoding="utf-8")
+    counts = restore_v1.restore(crafted)
+    assert counts["tasks"] == 200
+    no_trace_of_execution(fresh_database)
+
+
+def test_an_insert_with_an_expression_is_refused(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    cli = supabase_source[1]["cli"].read_text(encoding="utf-8")
+    bad = tmp_path / "cli.sql"
+    bad.write_text(
+        edit(
+            cli, "RESET ALL;", 'INSERT INTO "public"."domains" ("id") VALUES ((SELECT public.pwned_fn()));\nRESET ALL;'
+        )
+    )
+    with pytest.raises(lifeos_env.MigrationError, match="holds something other than literal values"):
+        restore_v1.restore(bad)
+    no_trace_of_execution(fresh_database)
