@@ -41,7 +41,7 @@ def in_fresh_database(*commands: list[str]) -> float:
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=os.environ | {"PGDATABASE": database})
         return time.perf_counter() - start
     finally:
-        make_supabase_dump.drop_database(database)
+        lifeos_env.drop_database(database)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from collections.abc import Callable, Iterator
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import drop_database
 from psycopg2 import sql
 
+import generate_sample
 import lifeos_env
 import make_supabase_dump
 import restore_v1
@@ -25,7 +26,7 @@ def supabase_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     name = f"lifeos_test_supabase_{uuid.uuid4().hex[:8]}"
     make_supabase_dump.build_source(name, 1)
     yield name, make_supabase_dump.write_dumps(name, tmp_path_factory.mktemp("dumps"), make_supabase_dump.VARIANTS)
-    drop_database(name)
+    lifeos_env.drop_database(name)
 
 
 def query(database: str, statement: sql.Composable | str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -246,3 +247,45 @@ def test_an_insert_with_an_expression_is_refused(
     with pytest.raises(lifeos_env.MigrationError, match="holds something other than literal values"):
         restore_v1.restore(bad)
     no_trace_of_execution(fresh_database)
+
+
+def test_the_bundled_sample_is_the_generated_sample(fresh_database: str) -> None:
+    """sample/life_os_v1_backup.sql holds generate_sample's rows, and a storage object per blob it writes."""
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    generator = generate_sample.Generator(1)
+    generate_sample.load("generated", generator.tables())
+    for table in restore_v1.contract().values():
+        if table.schema == "public":
+            columns = list(table.expected)
+            assert copy_out(fresh_database, "v1", table.target, columns) == copy_out(
+                fresh_database, "generated", table.target, columns
+            ), table.target
+    objects = query(fresh_database, "select name, (metadata->>'size')::int, metadata->>'eTag' from v1.storage_objects")
+    blobs = [(key, len(body), f'"{hashlib.md5(body).hexdigest()}"') for key, body in generator.blobs.items()]
+    assert sorted(objects) == sorted(blobs) and len(blobs) == 20
+
+
+def test_a_dump_without_storage_restores_an_empty_inventory(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    public_only = supabase_source[1]["plain"].parent / "public_only.sql"
+    text = supabase_source[1]["plain"].read_text(encoding="utf-8")
+    public_only.write_text(
+        text.replace("storage.buckets ", "storage.old_buckets ").replace("storage.objects ", "storage.old_objects ")
+    )
+    counts = restore_v1.restore(public_only)
+    assert counts["storage_objects"] == counts["storage_buckets"] == 0 and counts["tasks"] == 200
+    assert columns_of(fresh_database, "v1", "storage_objects") == ["id", "bucket_id", "name", "metadata"]
+    assert "the dump has no storage.objects: storage_objects is restored empty" in " ".join(
+        capsys.readouterr().out.split()
+    )
+
+
+def test_the_command_reports_one_line_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    not_a_dump = tmp_path / "notes.txt"
+    not_a_dump.write_text("hello\n")
+    assert restore_v1.main([str(not_a_dump)]) == 1
+    assert (
+        " ".join(capsys.readouterr().out.split())
+        == f"restore failed: not a pg_dump file: {not_a_dump} starts with `hello`"
+    )

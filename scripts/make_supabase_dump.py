@@ -250,20 +250,12 @@ def make_dumps(scale: int, out: Path, variants: list[str]) -> dict[str, Path]:
         build_source(database, scale)
         return write_dumps(database, out, variants)
     finally:
-        drop_database(database)
+        lifeos_env.drop_database(database)
 
 
 def dump_sample(scale: int, out: Path | str) -> Path:
     """A sample dump like the bundled one (plain, with extension and \\restrict lines) at `scale`, in `out`."""
     return make_dumps(scale, Path(out), [SAMPLE_VARIANT])[SAMPLE_VARIANT]
-
-
-def drop_database(database: str) -> None:
-    conn = psycopg2.connect(dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database)))
-    conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:

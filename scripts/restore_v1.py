@@ -552,7 +552,7 @@ def check_plain(path: Path, head: bytes) -> None:
         raise MigrationError(f"not a pg_dump file: {path} is gzip-compressed; gunzip it first")
     first = next((line.strip() for line in head.decode("utf-8", "replace").splitlines() if line.strip()), "")
     if not first.startswith(("--", "SET ", "\\")):
-        raise MigrationError(f"not a pg_dump file: {path} starts with {first[:40]!r}")
+        raise MigrationError(f"not a pg_dump file: {path} starts with {excerpt(first[:40])}")
 
 
 def read_live(dsn: str, loader: Loader) -> None:
