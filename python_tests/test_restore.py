@@ -177,7 +177,10 @@ BAD_DUMPS: dict[str, tuple[Callable[[str], str | bytes], str]] = {
         ),
         "two data sections for public.domains",
     ),
-    "bad data": (lambda t: edit(t, "\t3\topen\t", "\tthree\topen\t"), "server refused the dump's data: invalid input"),
+    "bad data": (
+        lambda t: edit(t, "\t3\topen\t", "\tthree\topen\t"),
+        "server refused the restore: invalid input syntax for type integer",
+    ),
 }
 
 

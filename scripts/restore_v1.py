@@ -56,7 +56,8 @@ ARCHIVE_FORMATS = {"1.14": 12, "1.15": 16, "1.16": 17}
 
 IDENT = r'"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_$]*'
 QUALNAME = rf"(?:{IDENT})\s*\.\s*(?:{IDENT})"
-CREATE_TABLE = re.compile(rf"CREATE\s+(?:UNLOGGED\s+)?TABLE\s+({QUALNAME})\s*\(", re.I)
+CREATE_TABLE = re.compile(rf"CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?({QUALNAME})\s*\(", re.I)
+TOC_ENTRY = re.compile(r"\d+; \d+ \d+ (TABLE DATA|TABLE) (\S+) (\S+)")
 COPY_HEAD = re.compile(rf"COPY\s+({QUALNAME})", re.I)
 COPY_STDIN = re.compile(rf"COPY\s+({QUALNAME})\s*\(((?:{IDENT}|\s|,)*)\)\s+FROM\s+stdin", re.I)
 INSERT_HEAD = re.compile(rf"INSERT\s+INTO\s+({QUALNAME})", re.I)
@@ -318,9 +319,6 @@ class DumpReader:
                 raise MigrationError(
                     f"encoding problem: line {self.lineno} of {self.name} is not UTF-8 ({error.reason})"
                 ) from None
-            if line.startswith("-- PostgreSQL database dump"):
-                self.footer = line.rstrip() == "-- PostgreSQL database dump complete"
-                self.header = True
             yield line
 
     def statements(self, lines: Iterator[str]) -> Iterator[str]:
@@ -346,6 +344,9 @@ class DumpReader:
                     break
                 text = token.group()
                 if text == "--":
+                    if line.startswith("-- PostgreSQL database dump"):  # pg_dump's opening and closing lines
+                        self.footer = line.rstrip() == "-- PostgreSQL database dump complete"
+                        self.header = True
                     pending.append(line[position : token.start()] + "\n")
                     break
                 if text != ";":
@@ -499,9 +500,14 @@ def read_archive(path: Path, loader: Loader) -> DumpReader:
     listing = subprocess.run([pg_restore[1], "-l", str(path)], capture_output=True, text=True)
     if listing.returncode != 0:
         raise pg_restore_failure(path, listing.stderr, pg_restore)
-    entries = re.findall(r"^\d+; \d+ \d+ (TABLE DATA|TABLE) (\S+) (\S+) .*$", listing.stdout, re.M)
-    wanted = [line for line in listing.stdout.splitlines() if re.match(r"\d+; \d+ \d+ TABLE", line)]
-    wanted = [line for line, (_, schema, name) in zip(wanted, entries, strict=True) if (schema, name) in loader.tables]
+    wanted, ignored = [], []
+    for line in listing.stdout.splitlines():
+        if entry := TOC_ENTRY.match(line):
+            kind, schema, name = entry.groups()
+            if (schema, name) in loader.tables:
+                wanted.append(line)
+            elif (kind, schema) == ("TABLE", "public"):
+                ignored.append(f"public.{name}")
     with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
         toc.write("".join(f"{line}\n" for line in wanted))
         toc.flush()
@@ -518,8 +524,7 @@ def read_archive(path: Path, loader: Loader) -> DumpReader:
         raise pg_restore_failure(path, stderr, pg_restore)
     if failure is not None:
         raise failure
-    reader.ignored = [f"public.{name}" for kind, schema, name in entries if kind == "TABLE" and schema == "public"]
-    reader.ignored = [name for name in reader.ignored if ("public", name[7:]) not in loader.tables]
+    reader.ignored = ignored
     return reader
 
 
@@ -616,7 +621,7 @@ def restore(dump: Path | None = None, dsn: str | None = None, schema: str = "v1"
         message = (error.diag.message_primary or str(error)).strip().splitlines()[0]
         context = (error.diag.context or "").strip().splitlines()
         raise MigrationError(
-            f"the server refused the dump's data: {message}" + (f" ({context[0]})" if context else "")
+            f"the server refused the restore: {message}" + (f" ({context[0]})" if context else "")
         ) from None
     finally:
         conn.close()
