@@ -39,17 +39,19 @@ import lifeos_env
 
 SOURCES_YML = lifeos_env.ROOT / "models" / "staging" / "v1" / "_v1__sources.yml"
 SAMPLE_DUMP = lifeos_env.ROOT / "sample" / "life_os_v1_backup.sql"
-# The blob inventory: Supabase Storage's tables, restored beside the app tables.
+# The blob inventory, Supabase Storage's tables: target -> (name in schema storage, the columns the files step
+# needs, the types of all the columns Supabase gives them, for dumps without DDL such as CLI data dumps).
 STORAGE_TABLES = {
-    "storage_buckets": ("buckets", ["id", "name"]),
-    "storage_objects": ("objects", ["id", "bucket_id", "name", "metadata"]),
-}
-# The types of Supabase Storage's columns, for dumps without DDL (CLI data dumps).
-STORAGE_TYPES = {
-    "id": "text", "name": "text", "owner": "uuid", "owner_id": "text", "public": "boolean", "created_at": "timestamptz",
-    "updated_at": "timestamptz", "last_accessed_at": "timestamptz", "file_size_limit": "bigint", "type": "text",
-    "allowed_mime_types": "text[]", "bucket_id": "text", "metadata": "jsonb", "user_metadata": "jsonb",
-    "version": "text", "level": "integer",
+    "storage_buckets": ("buckets", ["id", "name"], {
+        "id": "text", "name": "text", "owner": "uuid", "owner_id": "text", "public": "boolean",
+        "created_at": "timestamptz", "updated_at": "timestamptz", "file_size_limit": "bigint",
+        "allowed_mime_types": "text[]", "type": "text",
+    }),
+    "storage_objects": ("objects", ["id", "bucket_id", "name", "metadata"], {
+        "id": "uuid", "bucket_id": "text", "name": "text", "owner": "uuid", "owner_id": "text",
+        "created_at": "timestamptz", "updated_at": "timestamptz", "last_accessed_at": "timestamptz",
+        "metadata": "jsonb", "user_metadata": "jsonb", "version": "text", "level": "integer",
+    }),
 }  # fmt: skip
 # Archive format -> the first pg_dump (and pg_restore) major version that writes it.
 ARCHIVE_FORMATS = {"1.14": 12, "1.15": 16, "1.16": 17}
@@ -59,7 +61,7 @@ QUALNAME = rf"(?:{IDENT})\s*\.\s*(?:{IDENT})"
 CREATE_TABLE = re.compile(rf"CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?({QUALNAME})\s*\(", re.I)
 TOC_ENTRY = re.compile(r"\d+; \d+ \d+ (TABLE DATA|TABLE) (\S+) (\S+)")
 COPY_HEAD = re.compile(rf"COPY\s+({QUALNAME})", re.I)
-COPY_STDIN = re.compile(rf"COPY\s+({QUALNAME})\s*\(((?:{IDENT}|\s|,)*)\)\s+FROM\s+stdin", re.I)
+COPY_STDIN = re.compile(rf"COPY\s+({QUALNAME})\s*(?:\(((?:{IDENT}|\s|,)*)\))?\s+FROM\s+stdin", re.I)
 INSERT_HEAD = re.compile(rf"INSERT\s+INTO\s+({QUALNAME})", re.I)
 INSERT = re.compile(
     rf"INSERT\s+INTO\s+({QUALNAME})\s*(?:\(((?:{IDENT}|\s|,)*)\))?\s*"
@@ -108,12 +110,11 @@ class Table:
 
 def contract() -> dict[tuple[str, str], Table]:
     """The tables to restore, keyed by (schema, name) in the dump: the sources YAML plus Storage's two."""
-    declared = yaml.safe_load(SOURCES_YML.read_text())["sources"][0]["tables"]
-    columns = {t["name"]: {c["name"]: c["data_type"] for c in t["columns"]} for t in declared}
+    source = next(s for s in yaml.safe_load(SOURCES_YML.read_text())["sources"] if s["name"] == "v1")
+    columns = {t["name"]: {c["name"]: c["data_type"] for c in t["columns"]} for t in source["tables"]}
     tables = {name: Table(name, "public", name, types, types, True) for name, types in columns.items()}
-    for target, (name, needed) in STORAGE_TABLES.items():
-        known = STORAGE_TYPES | {"id": "uuid"} if name == "objects" else STORAGE_TYPES
-        expected = columns.get(target, {c: known[c] for c in needed})
+    for target, (name, needed, known) in STORAGE_TABLES.items():
+        expected = columns.get(target, {c: known[c] for c in needed})  # a storage table the YAML declares is required
         tables[target] = Table(target, "storage", name, expected, known | expected, target in columns)
     return {(t.schema, t.name): t for t in tables.values()}
 
@@ -135,8 +136,8 @@ def qualname(text: str) -> tuple[str, str]:
     return unquote(schema), unquote(name)
 
 
-def identifiers(text: str | None) -> list[str] | None:
-    return None if text is None else [unquote(i) for i in re.findall(IDENT, text)]
+def identifiers(text: str | None) -> list[str]:
+    return [unquote(i) for i in re.findall(IDENT, text or "")]
 
 
 @dataclass
@@ -411,7 +412,7 @@ class DumpReader:
         if table is not None:
             if table.target in self.loader.dump_rows:
                 raise MigrationError(f"the dump holds two data sections for {table.label}")
-            self.loader.copy(table, identifiers(copy.group(2)), data)
+            self.loader.copy(table, self.columns(table, copy.group(2)), data)
         for _ in data:  # the rest of the data of a table that is not restored
             pass
 
@@ -420,13 +421,18 @@ class DumpReader:
         match = INSERT.fullmatch(statement)
         if match is None:
             raise MigrationError(f"INSERT into {table.label} is malformed: {excerpt(statement)}")
-        columns = identifiers(match.group(2)) or self.loader.columns.get(table.target)
-        if columns is None:
-            raise MigrationError(f"INSERT into {table.label} names no columns and the dump has no CREATE TABLE for it")
+        columns = self.columns(table, match.group(2))
         if self.run != (table, columns):
             self.flush()
             self.run = (table, columns)
         self.run_rows.extend(insert_rows(match.group(3), table.label))
+
+    def columns(self, table: Table, listed: str | None) -> list[str]:
+        """The columns a COPY or INSERT lists, else those of the table's CREATE TABLE."""
+        columns = identifiers(listed) or self.loader.columns.get(table.target)
+        if columns is None:
+            raise MigrationError(f"data for {table.label} names no columns and the dump has no CREATE TABLE for it")
+        return columns
 
     def flush(self) -> None:
         if self.run is not None:
@@ -604,7 +610,6 @@ def restore(dump: Path | None = None, dsn: str | None = None, schema: str = "v1"
     try:
         conn.set_client_encoding("UTF8")
         with conn, conn.cursor() as cur:
-            cur.execute("set local timezone = 'UTC'")
             cur.execute(sql.SQL("create schema {}").format(sql.Identifier(incoming)))
             loader = Loader(cur, incoming, tables)
             if dsn is not None:
@@ -631,7 +636,7 @@ def restore(dump: Path | None = None, dsn: str | None = None, schema: str = "v1"
 
 def report(schema: str, counts: list[tuple[Table, int, int]], warnings: list[str], source: object) -> None:
     for warning in warnings:
-        console.print(f"[yellow]warning: {warning}[/yellow]")
+        console.print(f"[yellow]warning: {warning}[/yellow]", soft_wrap=True)
     table = RichTable(title=f"v1 restored into schema {schema} from {source}")
     for heading in ("table", "from", "rows in dump", "rows loaded"):
         table.add_column(heading, justify="right" if heading.startswith("rows") else "left")
@@ -651,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         lifeos_env.ensure_target()
         restore(args.dump, args.from_dsn, args.schema)
     except MigrationError as error:
-        console.print(f"[red]restore failed: {error}[/red]")
+        console.print(f"[red]restore failed: {error}[/red]", soft_wrap=True)
         return 1
     return 0
 
