@@ -151,33 +151,64 @@ COPY public."tasks; CREATE TABLE public.pwned_semicolon (a int); --" (a) FROM st
 COPY public.pwned_marker (a) FROM PROGRAM 'touch {MARKER}';
 """
 DOMAINS_COPY = "COPY public.domains (id, name, color, created_at) FROM stdin;\n"
-# name -> (how the plain dump is spoiled, the one-line error expected)
-BAD_DUMPS: dict[str, tuple[Callable[[str], str | bytes], str]] = {
-    "truncated in COPY data": (lambda t: t[: t.index("COPY public.tasks") + 5000], "truncated dump: the COPY data"),
-    "truncated between statements": (lambda t: t[: t.index("-- PostgreSQL database dump complete")], "truncated"),
-    "not a dump": (lambda t: "# Life OS\nSome notes, not SQL.\n", "not a pg_dump file"),
-    "gzip": (lambda t: b"\x1f\x8b\x08\x00garbage", "gzip-compressed"),
-    "empty": (lambda t: "", "is empty"),
-    "not UTF-8": (lambda t: edit(t, "Line one", "Line one").encode().replace(b"one", b"\xff", 1), "encoding problem"),
-    "declared LATIN1": (lambda t: edit(t, "client_encoding = 'UTF8'", "client_encoding = 'LATIN1'"), "is in LATIN1"),
+CLI_TASK = 'INSERT INTO "public"."tasks" '
+CLI_EXPRESSION = 'INSERT INTO "public"."domains" ("id") VALUES ((SELECT public.pwned_fn()));'
+# name -> (the dump variant, how it is spoiled, the one-line error expected)
+BAD_DUMPS: dict[str, tuple[str, Callable[[str], str | bytes], str]] = {
+    "truncated in COPY data": (
+        "plain",
+        lambda t: t[: t.index("COPY public.tasks") + 5000],
+        "truncated dump: the COPY data of public.tasks",
+    ),
+    "truncated between statements": (
+        "plain",
+        lambda t: t[: t.index("-- PostgreSQL database dump complete")],
+        "lacks pg_dump's closing",
+    ),
+    "CLI dump truncated between rows": (
+        "cli",
+        lambda t: t[: t.rindex(CLI_TASK)],
+        "has neither pg_dump's closing line nor the CLI's RESET ALL",
+    ),
+    "CLI dump truncated inside a row": ("cli", lambda t: t[: t.rindex(CLI_TASK) + 300], "ends inside a statement"),
+    "not a dump": ("plain", lambda t: "# Life OS\nSome notes, not SQL.\n", "not a pg_dump file"),
+    "gzip": ("plain", lambda t: b"\x1f\x8b\x08\x00garbage", "gzip-compressed"),
+    "empty": ("plain", lambda t: "", "is empty"),
+    "not UTF-8": ("plain", lambda t: t.encode().replace(b"Line one", b"Line \xffne", 1), "encoding problem: line"),
+    "declared LATIN1": (
+        "plain",
+        lambda t: edit(t, "client_encoding = 'UTF8'", "client_encoding = 'LATIN1'"),
+        "is in LATIN1",
+    ),
     "missing column": (
+        "plain",
         lambda t: edit(t, "    deadline date,\n", ""),
         "public.tasks in the dump lacks column(s) deadline",
     ),
-    "missing table": (lambda t: t.replace("public.reminders ", "public.reminders_old "), "no table public.reminders"),
+    "missing table": (
+        "plain",
+        lambda t: t.replace("public.reminders ", "public.reminders_old "),
+        "no table public.reminders",
+    ),
     "COPY FROM PROGRAM": (
+        "plain",
         lambda t: inject(t, f"COPY public.tasks (id) FROM PROGRAM 'touch {MARKER}';\n"),
         "refusing `COPY public.tasks (id) FROM PROGRAM",
     ),
     "statements smuggled into a COPY block": (
+        "plain",
         lambda t: edit(
-            t,
-            DOMAINS_COPY,
-            f"{DOMAINS_COPY}\\.\nCREATE TABLE public.pwned_marker (a int);\n{DOMAINS_COPY}",
+            t, DOMAINS_COPY, f"{DOMAINS_COPY}\\.\nCREATE TABLE public.pwned_marker (a int);\n{DOMAINS_COPY}"
         ),
         "two data sections for public.domains",
     ),
+    "an INSERT with an expression": (
+        "cli",
+        lambda t: edit(t, "RESET ALL;", f"{CLI_EXPRESSION}\nRESET ALL;"),
+        "INSERT into public.domains holds something other than literal values: `(SELECT public.pwned_fn()))`",
+    ),
     "bad data": (
+        "plain",
         lambda t: edit(t, "\t3\topen\t", "\tthree\topen\t"),
         "server refused the restore: invalid input syntax for type integer",
     ),
@@ -197,8 +228,8 @@ def test_bad_dumps_are_refused_and_v1_is_unchanged(
 ) -> None:
     restore_v1.restore(supabase_source[1]["plain"])
     before = fingerprint(fresh_database)
-    spoil, message = BAD_DUMPS[case]
-    spoiled = spoil(supabase_source[1]["plain"].read_text(encoding="utf-8"))
+    variant, spoil, message = BAD_DUMPS[case]
+    spoiled = spoil(supabase_source[1][variant].read_text(encoding="utf-8"))
     bad = tmp_path / "bad.sql"
     bad.write_bytes(spoiled if isinstance(spoiled, bytes) else spoiled.encode())
     with pytest.raises(lifeos_env.MigrationError) as refused:
@@ -234,21 +265,6 @@ def test_a_crafted_dump_runs_nothing(supabase_source: tuple[str, dict[str, Path]
     crafted.write_text(inject(supabase_source[1]["plain"].read_text(encoding="utf-8"), SMUGGLED), encoding="utf-8")
     counts = restore_v1.restore(crafted)
     assert counts["tasks"] == 200
-    no_trace_of_execution(fresh_database)
-
-
-def test_an_insert_with_an_expression_is_refused(
-    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
-) -> None:
-    cli = supabase_source[1]["cli"].read_text(encoding="utf-8")
-    bad = tmp_path / "cli.sql"
-    bad.write_text(
-        edit(
-            cli, "RESET ALL;", 'INSERT INTO "public"."domains" ("id") VALUES ((SELECT public.pwned_fn()));\nRESET ALL;'
-        )
-    )
-    with pytest.raises(lifeos_env.MigrationError, match="holds something other than literal values"):
-        restore_v1.restore(bad)
     no_trace_of_execution(fresh_database)
 
 
