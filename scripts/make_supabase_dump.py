@@ -13,6 +13,7 @@ scripts/generate_sample.py in schema public. The variants pg_dump writes of it:
 
     plain                the plain dump as pg_dump writes it
     custom               pg_dump -Fc
+    tar, directory       pg_dump -Ft and -Fd
     extensions           plain, with the CREATE EXTENSION lines of Supabase's extensions injected
     restrict             plain, with \\restrict KEY / \\unrestrict KEY lines (pg_dump >= 15.14 writes them)
     transaction_timeout  plain, with pg_dump 17's SET transaction_timeout = 0;
@@ -50,7 +51,8 @@ EXTENSIONS = {
     "pg_cron": "pg_catalog",
 }
 USER_ID = "6f1c2f4e-0b7a-4c39-9d59-3d1f2b0c5a11"
-VARIANTS = ["plain", "custom", "extensions", "restrict", "transaction_timeout", "cli"]
+VARIANTS = ["plain", "custom", "tar", "directory", "extensions", "restrict", "transaction_timeout", "cli"]
+ARCHIVES = {"custom": "c", "tar": "t", "directory": "d"}  # variant -> pg_dump --format
 SAMPLE_VARIANT = "extensions"  # the bundled sample: the most Supabase-like, with extension and \\restrict lines
 RESTRICT_KEY = "Sb5yFvQ2cLrT8wXn0pZkHj4mDa7eUoGi"
 
@@ -234,9 +236,9 @@ def write_dumps(database: str, out: Path, variants: list[str]) -> dict[str, Path
     }
     paths = {}
     for variant in variants:
-        path = out / f"{variant}.{'dump' if variant == 'custom' else 'sql'}"
-        if variant == "custom":
-            subprocess.run([dump, "-Fc", "--dbname", database, "--file", str(path)], check=True)
+        path = out / f"{variant}.{'sql' if variant in texts else 'dump'}"
+        if variant in ARCHIVES:
+            subprocess.run([dump, f"-F{ARCHIVES[variant]}", "--dbname", database, "--file", str(path)], check=True)
         else:
             path.write_bytes(texts[variant]().encode())
         paths[variant] = path
