@@ -30,18 +30,19 @@ def supabase_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
 
 
 def query(database: str, statement: sql.Composable | str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Run one statement in `database` and commit; its rows, if any."""
     conn = psycopg2.connect(dbname=database)
     try:
-        with conn.cursor() as cur:
+        with conn, conn.cursor() as cur:
             cur.execute(statement, args)
-            return cur.fetchall()
+            return cur.fetchall() if cur.description else []
     finally:
         conn.close()
 
 
 def copy_out(database: str, schema: str, table: str, columns: list[str]) -> str:
     """The table as COPY text, sorted: what a byte-for-byte comparison needs."""
-    conn = psycopg2.connect(dbname=database, options="-c TimeZone=UTC")
+    conn = psycopg2.connect(dbname=database, options="-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres")
     statement = sql.SQL("copy (select {c} from {s}.{t} order by 1, 2) to stdout").format(
         c=sql.SQL(", ").join(map(sql.Identifier, columns)), s=sql.Identifier(schema), t=sql.Identifier(table)
     )
@@ -74,28 +75,49 @@ def fingerprint(database: str) -> Fingerprint:
     return prints
 
 
-@pytest.mark.parametrize("kind", [*make_supabase_dump.VARIANTS, "dsn"])
+def assert_restored_exactly(source: str, target: str, counts: dict[str, int]) -> None:
+    """v1 in `target` holds exactly the source's tables, columns and values; the sample's hard values included."""
+    contract = restore_v1.contract().values()
+    assert sorted(counts) == sorted(t.target for t in contract)
+    tables = query(target, "select tablename from pg_tables where schemaname = 'v1'")
+    assert {t for (t,) in tables} == set(counts)
+    for table in contract:
+        columns = columns_of(source, table.schema, table.name)
+        assert columns_of(target, "v1", table.target) == columns, table.target
+        restored = copy_out(target, "v1", table.target, columns)
+        assert restored == copy_out(source, table.schema, table.name, columns), table.target
+    notes = copy_out(target, "v1", "notes", ["id", "body"])
+    assert all(escape in notes for escape in ("\\t", "\\n", "\\r", "\\\\", "🎉")), "the sample must hold hard values"
+    assert counts["tasks"] == 200 and counts["storage_objects"] == 20
+
+
+@pytest.mark.parametrize("kind", make_supabase_dump.VARIANTS)
 def test_every_dump_kind_restores_every_value(
     kind: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str
 ) -> None:
     source, dumps = supabase_source
-    if kind == "dsn":
-        counts = restore_v1.restore(dsn=f"dbname={source}")
-    else:
-        counts = restore_v1.restore(dumps[kind])
-    contract = restore_v1.contract().values()
-    assert sorted(counts) == sorted(t.target for t in contract)
-    assert {t for (t,) in query(fresh_database, "select tablename from pg_tables where schemaname = 'v1'")} == set(
-        counts
-    )
-    for table in contract:
-        columns = columns_of(source, table.schema, table.name)
-        assert columns_of(fresh_database, "v1", table.target) == columns, table.target
-        restored = copy_out(fresh_database, "v1", table.target, columns)
-        assert restored == copy_out(source, table.schema, table.name, columns), table.target
-    notes = copy_out(fresh_database, "v1", "notes", ["id", "body"])
-    assert all(escape in notes for escape in ("\\t", "\\n", "\\r", "\\\\", "🎉")), "the sample must hold hard values"
-    assert counts["tasks"] == 200 and counts["storage_objects"] == 20
+    assert_restored_exactly(source, fresh_database, restore_v1.restore(dumps[kind]))
+
+
+def test_a_live_database_restores_every_value_whatever_its_settings(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str
+) -> None:
+    """Read over the DSN, with session defaults that would change COPY's text if the restore kept them."""
+    source = sql.Identifier(supabase_source[0])
+    for name, value in {
+        "datestyle": "SQL, DMY",
+        "timezone": "Pacific/Chatham",
+        "intervalstyle": "sql_standard",
+    }.items():
+        query(
+            "postgres",
+            sql.SQL("alter database {} set {} = {}").format(source, sql.Identifier(name), sql.Literal(value)),
+        )
+    try:
+        counts = restore_v1.restore(dsn=f"dbname={supabase_source[0]}")
+    finally:
+        query("postgres", sql.SQL("alter database {} reset all").format(source))
+    assert_restored_exactly(supabase_source[0], fresh_database, counts)
 
 
 def test_supabase_objects_are_never_created(supabase_source: tuple[str, dict[str, Path]], fresh_database: str) -> None:

@@ -567,15 +567,25 @@ def check_plain(path: Path, head: bytes) -> None:
 
 
 def read_live(dsn: str, loader: Loader) -> None:
-    """Copy the tables from a live v1 database, over a read-only, repeatable-read session."""
+    """Copy the tables from a live v1 database: a read-only session, one repeatable-read snapshot.
+
+    No startup options, so that it works through Supabase's connection pooler too.
+    """
     try:
-        source = psycopg2.connect(dsn, options="-c default_transaction_read_only=on -c TimeZone=UTC -c DateStyle=ISO")
+        source = psycopg2.connect(dsn)
     except psycopg2.OperationalError as error:
         raise MigrationError(f"cannot connect to the v1 database: {str(error).strip().splitlines()[0]}") from None
     try:
+        source.autocommit = True
+        with source.cursor() as cur:
+            cur.execute("set default_transaction_read_only = on")
+        source.autocommit = False
         source.set_session(isolation_level="REPEATABLE READ", readonly=True)
         source.set_client_encoding("UTF8")
         with source.cursor() as cur:
+            # COPY's output as pg_dump gets it: ISO dates, exact floats, zoned timestamps in UTC
+            cur.execute("set local datestyle = 'ISO'; set local intervalstyle = 'postgres'; set local timezone = 'UTC';"
+                        " set local extra_float_digits = 3")  # fmt: skip
             for table in loader.tables.values():
                 cur.execute(
                     "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a"
