@@ -42,7 +42,7 @@ def query(database: str, statement: sql.Composable | str, args: tuple[object, ..
 
 def copy_out(database: str, schema: str, table: str, columns: list[str]) -> str:
     """The table as COPY text, sorted: what a byte-for-byte comparison needs."""
-    conn = psycopg2.connect(dbname=database, options="-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres")
+    conn = psycopg2.connect(dbname=database, options="-c TimeZone=UTC -c extra_float_digits=3")
     statement = sql.SQL("copy (select {c} from {s}.{t} order by 1, 2) to stdout").format(
         c=sql.SQL(", ").join(map(sql.Identifier, columns)), s=sql.Identifier(schema), t=sql.Identifier(table)
     )
@@ -99,25 +99,27 @@ def test_every_dump_kind_restores_every_value(
     assert_restored_exactly(source, fresh_database, restore_v1.restore(dumps[kind]))
 
 
-def test_a_live_database_restores_every_value_whatever_its_settings(
+def test_a_live_database_restores_exact_floats_whatever_its_defaults(
     supabase_source: tuple[str, dict[str, Path]], fresh_database: str
 ) -> None:
-    """Read over the DSN, with session defaults that would change COPY's text if the restore kept them."""
-    source = sql.Identifier(supabase_source[0])
-    for name, value in {
-        "datestyle": "SQL, DMY",
-        "timezone": "Pacific/Chatham",
-        "intervalstyle": "sql_standard",
-    }.items():
-        query(
-            "postgres",
-            sql.SQL("alter database {} set {} = {}").format(source, sql.Identifier(name), sql.Literal(value)),
+    """A live source whose default extra_float_digits rounds floats in COPY's output still gives exact values."""
+    source = f"lifeos_test_live_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(dbname="postgres")
+    conn.autocommit = True  # create database runs outside a transaction
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("create database {} template {}").format(*map(sql.Identifier, (source, supabase_source[0])))
         )
+    conn.close()
     try:
-        counts = restore_v1.restore(dsn=f"dbname={supabase_source[0]}")
+        query(
+            source,
+            "alter table public.tasks add column estimate double precision; update public.tasks set estimate = 1 / 3.0",
+        )
+        query("postgres", sql.SQL("alter database {} set extra_float_digits = -15").format(sql.Identifier(source)))
+        assert_restored_exactly(source, fresh_database, restore_v1.restore(dsn=f"dbname={source}"))
     finally:
-        query("postgres", sql.SQL("alter database {} reset all").format(source))
-    assert_restored_exactly(supabase_source[0], fresh_database, counts)
+        lifeos_env.drop_database(source)
 
 
 def test_supabase_objects_are_never_created(supabase_source: tuple[str, dict[str, Path]], fresh_database: str) -> None:

@@ -583,9 +583,7 @@ def read_live(dsn: str, loader: Loader) -> None:
         source.set_session(isolation_level="REPEATABLE READ", readonly=True)
         source.set_client_encoding("UTF8")
         with source.cursor() as cur:
-            # COPY's output as pg_dump gets it: ISO dates, exact floats, zoned timestamps in UTC
-            cur.execute("set local datestyle = 'ISO'; set local intervalstyle = 'postgres'; set local timezone = 'UTC';"
-                        " set local extra_float_digits = 3")  # fmt: skip
+            cur.execute("set local extra_float_digits = 3")  # exact floats, whatever the database's default
             for table in loader.tables.values():
                 cur.execute(
                     "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a"
