@@ -283,12 +283,17 @@ def test_bad_archives_are_refused(
     assert query(fresh_database, "select count(*) from pg_namespace where nspname like 'v1%%'") == [(0,)]
 
 
-def test_a_crafted_dump_runs_nothing(supabase_source: tuple[str, dict[str, Path]], fresh_database: str) -> None:
+def test_a_crafted_dump_runs_nothing(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Functions, event triggers, quoted names, meta-commands and COPY FROM PROGRAM on other tables: all inert."""
     crafted = supabase_source[1]["plain"].parent / "crafted.sql"
     crafted.write_text(inject(supabase_source[1]["plain"].read_text(encoding="utf-8"), SMUGGLED), encoding="utf-8")
     counts = restore_v1.restore(crafted)
     assert counts["tasks"] == 200
+    assert 'public tables outside the v1 contract, not restored: public.pwned_marker, public.tasks"; CREATE' in (
+        capsys.readouterr().out
+    )
     no_trace_of_execution(fresh_database)
 
 
@@ -302,7 +307,7 @@ def test_the_bundled_sample_is_the_generated_sample(fresh_database: str) -> None
             columns = list(table.expected)
             assert copy_out(fresh_database, "v1", table.target, columns) == copy_out(
                 fresh_database, "generated", table.target, columns
-            ), table.target
+            ), f"{table.target}: regenerate the sample with `python scripts/make_supabase_dump.py --sample`"
     objects = query(fresh_database, "select name, (metadata->>'size')::int, metadata->>'eTag' from v1.storage_objects")
     blobs = [(key, len(body), f'"{hashlib.md5(body).hexdigest()}"') for key, body in generator.blobs.items()]
     assert sorted(objects) == sorted(blobs) and len(blobs) == 20

@@ -502,7 +502,10 @@ def pg_restore_failure(path: Path, stderr: str, pg_restore: tuple[int, str]) -> 
 
 def read_archive(path: Path, loader: Loader) -> DumpReader:
     """A custom, tar or directory archive: pg_restore prints only the restored tables' entries, read strictly."""
-    pg_restore = client_binaries("pg_restore")[0]
+    found = client_binaries("pg_restore")
+    if not found:
+        raise MigrationError(f"{path} is a pg_dump archive, and reading one needs pg_restore, which is not installed")
+    pg_restore = found[0]
     listing = subprocess.run([pg_restore[1], "-l", str(path)], capture_output=True, text=True)
     if listing.returncode != 0:
         raise pg_restore_failure(path, listing.stderr, pg_restore)
