@@ -231,6 +231,11 @@ BAD_DUMPS: dict[str, tuple[str, Callable[[str], str | bytes], str]] = {
         lambda t: edit(t, "RESET ALL;", f"{CLI_EXPRESSION}\nRESET ALL;"),
         "INSERT into public.domains holds something other than literal values: `(SELECT public.pwned_fn()))`",
     ),
+    "a COPY row that spans two lines": (
+        "plain",
+        lambda t: edit(t, "\tWork\t", "\tWo\\\nrk\t"),
+        "public.domains: 5 rows loaded but the dump holds 6",
+    ),
     "bad data": (
         "plain",
         lambda t: edit(t, "\t3\topen\t", "\tthree\topen\t"),

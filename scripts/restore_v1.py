@@ -148,7 +148,8 @@ class Loader:
     schema: str
     tables: dict[tuple[str, str], Table]
     columns: dict[str, list[str]] = field(default_factory=dict)  # target -> created columns
-    dump_rows: dict[str, int] = field(default_factory=dict)
+    dump_rows: dict[str, int] = field(default_factory=dict)  # target -> rows read from the dump
+    loaded_rows: dict[str, int] = field(default_factory=dict)  # target -> rows the server's COPY reported
     warnings: list[str] = field(default_factory=list)
 
     def column_type(self, table: Table, column: str, declared: str) -> str:
@@ -209,6 +210,7 @@ class Loader:
         if stream.error is not None:
             raise stream.error
         self.dump_rows[table.target] = self.dump_rows.get(table.target, 0) + stream.rows
+        self.loaded_rows[table.target] = self.loaded_rows.get(table.target, 0) + self.cur.rowcount  # the server's count
 
     def finish(self, data_only: bool) -> list[tuple[Table, int, int]]:
         """Create what the dump lacks (or fail), and check every table's count; return (table, dump, loaded)."""
@@ -221,10 +223,7 @@ class Loader:
                 self.create_from_contract(table)
         counts = []
         for table in self.tables.values():
-            self.cur.execute(
-                sql.SQL("select count(*) from {}.{}").format(sql.Identifier(self.schema), sql.Identifier(table.target))
-            )
-            loaded = self.cur.fetchone()[0]
+            loaded = self.loaded_rows.get(table.target, 0)
             expected = self.dump_rows.get(table.target, 0)
             if loaded != expected:
                 raise MigrationError(f"{table.label}: {loaded} rows loaded but the dump holds {expected}")
