@@ -19,9 +19,9 @@ from rich.table import Table
 
 import generate_sample
 import lifeos_env
+import publish
 
 console = Console()
-V2_SCHEMA = "v2_shadow"
 
 
 def dbt(*args: str) -> None:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
         generate_sample.main(["--schema", "v1", "--scale", str(args.scale)])
         dbt("build")
-        print_summary(V2_SCHEMA)
+        print_summary(publish.publish())
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
         return 1
