@@ -69,13 +69,30 @@ def app_writes() -> str:
     return new_id
 
 
-def test_publish_twice_gives_identical_content_and_a_backup_that_reads_back(
+def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_app_role_its_grants(
     published: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     first = checksums()
     assert set(first) >= {"domains", "areas"}
-    assert migrate.main(["--sample"]) == 0
-    assert checksums() == first
+    role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
+    with lifeos_env.transaction() as cur:
+        cur.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
+    try:
+        migrate.dbt("build", "--vars", json.dumps({"app_role": role}))
+        publish.publish()
+        assert checksums() == first
+        with lifeos_env.transaction() as cur:
+            cur.execute(
+                "select has_schema_privilege(%(role)s, 'public', 'usage'),"
+                " bool_and(has_table_privilege(%(role)s, format('public.%%I', t), 'select, insert, update, delete')),"
+                " bool_or(has_table_privilege(%(role)s, format('public.%%I', t), 'truncate'))"
+                " from unnest(array['domains', 'areas']) t",
+                {"role": role},
+            )
+            assert cur.fetchone() == (True, True, False)
+    finally:
+        with lifeos_env.transaction() as cur:
+            cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
     runs = ledger()
     assert [(command, result) for command, result, *_ in runs] == [("build", "published"), ("build", "published")]
     _, _, backup_schema, dump_path, dump_sha256, commit, counts, _ = runs[1]
@@ -121,7 +138,9 @@ def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path:
         assert cur.fetchone() == ('Made in v2, "quoted", it\'s new',)
 
 
-def test_rollback_restores_byte_identical_content(published: str) -> None:
+def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
+    published: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     before = publish.run_client("pg_dump", "--schema=public")
     with lifeos_env.transaction() as cur:
         cur.execute("update v1.domains set name = name || ' (renamed in v1)'")
@@ -138,6 +157,21 @@ def test_rollback_restores_byte_identical_content(published: str) -> None:
     with pytest.raises(publish.ChangesWouldBeLost):
         publish.rollback()
 
+    live = checksums()
+    monkeypatch.setattr("builtins.input", lambda _question: "no")
+    assert publish.main(["cleanup"]) == 1
+    with lifeos_env.transaction() as cur:
+        assert publish.schemas_like(cur, publish.BACKUP_PREFIX) and publish.schemas_like(cur, "v1")
+    assert publish.main(["cleanup", "--yes"]) == 0
+    with lifeos_env.transaction() as cur:
+        cur.execute("select nspname from pg_namespace where nspname !~ '^(pg_|information_schema)' order by 1")
+        assert [name for (name,) in cur.fetchall()] == ["lifeos_migration", "public"]
+        cur.execute("select count(distinct run_id) from lifeos_migration.published_rows")
+        assert cur.fetchone() == (1,)  # only the hashes of the schema that is still live
+    assert checksums() == live
+    assert ledger()[-1][:2] == ("cleanup", "cleaned up")
+    assert SECRET not in "".join(capfd.readouterr())
+
 
 def wait_for_lock_wait(database: str, deadline: float) -> None:
     """Until a session of `database` waits for a lock (the publish step, behind the test's lock)."""
@@ -153,7 +187,8 @@ def wait_for_lock_wait(database: str, deadline: float) -> None:
 
 
 def kill_migrate(database: str, patterns: list[str]) -> str:
-    """Run scripts/migrate on a bigger sample (so a finished run changes live v2), SIGKILL its process group once its output has shown `patterns` in order.
+    """Run scripts/migrate on a bigger sample (a finished run would change live v2) and SIGKILL its
+    process group once its output has shown `patterns` in order.
 
     The pattern "<publish>" means: the publish step is waiting for the live tables, which the
     test holds locked. Returns the output seen.
@@ -217,47 +252,6 @@ def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
         publish.publish()
     with lifeos_env.transaction() as cur:
         assert publish.tables(cur, "public") == []
-
-
-def test_app_role_gets_its_grants(fresh_database: str, tmp_path: Path) -> None:
-    role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
-    with lifeos_env.transaction() as cur:
-        cur.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
-    try:
-        generate_sample.main(["--schema", "v1"])
-        migrate.dbt("build", "--vars", json.dumps({"app_role": role}))
-        publish.publish(backup_to=tmp_path)
-        with lifeos_env.transaction() as cur:
-            cur.execute(
-                "select has_schema_privilege(%(role)s, 'public', 'usage'),"
-                " bool_and(has_table_privilege(%(role)s, format('public.%%I', t), 'select, insert, update, delete')),"
-                " bool_or(has_table_privilege(%(role)s, format('public.%%I', t), 'truncate'))"
-                " from unnest(array['domains', 'areas']) t",
-                {"role": role},
-            )
-            assert cur.fetchone() == (True, True, False)
-    finally:
-        with lifeos_env.transaction() as cur:
-            cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
-
-
-def test_cleanup_asks_then_drops_staging_shadow_and_backups(
-    published: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-) -> None:
-    migrate.dbt("build")  # a shadow, unpublished
-    live = checksums()
-    monkeypatch.setattr("builtins.input", lambda _question: "no")
-    assert publish.main(["cleanup"]) == 1
-    with lifeos_env.transaction() as cur:
-        assert publish.schemas_like(cur, publish.BACKUP_PREFIX)
-        assert publish.schema_exists(cur, "v2_shadow")
-    assert publish.main(["cleanup", "--yes"]) == 0
-    with lifeos_env.transaction() as cur:
-        cur.execute("select nspname from pg_namespace where nspname !~ '^(pg_|information_schema)' order by 1")
-        assert [name for (name,) in cur.fetchall()] == ["lifeos_migration", "public"]
-    assert checksums() == live
-    assert ledger()[-1][:2] == ("cleanup", "cleaned up")
-    assert SECRET not in "".join(capfd.readouterr())
 
 
 def test_v1_read_only_connection_refuses_writes(fresh_database: str) -> None:
