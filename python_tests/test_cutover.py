@@ -265,3 +265,25 @@ def test_v1_read_only_connection_refuses_writes(fresh_database: str) -> None:
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from v1.domains")
         assert cur.fetchone() == (5,)
+
+
+def extension_schema(name: str) -> str:
+    with lifeos_env.transaction() as cur:
+        cur.execute("select extnamespace::regnamespace::text from pg_extension where extname = %s", (name,))
+        return cur.fetchone()[0]
+
+
+def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: Path) -> None:
+    with lifeos_env.transaction() as cur:  # pg_trgm ships with Debian's PostgreSQL 15, vector with pgserver's 16
+        cur.execute("select min(name) from pg_available_extensions where name in ('pg_trgm', 'vector')")
+        extension = cur.fetchone()[0]
+        cur.execute(sql.SQL("create extension {} schema public").format(sql.Identifier(extension)))
+    generate_sample.main(["--schema", "v1"])
+    migrate.dbt("build")
+    publish.publish(backup_to=tmp_path)
+    assert extension_schema(extension) == "public"
+    publish.rollback()
+    assert extension_schema(extension) == "public"
+    with lifeos_env.transaction() as cur:
+        cur.execute("select count(*) from pg_tables where schemaname = 'public'")
+        assert cur.fetchone() == (0,)  # the original, empty public is live again, with its extension
