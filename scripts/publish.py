@@ -43,6 +43,8 @@ BACKUP_PREFIX = "v2_backup_"
 ROLLED_BACK_PREFIX = "v2_rolledback_"
 DEFAULT_BACKUP_DIR = Path("/opt/lifeos/backups")
 LOCK_TIMEOUT = "30s"
+BUILDS = ("build", "run")  # ledger commands that write the shadow schema
+ANY_RUN = (*BUILDS, "rollback", "cleanup")
 # The guard hashes each row's text form, which must not depend on the client's settings.
 SESSION_OPTIONS = (
     "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex"
@@ -290,7 +292,7 @@ def stamp() -> str:
 def publish(*, force: bool = False, backup_to: Path | None = None) -> str:
     """Publish the shadow of the last green, full `dbt build` as live v2; return the live schema's name."""
     with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
-        build = last_run(cur, ("build", "run"))
+        build = last_run(cur, BUILDS)
     if build.result not in ("built", "refused") or not build.full_build:
         raise lifeos_env.MigrationError(
             f"nothing to publish: the last `dbt {build.command}` (run {build.run_id}) is {build.result}"
@@ -328,7 +330,7 @@ def publish(*, force: bool = False, backup_to: Path | None = None) -> str:
 def rollback(*, force: bool = False) -> str:
     """Make the newest backup schema live again; the replaced live schema is kept. Return the restored backup."""
     with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
-        template = last_run(cur, ("build", "run", "rollback", "cleanup"))
+        template = last_run(cur, ANY_RUN)
         backups = schemas_like(cur, BACKUP_PREFIX)
         if not backups:
             raise lifeos_env.MigrationError(f"nothing to roll back to: there is no {BACKUP_PREFIX}* schema")
@@ -369,7 +371,7 @@ def export_changes(out: Path | None = None, schema: str | None = None) -> dict[s
     (default: changes_<database>_<time> in the backups folder). Return the rows per table.
     """
     with closing(lifeos_env.connect(options=SESSION_OPTIONS)) as conn, conn.cursor() as cur:
-        source = schema or last_run(cur, ("build", "run", "rollback", "cleanup")).schemas["live"]
+        source = schema or last_run(cur, ANY_RUN).schemas["live"]
         changes = app_changes(cur, source)
         if not changes:
             console.print(f"no rows in schema {source} were created or changed since it was published")
@@ -391,7 +393,7 @@ def export_changes(out: Path | None = None, schema: str | None = None) -> dict[s
 def cleanup(*, yes: bool = False) -> list[str]:
     """Drop the v1 copy, v2_work, the shadow and every backup schema, once v2 is live; return what was dropped."""
     with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
-        template = last_run(cur, ("build", "run", "rollback", "cleanup"))
+        template = last_run(cur, ANY_RUN)
         schemas = template.schemas
         if not tables(cur, schemas["live"]):
             raise lifeos_env.MigrationError(f"live v2 (schema {schemas['live']}) is empty: publish before cleaning up")
