@@ -73,17 +73,18 @@ def meta(name: str) -> sql.Composed:
 
 
 def last_run(cur: Cursor, commands: tuple[str, ...]) -> Run:
-    cur.execute("select to_regclass(%s)", (meta("runs").as_string(cur),))
-    if cur.fetchone()[0] is None:
-        raise lifeos_env.MigrationError("no migration has run on this database: run scripts/migrate first")
-    cur.execute(
-        sql.SQL(
-            "select run_id, command, full_build, result, schemas, app_role from {}"
-            " where command = any(%s) order by run_id desc limit 1"
-        ).format(meta("runs")),
-        (list(commands),),
-    )
-    row = cur.fetchone()
+    """The newest ledger row of one of `commands`."""
+    cur.execute("select to_regclass(%s) is not null", (meta("runs").as_string(cur),))
+    row = None
+    if cur.fetchone()[0]:
+        cur.execute(
+            sql.SQL(
+                "select run_id, command, full_build, result, schemas, app_role from {}"
+                " where command = any(%s) order by run_id desc limit 1"
+            ).format(meta("runs")),
+            (list(commands),),
+        )
+        row = cur.fetchone()
     if row is None:
         raise lifeos_env.MigrationError("no migration has run on this database: run scripts/migrate first")
     return Run(*row)
@@ -101,10 +102,9 @@ def new_run(cur: Cursor, command: str, template: Run) -> int:
     """Record the start of a rollback or clean-up, committed at once so a failure is recorded too."""
     cur.execute(
         sql.SQL(
-            "insert into {} (command, git_commit, schemas, app_role, result)"
-            " values (%s, %s, %s, %s, 'running') returning run_id"
+            "insert into {} (command, schemas, app_role, result) values (%s, %s, %s, 'running') returning run_id"
         ).format(meta("runs")),
-        (command, git_commit(), Json(template.schemas), template.app_role),
+        (command, Json(template.schemas), template.app_role),
     )
     run_id = cur.fetchone()[0]
     cur.connection.commit()
@@ -167,31 +167,46 @@ def qualified(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
-def changed_rows(cur: Cursor, schema: str, table: str) -> sql.Composed:
-    """Query of the rows of schema.table that no publish put there as they are now."""
+def published_by(cur: Cursor, schema: str) -> int | None:
+    """The run that published `schema` (schema oids survive renames), if one did."""
     cur.execute(
         sql.SQL(
             "select max(run_id) from {} where published_schema_oid = (select oid from pg_namespace where nspname = %s)"
         ).format(meta("runs")),
         (schema,),
     )
-    published_by = cur.fetchone()[0]
+    return cur.fetchone()[0]
+
+
+def changed_rows(schema: str, table: str, run_id: int | None) -> sql.Composed:
+    """Query of the rows of schema.table that run `run_id` did not publish as they are now."""
     return sql.SQL(
         "select t.* from {table} t where not exists (select from {hashes} p"
         " where p.run_id = {run} and p.table_name = {name} and p.row_md5 = md5(t::text))"
     ).format(
-        table=qualified(schema, table), hashes=meta("published_rows"), run=sql.Literal(published_by),
+        table=qualified(schema, table), hashes=meta("published_rows"), run=sql.Literal(run_id),
         name=sql.Literal(table),
     )  # fmt: skip
 
 
-def app_changes(cur: Cursor, schema: str) -> dict[str, int]:
-    """Per table of `schema`, how many rows the app created or changed since it was published."""
+def row_counts(cur: Cursor, schema: str, *, changed_only: bool = False) -> dict[str, int]:
+    """Rows per table of `schema`; with changed_only, those the app created or changed since its publish."""
+    run_id = published_by(cur, schema)
     counts = {}
     for table in tables(cur, schema):
-        cur.execute(sql.SQL("select count(*) from ({}) changed").format(changed_rows(cur, schema, table)))
+        rows = (
+            changed_rows(schema, table, run_id)
+            if changed_only
+            else sql.SQL("select from {}").format(qualified(schema, table))
+        )
+        cur.execute(sql.SQL("select count(*) from ({}) counted").format(rows))
         counts[table] = cur.fetchone()[0]
-    return {table: count for table, count in counts.items() if count}
+    return counts
+
+
+def app_changes(cur: Cursor, schema: str) -> dict[str, int]:
+    """Per table of `schema` with any, how many rows the app created or changed since it was published."""
+    return {table: count for table, count in row_counts(cur, schema, changed_only=True).items() if count}
 
 
 def hold_live(cur: Cursor, live: str, action: str, force: bool) -> None:
@@ -277,14 +292,6 @@ def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str 
             cur.execute(sql.SQL(grant).format(**names))
 
 
-def table_counts(cur: Cursor, schema: str) -> dict[str, int]:
-    counts = {}
-    for table in tables(cur, schema):
-        cur.execute(sql.SQL("select count(*) from {}").format(qualified(schema, table)))
-        counts[table] = cur.fetchone()[0]
-    return counts
-
-
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
@@ -321,7 +328,7 @@ def publish(*, force: bool = False, backup_to: Path | None = None) -> str:
         finish_run(
             cur, build.run_id, result="published", published_schema_oid=cur.fetchone()[0],
             backup_schema=backup if schema_exists(cur, backup) else None,
-            dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256, table_counts=table_counts(cur, live),
+            dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256, table_counts=row_counts(cur, live),
         )  # fmt: skip
     console.print(f"published schema {shadow} as live v2 ({live})" + (f"; backup {dump_path}" if dump_path else ""))
     return live
@@ -341,7 +348,7 @@ def rollback(*, force: bool = False) -> str:
         displaced = ROLLED_BACK_PREFIX + stamp()
         swap_in(cur, backups[0], live, displaced, template.app_role)
         finish_run(
-            cur, run_id, result="rolled back", backup_schema=displaced, table_counts=table_counts(cur, live),
+            cur, run_id, result="rolled back", backup_schema=displaced, table_counts=row_counts(cur, live),
             detail=f"{backups[0]} is live v2 ({live}) again; the replaced live schema is kept as {displaced}",
         )  # fmt: skip
     console.print(f"rolled back: {backups[0]} is live v2 ({live}) again; the replaced one is kept as {displaced}")
@@ -380,8 +387,9 @@ def export_changes(out: Path | None = None, schema: str | None = None) -> dict[s
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "changes.sql").open("w") as statements:
             statements.write(f"-- rows of schema {source} created or changed after the migration published it\n")
+            run_id = published_by(cur, source)
             for table in changes:
-                query = changed_rows(cur, source, table)
+                query = changed_rows(source, table, run_id)
                 with (folder / f"{table}.csv").open("w") as csv:
                     cur.copy_expert(sql.SQL("copy ({}) to stdout with (format csv, header)").format(query), csv)
                 cur.execute(insert_statements(cur, source, table, query))
