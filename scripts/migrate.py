@@ -21,10 +21,10 @@ from rich.table import Table
 
 import lifeos_env
 import make_supabase_dump
+import publish
 import restore_v1
 
 console = Console()
-V2_SCHEMA = "v2_shadow"
 
 
 def dbt(*args: str) -> None:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             restore_v1.restore(dump, args.from_dsn)
         dbt("build")
-        print_summary(V2_SCHEMA)
+        print_summary(publish.publish())
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
         return 1
