@@ -36,7 +36,8 @@
 {#
   One pass over v1 (projected through the mapping: v2 name -> v1 name for
   `renamed` columns, the same name otherwise) joined to v2 on id. Returns the
-  ids whose `columns` differ, with the names of the differing columns. With
+  ids whose `columns` differ, with the names of the differing columns (and
+  them as text in `problem`, like every validation test's failing rows). With
   `hashed`, md5 of each value is compared instead of the value. A foreign-key
   column that v2 holds as NULL is not a difference on a row migration_rejects
   lists as adjusted (its dangling reference was set to NULL on purpose).
@@ -105,6 +106,9 @@
 
     )
 
-    select * from compared
+    select
+        *,
+        'differs from v1: ' || array_to_string(differing_columns, ', ') as problem
+    from compared
     where cardinality(differing_columns) > 0
 {%- endmacro %}

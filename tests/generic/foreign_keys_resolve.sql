@@ -15,6 +15,7 @@
         select
             '{{ fk.name }}' as constraint_name,
             child.id,
+            'orphan: {{ fk.name }} finds no {{ fk.to.identifier }} row' as problem,
             {%- for column in fk.columns %}
                 child.{{ adapter.quote(column) }}::text{% if not loop.last %} || ', ' ||{% endif %}
             {%- endfor %} as dangling_value

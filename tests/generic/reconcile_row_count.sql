@@ -30,7 +30,9 @@
         select
             v1.v1_rows,
             v2.v2_rows,
-            rejected.rejected_rows
+            rejected.rejected_rows,
+            'v2 rows ' || v2.v2_rows || ' + rejected ' || rejected.rejected_rows || ' != v1 rows ' || v1.v1_rows
+                as problem
         from v1
         cross join v2
         cross join rejected
