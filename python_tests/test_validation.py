@@ -32,7 +32,7 @@ Cursor = psycopg2.extensions.cursor
 BUILD_VARS = "{files_checked: false}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_v2() -> Iterator[str]:
     """A database with the sample migrated, validated and published into `public`."""
     name = new_database()
