@@ -9,6 +9,21 @@
 {%- endmacro %}
 
 {#
+  The ids of `model` that are not from v1 but added by the mapping on purpose:
+  those found in `added_from` (e.g. seed default_context_types) and not in v1.
+  No rows without `added_from`.
+#}
+{% macro added_ids(model, v1_table, added_from) -%}
+    select v2.id from {{ model }} as v2
+    {%- if added_from %}
+        inner join {{ added_from }} as added on v2.id = added.id
+        where not exists (select from {{ source('v1', v1_table) }} as v1 where v1.id = v2.id)
+    {%- else %}
+        where false
+    {%- endif %}
+{%- endmacro %}
+
+{#
   The foreign keys of the tested model's contract, each as
   {name, columns, to (relation beside the model), to_columns}.
   Read from the contract so that no FK is declared twice and none is forgotten.
@@ -20,8 +35,10 @@
             | selectattr('resource_type', 'equalto', 'model')
             | selectattr('alias', 'equalto', model.identifier) | list -%}
         {%- for constraint in nodes[0].constraints if constraint.type == 'foreign_key' -%}
-            {#- `to` is ref('x') before rendering, "db"."schema"."x" after: the table name is its last quoted word -#}
-            {%- set parent = modules.re.findall("['\"]([^'\"]+)['\"]", constraint.to)[-1] -%}
+            {#- `to` is ref('x') before rendering, "db"."schema"."x" after: the table name is its last quoted
+                word; a self-reference has no `to` -#}
+            {%- set parent = modules.re.findall("['\"]([^'\"]+)['\"]", constraint.to)[-1]
+                if constraint.to else model.identifier -%}
             {%- do fks.append({
                 'name': constraint.name,
                 'columns': constraint.columns,
