@@ -24,7 +24,7 @@ def red_cells(table: Table) -> set[tuple[str, str]]:
 
 @pytest.mark.usefixtures("live_v2")
 def test_a_clean_run_reports_every_table_and_passes() -> None:
-    dbt_test("domains areas migration_rejects")
+    dbt_test("marts migration_rejects")
     assert report.main([]) == 0
     lines = {line.table: line for line in report.build().tables}
     assert (lines["domains"].v1_rows, lines["domains"].v2_rows, lines["domains"].rejected) == (5, 5, 0)
@@ -37,12 +37,24 @@ def test_a_clean_run_reports_every_table_and_passes() -> None:
 
 @pytest.mark.usefixtures("live_v2")
 def test_a_broken_table_fails_the_report_in_red_where_it_is_wrong_only() -> None:
-    with tampered("areas", "delete from public.areas where id = (select min(id::text)::uuid from public.areas)"):
-        dbt_test("domains areas migration_rejects")
+    leaf = "delete from public.daily_focus where id = (select min(id::text)::uuid from public.daily_focus)"
+    with tampered("daily_focus", leaf):
+        dbt_test("marts migration_rejects")
         assert report.main([]) == 1
         built = report.build()
-    assert red_cells(report.render(built)) == {("areas", "v1"), ("areas", "v2"), ("areas", "counts"), ("areas", "ids")}
+    wrong = {("daily_focus", "v1"), ("daily_focus", "v2"), ("daily_focus", "counts"), ("daily_focus", "ids")}
+    assert red_cells(report.render(built)) == wrong
     failures = json.loads((report.TARGET / "report.json").read_text())["failures"]
-    assert "areas: v2 9 + rejected 0 != v1 10" in failures
-    assert "areas: ids: in v1 but neither in v2 nor rejected (1 row)" in failures
+    assert "daily_focus: v2 99 + rejected 0 != v1 100" in failures
+    assert "daily_focus: ids: in v1 but neither in v2 nor rejected (1 row)" in failures
     assert "## Failures" in (report.TARGET / "report.md").read_text()
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_run_without_the_files_step_says_not_checked_never_passed() -> None:
+    dbt_test("marts migration_rejects", "{files_checked: false}")
+    assert report.main([]) == 0
+    files = next(line for line in report.build().tables if line.table == "files")
+    assert files.checks["files"] == report.NOT_CHECKED
+    assert "| files | 20 | 20 | 0 | 0 |" in (report.TARGET / "report.md").read_text()
+    assert "| not checked |" in (report.TARGET / "report.md").read_text()

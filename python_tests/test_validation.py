@@ -1,13 +1,16 @@
 """The validation checks fail when what they check is broken, and only those checks.
 
-One database: the sample is migrated once with `dbt build`, then published by
+One database: the sample is migrated once with `dbt build` (after the files
+step's manifest is written, here as a files step that found every blob in
+place), then published by
 renaming v2_shadow to the live schema (as the publish step does), so `dbt test`
 validates live v2 exactly as after a real cut-over. Each test breaks one thing
 in live v2 (with FK triggers off, as a broken copy would have it), runs
 `dbt test` on the tables concerned, reads target/run_results.json and asserts
 the exact set of checks that failed, then puts the table back.
-`--no-partial-parse`: dbt's saved manifest from `dbt build` names the shadow
-schema; a fresh parse makes `dbt test` read the live one.
+After publishing, `dbt parse --no-partial-parse` once: the manifest dbt saved
+during `dbt build` names the shadow schema, and partial parsing would reuse it
+for `dbt test`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,21 @@ import migrate
 import report
 
 Cursor = psycopg2.extensions.cursor
-BUILD_VARS = "{files_checked: false}"
+# What the files step (scripts/move_files.py) records when every blob is in place: the manifest, and
+# the storage.objects inventory it checks against (the sample has none unless restored from a dump).
+FILES_STEP = """
+create table if not exists v1.storage_objects (id uuid default gen_random_uuid(), bucket_id text, name text,
+    metadata jsonb);
+insert into v1.storage_objects (bucket_id, name, metadata)
+select 'life-os-files', object_key, jsonb_build_object('size', size_bytes, 'eTag', '"' || md5(id::text) || '"')
+from v2_work.int_files where reject_rule is null;
+create schema if not exists lifeos_migration;
+create table if not exists lifeos_migration.file_manifest (file_id uuid, object_key text, local_path text,
+    size_bytes bigint, sha256 text, md5 text, status text not null, detail text);
+insert into lifeos_migration.file_manifest
+select files.id, files.object_key, files.storage_path, files.size_bytes, 'not computed', md5(files.id::text), 'copied'
+from v2_work.int_files as files where reject_rule is null;
+"""
 
 
 @pytest.fixture(scope="session")
@@ -40,21 +57,25 @@ def live_v2() -> Iterator[str]:
     os.environ["PGDATABASE"] = name
     try:
         generate_sample.main(["--schema", "v1"])
-        migrate.dbt("build", "--vars", BUILD_VARS)
+        migrate.dbt("build", "--select", "+int_files", "--resource-type", "seed", "--resource-type", "model")
+        with lifeos_env.transaction() as cur:
+            cur.execute(FILES_STEP)
+        migrate.dbt("build")
         with lifeos_env.transaction() as cur:
             cur.execute("drop schema public cascade; alter schema v2_shadow rename to public")
+        migrate.dbt("parse", "--no-partial-parse")
         yield name
     finally:
         os.environ["PGDATABASE"] = previous
         drop_database(name)
 
 
-def dbt_test(select: str, dbt_vars: str = BUILD_VARS) -> tuple[dict[str, str], str]:
+def dbt_test(select: str, dbt_vars: str = "{}") -> tuple[dict[str, str], str]:
     """Run `dbt test --select` on live v2; return {check: status} and dbt's output.
 
     A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular test by its name.
     """
-    command = ["dbt", "test", "--no-partial-parse", "--vars", dbt_vars, "--select", select]
+    command = ["dbt", "test", "--vars", dbt_vars, "--select", select]
     output = subprocess.run(command, cwd=lifeos_env.ROOT, capture_output=True, text=True).stdout
     target = lifeos_env.ROOT / "target"
     nodes = json.loads((target / "manifest.json").read_text())["nodes"]
@@ -94,18 +115,19 @@ def tampered(table: str, *statements: str, schema: str = "public") -> Iterator[N
 
 
 @pytest.mark.usefixtures("live_v2")
-def test_every_check_passes_on_the_sample() -> None:
-    outcomes, output = dbt_test("domains areas migration_rejects")
-    assert {"reconcile_row_count:areas", "reconcile_ids:areas", "foreign_keys_resolve:areas"} <= outcomes.keys()
-    assert {"copied_columns_match:domains", "rejects_policy"} <= outcomes.keys()
+def test_every_check_runs_and_passes_on_the_sample() -> None:
+    outcomes, output = dbt_test("marts migration_rejects")
+    checks = {check.split(":")[0] for check in outcomes}
+    assert {"reconcile_row_count", "reconcile_ids", "foreign_keys_resolve", "file_blobs_verified"} <= checks
+    assert {"content_hash_matches", "hierarchy_matches_v1", "copied_columns_match", "rejects_policy"} <= checks
     assert failed(outcomes) == set(), output
 
 
 @pytest.mark.usefixtures("live_v2")
 def test_a_dropped_row_fails_row_counts_and_ids() -> None:
-    with tampered("areas", "delete from public.areas where id = (select min(id::text)::uuid from public.areas)"):
-        outcomes, _ = dbt_test("areas")
-    assert failed(outcomes) == {"reconcile_row_count:areas", "reconcile_ids:areas"}
+    with tampered("notes", "delete from public.notes where id = (select min(id::text)::uuid from public.notes)"):
+        outcomes, _ = dbt_test("notes")
+    assert failed(outcomes) == {"reconcile_row_count:notes", "reconcile_ids:notes"}
 
 
 @pytest.mark.usefixtures("live_v2")
@@ -118,11 +140,61 @@ def test_an_orphan_fails_fk_integrity() -> None:
 
 @pytest.mark.usefixtures("live_v2")
 def test_a_changed_copied_value_fails_column_reconciliation_naming_the_column() -> None:
-    with tampered("areas", "update public.areas set description = 'changed' where description is not null"):
-        outcomes, _ = dbt_test("areas")
-        assert failed(outcomes) == {"copied_columns_match:areas"}
-        areas = next(line for line in report.build().tables if line.table == "areas")
-        assert len(areas.problems) == 1 and areas.problems[0].startswith("columns: differs from v1: description (")
+    with tampered("projects", "update public.projects set target_date = target_date + 1 where target_date is not null"):
+        outcomes, _ = dbt_test("projects")
+        assert failed(outcomes) == {"copied_columns_match:projects"}
+        projects = next(line for line in report.build().tables if line.table == "projects")
+    assert len(projects.problems) == 1 and projects.problems[0].startswith("columns: differs from v1: target_date (")
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_tampered_note_body_fails_the_content_hash() -> None:
+    tamper = "update public.notes set body = body || ' ' where id = (select min(id::text)::uuid from public.notes)"
+    with tampered("notes", tamper):
+        outcomes, _ = dbt_test("notes")
+    assert failed(outcomes) == {"content_hash_matches:notes", "copied_columns_match:notes"}
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_parent_cycle_fails_the_task_hierarchy() -> None:
+    cycle = """
+        update public.tasks as root set parent_id = child.id
+        from public.tasks as child
+        where child.parent_id = root.id
+          and root.id = (select min(parent_id::text)::uuid from public.tasks where parent_id is not null)
+    """
+    with tampered("tasks", cycle):
+        outcomes, _ = dbt_test("tasks")
+    assert failed(outcomes) == {"hierarchy_matches_v1:tasks", "copied_columns_match:tasks"}
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_missing_blob_fails_file_accessibility() -> None:
+    missing = (
+        "delete from lifeos_migration.file_manifest where file_id = (select min(id::text)::uuid from public.files)"
+    )
+    with tampered("file_manifest", missing, schema="lifeos_migration"):
+        outcomes, _ = dbt_test("files")
+    assert failed(outcomes) == {"file_blobs_verified:files"}
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_size_or_checksum_mismatch_fails_file_accessibility() -> None:
+    first = "(select min(id::text)::uuid from public.files)"
+    with tampered(
+        "file_manifest",
+        f"update lifeos_migration.file_manifest set size_bytes = size_bytes + 1 where file_id = {first}",
+        schema="lifeos_migration",
+    ):
+        outcomes, _ = dbt_test("files")
+        assert failed(outcomes) == {"file_blobs_verified:files"}
+    with tampered(
+        "file_manifest",
+        f"update lifeos_migration.file_manifest set md5 = md5('x') where file_id = {first}",
+        schema="lifeos_migration",
+    ):
+        outcomes, _ = dbt_test("files")
+        assert failed(outcomes) == {"file_blobs_verified:files"}
 
 
 @pytest.mark.usefixtures("live_v2")
@@ -135,5 +207,24 @@ def test_a_reject_fails_the_build_naming_table_rule_and_count_unless_accepted() 
         outcomes, output = dbt_test("rejects_policy")
         assert failed(outcomes) == {"rejects_policy"}
         assert "rejects_policy: areas: 2 v1 rows rejected by rule orphan_fk" in output
-        outcomes, _ = dbt_test("rejects_policy", "{files_checked: false, accept_rejects: true}")
+        outcomes, _ = dbt_test("rejects_policy", "{accept_rejects: true}")
         assert failed(outcomes) == set()
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_an_adjusted_row_may_hold_null_where_v1_had_a_dangling_reference() -> None:
+    nulled = (
+        "update public.capture set task_id = null"
+        " where id = (select min(id::text)::uuid from public.capture where task_id is not null)"
+    )
+    logged = (
+        "insert into v2_work.migration_rejects (v1_table, v1_id, action, rule, detail, v1_row)"
+        " select 'capture', id, 'adjusted', 'orphan_fk_nulled', 'test', to_jsonb(capture) from public.capture"
+        " where task_id is null"
+    )
+    with tampered("capture", nulled):
+        outcomes, _ = dbt_test("capture")
+        assert failed(outcomes) == {"copied_columns_match:capture"}
+        with tampered("migration_rejects", logged, schema="v2_work"):
+            outcomes, _ = dbt_test("capture")
+    assert failed(outcomes) == set()

@@ -168,7 +168,7 @@ def build(target: Path = TARGET) -> Report:
         model = nodes.get(node.get("attached_node") or "")
         if check in CHECKS and model and model["name"] in lines:
             lines[model["name"]].checks[CHECKS[check]] = NOT_CHECKED
-    return Report(list(lines.values()), other, rejects, bool(vars_.get("accept_rejects")))
+    return Report(sorted(lines.values(), key=lambda t: t.table), other, rejects, bool(vars_.get("accept_rejects")))
 
 
 def style(text: str, wrong: bool) -> str:
