@@ -89,7 +89,7 @@ def test_an_orphaned_area_is_rejected_not_dropped() -> None:
             " where id = (select min(id::text)::uuid from v1.areas) returning id"
         )
         orphan = cur.fetchone()[0]
-    migrate.dbt("build")
+    migrate.dbt("build", "--vars", "{accept_rejects: true, files_checked: false}")
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select v1_table, action, rule, v1_row ->> 'name' is not null from v2_work.migration_rejects"

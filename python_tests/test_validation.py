@@ -8,9 +8,6 @@ validates live v2 exactly as after a real cut-over. Each test breaks one thing
 in live v2 (with FK triggers off, as a broken copy would have it), runs
 `dbt test` on the tables concerned, reads target/run_results.json and asserts
 the exact set of checks that failed, then puts the table back.
-After publishing, `dbt parse --no-partial-parse` once: the manifest dbt saved
-during `dbt build` names the shadow schema, and partial parsing would reuse it
-for `dbt test`.
 """
 
 from __future__ import annotations
@@ -63,20 +60,17 @@ def live_v2() -> Iterator[str]:
         migrate.dbt("build")
         with lifeos_env.transaction() as cur:
             cur.execute("drop schema public cascade; alter schema v2_shadow rename to public")
-        migrate.dbt("parse", "--no-partial-parse")
         yield name
     finally:
         os.environ["PGDATABASE"] = previous
         drop_database(name)
 
 
-def dbt_test(select: str, dbt_vars: str = "{}") -> tuple[dict[str, str], str]:
-    """Run `dbt test --select` on live v2; return {check: status} and dbt's output.
+def last_outcomes() -> dict[str, str]:
+    """{check: status} of the tests of dbt's last run, from target/run_results.json.
 
     A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular test by its name.
     """
-    command = ["dbt", "test", "--vars", dbt_vars, "--select", select]
-    output = subprocess.run(command, cwd=lifeos_env.ROOT, capture_output=True, text=True).stdout
     target = lifeos_env.ROOT / "target"
     nodes = json.loads((target / "manifest.json").read_text())["nodes"]
     outcomes = {}
@@ -87,6 +81,14 @@ def dbt_test(select: str, dbt_vars: str = "{}") -> tuple[dict[str, str], str]:
         check = (node.get("test_metadata") or {}).get("name")
         attached = nodes.get(node.get("attached_node") or "", {}).get("name")
         outcomes[f"{check}:{attached}" if check and attached else node["name"]] = result["status"]
+    return outcomes
+
+
+def dbt_test(select: str, dbt_vars: str = "{}") -> tuple[dict[str, str], str]:
+    """Run `dbt test --select` on live v2; return the outcomes and dbt's output."""
+    command = ["dbt", "test", "--vars", dbt_vars, "--select", select]
+    output = subprocess.run(command, cwd=lifeos_env.ROOT, capture_output=True, text=True).stdout
+    outcomes = last_outcomes()
     assert outcomes, output
     return outcomes, output
 
@@ -195,6 +197,17 @@ def test_a_size_or_checksum_mismatch_fails_file_accessibility() -> None:
     ):
         outcomes, _ = dbt_test("files")
         assert failed(outcomes) == {"file_blobs_verified:files"}
+
+
+@pytest.mark.usefixtures("fresh_database")
+def test_a_build_with_a_reject_fails_on_the_rejects_policy_alone() -> None:
+    generate_sample.main(["--schema", "v1"])
+    with lifeos_env.transaction() as cur:
+        cur.execute("alter table v1.areas drop constraint areas_domain_id_fkey")
+        cur.execute("update v1.areas set domain_id = gen_random_uuid() where name = (select min(name) from v1.areas)")
+    with pytest.raises(lifeos_env.MigrationError):
+        migrate.dbt("build", "--vars", "{files_checked: false}")
+    assert failed(last_outcomes()) == {"rejects_policy"}
 
 
 @pytest.mark.usefixtures("live_v2")
