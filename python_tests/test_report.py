@@ -58,3 +58,27 @@ def test_a_run_without_the_files_step_says_not_checked_never_passed() -> None:
     assert files.checks["files"] == report.NOT_CHECKED
     assert "| files | 20 | 20 | 0 | 0 |" in (report.TARGET / "report.md").read_text()
     assert "| not checked |" in (report.TARGET / "report.md").read_text()
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_rejects_fail_the_report_unless_accepted_and_stay_listed_either_way() -> None:
+    first = "(select min(id::text)::uuid from public.daily_focus)"
+    reject = (
+        "insert into v2_work.migration_rejects (v1_table, v1_id, action, rule, detail, v1_row)"
+        f" select 'daily_focus', id, 'rejected', 'orphan_fk', 'test', to_jsonb(daily_focus) from v1.daily_focus"
+        f" where id = {first}"
+    )
+    with (
+        tampered("migration_rejects", reject, schema="v2_work"),
+        tampered("daily_focus", f"delete from public.daily_focus where id = {first}"),
+    ):
+        dbt_test("marts migration_rejects")
+        assert report.main([]) == 1
+        assert red_cells(report.render(report.build())) == {("daily_focus", "rejected")}
+        assert "daily_focus: 1 rows rejected by rule orphan_fk" in " ".join(report.build().failures)
+        dbt_test("marts migration_rejects", "{accept_rejects: true}")
+        assert report.main([]) == 0
+        accepted = report.build()
+    assert red_cells(report.render(accepted)) == set()
+    assert accepted.rejects == [("daily_focus", "rejected", "orphan_fk", 1)]
+    assert "- daily_focus: 1 rejected by rule orphan_fk" in (report.TARGET / "report.md").read_text()

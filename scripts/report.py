@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg2.extensions
+import yaml
 from psycopg2 import sql
 from rich.console import Console
 from rich.table import Table
@@ -87,6 +88,12 @@ class Report:
         ]
         problems += [f"{t.table}: {problem}" for t in self.tables for problem in t.problems]
         problems += [f"{c.name} {c.status}" for c in self.checks if c.status not in GOOD]
+        if not self.accept_rejects:
+            problems += [
+                f"{table}: {rows} rows rejected by rule {rule} (--vars '{{accept_rejects: true}}' accepts them)"
+                for table, action, rule, rows in self.rejects
+                if action == "rejected"
+            ]
         return problems
 
     @property
@@ -119,9 +126,11 @@ def stored_problems(cur: psycopg2.extensions.cursor, check: str, failures_relati
 def build(target: Path = TARGET) -> Report:
     """Read the last dbt run's results and manifest, and count rows in the relations it read."""
     manifest = load_json(target / "manifest.json")
-    outcomes = {r["unique_id"]: r for r in load_json(target / "run_results.json")["results"]}
     nodes = manifest["nodes"]
-    vars_ = manifest.get("vars") or {}
+    run_results = load_json(target / "run_results.json")
+    outcomes = {r["unique_id"]: r for r in run_results["results"]}
+    project_vars = yaml.safe_load((lifeos_env.ROOT / "dbt_project.yml").read_text())["vars"]
+    accept_rejects = bool({**project_vars, **(run_results["args"].get("vars") or {})}["accept_rejects"])
     disabled = [n for versions in manifest.get("disabled", {}).values() for n in versions]
 
     lines: dict[str, TableLine] = {}
@@ -168,7 +177,7 @@ def build(target: Path = TARGET) -> Report:
         model = nodes.get(node.get("attached_node") or "")
         if check in CHECKS and model and model["name"] in lines:
             lines[model["name"]].checks[CHECKS[check]] = NOT_CHECKED
-    return Report(sorted(lines.values(), key=lambda t: t.table), other, rejects, bool(vars_.get("accept_rejects")))
+    return Report(sorted(lines.values(), key=lambda t: t.table), other, rejects, accept_rejects)
 
 
 def style(text: str, wrong: bool) -> str:
