@@ -28,7 +28,8 @@ import report
 import restore_v1
 
 console = Console()
-SAMPLE_STORAGE = lifeos_env.ROOT / ".storage" / "files"  # the demo keeps its blobs in the project
+SAMPLE_STORAGE = lifeos_env.ROOT / ".storage" / "files"  # the demo keeps its blobs and backups in the project
+SAMPLE_BACKUPS = lifeos_env.ROOT / ".storage" / "backups"
 
 
 def dbt(*args: str) -> None:
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     storage_root = str((args.storage_root or (SAMPLE_STORAGE if args.sample else move_files.DEFAULT_ROOT)).absolute())
+    if args.sample:
+        os.environ.setdefault("LIFEOS_BACKUP_DIR", str(SAMPLE_BACKUPS))
     try:
         lifeos_env.ensure_target()
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
@@ -93,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), Path(storage_root))
         try:
             dbt("build", *dbt_vars(storage_root, files_checked=files_from is not None))
-            publish.publish()
         finally:
-            report.run()
+            report.run()  # audits the shadow the build wrote, and says what failed when it did
+        publish.publish()
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
         return 1
