@@ -301,5 +301,5 @@ def test_bad_input_is_one_clear_line(fresh_database: str, root: Path, monkeypatc
     with pytest.raises(lifeos_env.MigrationError, match="SUPABASE_URL 'ftp://x': Invalid URL"):
         move_files.SupabaseSource("ftp://x", KEY, move_files.BUCKET, retries=0, backoff=0, concurrency=1)
     write_inputs(root.parent, {file_id(1): "a.txt"}, {})  # storage_path under another root than the step's
-    with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: give dbt the same"):
+    with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: run both with the same"):
         move_files.move(move_files.LocalSource(root.parent.parent), root)
