@@ -32,7 +32,10 @@
         when {{ id_column }} is null
             then array['missing_required', 'id is NULL; it is the primary key in v2']
         when {{ copies }} > 1
-            then array['duplicate_id', 'the id occurs ' || {{ copies }} || ' times in v1 (no primary key); every copy is kept out']
+            then array[
+                'duplicate_id',
+                'the id occurs ' || {{ copies }} || ' times in v1 (no primary key); every copy is kept out'
+            ]
     end
 {%- endmacro %}
 
@@ -47,7 +50,10 @@
         when {{ parent }}.id is null
             then array['orphan_fk', '{{ column }} ' || {{ column }} || ' is not in v1 {{ parent }}']
         when {{ parent }}.reject_rule is not null
-            then array['parent_rejected', '{{ column }} ' || {{ column }} || ' was rejected (' || {{ parent }}.reject_rule || ')']
+            then array[
+                'parent_rejected',
+                '{{ column }} ' || {{ column }} || ' was rejected (' || {{ parent }}.reject_rule || ')'
+            ]
     end
 {%- endmacro %}
 
