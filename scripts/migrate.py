@@ -12,16 +12,20 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from psycopg2 import sql
 from rich.console import Console
 from rich.table import Table
 
-import generate_sample
 import lifeos_env
+import make_supabase_dump
+import publish
+import report
+import restore_v1
 
 console = Console()
-V2_SCHEMA = "v2_shadow"
 
 
 def dbt(*args: str) -> None:
@@ -56,17 +60,27 @@ def print_summary(schema: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sample", action="store_true", help="migrate the bundled, generated sample")
-    parser.add_argument("--scale", type=int, default=1, help="with --sample: multiply its row counts")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sample", action="store_true", help="migrate the bundled Supabase-shaped sample dump")
+    source.add_argument("--dump", type=Path, metavar="FILE", help="migrate this pg_dump of v1 (plain, custom, CLI)")
+    source.add_argument("--from-dsn", metavar="DSN", help="migrate a live v1 database, read over a read-only session")
+    parser.add_argument("--scale", type=int, default=1, help="with --sample: a fresh sample dump at this scale")
     args = parser.parse_args(argv)
-    if not args.sample:
-        parser.error("give --sample")
     try:
         lifeos_env.ensure_target()
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
-        generate_sample.main(["--schema", "v1", "--scale", str(args.scale)])
-        dbt("build")
-        print_summary(V2_SCHEMA)
+        with tempfile.TemporaryDirectory() as scratch:
+            dump = args.dump
+            if args.sample:
+                dump = (
+                    restore_v1.SAMPLE_DUMP if args.scale == 1 else make_supabase_dump.dump_sample(args.scale, scratch)
+                )
+            restore_v1.restore(dump, args.from_dsn)
+        try:
+            dbt("build", "--vars", "{files_checked: false}")  # no files step yet: the report says "not checked"
+            print_summary(publish.publish())
+        finally:
+            report.run()
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
         return 1
