@@ -37,7 +37,6 @@ V1_TO_V2 = {
     "context_types": "context_types",
     "reminders": "reminders",
 }
-STORAGE_ROOT = "/opt/lifeos/storage/files"
 
 
 # ---- the migrated sample -------------------------------------------------------------------------
@@ -57,7 +56,8 @@ def test_file_paths_are_the_bucket_keys_of_every_shape(sample_db: Cursor) -> Non
     generator = generate_sample.Generator(scale=1)
     generator.tables()
     sample_db.execute("select storage_path from public.files")
-    assert sorted(path for (path,) in sample_db.fetchall()) == sorted(f"{STORAGE_ROOT}/{k}" for k in generator.blobs)
+    root = migrate.SAMPLE_STORAGE.absolute()  # scripts/migrate --sample's var storage_root
+    assert sorted(path for (path,) in sample_db.fetchall()) == sorted(f"{root}/{key}" for key in generator.blobs)
     sample_db.execute("select count(distinct substring(storage_path from '/object/([a-z]+)/')) from v1.files")
     assert sample_db.fetchone() == (3,)  # the sample holds public, authenticated and signed URLs
 
@@ -367,15 +367,16 @@ def test_unmapped_v1_columns_are_listed_in_the_build_output(broken_build: tuple[
 
 def test_the_files_step_reads_int_files_before_the_marts_are_built(fresh_database: str) -> None:
     del fresh_database
+    storage_root = "/srv/lifeos files"
     generate_sample.main(["--schema", "v1"])
     with lifeos_env.transaction() as cur:
         cur.execute("update v1.files set storage_path = 'a%00b' where id = (select min(id::text)::uuid from v1.files)")
-    migrate.dbt("build", "--select", "+int_files", "--resource-type", "seed", "--resource-type", "model")
+    migrate.build_int_files(storage_root)
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select count(*), count(object_key), count(*) filter (where reject_rule = 'unsafe_storage_path'),"
             " bool_and(storage_path = %s || '/' || object_key), sum(size_bytes) > 0"
             " from v2_work.int_files",
-            (STORAGE_ROOT,),
+            (storage_root,),
         )
         assert cur.fetchone() == (20, 19, 1, True, True)
