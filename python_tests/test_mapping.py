@@ -226,8 +226,6 @@ insert into v1.daily_focus (id, focus_date, task_id, slot)
     values ('f0000000-0000-0000-0000-000000000002', '2025-01-01', '{ORPHAN}', 1);
 insert into v1.capture (id, raw_text, task_id) values ('f0000000-0000-0000-0000-000000000003', 'x', '{ORPHAN}');
 insert into v1.links select * from v1.links where id = (select min(id::text)::uuid from v1.links);
-alter table v1.capture alter column id drop not null;
-insert into v1.capture (id, raw_text) values (null, 'no id');
 insert into v1.files (id, filename, original_filename, storage_path)
     values ('f0000000-0000-0000-0000-000000000004', 'p', 'p', 'life-os-files/../../etc/passwd');
 insert into v1.reminders (id, task_id, remind_at) values ('f0000000-0000-0000-0000-000000000005', '{ORPHAN}', now()),
@@ -293,7 +291,6 @@ def test_broken_rows_are_rejected_or_adjusted_with_their_rule(broken_build: tupl
         [
             ("areas", "a0000000-0000-0000-0000-000000000001", "rejected", "orphan_fk"),
             ("capture", "f0000000-0000-0000-0000-000000000003", "adjusted", "orphan_fk_nulled"),
-            ("capture", None, "rejected", "missing_required"),
             ("daily_focus", "f0000000-0000-0000-0000-000000000002", "adjusted", "orphan_fk_nulled"),
             ("files", "f0000000-0000-0000-0000-000000000004", "rejected", "unsafe_storage_path"),
             ("links", link, "rejected", "duplicate_id"),
