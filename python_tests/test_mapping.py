@@ -56,7 +56,7 @@ def test_file_paths_are_the_bucket_keys_of_every_shape(sample_db: Cursor) -> Non
     generator = generate_sample.Generator(scale=1)
     generator.tables()
     sample_db.execute("select storage_path from public.files")
-    root = migrate.SAMPLE_STORAGE.absolute()  # scripts/migrate --sample's var storage_root
+    root = lifeos_env.storage_root()  # what dbt's var storage_root read during the migration
     assert sorted(path for (path,) in sample_db.fetchall()) == sorted(f"{root}/{key}" for key in generator.blobs)
     sample_db.execute("select count(distinct substring(storage_path from '/object/([a-z]+)/')) from v1.files")
     assert sample_db.fetchone() == (3,)  # the sample holds public, authenticated and signed URLs
@@ -362,13 +362,16 @@ def test_unmapped_v1_columns_are_listed_in_the_build_output(broken_build: tuple[
     assert "UNMAPPED v1 column tasks.user_id (uuid)" in printed
 
 
-def test_the_files_step_reads_int_files_before_the_marts_are_built(fresh_database: str) -> None:
+def test_the_files_step_reads_int_files_before_the_marts_are_built(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     del fresh_database
     storage_root = "/srv/lifeos files"
+    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", storage_root)
     generate_sample.main(["--schema", "v1"])
     with lifeos_env.transaction() as cur:
         cur.execute("update v1.files set storage_path = 'a%00b' where id = (select min(id::text)::uuid from v1.files)")
-    migrate.build_int_files(storage_root)
+    migrate.build_int_files()
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select count(*), count(object_key), count(*) filter (where reject_rule = 'unsafe_storage_path'),"
