@@ -70,7 +70,7 @@ def app_writes() -> str:
 
 
 def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_app_role_its_grants(
-    published: str, capfd: pytest.CaptureFixture[str]
+    published: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     first = checksums()
     assert set(first) >= {"domains", "areas"}
@@ -79,7 +79,13 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
         cur.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
     try:
         migrate.dbt("build", "--vars", json.dumps({"app_role": role}))
-        publish.publish()
+        not_a_folder = tmp_path / "a-file"
+        not_a_folder.write_text("")
+        with pytest.raises(lifeos_env.MigrationError, match="cannot write to the backups folder"):
+            publish.publish(backup_to=not_a_folder / "backups")  # nothing is published without its backup
+        assert ledger()[-1][1] == "failed"
+        assert checksums() == first
+        publish.publish()  # the green build stays publishable
         assert checksums() == first
         with lifeos_env.transaction() as cur:
             cur.execute(

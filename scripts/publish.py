@@ -300,7 +300,8 @@ def publish(*, force: bool = False, backup_to: Path | None = None) -> str:
     """Publish the shadow of the last green, full `dbt build` as live v2; return the live schema's name."""
     with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
         build = last_run(cur, BUILDS)
-    if build.result not in ("built", "refused") or not build.full_build:
+    # refused or failed: a publish of this green build was tried and rolled back; the shadow is as built
+    if build.result not in ("built", "refused", "failed") or not build.full_build:
         raise lifeos_env.MigrationError(
             f"nothing to publish: the last `dbt {build.command}` (run {build.run_id}) is {build.result}"
             + ("" if build.full_build else ", and not a full build")
