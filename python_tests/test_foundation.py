@@ -89,7 +89,7 @@ def test_an_orphaned_area_is_rejected_not_dropped() -> None:
             " where id = (select min(id::text)::uuid from v1.areas) returning id"
         )
         orphan = cur.fetchone()[0]
-    migrate.dbt("build")
+    migrate.dbt("build", "--vars", "{accept_rejects: true, files_checked: false}")
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select v1_table, action, rule, v1_row ->> 'name' is not null from v2_work.migration_rejects"
@@ -109,7 +109,7 @@ def test_an_orphaned_area_is_rejected_not_dropped() -> None:
 def test_reading_commands_see_live_v2_even_right_after_a_build(migrated_sample: str) -> None:
     """A manifest parsed by `dbt build` must not leak the shadow schema into `dbt test` or `dbt ls`."""
     listing = subprocess.run(
-        ["dbt", "ls", "-s", "domains", "--output", "json", "--output-keys", "schema", "--quiet"],
+        ["dbt", "ls", "-s", "domains", "--resource-type", "model", "--output", "json", "--output-keys", "schema", "-q"],
         cwd=lifeos_env.ROOT, env=os.environ | {"PGDATABASE": migrated_sample},
         capture_output=True, text=True, check=True,
     )  # fmt: skip

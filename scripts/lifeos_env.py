@@ -64,6 +64,17 @@ def create_database(name: str) -> None:
         conn.close()
 
 
+def drop_database(name: str) -> None:
+    """Drop database `name` on the target server, if it exists, even while sessions use it."""
+    conn = psycopg2.connect(dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
 def connect(**kwargs: str) -> psycopg2.extensions.connection:
     """A connection to the target database (the PG* variables)."""
     return psycopg2.connect(**kwargs)
