@@ -20,10 +20,10 @@ import psycopg2.errors
 import pytest
 from psycopg2 import sql
 
-import generate_sample
 import lifeos_env
 import migrate
 import publish
+import restore_v1
 
 SECRET = "pw-must-not-leak-7f3a"
 
@@ -35,6 +35,12 @@ def published(fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PGPASSWORD", SECRET)  # the servers trust local users: a password that must never be shown
     assert migrate.main(["--sample"]) == 0
     yield fresh_database
+
+
+def build(**dbt_vars: object) -> None:
+    """`dbt build` as scripts/migrate --sample runs it, without the files check (no files step here)."""
+    sample_vars = {"storage_root": str(migrate.SAMPLE_STORAGE.absolute()), "files_checked": False}
+    migrate.dbt("build", "--vars", json.dumps(sample_vars | dbt_vars))
 
 
 def checksums(schema: str = "public") -> dict[str, str]:
@@ -52,10 +58,11 @@ def checksums(schema: str = "public") -> dict[str, str]:
 
 
 def ledger() -> list[tuple]:
+    """The ledger, without the files step's partial builds."""
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select command, result, backup_schema, dump_path, dump_sha256, git_commit, table_counts, detail"
-            " from lifeos_migration.runs order by run_id"
+            " from lifeos_migration.runs where full_build or command not in ('build', 'run') order by run_id"
         )
         return cur.fetchall()
 
@@ -78,7 +85,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
     try:
-        migrate.dbt("build", "--vars", json.dumps({"app_role": role}))
+        build(app_role=role)
         not_a_folder = tmp_path / "a-file"
         not_a_folder.write_text("")
         with pytest.raises(lifeos_env.MigrationError, match="cannot write to the backups folder"):
@@ -113,7 +120,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
 def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path: Path) -> None:
     new_id = app_writes()
     live = checksums()
-    migrate.dbt("build")
+    build()
     with pytest.raises(publish.ChangesWouldBeLost) as refused:
         publish.publish()
     message = str(refused.value)
@@ -150,7 +157,7 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     before = publish.run_client("pg_dump", "--schema=public")
     with lifeos_env.transaction() as cur:
         cur.execute("update v1.domains set name = name || ' (renamed in v1)'")
-    migrate.dbt("build")
+    build()
     publish.publish()
     assert publish.run_client("pg_dump", "--schema=public") != before
     assert publish.main(["rollback"]) == 0
@@ -248,12 +255,12 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(published: str) -> Non
 
 
 def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
-    generate_sample.main(["--schema", "v1"])
-    migrate.dbt("build", "--select", "+domains")  # green, but a partial v2
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    migrate.build_int_files(str(migrate.SAMPLE_STORAGE.absolute()))  # green, but a partial build (the files step's)
     with pytest.raises(lifeos_env.MigrationError, match="not a full build"):
         publish.publish()
     with pytest.raises(lifeos_env.MigrationError, match="failed"):
-        migrate.dbt("build", "--vars", json.dumps({"v1_schema": "no_such_schema"}))
+        build(v1_schema="no_such_schema")
     with pytest.raises(lifeos_env.MigrationError, match=r"is build failed; publish follows a green full"):
         publish.publish()
     with lifeos_env.transaction() as cur:
@@ -261,7 +268,7 @@ def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
 
 
 def test_v1_read_only_connection_refuses_writes(fresh_database: str) -> None:
-    generate_sample.main(["--schema", "v1"])
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)
     conn = lifeos_env.connect_read_only(f"dbname={fresh_database}")
     try:
         with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction), conn.cursor() as cur:
@@ -284,8 +291,8 @@ def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: 
         cur.execute("select min(name) from pg_available_extensions where name in ('pg_trgm', 'vector')")
         extension = cur.fetchone()[0]
         cur.execute(sql.SQL("create extension {} schema public").format(sql.Identifier(extension)))
-    generate_sample.main(["--schema", "v1"])
-    migrate.dbt("build")
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    build()
     publish.publish(backup_to=tmp_path)
     assert extension_schema(extension) == "public"
     publish.rollback()
