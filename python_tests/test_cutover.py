@@ -38,9 +38,8 @@ def published(fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def build(**dbt_vars: object) -> None:
-    """`dbt build` as scripts/migrate --sample runs it, without the files check (no files step here)."""
-    sample_vars = {"storage_root": str(migrate.SAMPLE_STORAGE.absolute()), "files_checked": False}
-    migrate.dbt("build", "--vars", json.dumps(sample_vars | dbt_vars))
+    """`dbt build` as scripts/migrate runs it, without the files check (no files step here)."""
+    migrate.dbt("build", "--vars", json.dumps({"files_checked": False} | dbt_vars))
 
 
 def checksums(schema: str = "public") -> dict[str, str]:
@@ -107,12 +106,8 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
         with lifeos_env.transaction() as cur:
             cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
     runs = ledger()
-    assert [(command, result) for command, result, *_ in runs] == [
-        ("build", "built"),  # the files step's partial build of int_files: never publishable
-        ("build", "published"),
-        ("build", "published"),
-    ]
-    _, _, backup_schema, dump_path, dump_sha256, commit, counts, _ = runs[2]
+    assert [(command, result) for command, result, *_ in runs] == [("build", "published"), ("build", "published")]
+    _, _, backup_schema, dump_path, dump_sha256, commit, counts, _ = runs[1]
     assert checksums(backup_schema) == first
     assert hashlib.sha256(Path(dump_path).read_bytes()).hexdigest() == dump_sha256
     listing = publish.run_client("pg_restore", "--list", dump_path)
@@ -258,7 +253,7 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(published: str) -> Non
 
 def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
     restore_v1.restore(restore_v1.SAMPLE_DUMP)
-    migrate.build_int_files(str(migrate.SAMPLE_STORAGE.absolute()))  # green, but a partial build (the files step's)
+    migrate.build_int_files()  # green, but a partial build (the files step's)
     with pytest.raises(lifeos_env.MigrationError, match="not a full build"):
         publish.publish()
     with pytest.raises(lifeos_env.MigrationError, match="failed"):
