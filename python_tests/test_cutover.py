@@ -20,10 +20,10 @@ import psycopg2.errors
 import pytest
 from psycopg2 import sql
 
-import generate_sample
 import lifeos_env
 import migrate
 import publish
+import restore_v1
 
 SECRET = "pw-must-not-leak-7f3a"
 
@@ -35,6 +35,11 @@ def published(fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PGPASSWORD", SECRET)  # the servers trust local users: a password that must never be shown
     assert migrate.main(["--sample"]) == 0
     yield fresh_database
+
+
+def build(**dbt_vars: object) -> None:
+    """`dbt build` as scripts/migrate runs it, without the files check (no files step here)."""
+    migrate.dbt("build", "--vars", json.dumps({"files_checked": False} | dbt_vars))
 
 
 def checksums(schema: str = "public") -> dict[str, str]:
@@ -52,10 +57,11 @@ def checksums(schema: str = "public") -> dict[str, str]:
 
 
 def ledger() -> list[tuple]:
+    """The ledger, without the files step's partial builds."""
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select command, result, backup_schema, dump_path, dump_sha256, git_commit, table_counts, detail"
-            " from lifeos_migration.runs order by run_id"
+            " from lifeos_migration.runs where full_build or command not in ('build', 'run') order by run_id"
         )
         return cur.fetchall()
 
@@ -70,7 +76,7 @@ def app_writes() -> str:
 
 
 def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_app_role_its_grants(
-    published: str, capfd: pytest.CaptureFixture[str]
+    published: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     first = checksums()
     assert set(first) >= {"domains", "areas"}
@@ -78,8 +84,14 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
     try:
-        migrate.dbt("build", "--vars", json.dumps({"app_role": role}))
-        publish.publish()
+        build(app_role=role)
+        not_a_folder = tmp_path / "a-file"
+        not_a_folder.write_text("")
+        with pytest.raises(lifeos_env.MigrationError, match="cannot write to the backups folder"):
+            publish.publish(backup_to=not_a_folder / "backups")  # nothing is published without its backup
+        assert ledger()[-1][1] == "failed"
+        assert checksums() == first
+        publish.publish()  # the green build stays publishable
         assert checksums() == first
         with lifeos_env.transaction() as cur:
             cur.execute(
@@ -94,12 +106,8 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
         with lifeos_env.transaction() as cur:
             cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
     runs = ledger()
-    assert [(command, result) for command, result, *_ in runs] == [
-        ("build", "built"),  # the files step's partial build of int_files: never publishable
-        ("build", "published"),
-        ("build", "published"),
-    ]
-    _, _, backup_schema, dump_path, dump_sha256, commit, counts, _ = runs[2]
+    assert [(command, result) for command, result, *_ in runs] == [("build", "published"), ("build", "published")]
+    _, _, backup_schema, dump_path, dump_sha256, commit, counts, _ = runs[1]
     assert checksums(backup_schema) == first
     assert hashlib.sha256(Path(dump_path).read_bytes()).hexdigest() == dump_sha256
     listing = publish.run_client("pg_restore", "--list", dump_path)
@@ -111,7 +119,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
 def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path: Path) -> None:
     new_id = app_writes()
     live = checksums()
-    migrate.dbt("build")
+    build()
     with pytest.raises(publish.ChangesWouldBeLost) as refused:
         publish.publish()
     message = str(refused.value)
@@ -148,7 +156,7 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     before = publish.run_client("pg_dump", "--schema=public")
     with lifeos_env.transaction() as cur:
         cur.execute("update v1.domains set name = name || ' (renamed in v1)'")
-    migrate.dbt("build")
+    build()
     publish.publish()
     assert publish.run_client("pg_dump", "--schema=public") != before
     assert publish.main(["rollback"]) == 0
@@ -177,20 +185,18 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     assert SECRET not in "".join(capfd.readouterr())
 
 
-def wait_for_lock_wait(database: str, deadline: float) -> None:
-    """Until a session of `database` waits for a lock (the publish step, behind the test's lock)."""
+def wait_for_lock_wait(deadline: float) -> None:
+    """Until a session waits to lock live domains (the publish step, behind the test's lock)."""
     while time.monotonic() < deadline:
         with lifeos_env.transaction() as cur:
-            cur.execute(
-                "select count(*) from pg_stat_activity where datname = %s and wait_event_type = 'Lock'", (database,)
-            )
+            cur.execute("select count(*) from pg_locks where not granted and relation = 'public.domains'::regclass")
             if cur.fetchone()[0]:
                 return
         time.sleep(0.05)
     raise AssertionError("the publish step never waited for the live tables")
 
 
-def kill_migrate(database: str, patterns: list[str]) -> str:
+def kill_migrate(patterns: list[str]) -> str:
     """Run scripts/migrate on a bigger sample (a finished run would change live v2) and SIGKILL its
     process group once its output has shown `patterns` in order.
 
@@ -208,7 +214,7 @@ def kill_migrate(database: str, patterns: list[str]) -> str:
     try:
         for pattern in patterns:
             if pattern == "<publish>":
-                wait_for_lock_wait(database, time.monotonic() + 120)
+                wait_for_lock_wait(time.monotonic() + 120)
                 continue
             for line in process.stdout:
                 seen.append(line)
@@ -230,10 +236,10 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(published: str) -> Non
     points = {
         "during models": [r"START sql table model v2_shadow\."],
         "during tests": [r"OK created sql table model v2_shadow\.", r"START test "],
-        "right before publish": [r"Completed successfully", "<publish>"],
+        "right before publish": [r"validation passed: report in", "<publish>"],  # the report precedes publish
     }
     for point, patterns in points.items():
-        output = kill_migrate(published, patterns)
+        output = kill_migrate(patterns)
         assert checksums() == live, point
         assert SECRET not in output
         if "<publish>" not in patterns:
@@ -246,12 +252,12 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(published: str) -> Non
 
 
 def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
-    generate_sample.main(["--schema", "v1"])
-    migrate.dbt("build", "--select", "+domains")  # green, but a partial v2
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    migrate.build_int_files()  # green, but a partial build (the files step's)
     with pytest.raises(lifeos_env.MigrationError, match="not a full build"):
         publish.publish()
     with pytest.raises(lifeos_env.MigrationError, match="failed"):
-        migrate.dbt("build", "--vars", json.dumps({"v1_schema": "no_such_schema"}))
+        build(v1_schema="no_such_schema")
     with pytest.raises(lifeos_env.MigrationError, match=r"is build failed; publish follows a green full"):
         publish.publish()
     with lifeos_env.transaction() as cur:
@@ -259,7 +265,7 @@ def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
 
 
 def test_v1_read_only_connection_refuses_writes(fresh_database: str) -> None:
-    generate_sample.main(["--schema", "v1"])
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)
     conn = lifeos_env.connect_read_only(f"dbname={fresh_database}")
     try:
         with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction), conn.cursor() as cur:
@@ -282,8 +288,8 @@ def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: 
         cur.execute("select min(name) from pg_available_extensions where name in ('pg_trgm', 'vector')")
         extension = cur.fetchone()[0]
         cur.execute(sql.SQL("create extension {} schema public").format(sql.Identifier(extension)))
-    generate_sample.main(["--schema", "v1"])
-    migrate.dbt("build")
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    build()
     publish.publish(backup_to=tmp_path)
     assert extension_schema(extension) == "public"
     publish.rollback()

@@ -13,7 +13,7 @@ migration's. scripts/migrate.py calls publish() right after its `dbt build`.
     publish          publish the shadow of the last green `dbt build`
     rollback         make the newest v2_backup_* schema live again
     export-changes   write the rows the app created or changed since the last publish, as CSV and SQL
-    cleanup          drop the v1 copy, v2_work, the shadow and every backup schema (asks, or --yes)
+    cleanup          drop the v1 copy, v2_work, dbt_test__audit, the shadow and every backup schema (asks, or --yes)
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ DEFAULT_BACKUP_DIR = Path("/opt/lifeos/backups")
 LOCK_TIMEOUT = "30s"
 BUILDS = ("build", "run")  # ledger commands that write the shadow schema
 ANY_RUN = (*BUILDS, "rollback", "cleanup")
+TEST_FAILURES_SCHEMA = "dbt_test__audit"  # where dbt stores failing test rows (store_failures), for scripts/report
 # The guard hashes each row's text form, which must not depend on the client's settings.
 SESSION_OPTIONS = (
     "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex"
@@ -300,7 +301,8 @@ def publish(*, force: bool = False, backup_to: Path | None = None) -> str:
     """Publish the shadow of the last green, full `dbt build` as live v2; return the live schema's name."""
     with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
         build = last_run(cur, BUILDS)
-    if build.result not in ("built", "refused") or not build.full_build:
+    # refused or failed: a publish of this green build was tried and rolled back; the shadow is as built
+    if build.result not in ("built", "refused", "failed") or not build.full_build:
         raise lifeos_env.MigrationError(
             f"nothing to publish: the last `dbt {build.command}` (run {build.run_id}) is {build.result}"
             + ("" if build.full_build else ", and not a full build")
@@ -399,13 +401,17 @@ def export_changes(out: Path | None = None, schema: str | None = None) -> dict[s
 
 
 def cleanup(*, yes: bool = False) -> list[str]:
-    """Drop the v1 copy, v2_work, the shadow and every backup schema, once v2 is live; return what was dropped."""
+    """Drop the v1 copy, v2_work, dbt's test failures, the shadow and every backup schema, once v2 is live.
+
+    Return the schemas dropped.
+    """
     with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
         template = last_run(cur, ANY_RUN)
         schemas = template.schemas
         if not tables(cur, schemas["live"]):
             raise lifeos_env.MigrationError(f"live v2 (schema {schemas['live']}) is empty: publish before cleaning up")
-        doomed = [name for name in (schemas["v1"], schemas["work"], schemas["shadow"]) if schema_exists(cur, name)]
+        staging = (schemas["v1"], schemas["work"], schemas["shadow"], TEST_FAILURES_SCHEMA)
+        doomed = [name for name in staging if schema_exists(cur, name)]
         doomed += schemas_like(cur, BACKUP_PREFIX) + schemas_like(cur, ROLLED_BACK_PREFIX)
         if not doomed:
             console.print("nothing to clean up")
