@@ -46,19 +46,11 @@ def pg_dump_path() -> Path:
 
 def normalise(dump: str, schema: str) -> str:
     """The dump, stable across runs and servers, with `schema` renamed to the app's schema."""
-    lines = [
-        line
-        for line in dump.splitlines()
-        if not line.startswith(("-- Dumped from database version", "-- Dumped by pg_dump version", "\\restrict"))
-        and not line.startswith("\\unrestrict")
-    ]
-    text = "\n".join(lines) + "\n"
-    text = re.sub(
-        rf"--\n-- Name: {re.escape(schema)}; Type: SCHEMA;[^\n]*\n--\n\nCREATE SCHEMA {re.escape(schema)};\n\n\n",
-        "",
-        text,
-    )
-    return HEADER + re.sub(rf"\b{re.escape(schema)}\b", APP_SCHEMA, text)
+    volatile = ("-- Dumped from database version", "-- Dumped by pg_dump version", "\\restrict", "\\unrestrict")
+    text = "".join(line for line in dump.splitlines(keepends=True) if not line.startswith(volatile))
+    name = re.escape(schema)
+    text = re.sub(rf"--\n-- Name: {name}; Type: SCHEMA;[^\n]*\n--\n\nCREATE SCHEMA {name};\n\n\n", "", text)
+    return HEADER + re.sub(rf"\b{name}\b", APP_SCHEMA, text)
 
 
 def dump_schema_ddl(database: str, schema: str = BUILT_SCHEMA) -> str:
