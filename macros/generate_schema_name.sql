@@ -19,9 +19,18 @@
     {{ return(flags.WHICH in ('build', 'run')) }}
 {%- endmacro %}
 
+{#
+  Reading commands may point v2_schema at the shadow on purpose
+  (`dbt test --vars '{v2_schema: v2_shadow}'` audits a build before publishing);
+  a writing command never may: its on-run-start empties the shadow schema.
+#}
 {% macro v2_schema_for_this_command() -%}
-    {%- if var('shadow_schema') == var('v2_schema') -%}
-        {{ exceptions.raise_compiler_error("vars shadow_schema and v2_schema must differ: the build would overwrite live v2") }}
+    {%- if is_writing_v2() -%}
+        {%- if var('shadow_schema') == var('v2_schema') -%}
+            {{ exceptions.raise_compiler_error("vars shadow_schema and v2_schema must differ: the build would empty live v2") }}
+        {%- endif -%}
+        {{ var('shadow_schema') }}
+    {%- else -%}
+        {{ var('v2_schema') }}
     {%- endif -%}
-    {{ var('shadow_schema') if is_writing_v2() else var('v2_schema') }}
 {%- endmacro %}

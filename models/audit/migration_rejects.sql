@@ -1,11 +1,21 @@
 {#
   Every v1 row that did not reach v2 unchanged: `rejected` rows broke a v2 rule
   and are not in v2; `adjusted` rows are in v2 with a dangling reference set to
-  NULL. Each keeps its whole v1 row as jsonb.
+  NULL. Each keeps its whole v1 row as jsonb, drifted columns included. All
+  copies of a duplicated id share one verdict, so each v1 row appears once.
 #}
 {%- set checked_tables = {
     'domains': 'int_domains',
     'areas': 'int_areas',
+    'projects': 'int_projects',
+    'context_types': 'int_context_types',
+    'tasks': 'int_tasks',
+    'notes': 'int_notes',
+    'capture': 'int_capture',
+    'links': 'int_bookmarks',
+    'files': 'int_files',
+    'daily_focus': 'int_daily_focus',
+    'reminders': 'int_reminders',
 } -%}
 
 with
@@ -19,7 +29,12 @@ with
 
     {{ v1_table }}_checked as (
 
-        select * from {{ ref(int_model) }}
+        select distinct
+            id,
+            reject_rule,
+            reject_detail,
+            adjustment
+        from {{ ref(int_model) }}
         where reject_rule is not null or adjustment is not null
 
     ),

@@ -2,7 +2,10 @@ with
 
 domains as (
 
-    select * from {{ ref('stg_v1__domains') }}
+    select
+        *,
+        count(*) over (partition by domain_id) as copies
+    from {{ ref('stg_v1__domains') }}
 
 ),
 
@@ -10,12 +13,11 @@ checked as (
 
     select
         *,
-        case
-            when name is null then 'missing_required'
-        end as reject_rule,
-        case
-            when name is null then 'name is NULL; v2 domains.name is NOT NULL'
-        end as reject_detail
+        coalesce(
+            {{ duplicate_id_check('copies') }},
+            {{ required_check('name') }},
+            {{ required_check('created_at') }}
+        ) as verdict
     from domains
 
 ),
@@ -29,11 +31,11 @@ final as (
         created_at,
         created_at as updated_at,
         true as is_active,
-        {{ sort_order(order_by='reject_rule is not null, created_at, domain_id') }} as sort_order,
+        {{ sort_order(order_by='verdict is not null, created_at, domain_id') }} as sort_order,
         null::text as description,
         null::text as icon,
-        reject_rule,
-        reject_detail,
+        verdict[1] as reject_rule,
+        verdict[2] as reject_detail,
         null::text as adjustment
     from checked
 

@@ -1,0 +1,76 @@
+{#
+  v1 context types, plus each default context type (seed default_context_types)
+  whose value v1 lacks, so v2 always offers the built-in execution modes.
+  value stays unique: a value v1 holds twice keeps its first copy (system ones
+  first, then by id) and the others are rejected.
+#}
+with
+
+context_types as (
+
+    select
+        *,
+        count(*) over (partition by context_type_id) as copies,
+        row_number() over (partition by value order by is_system desc nulls last, context_type_id) as value_rank
+    from {{ ref('stg_v1__context_types') }}
+
+),
+
+defaults as (
+
+    select * from {{ ref('default_context_types') }}
+
+),
+
+checked as (
+
+    select
+        context_type_id as id,
+        value,
+        label,
+        is_system,
+        coalesce(
+            {{ duplicate_id_check('copies') }},
+            {{ required_check('value') }},
+            {{ check('duplicate_value', 'value_rank > 1', "'value ' || value || ' occurs more than once in v1'") }},
+            {{ required_check('label') }},
+            {{ required_check('is_system') }}
+        ) as verdict
+    from context_types
+
+),
+
+added_defaults as (
+
+    select
+        defaults.id,
+        defaults.value,
+        defaults.label,
+        defaults.is_system,
+        null::text [] as verdict
+    from defaults
+    where not exists (select from checked where checked.value = defaults.value and checked.verdict is null)
+
+),
+
+final as (
+
+    select
+        id,
+        value,
+        label,
+        is_system,
+        true as is_active,
+        {{ sort_order(order_by='verdict is not null, is_system desc nulls last, value, id') }} as sort_order,
+        verdict[1] as reject_rule,
+        verdict[2] as reject_detail,
+        null::text as adjustment
+    from (
+        select * from checked
+        union all
+        select * from added_defaults
+    ) as all_types
+
+)
+
+select * from final

@@ -1,0 +1,69 @@
+with
+
+daily_focus as (
+
+    select
+        *,
+        count(*) over (partition by daily_focus_id) as copies
+    from {{ ref('stg_v1__daily_focus') }}
+
+),
+
+tasks as (
+
+    {{ reference_verdicts('int_tasks') }}
+
+),
+
+task_domains as (
+
+    select
+        id as task_id,
+        domain_id
+    from {{ ref('int_tasks') }}
+    where reject_rule is null
+
+),
+
+checked as (
+
+    select
+        daily_focus.*,
+        {{ kept_reference('daily_focus.task_id', 'tasks') }} as kept_task_id,
+        task_domains.domain_id,
+        coalesce(
+            {{ duplicate_id_check('copies') }},
+            {{ required_check('focus_date') }},
+            {{ required_check('completed') }},
+            {{ required_check('created_at') }}
+        ) as verdict,
+        {{ adjustments([('daily_focus.task_id', 'tasks')]) }} as adjustment
+    from daily_focus
+    left join tasks on daily_focus.task_id = tasks.id
+    left join task_domains on daily_focus.task_id = task_domains.task_id
+
+),
+
+final as (
+
+    select
+        daily_focus_id as id,
+        focus_date,
+        kept_task_id as task_id,
+        slot,
+        completed,
+        note,
+        created_at,
+        domain_id,
+        created_at as updated_at,
+        true as is_active,
+        {{ sort_order(partition_by='focus_date', order_by='verdict is not null, slot, created_at, daily_focus_id') }}
+            as sort_order,
+        verdict[1] as reject_rule,
+        verdict[2] as reject_detail,
+        adjustment
+    from checked
+
+)
+
+select * from final

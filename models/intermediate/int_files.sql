@@ -1,0 +1,168 @@
+{#
+  files.storage_path becomes the local path var('storage_root') || '/' || object_key.
+  The object key (relative to the bucket, folders kept) is read from every shape
+  v1 may hold, then percent-decoded:
+    <key>                                          a bare object key
+    <bucket>/<key>                                 the key behind the bucket name
+    https://<host>/storage/v1/object/public/<bucket>/<key>
+    https://<host>/storage/v1/object/authenticated/<bucket>/<key>
+    https://<host>/storage/v1/object/sign/<bucket>/<key>?token=...
+  (and render/image/... URLs; query and fragment are dropped). A key that is
+  empty, absolute, has a '..' segment, a NUL or invalid UTF-8 is never turned
+  into a path (unsafe_storage_path); so is a URL of another shape
+  (unknown_storage_path) or of another bucket (foreign_bucket).
+#}
+with
+
+files as (
+
+    select
+        *,
+        count(*) over (partition by file_id) as copies
+    from {{ ref('stg_v1__files') }}
+
+),
+
+domains as (
+
+    {{ reference_verdicts('int_domains') }}
+
+),
+
+projects as (
+
+    {{ reference_verdicts('int_projects') }}
+
+),
+
+tasks as (
+
+    {{ reference_verdicts('int_tasks') }}
+
+),
+
+capture as (
+
+    {{ reference_verdicts('int_capture') }}
+
+),
+
+shaped as (
+
+    select
+        *,
+        storage_path ~ '^[a-zA-Z][a-zA-Z0-9+.-]*://' as is_url,
+        regexp_match(
+            storage_path,
+            '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*/(?:[^?#]*/)?(?:object|render/image)/(?:public|authenticated|sign)/([^/?#]+)/([^?#]*)'
+        ) as url_parts
+    from files
+
+),
+
+located as (
+
+    select
+        *,
+        case
+            when is_url then url_parts[1]
+            else '{{ var("storage_bucket") }}'
+        end as bucket,
+        case
+            when is_url then url_parts[2]
+            when starts_with(storage_path, '{{ var("storage_bucket") }}/')
+                then substr(storage_path, length('{{ var("storage_bucket") }}/') + 1)
+            else storage_path
+        end as encoded_key
+    from shaped
+
+),
+
+decoded as (
+
+    select
+        *,
+        {{ percent_decode('encoded_key') }} as decoded_key
+    from located
+
+),
+
+path_checked as (
+
+    select
+        *,
+        coalesce(
+            {{ check('unknown_storage_path', 'is_url and url_parts is null',
+                "'storage_path ' || storage_path || ' is not a Supabase Storage object URL'") }},
+            {{ check('foreign_bucket', "bucket <> '" ~ var('storage_bucket') ~ "'",
+                "'storage_path ' || storage_path || ' is in bucket ' || bucket || ', not "
+                ~ var('storage_bucket') ~ "'") }},
+            {{ check('unsafe_storage_path', 'decoded_key is null',
+                "'storage_path ' || storage_path || ' decodes to invalid UTF-8 or a NUL byte'") }},
+            {{ check('unsafe_storage_path', "decoded_key = '' or starts_with(decoded_key, '/') or right(decoded_key, 1) = '/'",
+                "'storage_path ' || storage_path || ' gives an empty, absolute or folder object key'") }},
+            {{ check('unsafe_storage_path', "'..' = any(string_to_array(decoded_key, '/'))",
+                "'storage_path ' || storage_path || ' has a .. segment'") }}
+        ) as path_verdict
+    from decoded
+
+),
+
+checked as (
+
+    select
+        path_checked.*,
+        {{ kept_reference('domain_id', 'domains') }} as kept_domain_id,
+        {{ kept_reference('project_id', 'projects') }} as kept_project_id,
+        {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
+        {{ kept_reference('capture_id', 'capture') }} as kept_capture_id,
+        coalesce(
+            {{ duplicate_id_check('copies') }},
+            {{ required_check('filename') }},
+            {{ required_check('original_filename') }},
+            {{ required_check('storage_path') }},
+            path_verdict,
+            {{ check('out_of_range', 'size_bytes < 0', "'size_bytes ' || size_bytes || ' is negative'") }},
+            {{ required_check('created_at') }},
+            {{ required_check('updated_at') }}
+        ) as verdict,
+        {{ adjustments([
+            ('domain_id', 'domains'), ('project_id', 'projects'), ('task_id', 'tasks'), ('capture_id', 'capture')
+        ]) }} as adjustment
+    from path_checked
+    left join domains on path_checked.domain_id = domains.id
+    left join projects on path_checked.project_id = projects.id
+    left join tasks on path_checked.task_id = tasks.id
+    left join capture on path_checked.capture_id = capture.id
+
+),
+
+final as (
+
+    select
+        file_id as id,
+        kept_domain_id as domain_id,
+        kept_project_id as project_id,
+        kept_task_id as task_id,
+        kept_capture_id as capture_id,
+        filename,
+        original_filename,
+        case when path_verdict is null then decoded_key end as object_key,
+        case when path_verdict is null then '{{ var("storage_root") }}/' || decoded_key end as storage_path,
+        mime_type,
+        size_bytes,
+        description,
+        tags,
+        created_at,
+        updated_at,
+        null::uuid as note_id,
+        true as is_active,
+        0 as sort_order,
+        verdict[1] as reject_rule,
+        verdict[2] as reject_detail,
+        adjustment
+    from checked
+
+)
+
+select * from final

@@ -1,0 +1,78 @@
+with
+
+notes as (
+
+    select
+        *,
+        count(*) over (partition by note_id) as copies
+    from {{ ref('stg_v1__notes') }}
+
+),
+
+domains as (
+
+    {{ reference_verdicts('int_domains') }}
+
+),
+
+projects as (
+
+    {{ reference_verdicts('int_projects') }}
+
+),
+
+tasks as (
+
+    {{ reference_verdicts('int_tasks') }}
+
+),
+
+checked as (
+
+    select
+        notes.*,
+        {{ kept_reference('domain_id', 'domains') }} as kept_domain_id,
+        {{ kept_reference('project_id', 'projects') }} as kept_project_id,
+        {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
+        coalesce(
+            {{ duplicate_id_check('copies') }},
+            {{ required_check('title') }},
+            {{ required_check('content_format') }},
+            {{ check('out_of_range', "content_format not in ('markdown', 'plain', 'html')",
+                "'content_format ' || content_format || ' is not markdown, plain or html'") }},
+            {{ required_check('created_at') }},
+            {{ required_check('updated_at') }}
+        ) as verdict,
+        {{ adjustments([('domain_id', 'domains'), ('project_id', 'projects'), ('task_id', 'tasks')]) }}
+            as adjustment
+    from notes
+    left join domains on notes.domain_id = domains.id
+    left join projects on notes.project_id = projects.id
+    left join tasks on notes.task_id = tasks.id
+
+),
+
+final as (
+
+    select
+        note_id as id,
+        kept_domain_id as domain_id,
+        kept_project_id as project_id,
+        kept_task_id as task_id,
+        title,
+        body,
+        content_format,
+        tags,
+        created_at,
+        updated_at,
+        false as is_pinned,
+        true as is_active,
+        0 as sort_order,
+        verdict[1] as reject_rule,
+        verdict[2] as reject_detail,
+        adjustment
+    from checked
+
+)
+
+select * from final

@@ -1,0 +1,79 @@
+with
+
+projects as (
+
+    select
+        *,
+        count(*) over (partition by project_id) as copies
+    from {{ ref('stg_v1__projects') }}
+
+),
+
+domains as (
+
+    {{ reference_verdicts('int_domains') }}
+
+),
+
+areas as (
+
+    {{ reference_verdicts('int_areas') }}
+
+),
+
+statuses as (
+
+    select * from {{ ref('project_status_map') }}
+
+),
+
+checked as (
+
+    select
+        projects.*,
+        statuses.v2_status,
+        {{ kept_reference('area_id', 'areas') }} as kept_area_id,
+        coalesce(
+            {{ duplicate_id_check('copies') }},
+            {{ required_reference_check('domain_id', 'domains') }},
+            {{ required_check('name') }},
+            {{ required_check('status') }},
+            {{ check('out_of_range', 'statuses.v2_status is null', "'status ' || status || ' has no v2 status'") }},
+            {{ required_check('created_at') }},
+            {{ required_check('updated_at') }}
+        ) as verdict,
+        {{ adjustments([('area_id', 'areas')]) }} as adjustment
+    from projects
+    left join domains on projects.domain_id = domains.id
+    left join areas on projects.area_id = areas.id
+    left join statuses on projects.status = statuses.v1_status
+
+),
+
+final as (
+
+    select
+        project_id as id,
+        domain_id,
+        kept_area_id as area_id,
+        name,
+        description,
+        v2_status as status,
+        due_date as target_date,
+        created_at,
+        updated_at,
+        null::date as start_date,
+        3 as priority,
+        true as is_active,
+        {{ sort_order(partition_by='domain_id, kept_area_id', order_by='verdict is not null, created_at, project_id') }}
+            as sort_order,
+        null::text as color,
+        null::uuid as release_id,
+        verdict[1] as reject_rule,
+        verdict[2] as reject_detail,
+        adjustment
+    from checked
+
+)
+
+select * from final
