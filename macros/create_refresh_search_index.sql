@@ -13,8 +13,9 @@
     language sql
     begin atomic
         delete from {{ this }};
-        insert into {{ this }} ({{ model.columns.keys() | join(', ') }})
-        {{ model.compiled_code }};
+        {%- set columns = model.columns.keys() | join(', ') %}
+        insert into {{ this }} ({{ columns }})
+        select {{ columns }} from ({{ model.compiled_code }}) as documents;
     end;
     comment on function {{ adapter.quote(this.schema) }}.refresh_search_index() is
         'Rebuilds search_index from tasks, notes, bookmarks, projects and capture; call after writing them.';

@@ -1,8 +1,5 @@
 {#
   post-hook of every mart, derived from its YAML contract so nothing is declared twice:
-  - the self-referencing foreign keys of config.meta.self_foreign_keys (a
-    `to: ref()` of the model itself would be a cycle in dbt's DAG), shaped like
-    contract foreign keys: name, columns, to_columns, expression (ON DELETE);
   - the indexes of contract_indexes(): <table>_<column>_idx on every foreign-key
     column, and on is_active, which every list query of the app filters on
     (soft delete), plus those the model declares in config.meta.indexes;
@@ -11,10 +8,6 @@
     which the publish step renames as a whole.
 #}
 {% macro mart_post_hook() %}
-    {%- for fk in model.config.meta.get('self_foreign_keys', []) %}
-        alter table {{ this }} add constraint {{ fk.name }} foreign key ({{ fk.columns | join(', ') }})
-            references {{ this }} ({{ fk.to_columns | join(', ') }}) {{ fk.expression }};
-    {%- endfor %}
     {%- for index in contract_indexes(model) %}
         create {{ 'unique ' if index.unique }}index {{ index.name }} on {{ this }}
             {%- if index.using %} using {{ index.using }}{% endif %} ({{ index.columns | join(', ') }})
@@ -29,18 +22,14 @@
 
 {#
   The indexes a mart's contract implies, as dicts (name, columns, unique, using,
-  where): one per foreign-key column (self-referencing ones included) and on is_active, named
+  where): one per foreign-key column and on is_active, named
   <table>_<column>_idx, then each entry of the model's config.meta.indexes.
   mart_post_hook creates them; the test catalog_matches_contract checks them.
 #}
 {% macro contract_indexes(node) %}
     {%- set indexes = [] -%}
     {%- set indexed = [] -%}
-    {%- set foreign_keys = node.config.meta.get('self_foreign_keys', []) | list -%}
     {%- for constraint in node.constraints if constraint.type == 'foreign_key' -%}
-        {%- do foreign_keys.append(constraint) -%}
-    {%- endfor -%}
-    {%- for constraint in foreign_keys -%}
         {%- for column in constraint.columns if column not in indexed -%}
             {%- do indexed.append(column) -%}
         {%- endfor -%}

@@ -18,10 +18,13 @@ from psycopg2 import sql
 
 import export_ddl
 import lifeos_env
+import migrate
 from conftest import drop_database
 
 Cursor = psycopg2.extensions.cursor
 POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")
+# the mapping's lookup table: plan 3.10 gives context_types neither created_at nor updated_at
+UNTIMESTAMPED = {"context_types"}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +109,7 @@ def test_every_table_has_the_universal_columns_and_trigger(sample_db: Cursor) ->
     columns: dict[str, dict[str, tuple[str, str, str]]] = {}
     for table, column, data_type, nullable, default in sample_db.fetchall():
         columns.setdefault(table, {})[column] = (data_type, nullable, default)
-    assert len(columns) >= 34
+    assert len(columns) == 34
     universal = {
         "id": ("uuid", "NO", "gen_random_uuid()"),
         "created_at": ("timestamp with time zone", "NO", "now()"),
@@ -114,13 +117,14 @@ def test_every_table_has_the_universal_columns_and_trigger(sample_db: Cursor) ->
         "is_active": ("boolean", "NO", "true"),
     }
     for table, found in columns.items():
-        assert {k: v for k, v in found.items() if k != "sort_order"} == universal, table
+        expected = {k: v for k, v in universal.items() if table not in UNTIMESTAMPED or not k.endswith("_at")}
+        assert {k: v for k, v in found.items() if k != "sort_order"} == expected, table
         assert found.get("sort_order", ("integer", "NO", "0")) == ("integer", "NO", "0"), table
     sample_db.execute(
         "select c.relname from pg_trigger t join pg_class c on c.oid = t.tgrelid"
         " where c.relnamespace = 'v2_shadow'::regnamespace and t.tgname = c.relname || '_set_updated_at'"
     )
-    assert {name for (name,) in sample_db.fetchall()} == set(columns)
+    assert {name for (name,) in sample_db.fetchall()} == set(columns) - UNTIMESTAMPED
 
 
 def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> None:
@@ -147,6 +151,7 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
             "catalog_matches_contract_event_attendees": [("constraint", "event_attendees_contact_id_fkey")],
             "catalog_matches_contract_project_contacts": [("constraint", "project_contacts_contact_id_fkey")],
             "catalog_matches_contract_list_items": [("index", "list_items_list_id_idx")],
+            "catalog_matches_contract_tasks": [("constraint", "tasks_assigned_to_fkey")],
             "catalog_matches_contract_lists": [("trigger", "lists_set_updated_at")],
             "catalog_matches_contract_tags": [("default", "is_active")],
         }
@@ -167,6 +172,8 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
                 foreign key (contact_id) references contacts (id) on delete cascade;
             alter table project_contacts add constraint project_contacts_contact_id_fkey
                 foreign key (contact_id) references contacts (id) on delete cascade;
+            alter table tasks add constraint tasks_assigned_to_fkey
+                foreign key (assigned_to) references contacts (id) on delete set null;
             """
         )
     assert failing(dbt_test("test_name:catalog_matches_contract")) == {}
@@ -195,9 +202,9 @@ def test_polymorphic_references_that_point_nowhere_fail(live: Cursor) -> None:
         """
         insert into tags (name) values ('Urgent'), ('errands');
         insert into note_links (note_id, entity_type, entity_id)
-            select (select id from notes order by id limit 1), 'task', id from tasks order by id limit 2;
+            select (select min(id::text)::uuid from notes), 'task', tasks.id from tasks order by tasks.id limit 2;
         insert into entity_tags (tag_id, entity_type, entity_id)
-            select (select id from tags where name = 'Urgent'), 'project', id from projects order by id limit 1;
+            select tags.id, 'project', (select min(id::text)::uuid from projects) from tags where name = 'Urgent';
         insert into activity_log (entity_type, entity_id, action)
             values ('domain', (select min(id::text)::uuid from domains), 'updated'),
                    ('task', gen_random_uuid(), 'deleted');
@@ -208,7 +215,7 @@ def test_polymorphic_references_that_point_nowhere_fail(live: Cursor) -> None:
         live.execute(
             """
             insert into note_links (note_id, entity_type, entity_id)
-                values ((select id from notes order by id limit 1), 'task', '00000000-0000-0000-0000-00000000abcd');
+                values ((select min(id::text)::uuid from notes), 'task', '00000000-0000-0000-0000-00000000abcd');
             insert into entity_tags (tag_id, entity_type, entity_id)
                 values ((select id from tags where name = 'Urgent'), 'contact', '00000000-0000-0000-0000-00000000abce');
             insert into activity_log (entity_type, entity_id, action)
@@ -307,3 +314,12 @@ def test_the_app_refreshes_search_after_publish(live: Cursor) -> None:
         assert live.fetchall() == [("note", note)]
     finally:
         live.execute("delete from notes where id = %s; select refresh_search_index()", (note,))
+
+
+@pytest.mark.usefixtures("fresh_database")
+def test_a_build_after_a_reading_command_still_writes_only_the_shadow() -> None:
+    migrate.dbt("parse")  # a reading command: the marts resolve to live v2 while it parses
+    migrate.dbt("run", "--select", "contacts")
+    with lifeos_env.transaction() as cur:
+        cur.execute("select table_schema from information_schema.tables where table_name = 'contacts'")
+        assert cur.fetchall() == [("v2_shadow",)]

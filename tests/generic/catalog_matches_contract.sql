@@ -1,7 +1,7 @@
 {#
   Everything the model's YAML contract declares is in the PostgreSQL catalog:
-  each named constraint (primary key, foreign keys, self-referencing ones
-  included, unique, checks) in pg_constraint, each index of contract_indexes() in pg_index, each column
+  each named constraint (primary key, foreign keys, unique, checks) in
+  pg_constraint, each index of contract_indexes() in pg_index, each column
   default in pg_attrdef and the updated_at trigger in pg_trigger. dbt rebuilds
   a table with DROP ... CASCADE, which silently takes its children's foreign
   keys with it; this test names what went missing. Put it on every mart.
@@ -14,7 +14,7 @@
         | selectattr('resource_type', 'equalto', 'model')
         | selectattr('alias', 'equalto', model.identifier)
         | first -%}
-    {%- for constraint in node.constraints + node.config.meta.get('self_foreign_keys', []) if constraint.name -%}
+    {%- for constraint in node.constraints if constraint.name -%}
         {%- do expected.append(('constraint', constraint.name)) -%}
     {%- endfor -%}
     {%- for index in contract_indexes(node) -%}

@@ -108,19 +108,19 @@ documents as (
 final as (
 
     select
-        gen_random_uuid() as id,
         entity_type,
         entity_id,
         domain_id,
         project_id,
         title,
         body,
+        is_active,
+        gen_random_uuid() as id,
         setweight(to_tsvector('simple'::regconfig, coalesce(title, '')), 'A')
         || setweight(to_tsvector('simple'::regconfig, coalesce(keywords, '')), 'B')
         || setweight(to_tsvector('simple'::regconfig, coalesce(body, '')), 'C') as document,
         now() as created_at,
-        now() as updated_at,
-        is_active
+        now() as updated_at
     from documents
 
 )
