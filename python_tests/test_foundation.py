@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 import psycopg2.extensions
 import pytest
 from psycopg2 import sql
@@ -88,8 +92,25 @@ def test_an_orphaned_area_is_rejected_not_dropped() -> None:
     migrate.dbt("build")
     with lifeos_env.transaction() as cur:
         cur.execute(
-            "select v1_table, v1_id, action, rule, v1_row ->> 'name' is not null from v2_work.migration_rejects"
+            "select v1_table, action, rule, v1_row ->> 'name' is not null from v2_work.migration_rejects"
+            " where v1_id = %s",
+            (orphan,),
         )
-        assert cur.fetchall() == [("areas", orphan, "rejected", "orphan_fk", True)]
+        assert cur.fetchall() == [("areas", "rejected", "orphan_fk", True)]
+        cur.execute(  # its projects stay, their area_id set to NULL, as v1's ON DELETE SET NULL would
+            "select distinct v1_table, action, v1_row ->> 'area_id' from v2_work.migration_rejects where v1_id <> %s",
+            (orphan,),
+        )
+        assert cur.fetchall() == [("projects", "adjusted", str(orphan))]
         cur.execute("select count(*) from v2_shadow.areas where id = %s", (orphan,))
         assert cur.fetchone() == (0,)
+
+
+def test_reading_commands_see_live_v2_even_right_after_a_build(migrated_sample: str) -> None:
+    """A manifest parsed by `dbt build` must not leak the shadow schema into `dbt test` or `dbt ls`."""
+    listing = subprocess.run(
+        ["dbt", "ls", "-s", "domains", "--output", "json", "--output-keys", "schema", "--quiet"],
+        cwd=lifeos_env.ROOT, env=os.environ | {"PGDATABASE": migrated_sample},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(listing.stdout) == {"schema": "public"}

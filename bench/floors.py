@@ -1,0 +1,235 @@
+"""The two baselines the migration is measured against (issue 9).
+
+(a) The physical floor: the v1 rows loaded by a stripped plain `psql -f`,
+    copied into unconstrained v2-shaped tables with INSERT ... SELECT, then the
+    same indexes and constraints as the built v2 schema added afterwards.
+(b) The plan's own approach (section 5.2): a row-at-a-time Python loader:
+    SELECT *, transform in Python, one INSERT per row through psycopg2.
+
+Both read the v2 DDL from the schema dbt built (`v2_shadow`), so they build
+exactly the same tables, keys and indexes.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import psycopg2.extensions
+import psycopg2.extras
+
+import lifeos_env
+
+Cursor = psycopg2.extensions.cursor
+MAPPED = {  # v2 table: v1 table, in FK order
+    "domains": "domains", "areas": "areas", "projects": "projects", "context_types": "context_types",
+    "tasks": "tasks", "notes": "notes", "capture": "capture", "bookmarks": "links", "files": "files",
+    "daily_focus": "daily_focus", "reminders": "reminders",
+}  # fmt: skip
+COPY_BLOCK = re.compile(r"^COPY public\.(\w+) ", re.MULTILINE)
+
+
+def strip_dump(dump: Path, stripped: Path, schema: str) -> None:
+    """Keep only the COPY blocks of the 11 v1 tables, aimed at `schema`."""
+    keep = False
+    with dump.open() as src, stripped.open("w") as out:
+        for line in src:
+            match = COPY_BLOCK.match(line)
+            if match and match.group(1) in MAPPED.values():
+                keep = True
+                line = line.replace("COPY public.", f"COPY {schema}.", 1)
+            if keep:
+                out.write(line)
+                keep = line != "\\.\n"
+
+
+def v2_ddl(cur: Cursor, shadow: str) -> tuple[list[str], list[str]]:
+    """The constraints and indexes of the built v2 tables, as statements on schema `{schema}`."""
+    cur.execute(
+        """
+        select c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.contype
+        from pg_constraint c join pg_namespace n on n.oid = c.connamespace
+        where n.nspname = %s and c.contype in ('p', 'u', 'c', 'f') and c.conrelid <> 0
+        order by c.contype = 'f', 1, 2
+        """,
+        (shadow,),
+    )
+    constraints = [
+        f"alter table {{schema}}.{table.split('.')[-1]} add constraint {name} "
+        + definition.replace(f"{shadow}.", "{schema}.")
+        for table, name, definition, _ in cur.fetchall()
+    ]
+    cur.execute(
+        """
+        select pg_get_indexdef(i.indexrelid) from pg_index i
+        join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = %s and not exists (select from pg_constraint k where k.conindid = i.indexrelid)
+        """,
+        (shadow,),
+    )
+    indexes = [row[0].replace(f"{shadow}.", "{schema}.") for row in cur.fetchall()]
+    return constraints, indexes
+
+
+def v2_columns(cur: Cursor, shadow: str, table: str) -> list[str]:
+    cur.execute(
+        "select column_name from information_schema.columns where table_schema = %s and table_name = %s"
+        " order by ordinal_position",
+        (shadow, table),
+    )
+    return [name for (name,) in cur.fetchall()]
+
+
+def recreate(cur: Cursor, schema: str, shadow: str, including: str = "") -> None:
+    cur.execute(f"drop schema if exists {schema} cascade; create schema {schema}")
+    for table in MAPPED:
+        cur.execute(f"create table {schema}.{table} (like {shadow}.{table} {including})")
+
+
+FLOOR_SELECT = {  # the v2 columns from v1 ones, with the plan's generated values as plain expressions
+    "projects": {"target_date": "due_date", "priority": "3", "start_date": "null", "release_id": "null"},
+    "bookmarks": {"updated_at": "created_at", "folder_id": "null", "favicon_url": "null", "tags": "null"},
+    "capture": {"source": "'web'", "updated_at": "created_at", "domain_id": "null", "project_id": "null"},
+    "daily_focus": {"domain_id": "null"},
+    "reminders": {"entity_type": "'task'", "entity_id": "task_id"},
+}
+
+
+def floor_a(dump: Path, shadow: str, psql: str) -> dict[str, float]:
+    """Time (a): stripped psql load, INSERT ... SELECT, then keys and indexes."""
+    timings: dict[str, float] = {}
+    stripped = dump.with_suffix(".stripped.sql")
+    strip_dump(dump, stripped, "floor_v1")
+    with lifeos_env.transaction() as cur:
+        cur.execute("drop schema if exists floor_v1 cascade; create schema floor_v1")
+        for table in MAPPED.values():
+            cur.execute(f"create table floor_v1.{table} (like v1.{table})")
+        recreate(cur, "floor_v2", shadow)
+        columns = {table: v2_columns(cur, shadow, table) for table in MAPPED}
+        cur.execute("select column_name, table_name from information_schema.columns where table_schema = 'v1'")
+        v1_columns = {(table, column) for column, table in cur.fetchall()}
+        constraints, indexes = v2_ddl(cur, shadow)
+    start = time.perf_counter()
+    subprocess.run([psql, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(stripped)], check=True)
+    timings["load"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with lifeos_env.transaction() as cur:
+        for v2_table, v1_table in MAPPED.items():
+            generated = FLOOR_SELECT.get(v2_table, {})
+
+            def expression(column: str, v1_table: str = v1_table, generated: dict[str, str] = generated) -> str:
+                if column in generated:
+                    return generated[column]
+                if (v1_table, column) in v1_columns:
+                    return column
+                return {"updated_at": "created_at", "is_active": "true", "sort_order": "0"}.get(column, "null")
+
+            select = ", ".join(expression(column) for column in columns[v2_table])
+            cur.execute(f"insert into floor_v2.{v2_table} select {select} from floor_v1.{v1_table}")
+    timings["insert_select"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with lifeos_env.transaction() as cur:
+        for statement in constraints + indexes:
+            cur.execute(statement.format(schema="floor_v2"))
+    timings["keys_and_indexes"] = time.perf_counter() - start
+    timings["total"] = sum(timings.values())
+    with lifeos_env.transaction() as cur:
+        cur.execute("drop schema floor_v1 cascade; drop schema floor_v2 cascade")
+    return timings
+
+
+Row = dict[str, Any]
+
+
+def sort_orders(rows: list[Row], scope: Callable[[Row], tuple[Any, ...]]) -> None:
+    """10, 20, 30 ... within each scope by created_at, then id, computed in Python."""
+    groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[scope(row)].append(row)
+    for members in groups.values():
+        for position, row in enumerate(sorted(members, key=lambda r: (r["created_at"], str(r["id"])))):
+            row["sort_order"] = 10 * (position + 1)
+
+
+def local_path(storage_path: str, root: str, bucket: str) -> str:
+    path = storage_path.split("?", 1)[0]
+    marker = f"/{bucket}/" if "://" in path else f"{bucket}/"
+    key = path.split(marker, 1)[1] if marker in path else path
+    return f"{root}/{unquote(key)}"
+
+
+def loader_b(shadow: str, root: str = "/opt/lifeos/storage/files", bucket: str = "life-os-files") -> float:
+    """Time (b): the plan's row-at-a-time Python loader into loader_v2, keys in place first."""
+    with lifeos_env.transaction() as cur:
+        recreate(cur, "loader_v2", shadow, "including all")
+        constraints, _ = v2_ddl(cur, shadow)
+        for statement in constraints:
+            if " FOREIGN KEY " in statement:
+                cur.execute(statement.format(schema="loader_v2"))
+        columns = {table: v2_columns(cur, shadow, table) for table in MAPPED}
+    task_domain: dict[Any, Any] = {}
+
+    def parents_first(rows: list[Row]) -> list[Row]:
+        ordered: list[Row] = []
+        done: set[Any] = set()
+        while rows:
+            ready = [r for r in rows if r["parent_id"] is None or r["parent_id"] in done]
+            done.update(r["id"] for r in ready)
+            ordered += ready
+            rows = [r for r in rows if r["id"] not in done]
+        return ordered
+
+    def transform(table: str, rows: list[Row]) -> list[Row]:
+        for row in rows:
+            row.setdefault("updated_at", row.get("created_at"))
+            row["is_active"] = True
+            row["sort_order"] = 0
+        if table == "domains":
+            sort_orders(rows, lambda r: ())
+        elif table == "areas":
+            sort_orders(rows, lambda r: (r["domain_id"],))
+        elif table == "projects":
+            sort_orders(rows, lambda r: (r["domain_id"], r["area_id"]))
+            for row in rows:
+                row |= {"target_date": row["due_date"], "priority": 3}
+        elif table == "tasks":
+            sort_orders(rows, lambda r: (r["project_id"] or r["domain_id"], r["parent_id"]))
+            task_domain.update((row["id"], row["domain_id"]) for row in rows)
+            rows = parents_first(rows)
+        elif table == "context_types":
+            for position, row in enumerate(sorted(rows, key=lambda r: (not r["is_system"], r["value"]))):
+                row["sort_order"] = 10 * (position + 1)
+        for row in rows:
+            if table == "capture":
+                row |= {"source": "web", "updated_at": row["created_at"]}
+            elif table == "files":
+                row["storage_path"] = local_path(row["storage_path"], root, bucket)
+            elif table == "daily_focus":
+                row["domain_id"] = task_domain.get(row["task_id"])
+            elif table == "reminders":
+                row |= {"entity_type": "task", "entity_id": row["task_id"]}
+        return rows
+
+    start = time.perf_counter()
+    conn = lifeos_env.connect()
+    with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        for v2_table, v1_table in MAPPED.items():
+            cur.execute(f"select * from v1.{v1_table}")
+            rows = transform(v2_table, [dict(row) for row in cur.fetchall()])
+            wanted = columns[v2_table]
+            statement = (
+                f"insert into loader_v2.{v2_table} ({', '.join(wanted)}) values ({', '.join(['%s'] * len(wanted))})"
+            )
+            for row in rows:
+                cur.execute(statement, [row.get(column) for column in wanted])
+    conn.close()
+    elapsed = time.perf_counter() - start
+    with lifeos_env.transaction() as cur:
+        cur.execute("drop schema loader_v2 cascade")
+    return elapsed
