@@ -18,7 +18,6 @@ from psycopg2 import sql
 
 import export_ddl
 import lifeos_env
-import migrate
 from conftest import drop_database
 
 Cursor = psycopg2.extensions.cursor
@@ -314,12 +313,3 @@ def test_the_app_refreshes_search_after_publish(live: Cursor) -> None:
         assert live.fetchall() == [("note", note)]
     finally:
         live.execute("delete from notes where id = %s; select refresh_search_index()", (note,))
-
-
-@pytest.mark.usefixtures("fresh_database")
-def test_a_build_after_a_reading_command_still_writes_only_the_shadow() -> None:
-    migrate.dbt("parse")  # a reading command: the marts resolve to live v2 while it parses
-    migrate.dbt("run", "--select", "contacts")
-    with lifeos_env.transaction() as cur:
-        cur.execute("select table_schema from information_schema.tables where table_name = 'contacts'")
-        assert cur.fetchall() == [("v2_shadow",)]
