@@ -78,6 +78,23 @@ def test_every_model_seed_source_and_column_is_described(docs_site: Path) -> Non
     assert undescribed(manifest, catalog) == []
 
 
+def test_every_v1_table_flows_to_its_v2_table(docs_site: Path) -> None:
+    manifest = json.loads((docs_site / "manifest.json").read_text())
+    marts = {uid for uid, node in manifest["nodes"].items() if node["fqn"][1:2] == ["marts"]}
+    flows = {}
+    for source in manifest["sources"]:
+        reached, frontier = set(), [source]
+        while frontier:
+            children = set(manifest["child_map"][frontier.pop()]) - reached
+            reached |= children
+            frontier += children - marts  # up to the first v2 table, not on through its foreign keys
+        flows[source.split(".")[-1]] = {uid.split(".")[-1] for uid in reached & marts}
+    renamed = {"links": "bookmarks"}
+    assert len(flows) == 11
+    for v1_table, v2_tables in flows.items():
+        assert renamed.get(v1_table, v1_table) in v2_tables, v1_table
+
+
 def test_undescribed_finds_a_missing_description() -> None:
     node = {"unique_id": "model.p.x", "resource_type": "model", "description": "x", "columns": {}}
     manifest = {"nodes": {"model.p.x": node}, "sources": {}}
