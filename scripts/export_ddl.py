@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +40,9 @@ HEADER = (
 
 def pg_dump_path() -> Path:
     """pg_dump 16 from the pgserver wheel: the same major version as v2 on every machine."""
-    import pgserver  # the wheel's location only; the server it starts is not used here
+    with warnings.catch_warnings():  # pgserver warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver  # the wheel's location only; the server it starts is not used here
 
     return Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump"
 
