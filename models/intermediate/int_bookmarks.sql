@@ -60,15 +60,15 @@ final as (
         url,
         description,
         created_at,
+        adjustment,
         created_at as updated_at,
         null::uuid as folder_id,
         null::text as favicon_url,
         true as is_active,
         0 as sort_order,
-        null::text [] as tags,
+        null::text[] as tags,
         verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
-        adjustment
+        verdict[2] as reject_detail
     from checked
 
 )

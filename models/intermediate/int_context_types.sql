@@ -11,7 +11,7 @@ context_types as (
     select
         *,
         count(*) over (partition by context_type_id) as copies,
-        row_number() over (partition by value order by is_system desc nulls last, context_type_id) as value_rank
+        row_number() over (partition by value order by is_system desc nulls last, context_type_id asc) as value_rank
     from {{ ref('stg_v1__context_types') }}
 
 ),
@@ -47,9 +47,18 @@ added_defaults as (
         defaults.value,
         defaults.label,
         defaults.is_system,
-        null::text [] as verdict
+        null::text[] as verdict
     from defaults
-    where not exists (select from checked where checked.value = defaults.value and checked.verdict is null)
+    left join checked on defaults.value = checked.value and checked.verdict is null
+    where checked.value is null
+
+),
+
+all_types as (
+
+    select * from checked
+    union all
+    select * from added_defaults
 
 ),
 
@@ -65,11 +74,7 @@ final as (
         verdict[1] as reject_rule,
         verdict[2] as reject_detail,
         null::text as adjustment
-    from (
-        select * from checked
-        union all
-        select * from added_defaults
-    ) as all_types
+    from all_types
 
 )
 

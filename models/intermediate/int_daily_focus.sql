@@ -18,7 +18,7 @@ tasks as (
 task_domains as (
 
     select
-        id as task_id,
+        id,
         domain_id
     from {{ ref('int_tasks') }}
     where reject_rule is null
@@ -29,7 +29,7 @@ checked as (
 
     select
         daily_focus.*,
-        {{ kept_reference('daily_focus.task_id', 'tasks') }} as kept_task_id,
+        {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
         task_domains.domain_id,
         coalesce(
             {{ duplicate_id_check('copies') }},
@@ -37,10 +37,10 @@ checked as (
             {{ required_check('completed') }},
             {{ required_check('created_at') }}
         ) as verdict,
-        {{ adjustments([('daily_focus.task_id', 'tasks')]) }} as adjustment
+        {{ adjustments([('task_id', 'tasks')]) }} as adjustment
     from daily_focus
     left join tasks on daily_focus.task_id = tasks.id
-    left join task_domains on daily_focus.task_id = task_domains.task_id
+    left join task_domains on daily_focus.task_id = task_domains.id
 
 ),
 

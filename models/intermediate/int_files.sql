@@ -54,7 +54,8 @@ shaped as (
         storage_path ~ '^[a-zA-Z][a-zA-Z0-9+.-]*://' as is_url,
         regexp_match(
             storage_path,
-            '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*/(?:[^?#]*/)?(?:object|render/image)/(?:public|authenticated|sign)/([^/?#]+)/([^?#]*)'
+            '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*/(?:[^?#]*/)?'
+            || '(?:object|render/image)/(?:public|authenticated|sign)/([^/?#]+)/([^?#]*)'
         ) as url_parts
     from files
 
@@ -99,7 +100,8 @@ path_checked as (
                 ~ var('storage_bucket') ~ "'") }},
             {{ check('unsafe_storage_path', 'decoded_key is null',
                 "'storage_path ' || storage_path || ' decodes to invalid UTF-8 or a NUL byte'") }},
-            {{ check('unsafe_storage_path', "decoded_key = '' or starts_with(decoded_key, '/') or right(decoded_key, 1) = '/'",
+            {{ check('unsafe_storage_path',
+                "decoded_key = '' or starts_with(decoded_key, '/') or right(decoded_key, 1) = '/'",
                 "'storage_path ' || storage_path || ' gives an empty, absolute or folder object key'") }},
             {{ check('unsafe_storage_path', "'..' = any(string_to_array(decoded_key, '/'))",
                 "'storage_path ' || storage_path || ' has a .. segment'") }}
@@ -121,7 +123,7 @@ checked as (
             {{ required_check('filename') }},
             {{ required_check('original_filename') }},
             {{ required_check('storage_path') }},
-            path_verdict,
+            path_checked.path_verdict,
             {{ check('out_of_range', 'size_bytes < 0', "'size_bytes ' || size_bytes || ' is negative'") }},
             {{ required_check('created_at') }},
             {{ required_check('updated_at') }}

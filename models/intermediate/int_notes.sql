@@ -65,12 +65,12 @@ final as (
         tags,
         created_at,
         updated_at,
+        adjustment,
         false as is_pinned,
         true as is_active,
         0 as sort_order,
         verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
-        adjustment
+        verdict[2] as reject_detail
     from checked
 
 )

@@ -40,19 +40,19 @@ final as (
 
     select
         reminder_id as id,
-        'task' as entity_type,
         task_id as entity_id,
         remind_at,
-        null::text as recurrence,
-        null::timestamptz as snoozed_until,
         delivered,
         created_at,
         created_at as updated_at,
+        'task' as entity_type,
         true as is_active,
         0 as sort_order,
+        null::text as recurrence,
+        null::timestamptz as snoozed_until,
+        null::text as adjustment,
         verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
-        null::text as adjustment
+        verdict[2] as reject_detail
     from checked
 
 )

@@ -1,0 +1,58 @@
+{#
+  Drift: columns a v1 table has in the restored dump that the sources YAML (the
+  plan's input contract) does not declare. The plan maps none of them, so their
+  values do not reach v2; they stay in the v1 dump and in migration_rejects'
+  v1_row. The build lists them (macros/log_unmapped_v1_columns.sql).
+#}
+{%- set declared = [] -%}
+{%- if execute -%}
+    {%- for source in graph.sources.values() if source.source_name == 'v1' -%}
+        {%- for column in source.columns -%}
+            {%- do declared.append((source.name, column)) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+{%- endif -%}
+
+with
+
+v1_columns as (
+
+    select
+        table_name::text as v1_table,
+        column_name::text,
+        data_type::text,
+        ordinal_position::integer
+    from information_schema.columns
+    where table_schema = '{{ var("v1_schema") }}'
+
+),
+
+declared as (
+
+    select
+        v1_table,
+        column_name
+    from (
+        values
+        {%- for table, column in declared | sort %}
+            ('{{ table }}', '{{ column }}'){% if not loop.last %},{% endif %}
+        {%- else %}
+            (null, null)
+        {%- endfor %}
+    ) as declared_columns (v1_table, column_name)
+
+),
+
+final as (
+
+    select v1_columns.*
+    from v1_columns
+    left join declared
+        on v1_columns.v1_table = declared.v1_table and v1_columns.column_name = declared.column_name
+    where
+        v1_columns.v1_table in (select declared.v1_table from declared)
+        and declared.column_name is null
+
+)
+
+select * from final

@@ -1,0 +1,378 @@
+"""The mapping of all 11 v1 tables on a real database: the contract in the catalog, and broken v1 input.
+
+The sample tests read the migrated sample. The broken-input tests restore the
+sample, drop every v1 constraint as a careless dump would, insert rows that
+break v2's rules, add a column the plan does not know, and run `dbt build` once
+for the whole module.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+from conftest import drop_database, new_database
+from psycopg2 import sql
+
+import generate_sample
+import lifeos_env
+import migrate
+
+Cursor = psycopg2.extensions.cursor
+V1_TO_V2 = {
+    "domains": "domains",
+    "areas": "areas",
+    "projects": "projects",
+    "tasks": "tasks",
+    "notes": "notes",
+    "links": "bookmarks",
+    "files": "files",
+    "daily_focus": "daily_focus",
+    "capture": "capture",
+    "context_types": "context_types",
+    "reminders": "reminders",
+}
+STORAGE_ROOT = "/opt/lifeos/storage/files"
+
+
+# ---- the migrated sample -------------------------------------------------------------------------
+
+
+def test_every_v1_row_keeps_its_uuid_in_v2(sample_db: Cursor) -> None:
+    for v1_table, v2_table in V1_TO_V2.items():
+        sample_db.execute(
+            sql.SQL(
+                "select count(*) from v1.{} v1 full join v2_shadow.{} v2 using (id)"
+                " where v1.id is null or v2.id is null"
+            ).format(sql.Identifier(v1_table), sql.Identifier(v2_table))
+        )
+        assert sample_db.fetchone() == (0,), v2_table
+
+
+def test_file_paths_are_the_bucket_keys_of_every_shape(sample_db: Cursor) -> None:
+    generator = generate_sample.Generator(scale=1)
+    generator.tables()
+    sample_db.execute("select storage_path from v2_shadow.files")
+    assert sorted(path for (path,) in sample_db.fetchall()) == sorted(f"{STORAGE_ROOT}/{k}" for k in generator.blobs)
+    sample_db.execute("select count(distinct substring(storage_path from '/object/([a-z]+)/')) from v1.files")
+    assert sample_db.fetchone() == (3,)  # the sample holds public, authenticated and signed URLs
+
+
+def test_sort_order_scopes(sample_db: Cursor) -> None:
+    scopes = {
+        "projects": "domain_id, area_id",
+        "tasks": "coalesce(project_id, domain_id), parent_id",
+        "daily_focus": "focus_date",
+    }
+    for table, scope in scopes.items():
+        sample_db.execute(
+            sql.SQL("select array_agg(sort_order order by sort_order) from v2_shadow.{} group by {}").format(
+                sql.Identifier(table), sql.SQL(scope)
+            )
+        )
+        for (orders,) in sample_db.fetchall():
+            assert orders == list(range(10, 10 * len(orders) + 1, 10)), table
+    sample_db.execute(
+        "select bool_and(t.sort_order = 10 * r) from v2_shadow.tasks t join ("
+        " select id, row_number() over (partition by project_id, case when project_id is null then domain_id end,"
+        " parent_id order by created_at, id) as r from v1.tasks) v using (id)"
+    )
+    assert sample_db.fetchone() == (True,)
+    sample_db.execute("select array_agg(value order by sort_order) from v2_shadow.context_types")
+    assert sample_db.fetchone() == (["admin", "calls", "deep_work", "errands", "quick", "creative"],)
+
+
+def test_derived_and_defaulted_columns(sample_db: Cursor) -> None:
+    checks = {
+        "projects": "p.target_date is not distinct from v.due_date and p.priority = 3 and p.release_id is null"
+        " and p.status = v.status and p.start_date is null",
+        "tasks": "p.tags is not distinct from v.tags and p.assigned_to is null and p.template_id is null"
+        " and p.energy_level is null and p.estimated_minutes is null and p.actual_minutes is null",
+        "capture": "p.source = 'web' and p.updated_at = v.created_at and p.domain_id is null",
+        "notes": "p.body is not distinct from v.body and not p.is_pinned and p.sort_order = 0",
+        "daily_focus": "p.domain_id is not distinct from (select domain_id from v1.tasks t where t.id = v.task_id)",
+    }
+    for table, check in checks.items():
+        sample_db.execute(
+            sql.SQL("select bool_and({}) from v2_shadow.{} p join v1.{} v using (id)").format(
+                sql.SQL(check), sql.Identifier(table), sql.Identifier(table)
+            )
+        )
+        assert sample_db.fetchone() == (True,), table
+
+
+def foreign_key(column: str, parent: str, on_delete: str) -> str:
+    return f"FOREIGN KEY ({column}) REFERENCES v2_shadow.{parent}(id) ON DELETE {on_delete}"
+
+
+def test_contract_is_in_the_catalog(sample_db: Cursor) -> None:
+    sample_db.execute(
+        """
+        select conrelid::regclass::text, conname, pg_get_constraintdef(oid) from pg_constraint
+        where connamespace = 'v2_shadow'::regnamespace and contype in ('p', 'f', 'u')
+        """
+    )
+    catalog = {(table.removeprefix("v2_shadow."), name): d for table, name, d in sample_db.fetchall()}
+    expected = {
+        ("tasks", "tasks_parent_id_fkey"): foreign_key("parent_id", "tasks", "CASCADE"),
+        ("tasks", "tasks_domain_id_fkey"): foreign_key("domain_id", "domains", "CASCADE"),
+        ("tasks", "tasks_project_id_fkey"): foreign_key("project_id", "projects", "SET NULL"),
+        ("projects", "projects_area_id_fkey"): foreign_key("area_id", "areas", "SET NULL"),
+        ("daily_focus", "daily_focus_task_id_fkey"): foreign_key("task_id", "tasks", "SET NULL"),
+        ("daily_focus", "daily_focus_domain_id_fkey"): foreign_key("domain_id", "domains", "SET NULL"),
+        ("files", "files_capture_id_fkey"): foreign_key("capture_id", "capture", "SET NULL"),
+        ("notes", "notes_task_id_fkey"): foreign_key("task_id", "tasks", "SET NULL"),
+        ("bookmarks", "bookmarks_project_id_fkey"): foreign_key("project_id", "projects", "SET NULL"),
+        ("context_types", "context_types_value_key"): "UNIQUE (value)",
+    }
+    assert {key: catalog.get(key) for key in expected} == expected
+    for table in V1_TO_V2.values():
+        assert catalog.get((table, f"{table}_pkey")) == "PRIMARY KEY (id)"
+    sample_db.execute(
+        """
+        select c.conrelid::regclass::text, a.attname from pg_constraint c
+        join pg_attribute a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+        where c.connamespace = 'v2_shadow'::regnamespace and c.contype = 'f'
+          and not exists (select from pg_index i where i.indrelid = c.conrelid and i.indkey[0] = c.conkey[1])
+        """
+    )
+    assert sample_db.fetchall() == []  # every FK column is indexed
+
+
+@pytest.mark.parametrize(
+    ("statement", "violated"),
+    [
+        ("update v2_shadow.tasks set status = 'someday'", "tasks_status_check"),
+        ("update v2_shadow.tasks set priority = 5", "tasks_priority_check"),
+        ("update v2_shadow.tasks set energy_level = 'extreme'", "tasks_energy_level_check"),
+        ("update v2_shadow.projects set status = 'someday'", "projects_status_check"),
+        ("update v2_shadow.projects set priority = 0", "projects_priority_check"),
+        ("update v2_shadow.capture set source = 'email'", "capture_source_check"),
+        ("update v2_shadow.notes set content_format = 'rtf'", "notes_content_format_check"),
+        ("update v2_shadow.context_types set value = 'same'", "context_types_value_key"),
+        ("update v2_shadow.tasks set domain_id = gen_random_uuid()", "tasks_domain_id_fkey"),
+        ("update v2_shadow.tasks set title = null", None),
+    ],
+)
+def test_v2_refuses_what_its_rules_forbid(sample_db: Cursor, statement: str, violated: str | None) -> None:
+    with pytest.raises(psycopg2.IntegrityError) as raised:
+        sample_db.execute(statement)
+    assert raised.value.diag.constraint_name == violated
+
+
+def test_app_inserts_get_the_plans_defaults(sample_db: Cursor) -> None:
+    sample_db.execute(
+        "insert into v2_shadow.tasks (domain_id, title) select id, 'new' from v2_shadow.domains limit 1"
+        " returning priority, status, tags, is_custom_context, is_active, sort_order"
+    )
+    assert sample_db.fetchone() == (3, "open", [], False, True, 0)
+    sample_db.execute(
+        "insert into v2_shadow.projects (domain_id, name) select id, 'new' from v2_shadow.domains limit 1"
+        " returning status, priority"
+    )
+    assert sample_db.fetchone() == ("active", 3)
+    sample_db.execute("insert into v2_shadow.capture (raw_text) values ('x') returning source, processed")
+    assert sample_db.fetchone() == ("web", False)
+    sample_db.execute("insert into v2_shadow.notes (title) values ('x') returning content_format, is_pinned")
+    assert sample_db.fetchone() == ("markdown", False)
+
+
+def test_deletes_follow_the_documented_on_delete_rules(sample_db: Cursor) -> None:
+    sample_db.execute(
+        "select parent.id, parent.domain_id from v2_shadow.tasks parent"
+        " where exists (select from v2_shadow.tasks child where child.parent_id = parent.id) limit 1"
+    )
+    parent, domain = sample_db.fetchone()
+    sample_db.execute("insert into v2_shadow.daily_focus (focus_date, task_id) values (current_date, %s)", (parent,))
+    sample_db.execute("delete from v2_shadow.tasks where id = %s", (parent,))
+    sample_db.execute("select count(*) from v2_shadow.tasks where parent_id = %s", (parent,))
+    assert sample_db.fetchone() == (0,)  # subtasks go with their parent
+    sample_db.execute("select count(*) from v2_shadow.daily_focus where focus_date = current_date and task_id is null")
+    assert sample_db.fetchone() == (1,)  # the focus record stays
+    sample_db.execute("delete from v2_shadow.domains where id = %s", (domain,))
+    sample_db.execute(
+        "select (select count(*) from v2_shadow.tasks where domain_id = %(d)s)"
+        " + (select count(*) from v2_shadow.areas where domain_id = %(d)s)",
+        {"d": domain},
+    )
+    assert sample_db.fetchone() == (0,)
+
+
+# ---- broken v1 input ------------------------------------------------------------------------------
+
+ORPHAN = "99999999-0000-0000-0000-000000000001"
+BROKEN_ROWS = f"""
+alter table v1.tasks add column user_id uuid default gen_random_uuid();
+insert into v1.areas (id, domain_id, name) values ('a0000000-0000-0000-0000-000000000001', '{ORPHAN}', 'orphaned area');
+insert into v1.projects (id, domain_id, area_id, name)
+    select 'b0000000-0000-0000-0000-000000000001', id, 'a0000000-0000-0000-0000-000000000001', 'in orphaned area'
+    from v1.domains order by id limit 1;
+insert into v1.tasks (id, domain_id, parent_id, title, priority)
+    select t.id::uuid, d.id, t.parent::uuid, t.title, t.priority
+    from (select id from v1.domains order by id limit 1) as d,
+    (values ('e0000000-0000-0000-0000-00000000000a', null, 'priority 7', 7),
+            ('e0000000-0000-0000-0000-00000000000b', 'e0000000-0000-0000-0000-00000000000a', 'below it', 3),
+            ('e0000000-0000-0000-0000-00000000000c', 'e0000000-0000-0000-0000-00000000000b', 'deeper', 3),
+            ('e0000000-0000-0000-0000-00000000000d', 'e0000000-0000-0000-0000-00000000000e', 'cycle 1', 3),
+            ('e0000000-0000-0000-0000-00000000000e', 'e0000000-0000-0000-0000-00000000000d', 'cycle 2', 3))
+        as t (id, parent, title, priority);
+insert into v1.notes (id, task_id, title) values ('f0000000-0000-0000-0000-000000000001',
+    'e0000000-0000-0000-0000-00000000000a', 'on a rejected task');
+insert into v1.daily_focus (id, focus_date, task_id, slot)
+    values ('f0000000-0000-0000-0000-000000000002', '2025-01-01', '{ORPHAN}', 1);
+insert into v1.capture (id, raw_text, task_id) values ('f0000000-0000-0000-0000-000000000003', 'x', '{ORPHAN}');
+insert into v1.links select * from v1.links where id = (select min(id::text)::uuid from v1.links);
+insert into v1.files (id, filename, original_filename, storage_path)
+    values ('f0000000-0000-0000-0000-000000000004', 'p', 'p', 'life-os-files/../../etc/passwd');
+insert into v1.reminders (id, task_id, remind_at) values ('f0000000-0000-0000-0000-000000000005', '{ORPHAN}', now()),
+    ('f0000000-0000-0000-0000-000000000006',
+     (select min(id::text)::uuid from v1.tasks where id::text not like 'e0000000%'), now());
+delete from v1.context_types where value = 'quick';
+"""
+
+
+def dbt_output(*args: str) -> str:
+    """Run migrate.dbt and return what it printed (file descriptor 1, where dbt's subprocess writes)."""
+    with tempfile.TemporaryFile() as out:
+        saved = os.dup(1)
+        os.dup2(out.fileno(), 1)
+        try:
+            migrate.dbt(*args)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            out.seek(0)
+            printed = out.read().decode()
+            print(printed)
+    return printed
+
+
+@pytest.fixture(scope="module")
+def broken_build() -> Iterator[tuple[Cursor, str]]:
+    """The sample with its v1 constraints dropped and broken rows added, built once: a cursor and dbt's output."""
+    name = new_database()
+    previous = os.environ["PGDATABASE"]
+    os.environ["PGDATABASE"] = name
+    try:
+        generate_sample.main(["--schema", "v1"])
+        with lifeos_env.transaction() as cur:
+            cur.execute(
+                "select conrelid::regclass::text, conname from pg_constraint"
+                " where connamespace = 'v1'::regnamespace and contype in ('p', 'f', 'u', 'c')"
+                " order by contype = 'f' desc"
+            )
+            for table, constraint in cur.fetchall():
+                cur.execute(sql.SQL("alter table {} drop constraint if exists {}").format(
+                    sql.SQL(table), sql.Identifier(constraint)
+                ))  # fmt: skip
+            cur.execute(BROKEN_ROWS)
+        printed = dbt_output("build")
+    finally:
+        os.environ["PGDATABASE"] = previous
+    conn = psycopg2.connect(dbname=name)
+    try:
+        with conn.cursor() as cur:
+            yield cur, printed
+    finally:
+        conn.close()
+        drop_database(name)
+
+
+def test_broken_rows_are_rejected_or_adjusted_with_their_rule(broken_build: tuple[Cursor, str]) -> None:
+    cur, _ = broken_build
+    cur.execute("select min(id::text) from v1.links")
+    link = cur.fetchone()[0]
+    cur.execute("select v1_table, v1_id::text, action, rule from v2_work.migration_rejects order by 1, 2, 4")
+    assert cur.fetchall() == sorted(
+        [
+            ("areas", "a0000000-0000-0000-0000-000000000001", "rejected", "orphan_fk"),
+            ("capture", "f0000000-0000-0000-0000-000000000003", "adjusted", "orphan_fk_nulled"),
+            ("daily_focus", "f0000000-0000-0000-0000-000000000002", "adjusted", "orphan_fk_nulled"),
+            ("files", "f0000000-0000-0000-0000-000000000004", "rejected", "unsafe_storage_path"),
+            ("links", link, "rejected", "duplicate_id"),
+            ("links", link, "rejected", "duplicate_id"),
+            ("notes", "f0000000-0000-0000-0000-000000000001", "adjusted", "orphan_fk_nulled"),
+            ("projects", "b0000000-0000-0000-0000-000000000001", "adjusted", "orphan_fk_nulled"),
+            ("reminders", "f0000000-0000-0000-0000-000000000005", "rejected", "orphan_fk"),
+            ("tasks", "e0000000-0000-0000-0000-00000000000a", "rejected", "out_of_range"),
+            ("tasks", "e0000000-0000-0000-0000-00000000000b", "rejected", "parent_rejected"),
+            ("tasks", "e0000000-0000-0000-0000-00000000000c", "rejected", "parent_rejected"),
+            ("tasks", "e0000000-0000-0000-0000-00000000000d", "rejected", "parent_cycle"),
+            ("tasks", "e0000000-0000-0000-0000-00000000000e", "rejected", "parent_cycle"),
+        ]
+    )
+
+
+def test_every_v1_row_is_in_v2_or_rejected(broken_build: tuple[Cursor, str]) -> None:
+    cur, _ = broken_build
+    for v1_table, v2_table in V1_TO_V2.items():
+        cur.execute(
+            sql.SQL(
+                "select (select count(*) from v1.{v1}),"
+                " (select count(*) from v2_shadow.{v2} where id in (select id from v1.{v1}))"
+                " + (select count(*) from v2_work.migration_rejects where v1_table = %s and action = 'rejected')"
+            ).format(v1=sql.Identifier(v1_table), v2=sql.Identifier(v2_table)),
+            (v1_table,),
+        )
+        in_v1, accounted = cur.fetchone()
+        assert in_v1 == accounted, v1_table
+
+
+def test_rejects_keep_the_whole_v1_row_with_drifted_columns(broken_build: tuple[Cursor, str]) -> None:
+    cur, _ = broken_build
+    cur.execute(
+        "select v1_row ->> 'priority', v1_row ? 'user_id', detail from v2_work.migration_rejects"
+        " where v1_id = 'e0000000-0000-0000-0000-00000000000a'"
+    )
+    assert cur.fetchone() == ("7", True, "priority 7 is not 1-4")
+
+
+def test_adjusted_rows_are_in_v2_with_the_reference_nulled(broken_build: tuple[Cursor, str]) -> None:
+    cur, _ = broken_build
+    cur.execute(
+        "select (select task_id is null and domain_id is null from v2_shadow.daily_focus"
+        "        where id = 'f0000000-0000-0000-0000-000000000002'),"
+        " (select task_id is null from v2_shadow.capture where id = 'f0000000-0000-0000-0000-000000000003'),"
+        " (select task_id is null from v2_shadow.notes where id = 'f0000000-0000-0000-0000-000000000001'),"
+        " (select area_id is null from v2_shadow.projects where id = 'b0000000-0000-0000-0000-000000000001')"
+    )
+    assert cur.fetchone() == (True, True, True, True)
+    cur.execute("select detail from v2_work.migration_rejects where v1_id = 'f0000000-0000-0000-0000-000000000003'")
+    assert cur.fetchone() == (f"task_id {ORPHAN} is not in v1 tasks; set to NULL",)
+
+
+def test_missing_default_context_type_and_polymorphic_reminder(broken_build: tuple[Cursor, str]) -> None:
+    cur, _ = broken_build
+    cur.execute("select id::text from v2_shadow.context_types where value = 'quick'")
+    assert cur.fetchone() == ("5d0f8a52-6c1e-4b7a-9a57-0c6f2a1e0002",)
+    cur.execute(
+        "select r.entity_type, r.entity_id = v.task_id from v2_shadow.reminders r join v1.reminders v using (id)"
+    )
+    assert cur.fetchall() == [("task", True)]
+
+
+def test_unmapped_v1_columns_are_listed_in_the_build_output(broken_build: tuple[Cursor, str]) -> None:
+    cur, printed = broken_build
+    cur.execute("select v1_table, column_name, data_type from v2_work.v1_unmapped_columns")
+    assert cur.fetchall() == [("tasks", "user_id", "uuid")]
+    assert "UNMAPPED v1 column tasks.user_id (uuid)" in printed
+
+
+def test_the_files_step_reads_int_files_before_the_marts_are_built(fresh_database: str) -> None:
+    del fresh_database
+    generate_sample.main(["--schema", "v1"])
+    with lifeos_env.transaction() as cur:
+        cur.execute("update v1.files set storage_path = 'a%00b' where id = (select min(id::text)::uuid from v1.files)")
+    migrate.dbt("build", "--select", "+int_files")
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            "select count(*), count(object_key), count(*) filter (where reject_rule = 'unsafe_storage_path'),"
+            " bool_and(storage_path = %s || '/' || object_key), sum(size_bytes) > 0"
+            " from v2_work.int_files",
+            (STORAGE_ROOT,),
+        )
+        assert cur.fetchone() == (20, 19, 1, True, True)
