@@ -40,13 +40,15 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def docs_site(migrated_sample: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """`dbt docs generate` for the migrated sample, reading the marts from the shadow schema the build wrote."""
+def docs_site(
+    migrated_sample: str, migrated_v2_schema: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """`dbt docs generate` for the migrated sample, reading the marts from the schema that holds them."""
     site = tmp_path_factory.mktemp("docs_site")
     previous = os.environ["PGDATABASE"]
     os.environ["PGDATABASE"] = migrated_sample
     try:
-        migrate.dbt("docs", "generate", "--vars", "{v2_schema: v2_shadow}", "--target-path", str(site))
+        migrate.dbt("docs", "generate", "--vars", f"{{v2_schema: {migrated_v2_schema}}}", "--target-path", str(site))
     finally:
         os.environ["PGDATABASE"] = previous
     yield site

@@ -109,7 +109,8 @@ def test_an_orphaned_area_is_rejected_not_dropped() -> None:
 def test_reading_commands_see_live_v2_even_right_after_a_build(migrated_sample: str) -> None:
     """A manifest parsed by `dbt build` must not leak the shadow schema into `dbt test` or `dbt ls`."""
     listing = subprocess.run(
-        ["dbt", "ls", "-s", "domains", "--output", "json", "--output-keys", "schema", "--quiet"],
+        ["dbt", "ls", "-s", "domains", "--resource-type", "model",
+         "--output", "json", "--output-keys", "schema", "--quiet"],
         cwd=lifeos_env.ROOT, env=os.environ | {"PGDATABASE": migrated_sample},
         capture_output=True, text=True, check=True,
     )  # fmt: skip

@@ -14,33 +14,35 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import pytest
+from conftest import drop_database
 from psycopg2 import sql
 
 import export_ddl
 import lifeos_env
-from conftest import drop_database
 
 Cursor = psycopg2.extensions.cursor
 POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")
 # the mapping's lookup table: plan 3.10 gives context_types neither created_at nor updated_at
 UNTIMESTAMPED = {"context_types"}
+# the name the published copy's v2 schema gets; not public, so that the rename always happens
+LIVE = "lifeos_live"
 
 
 @pytest.fixture(scope="module")
-def published(migrated_sample: str) -> Iterator[str]:
-    """A copy of the migrated sample with v2 published as the live schema `public`, as the publish step does."""
+def published(migrated_sample: str, migrated_v2_schema: str) -> Iterator[str]:
+    """A copy of the migrated sample whose v2 schema is renamed, as publishing does, to LIVE."""
     name = f"lifeos_test_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(
-            sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(migrated_sample))
-        )
+        create = sql.SQL("create database {} template {}")
+        cur.execute(create.format(sql.Identifier(name), sql.Identifier(migrated_sample)))
     admin.close()
     conn = psycopg2.connect(dbname=name)
     with conn, conn.cursor() as cur:
-        cur.execute("drop schema public cascade")
-        cur.execute("alter schema v2_shadow rename to public")
+        cur.execute(
+            sql.SQL("alter schema {} rename to {}").format(sql.Identifier(migrated_v2_schema), sql.Identifier(LIVE))
+        )
     conn.close()
     yield name
     drop_database(name)
@@ -48,18 +50,27 @@ def published(migrated_sample: str) -> Iterator[str]:
 
 @pytest.fixture
 def live(published: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cursor]:
-    """An autocommit cursor on the published copy, which PGDATABASE names for dbt. Tests undo their writes."""
+    """An autocommit cursor on the published copy, its schema first on the search_path; PGDATABASE names it for dbt.
+    Tests undo their writes."""
     monkeypatch.setenv("PGDATABASE", published)
-    conn = psycopg2.connect(dbname=published)
+    conn = psycopg2.connect(dbname=published, options=f"-c search_path={LIVE}")
     conn.autocommit = True
     with conn.cursor() as cur:
         yield cur
     conn.close()
 
 
+@pytest.fixture
+def v2(sample_db: Cursor, migrated_v2_schema: str) -> Cursor:
+    """The migrated sample, read-only, with its v2 schema as the search_path."""
+    sample_db.execute(sql.SQL("set local search_path to {}").format(sql.Identifier(migrated_v2_schema)))
+    return sample_db
+
+
 def dbt_test(select: str) -> dict[str, list[tuple[object, ...]]]:
     """Run `dbt test --select` on the live schema; each test's name -> the rows its query finds (empty = passed)."""
-    run = subprocess.run(["dbt", "test", "--select", select], cwd=lifeos_env.ROOT, env=os.environ.copy(), text=True,
+    command = ["dbt", "test", "--select", select, "--vars", f"{{v2_schema: {LIVE}}}"]
+    run = subprocess.run(command, cwd=lifeos_env.ROOT, env=os.environ.copy(), text=True,
                          capture_output=True)  # fmt: skip
     results = [
         result
@@ -80,8 +91,8 @@ def failing(found: dict[str, list[tuple[object, ...]]]) -> dict[str, list[tuple[
     return {name: sorted(rows) for name, rows in found.items() if rows}
 
 
-def test_ddl_file_matches_the_build(migrated_sample: str) -> None:
-    built = export_ddl.dump_schema_ddl(migrated_sample)
+def test_ddl_file_matches_the_build(migrated_sample: str, migrated_v2_schema: str) -> None:
+    built = export_ddl.dump_schema_ddl(migrated_sample, migrated_v2_schema)
     assert export_ddl.DDL_FILE.read_text() == built, "schema/lifeos_r1_full_schema.sql is stale: run scripts/export_ddl"
 
 
@@ -95,18 +106,18 @@ def test_ddl_file_applies_to_an_empty_database_and_dumps_back_the_same() -> None
     assert export_ddl.dump_schema_ddl(os.environ["PGDATABASE"], "public") == export_ddl.DDL_FILE.read_text()
 
 
-def test_every_table_has_the_universal_columns_and_trigger(sample_db: Cursor) -> None:
-    sample_db.execute(
+def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor) -> None:
+    v2.execute(
         """
         select t.table_name, c.column_name, c.data_type, c.is_nullable, c.column_default
         from information_schema.tables t
         join information_schema.columns c using (table_schema, table_name)
-        where t.table_schema = 'v2_shadow' and t.table_type = 'BASE TABLE'
+        where t.table_schema = current_schema() and t.table_type = 'BASE TABLE'
           and c.column_name in ('id', 'created_at', 'updated_at', 'is_active', 'sort_order')
         """
     )
     columns: dict[str, dict[str, tuple[str, str, str]]] = {}
-    for table, column, data_type, nullable, default in sample_db.fetchall():
+    for table, column, data_type, nullable, default in v2.fetchall():
         columns.setdefault(table, {})[column] = (data_type, nullable, default)
     assert len(columns) == 34
     universal = {
@@ -119,11 +130,11 @@ def test_every_table_has_the_universal_columns_and_trigger(sample_db: Cursor) ->
         expected = {k: v for k, v in universal.items() if table not in UNTIMESTAMPED or not k.endswith("_at")}
         assert {k: v for k, v in found.items() if k != "sort_order"} == expected, table
         assert found.get("sort_order", ("integer", "NO", "0")) == ("integer", "NO", "0"), table
-    sample_db.execute(
+    v2.execute(
         "select c.relname from pg_trigger t join pg_class c on c.oid = t.tgrelid"
-        " where c.relnamespace = 'v2_shadow'::regnamespace and t.tgname = c.relname || '_set_updated_at'"
+        " where c.relnamespace = current_schema()::regnamespace and t.tgname = c.relname || '_set_updated_at'"
     )
-    assert {name for (name,) in sample_db.fetchall()} == set(columns) - UNTIMESTAMPED
+    assert {name for (name,) in v2.fetchall()} == set(columns) - UNTIMESTAMPED
 
 
 def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> None:
@@ -178,7 +189,7 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
     assert failing(dbt_test("test_name:catalog_matches_contract")) == {}
 
 
-def test_polymorphic_checks_allow_exactly_what_their_test_resolves(sample_db: Cursor) -> None:
+def test_polymorphic_checks_allow_exactly_what_their_test_resolves(v2: Cursor) -> None:
     manifest = json.loads((lifeos_env.ROOT / "target" / "manifest.json").read_text())
     resolved = {
         node["attached_node"].split(".")[-1]: sorted(node["test_metadata"]["kwargs"]["entity_types"])
@@ -187,12 +198,12 @@ def test_polymorphic_checks_allow_exactly_what_their_test_resolves(sample_db: Cu
     }
     assert set(resolved) == set(POLYMORPHIC)
     for table, entity_types in resolved.items():
-        sample_db.execute(
+        v2.execute(
             "select pg_get_constraintdef(oid) from pg_constraint where conrelid = %s::regclass and contype = 'c'"
             " and pg_get_constraintdef(oid) like '%%entity_type%%'",
-            (f"v2_shadow.{table}",),
+            (table,),
         )
-        (check,) = sample_db.fetchone()
+        (check,) = v2.fetchone()
         assert sorted(re.findall(r"'(\w+)'::text", check)) == entity_types, table
 
 
@@ -269,28 +280,28 @@ def test_bookmark_folders_nest_and_a_loop_fails(live: Cursor) -> None:
         live.execute("delete from bookmark_folders")
 
 
-def test_search_index_covers_the_five_tables_and_finds_words(sample_db: Cursor) -> None:
-    sample_db.execute(
+def test_search_index_covers_the_five_tables_and_finds_words(v2: Cursor) -> None:
+    v2.execute(
         """
-        select entity_type, count(*) from v2_shadow.search_index group by 1
-        union all select 'task', -count(*) from v2_shadow.tasks
-        union all select 'note', -count(*) from v2_shadow.notes
-        union all select 'bookmark', -count(*) from v2_shadow.bookmarks
-        union all select 'project', -count(*) from v2_shadow.projects
-        union all select 'capture', -count(*) from v2_shadow.capture
+        select entity_type, count(*) from search_index group by 1
+        union all select 'task', -count(*) from tasks
+        union all select 'note', -count(*) from notes
+        union all select 'bookmark', -count(*) from bookmarks
+        union all select 'project', -count(*) from projects
+        union all select 'capture', -count(*) from capture
         """
     )
     totals: dict[str, int] = {}
-    for entity_type, count in sample_db.fetchall():
+    for entity_type, count in v2.fetchall():
         totals[entity_type] = totals.get(entity_type, 0) + count
     assert totals == dict.fromkeys(("task", "note", "bookmark", "project", "capture"), 0)
-    sample_db.execute("select count(*) from v2_shadow.search_index")
-    assert sample_db.fetchone()[0] > 0
-    sample_db.execute(
+    v2.execute("select count(*) from search_index")
+    assert v2.fetchone()[0] > 0
+    v2.execute(
         "select amname from pg_index join pg_class i on i.oid = indexrelid join pg_am on pg_am.oid = i.relam"
-        " where i.relname = 'search_index_document_idx' and i.relnamespace = 'v2_shadow'::regnamespace"
+        " where i.relname = 'search_index_document_idx' and i.relnamespace = current_schema()::regnamespace"
     )
-    assert sample_db.fetchone() == ("gin",)
+    assert v2.fetchone() == ("gin",)
 
 
 def test_the_app_refreshes_search_after_publish(live: Cursor) -> None:
