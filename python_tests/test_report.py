@@ -1,0 +1,84 @@
+"""scripts/report on real dbt results: one line per v2 table, red only where wrong, exit status pass/fail."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rich.table import Table
+from test_validation import dbt_test, live_v2, tampered  # noqa: F401  (live_v2: the shared migrated database)
+
+import report
+
+
+def red_cells(table: Table) -> set[tuple[str, str]]:
+    """(row's table name, column heading) of every cell rendered red."""
+    names = [str(name) for name in table.columns[0].cells]
+    return {
+        (names[row], str(column.header))
+        for column in table.columns
+        for row, cell in enumerate(column.cells)
+        if "[red]" in str(cell)
+    }
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_clean_run_reports_every_table_and_passes() -> None:
+    dbt_test("marts migration_rejects")
+    assert report.main([]) == 0
+    lines = {line.table: line for line in report.build().tables}
+    assert (lines["domains"].v1_rows, lines["domains"].v2_rows, lines["domains"].rejected) == (5, 5, 0)
+    assert lines["areas"].checks["FKs"] == "pass"
+    data = json.loads((report.TARGET / "report.json").read_text())
+    assert data["passed"] is True and data["failures"] == []
+    assert "| areas | 10 | 10 | 0 | 0 | pass |" in (report.TARGET / "report.md").read_text()
+    assert red_cells(report.render(report.build())) == set()
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_broken_table_fails_the_report_in_red_where_it_is_wrong_only() -> None:
+    leaf = "delete from public.daily_focus where id = (select min(id::text)::uuid from public.daily_focus)"
+    with tampered("daily_focus", leaf):
+        dbt_test("marts migration_rejects")
+        assert report.main([]) == 1
+        built = report.build()
+    wrong = {("daily_focus", "v1"), ("daily_focus", "v2"), ("daily_focus", "counts"), ("daily_focus", "ids")}
+    assert red_cells(report.render(built)) == wrong
+    failures = json.loads((report.TARGET / "report.json").read_text())["failures"]
+    assert "daily_focus: v2 99 + rejected 0 != v1 100" in failures
+    assert "daily_focus: ids: in v1 but neither in v2 nor rejected (1 row)" in failures
+    assert "## Failures" in (report.TARGET / "report.md").read_text()
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_run_without_the_files_step_says_not_checked_never_passed() -> None:
+    dbt_test("marts migration_rejects", "{files_checked: false}")
+    assert report.main([]) == 0
+    files = next(line for line in report.build().tables if line.table == "files")
+    assert files.checks["files"] == report.NOT_CHECKED
+    assert "| files | 20 | 20 | 0 | 0 |" in (report.TARGET / "report.md").read_text()
+    assert "| not checked |" in (report.TARGET / "report.md").read_text()
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_rejects_fail_the_report_unless_accepted_and_stay_listed_either_way() -> None:
+    first = "(select min(id::text)::uuid from public.daily_focus)"
+    reject = (
+        "insert into v2_work.migration_rejects (v1_table, v1_id, action, rule, detail, v1_row)"
+        f" select 'daily_focus', id, 'rejected', 'orphan_fk', 'test', to_jsonb(daily_focus) from v1.daily_focus"
+        f" where id = {first}"
+    )
+    with (
+        tampered("migration_rejects", reject, schema="v2_work"),
+        tampered("daily_focus", f"delete from public.daily_focus where id = {first}"),
+    ):
+        dbt_test("marts migration_rejects")
+        assert report.main([]) == 1
+        assert red_cells(report.render(report.build())) == {("daily_focus", "rejected")}
+        assert "daily_focus: 1 rows rejected by rule orphan_fk" in " ".join(report.build().failures)
+        dbt_test("marts migration_rejects", "{accept_rejects: true}")
+        assert report.main([]) == 0
+        accepted = report.build()
+    assert red_cells(report.render(accepted)) == set()
+    assert accepted.rejects == [("daily_focus", "rejected", "orphan_fk", 1)]
+    assert "- daily_focus: 1 rejected by rule orphan_fk" in (report.TARGET / "report.md").read_text()

@@ -1,0 +1,243 @@
+"""The validation checks fail when what they check is broken, and only those checks.
+
+One database: the sample is migrated once with `dbt build` (after the files
+step's manifest is written, here as a files step that found every blob in
+place), then published by
+renaming v2_shadow to the live schema (as the publish step does), so `dbt test`
+validates live v2 exactly as after a real cut-over. Each test breaks one thing
+in live v2 (with FK triggers off, as a broken copy would have it), runs
+`dbt test` on the tables concerned, reads target/run_results.json and asserts
+the exact set of checks that failed, then puts the table back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+from conftest import drop_database, new_database
+
+import generate_sample
+import lifeos_env
+import migrate
+import report
+
+Cursor = psycopg2.extensions.cursor
+# What the files step (scripts/move_files.py) records when every blob is in place: the manifest, and
+# the storage.objects inventory it checks against (the sample has none unless restored from a dump).
+FILES_STEP = """
+create table if not exists v1.storage_objects (id uuid default gen_random_uuid(), bucket_id text, name text,
+    metadata jsonb);
+insert into v1.storage_objects (bucket_id, name, metadata)
+select 'life-os-files', object_key, jsonb_build_object('size', size_bytes, 'eTag', '"' || md5(id::text) || '"')
+from v2_work.int_files where reject_rule is null;
+create schema if not exists lifeos_migration;
+create table if not exists lifeos_migration.file_manifest (file_id uuid, object_key text, local_path text,
+    size_bytes bigint, sha256 text, md5 text, status text not null, detail text);
+insert into lifeos_migration.file_manifest
+select files.id, files.object_key, files.storage_path, files.size_bytes, 'not computed', md5(files.id::text), 'copied'
+from v2_work.int_files as files where reject_rule is null;
+"""
+
+
+@pytest.fixture(scope="session")
+def live_v2() -> Iterator[str]:
+    """A database with the sample migrated, validated and published into `public`."""
+    name = new_database()
+    previous = os.environ["PGDATABASE"]
+    os.environ["PGDATABASE"] = name
+    try:
+        generate_sample.main(["--schema", "v1"])
+        migrate.dbt("build", "--select", "+int_files", "--resource-type", "seed", "--resource-type", "model")
+        with lifeos_env.transaction() as cur:
+            cur.execute(FILES_STEP)
+        migrate.dbt("build")
+        with lifeos_env.transaction() as cur:
+            cur.execute("drop schema public cascade; alter schema v2_shadow rename to public")
+        yield name
+    finally:
+        os.environ["PGDATABASE"] = previous
+        drop_database(name)
+
+
+def last_outcomes() -> dict[str, str]:
+    """{check: status} of the tests of dbt's last run, from target/run_results.json.
+
+    A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular test by its name.
+    """
+    target = lifeos_env.ROOT / "target"
+    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    outcomes = {}
+    for result in json.loads((target / "run_results.json").read_text())["results"]:
+        node = nodes[result["unique_id"]]
+        if node["resource_type"] != "test":
+            continue
+        check = (node.get("test_metadata") or {}).get("name")
+        attached = nodes.get(node.get("attached_node") or "", {}).get("name")
+        outcomes[f"{check}:{attached}" if check and attached else node["name"]] = result["status"]
+    return outcomes
+
+
+def dbt_test(select: str, dbt_vars: str = "{}") -> tuple[dict[str, str], str]:
+    """Run `dbt test --select` on live v2; return the outcomes and dbt's output."""
+    command = ["dbt", "test", "--vars", dbt_vars, "--select", select]
+    output = subprocess.run(command, cwd=lifeos_env.ROOT, capture_output=True, text=True).stdout
+    outcomes = last_outcomes()
+    assert outcomes, output
+    return outcomes, output
+
+
+def failed(outcomes: dict[str, str]) -> set[str]:
+    return {check for check, status in outcomes.items() if status != "pass"}
+
+
+@contextmanager
+def tampered(table: str, *statements: str, schema: str = "public") -> Iterator[None]:
+    """Run `statements` on live v2 with FK triggers off; afterwards put `table` back as it was."""
+    conn = lifeos_env.connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("set session_replication_role = replica")
+            cur.execute(f"create temp table saved as table {schema}.{table}")
+            for statement in statements:
+                cur.execute(statement)
+            try:
+                yield
+            finally:
+                cur.execute(f"delete from {schema}.{table}; insert into {schema}.{table} select * from saved")
+    finally:
+        conn.close()
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_every_check_runs_and_passes_on_the_sample() -> None:
+    outcomes, output = dbt_test("marts migration_rejects")
+    checks = {check.split(":")[0] for check in outcomes}
+    assert {"reconcile_row_count", "reconcile_ids", "foreign_keys_resolve", "file_blobs_verified"} <= checks
+    assert {"content_hash_matches", "hierarchy_matches_v1", "copied_columns_match", "rejects_policy"} <= checks
+    assert failed(outcomes) == set(), output
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_dropped_row_fails_row_counts_and_ids() -> None:
+    with tampered("notes", "delete from public.notes where id = (select min(id::text)::uuid from public.notes)"):
+        outcomes, _ = dbt_test("notes")
+    assert failed(outcomes) == {"reconcile_row_count:notes", "reconcile_ids:notes"}
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_an_orphan_fails_fk_integrity() -> None:
+    orphaning = "delete from public.domains where id = (select min(domain_id::text)::uuid from public.areas)"
+    with tampered("domains", orphaning):
+        outcomes, _ = dbt_test("areas")
+    assert failed(outcomes) == {"foreign_keys_resolve:areas"}
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_changed_copied_value_fails_column_reconciliation_naming_the_column() -> None:
+    with tampered("projects", "update public.projects set target_date = target_date + 1 where target_date is not null"):
+        outcomes, _ = dbt_test("projects")
+        assert failed(outcomes) == {"copied_columns_match:projects"}
+        projects = next(line for line in report.build().tables if line.table == "projects")
+    assert len(projects.problems) == 1 and projects.problems[0].startswith("columns: differs from v1: target_date (")
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_tampered_note_body_fails_the_content_hash() -> None:
+    tamper = "update public.notes set body = body || ' ' where id = (select min(id::text)::uuid from public.notes)"
+    with tampered("notes", tamper):
+        outcomes, _ = dbt_test("notes")
+    assert failed(outcomes) == {"content_hash_matches:notes", "copied_columns_match:notes"}
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_parent_cycle_fails_the_task_hierarchy() -> None:
+    cycle = """
+        update public.tasks as root set parent_id = child.id
+        from public.tasks as child
+        where child.parent_id = root.id
+          and root.id = (select min(parent_id::text)::uuid from public.tasks where parent_id is not null)
+    """
+    with tampered("tasks", cycle):
+        outcomes, _ = dbt_test("tasks")
+    assert failed(outcomes) == {"hierarchy_matches_v1:tasks", "copied_columns_match:tasks"}
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_missing_blob_fails_file_accessibility() -> None:
+    missing = (
+        "delete from lifeos_migration.file_manifest where file_id = (select min(id::text)::uuid from public.files)"
+    )
+    with tampered("file_manifest", missing, schema="lifeos_migration"):
+        outcomes, _ = dbt_test("files")
+    assert failed(outcomes) == {"file_blobs_verified:files"}
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_size_or_checksum_mismatch_fails_file_accessibility() -> None:
+    first = "(select min(id::text)::uuid from public.files)"
+    with tampered(
+        "file_manifest",
+        f"update lifeos_migration.file_manifest set size_bytes = size_bytes + 1 where file_id = {first}",
+        schema="lifeos_migration",
+    ):
+        outcomes, _ = dbt_test("files")
+        assert failed(outcomes) == {"file_blobs_verified:files"}
+    with tampered(
+        "file_manifest",
+        f"update lifeos_migration.file_manifest set md5 = md5('x') where file_id = {first}",
+        schema="lifeos_migration",
+    ):
+        outcomes, _ = dbt_test("files")
+        assert failed(outcomes) == {"file_blobs_verified:files"}
+
+
+@pytest.mark.usefixtures("fresh_database")
+def test_a_build_with_a_reject_fails_on_the_rejects_policy_alone() -> None:
+    generate_sample.main(["--schema", "v1"])
+    with lifeos_env.transaction() as cur:
+        cur.execute("alter table v1.areas drop constraint areas_domain_id_fkey")
+        cur.execute("update v1.areas set domain_id = gen_random_uuid() where name = (select min(name) from v1.areas)")
+    with pytest.raises(lifeos_env.MigrationError):
+        migrate.dbt("build", "--vars", "{files_checked: false}")
+    assert failed(last_outcomes()) == {"rejects_policy"}
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_reject_fails_the_build_naming_table_rule_and_count_unless_accepted() -> None:
+    reject = (
+        "insert into v2_work.migration_rejects (v1_table, v1_id, action, rule, detail, v1_row)"
+        " select 'areas', id, 'rejected', 'orphan_fk', 'test', to_jsonb(areas) from v1.areas limit 2"
+    )
+    with tampered("migration_rejects", reject, schema="v2_work"):
+        outcomes, output = dbt_test("rejects_policy")
+        assert failed(outcomes) == {"rejects_policy"}
+        assert "rejects_policy: areas: 2 v1 rows rejected by rule orphan_fk" in output
+        outcomes, _ = dbt_test("rejects_policy", "{accept_rejects: true}")
+        assert failed(outcomes) == set()
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_an_adjusted_row_may_hold_null_where_v1_had_a_dangling_reference() -> None:
+    nulled = (
+        "update public.capture set task_id = null"
+        " where id = (select min(id::text)::uuid from public.capture where task_id is not null)"
+    )
+    logged = (
+        "insert into v2_work.migration_rejects (v1_table, v1_id, action, rule, detail, v1_row)"
+        " select 'capture', id, 'adjusted', 'orphan_fk_nulled', 'test', to_jsonb(capture) from public.capture"
+        " where task_id is null"
+    )
+    with tampered("capture", nulled):
+        outcomes, _ = dbt_test("capture")
+        assert failed(outcomes) == {"copied_columns_match:capture"}
+        with tampered("migration_rejects", logged, schema="v2_work"):
+            outcomes, _ = dbt_test("capture")
+    assert failed(outcomes) == set()

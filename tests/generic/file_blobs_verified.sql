@@ -1,0 +1,85 @@
+{#
+  Check 4, file accessibility: every v2 files row has its blob on disk per the
+  manifest the files step writes (source lifeos_migration.file_manifest): a
+  row for its v1 id, in a good status, at the row's storage_path, with the
+  size v1 recorded (size_bytes, else Storage's metadata size) and, wherever
+  Storage recorded an MD5 eTag, that md5. Multipart eTags ("<hex>-<parts>")
+  are no MD5 and are not compared. Returns each file with its problem.
+
+  A run without a files step has no manifest: pass --vars
+  '{files_checked: false}' to disable this test on purpose; scripts/report
+  then lists the check as "not checked", never as passed.
+#}
+{% test file_blobs_verified(model, v1_table='files', ok_statuses=['copied', 'present', 'repaired']) %}
+    {{ config(store_failures=true, enabled=var('files_checked')) }}
+
+    with
+
+    v2 as (
+
+        select id, storage_path from {{ model }}
+
+    ),
+
+    v1 as (
+
+        select id, size_bytes from {{ source('v1', v1_table) }}
+
+    ),
+
+    manifest as (
+
+        select * from {{ source('lifeos_migration', 'file_manifest') }}
+
+    ),
+
+    storage_objects as (
+
+        select
+            name as object_key,
+            (metadata ->> 'size')::bigint as size_bytes,
+            substring(metadata ->> 'eTag' from '^"?([0-9a-fA-F]{32})"?$') as etag_md5
+        from {{ source('v1', 'storage_objects') }}
+        where bucket_id = '{{ var("storage_bucket") }}'
+
+    ),
+
+    joined as (
+
+        select
+            v2.id,
+            v2.storage_path,
+            manifest.file_id as manifest_file_id,
+            manifest.status,
+            manifest.local_path,
+            manifest.size_bytes as blob_size,
+            coalesce(v1.size_bytes, storage_objects.size_bytes) as expected_size,
+            manifest.md5 as blob_md5,
+            lower(storage_objects.etag_md5) as expected_md5
+        from v2
+        left join v1 on v2.id = v1.id
+        left join manifest on v2.id = manifest.file_id
+        left join storage_objects on manifest.object_key = storage_objects.object_key
+
+    ),
+
+    checked as (
+
+        select
+            *,
+            case
+                when manifest_file_id is null then 'no blob in the file manifest'
+                when status not in ('{{ ok_statuses | join("', '") }}') then 'blob status ' || status
+                when local_path is distinct from storage_path then 'blob is at ' || local_path || ', not at storage_path'
+                when blob_size is distinct from expected_size then 'blob size ' || blob_size || ' != v1 size ' || expected_size
+                when expected_md5 is not null and lower(blob_md5) is distinct from expected_md5
+                    then 'blob md5 ' || coalesce(blob_md5, 'NULL') || ' != Storage eTag ' || expected_md5
+            end as problem
+        from joined
+
+    )
+
+    select * from checked
+    where problem is not null
+
+{% endtest %}

@@ -1,0 +1,56 @@
+{#
+  Check 2, UUIDs both ways, in one pass (a full outer join, not two EXCEPTs):
+  every v1 id of `v1_table` is in v2 or listed as rejected, never both, and
+  every v2 id comes from v1 or from `added_from` (rows the mapping adds on
+  purpose, e.g. ref('default_context_types')). Returns each offending id with
+  its problem.
+#}
+{% test reconcile_ids(model, v1_table, added_from=none) %}
+    {{ config(store_failures=true) }}
+
+    with
+
+    v1 as (
+
+        select id from {{ source('v1', v1_table) }}
+
+    ),
+
+    v2 as (
+
+        select id from {{ model }}
+
+    ),
+
+    rejected as (
+
+        {{ logged_ids(v1_table, 'rejected') }}
+
+    ),
+
+    added as (
+
+        {{ added_ids(model, v1_table, added_from) }}
+
+    ),
+
+    checked as (
+
+        select
+            coalesce(v1.id, v2.id) as id,
+            case
+                when v1.id is null and added.id is null then 'in v2 but not in v1'
+                when v2.id is null and rejected.v1_id is null then 'in v1 but neither in v2 nor rejected'
+                when v2.id is not null and rejected.v1_id is not null then 'in v2 and rejected'
+            end as problem
+        from v1
+        full outer join v2 on v1.id = v2.id
+        left join rejected on v1.id = rejected.v1_id
+        left join added on v2.id = added.id
+
+    )
+
+    select * from checked
+    where problem is not null
+
+{% endtest %}

@@ -1,0 +1,55 @@
+{#
+  Check 1, row counts: v2 rows + rows migration_rejects lists as rejected
+  == v1 rows of `v1_table` + rows the mapping adds on purpose (ids from
+  `added_from`, e.g. ref('default_context_types')), exactly. Returns one row
+  when they differ.
+#}
+{% test reconcile_row_count(model, v1_table, added_from=none) %}
+    {{ config(store_failures=true) }}
+
+    with
+
+    v1 as (
+
+        select count(*) as v1_rows from {{ source('v1', v1_table) }}
+
+    ),
+
+    v2 as (
+
+        select count(*) as v2_rows from {{ model }}
+
+    ),
+
+    rejected as (
+
+        select count(*) as rejected_rows from ({{ logged_ids(v1_table, 'rejected') }}) as ids
+
+    ),
+
+    added as (
+
+        select count(*) as added_rows from ({{ added_ids(model, v1_table, added_from) }}) as ids
+
+    ),
+
+    final as (
+
+        select
+            v1.v1_rows,
+            v2.v2_rows,
+            rejected.rejected_rows,
+            added.added_rows,
+            'v2 rows ' || v2.v2_rows || ' + rejected ' || rejected.rejected_rows
+            || ' != v1 rows ' || v1.v1_rows || ' + added ' || added.added_rows as problem
+        from v1
+        cross join v2
+        cross join rejected
+        cross join added
+
+    )
+
+    select * from final
+    where v2_rows + rejected_rows != v1_rows + added_rows
+
+{% endtest %}
