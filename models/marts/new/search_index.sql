@@ -2,7 +2,10 @@
   One row per task, note, bookmark, project and capture item, with a weighted
   tsvector (title A, tags and URL B, body C) under the language-neutral 'simple'
   configuration: the user writes in several languages, so words are not stemmed.
-  The post-hook creates refresh_search_index(), whose body is this query.
+  Deterministic, so that a re-run or a refresh of unchanged items gives the
+  same rows: id is derived from (entity_type, entity_id), and created_at and
+  updated_at are the item's own. The post-hook creates refresh_search_index(),
+  whose body is this query.
 #}
 {{ config(post_hook="{{ create_refresh_search_index() }}") }}
 
@@ -48,7 +51,9 @@ documents as (
         title,
         array_to_string(tags, ' ') as keywords,
         description as body,
-        is_active
+        is_active,
+        created_at,
+        updated_at
     from tasks
 
     union all
@@ -61,7 +66,9 @@ documents as (
         title,
         array_to_string(tags, ' ') as keywords,
         body,
-        is_active
+        is_active,
+        created_at,
+        updated_at
     from notes
 
     union all
@@ -74,7 +81,9 @@ documents as (
         label as title,
         url as keywords,
         description as body,
-        is_active
+        is_active,
+        created_at,
+        updated_at
     from bookmarks
 
     union all
@@ -87,7 +96,9 @@ documents as (
         name as title,
         null::text as keywords,
         description as body,
-        is_active
+        is_active,
+        created_at,
+        updated_at
     from projects
 
     union all
@@ -100,7 +111,9 @@ documents as (
         null::text as title,
         null::text as keywords,
         raw_text as body,
-        is_active
+        is_active,
+        created_at,
+        updated_at
     from capture
 
 ),
@@ -115,12 +128,12 @@ final as (
         title,
         body,
         is_active,
-        gen_random_uuid() as id,
+        created_at,
+        updated_at,
+        md5(entity_type || ':' || entity_id)::uuid as id,
         setweight(to_tsvector('simple'::regconfig, coalesce(title, '')), 'A')
         || setweight(to_tsvector('simple'::regconfig, coalesce(keywords, '')), 'B')
-        || setweight(to_tsvector('simple'::regconfig, coalesce(body, '')), 'C') as document,
-        now() as created_at,
-        now() as updated_at
+        || setweight(to_tsvector('simple'::regconfig, coalesce(body, '')), 'C') as document
     from documents
 
 )
