@@ -22,3 +22,15 @@
         'task': 'tasks',
     }) }}
 {% endmacro %}
+
+{#
+  In a polymorphic table's SQL: ref every table of the registry (but itself),
+  so the table builds after them and its polymorphic_reference_resolves test
+  finds them built. The test itself refs nothing but its model, so a partial
+  `dbt build --select +x` never pulls it in without the table it checks.
+#}
+{% macro depends_on_entity_tables() %}
+    {%- for table in entity_type_models().values() | unique if table != model.name %}
+        -- depends_on: {{ ref(table) }}
+    {%- endfor %}
+{% endmacro %}

@@ -6,6 +6,15 @@
 #}
 {% test polymorphic_reference_resolves(model, column_name, id_column, entity_types) %}
 
+{#- the targets by the relation names dbt gives them for this command; no ref():
+    the model depends on them (macro depends_on_entity_tables) -#}
+{%- set relations = {} -%}
+{%- if execute -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
+        {%- do relations.update({node.name: node.relation_name}) -%}
+    {%- endfor -%}
+{%- endif -%}
+
 with
 
 references_ as (
@@ -23,7 +32,7 @@ targets as (
         select
             '{{ entity_type }}'::text as entity_type,
             id as entity_id
-        from {{ ref(entity_type_models()[entity_type]) }}
+        from {{ relations.get(entity_type_models()[entity_type]) }}
         {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
