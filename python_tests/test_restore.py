@@ -15,6 +15,7 @@ from psycopg2 import sql
 import generate_sample
 import lifeos_env
 import make_supabase_dump
+import migrate
 import restore_v1
 
 Fingerprint = list[tuple[object, ...]]
@@ -342,3 +343,18 @@ def test_the_command_reports_one_line_and_fails(tmp_path: Path, capsys: pytest.C
         " ".join(capsys.readouterr().out.split())
         == f"restore failed: not a pg_dump file: {not_a_dump} starts with `hello`"
     )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--dump", "/nonexistent/life_os_v1_backup.sql"], "no dump at /nonexistent/life_os_v1_backup.sql"),
+        (["--from-dsn", "dbname=lifeos_no_such_database"], "cannot connect to the v1 database"),
+    ],
+)
+def test_migrate_restores_through_this_step(
+    arguments: list[str], message: str, fresh_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert migrate.main(arguments) == 1
+    assert message in " ".join(capsys.readouterr().out.split())
+    assert query(fresh_database, "select count(*) from pg_namespace where nspname like 'v1%%'") == [(0,)]

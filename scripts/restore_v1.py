@@ -35,6 +35,7 @@ from psycopg2 import sql
 from rich.console import Console
 from rich.table import Table as RichTable
 
+import generate_sample
 import lifeos_env
 
 SOURCES_YML = lifeos_env.ROOT / "models" / "staging" / "v1" / "_v1__sources.yml"
@@ -86,7 +87,6 @@ BUILTIN_TYPE = re.compile(
 )
 COLUMN_END = re.compile(r"\s(?:DEFAULT|NOT|NULL|COLLATE|CONSTRAINT|GENERATED|CHECK|REFERENCES|PRIMARY|UNIQUE)\b", re.I)
 TABLE_CONSTRAINT = re.compile(r"(?:CONSTRAINT|CHECK|PRIMARY|UNIQUE|FOREIGN|EXCLUDE|LIKE)\b", re.I)
-COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 console = Console()
 MigrationError = lifeos_env.MigrationError
@@ -259,7 +259,7 @@ class CopyStream:
 
 
 def copy_line(values: list[str | None]) -> str:
-    return "\t".join("\\N" if v is None else v.translate(COPY_ESCAPES) for v in values) + "\n"
+    return "\t".join(map(generate_sample.copy_text, values)) + "\n"
 
 
 def insert_rows(text: str, label: str) -> Iterator[str]:
