@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "python_tests")]
 
-from conftest import drop_database, new_database  # noqa: E402
+from conftest import new_database  # noqa: E402
 from fake_storage import FakeStorage, write_inputs  # noqa: E402
 
 import lifeos_env  # noqa: E402 (after the path set-up above)
@@ -135,7 +135,7 @@ def main() -> int:
             cur.execute("drop schema v2_work cascade; drop schema v1 cascade")
         bench_remote(args.remote_blobs, args.repeat)
     finally:
-        drop_database(database)
+        lifeos_env.drop_database(database)
         shutil.rmtree(OUT, ignore_errors=True)
     return 0
 

@@ -1,18 +1,18 @@
 {#
-  pre-hook of every mart: lock the tables its foreign keys reference, in name
-  order, before the CREATE TABLE. Creating a foreign key takes a SHARE ROW
-  EXCLUSIVE lock on the referenced table until commit; two marts built in
-  parallel that reference the same parents in different orders deadlock.
-  Taking them in one global order first makes that impossible.
+  pre-hook of every mart: lock the tables its foreign keys reference, in one
+  statement, in name order, before CREATE TABLE locks them one by one in the
+  order of its constraints. The marts are built in parallel and adding a FK
+  takes a SHARE ROW EXCLUSIVE lock on the parent, so two marts that list their
+  parents in different orders deadlocked; a single global order cannot.
 #}
 {% macro lock_referenced_tables() %}
-    {%- set referenced = [] -%}
+    {%- set parents = [] -%}
     {%- for constraint in model.constraints if constraint.type == 'foreign_key' and constraint.to -%}
-        {%- if constraint.to not in referenced -%}
-            {%- do referenced.append(constraint.to) -%}
+        {%- if constraint.to not in parents -%}
+            {%- do parents.append(constraint.to) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- if referenced -%}
-        lock table {{ referenced | sort | join(', ') }} in share row exclusive mode
+    {%- if parents -%}
+        lock table {{ parents | sort | join(', ') }} in share row exclusive mode
     {%- endif -%}
 {% endmacro %}

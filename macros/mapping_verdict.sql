@@ -23,8 +23,20 @@
     case when {{ condition }} then array['{{ rule }}', {{ detail }}] end
 {%- endmacro %}
 
-{% macro duplicate_id_check(copies) -%}
-    {{ check('duplicate_id', copies ~ ' > 1', "'the id occurs ' || " ~ copies ~ " || ' times in v1 (no primary key); every copy is kept out'") }}
+{#
+  A dump without its primary key may hold an id twice, or none: every copy of a
+  repeated id is kept out (nothing tells which copy is right), and so is a NULL id.
+#}
+{% macro id_check(id_column, copies) -%}
+    case
+        when {{ id_column }} is null
+            then array['missing_required', 'id is NULL; it is the primary key in v2']
+        when {{ copies }} > 1
+            then array[
+                'duplicate_id',
+                'the id occurs ' || {{ copies }} || ' times in v1 (no primary key); every copy is kept out'
+            ]
+    end
 {%- endmacro %}
 
 {% macro required_check(column) -%}
@@ -38,7 +50,10 @@
         when {{ parent }}.id is null
             then array['orphan_fk', '{{ column }} ' || {{ column }} || ' is not in v1 {{ parent }}']
         when {{ parent }}.reject_rule is not null
-            then array['parent_rejected', '{{ column }} ' || {{ column }} || ' was rejected (' || {{ parent }}.reject_rule || ')']
+            then array[
+                'parent_rejected',
+                '{{ column }} ' || {{ column }} || ' was rejected (' || {{ parent }}.reject_rule || ')'
+            ]
     end
 {%- endmacro %}
 

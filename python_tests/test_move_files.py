@@ -18,6 +18,7 @@ import generate_sample
 import lifeos_env
 import migrate
 import move_files
+import restore_v1
 
 KEY = "sb-service-key-7f3a9c-DO-NOT-PRINT"
 FAST = {"retries": 3, "backoff": 0.01}
@@ -260,8 +261,8 @@ def test_the_service_key_never_appears_in_output_errors_or_manifest(
 def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
     fresh_database: str, root: Path, tmp_path: Path
 ) -> None:
-    staging = tmp_path / "staging"
-    generate_sample.main(["--schema", "v1", "--blobs-dir", str(staging)])
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)  # the sample's v1 with its storage.objects inventory
+    staging = generate_sample.write_sample_blobs(1, tmp_path / "staging")
     (staging / "stray").mkdir()
     (staging / "stray" / "left over.txt").write_bytes(b"no files row")
     (staging / "stray" / move_files.PLACEHOLDER).write_bytes(b"")
@@ -269,12 +270,19 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
     migrate.build_int_files()
     move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
     with lifeos_env.transaction() as cur:
-        cur.execute("select id::text, object_key, storage_path from v2_work.int_files where object_key is not null")
+        cur.execute(
+            "select f.id::text, f.object_key, f.storage_path, trim(both '\"' from o.metadata->>'eTag')"
+            " from v2_work.int_files f join v1.storage_objects o on o.name = f.object_key"
+        )
         files = cur.fetchall()
     rows = {r["file_id"]: r for r in manifest().values() if r["file_id"]}
     assert len(files) == 20
-    for file_id, key, storage_path in files:
-        assert (rows[file_id]["status"], rows[file_id]["local_path"]) == ("copied", storage_path)
+    for file_id, key, storage_path, etag in files:
+        assert (rows[file_id]["status"], rows[file_id]["local_path"], rows[file_id]["md5"]) == (
+            "copied",
+            storage_path,
+            etag,
+        )
         assert Path(storage_path).read_bytes() == (staging / key).read_bytes()
     assert manifest()["stray/left over.txt"]["status"] == "orphan"
     assert manifest()["stray/latin-1 \\xe9t\\xe9.txt"]["status"] == "refused"
@@ -293,5 +301,5 @@ def test_bad_input_is_one_clear_line(fresh_database: str, root: Path, monkeypatc
     with pytest.raises(lifeos_env.MigrationError, match="SUPABASE_URL 'ftp://x': Invalid URL"):
         move_files.SupabaseSource("ftp://x", KEY, move_files.BUCKET, retries=0, backoff=0, concurrency=1)
     write_inputs(root.parent, {file_id(1): "a.txt"}, {})  # storage_path under another root than the step's
-    with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: give dbt the same"):
+    with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: run both with the same"):
         move_files.move(move_files.LocalSource(root.parent.parent), root)

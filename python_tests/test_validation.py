@@ -75,8 +75,8 @@ def last_outcomes() -> dict[str, str]:
     nodes = json.loads((target / "manifest.json").read_text())["nodes"]
     outcomes = {}
     for result in json.loads((target / "run_results.json").read_text())["results"]:
-        node = nodes[result["unique_id"]]
-        if node["resource_type"] != "test":
+        node = nodes.get(result["unique_id"])  # unit tests are in the manifest's "unit_tests", not "nodes"
+        if node is None or node["resource_type"] != "test":
             continue
         check = (node.get("test_metadata") or {}).get("name")
         attached = nodes.get(node.get("attached_node") or "", {}).get("name")

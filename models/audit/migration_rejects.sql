@@ -2,8 +2,10 @@
   Every v1 row that did not reach v2 unchanged: `rejected` rows broke a v2 rule
   and are not in v2; `adjusted` rows are in v2 with a dangling reference set to
   NULL. Each keeps its whole v1 row as jsonb, drifted columns included. All
-  copies of a duplicated id share one verdict, so each v1 row appears once.
+  copies of a duplicated (or NULL) id share one verdict, so each v1 row appears
+  once; NULL ids are matched through the nil UUID.
 #}
+{%- set nil_uuid = "'00000000-0000-0000-0000-000000000000'::uuid" -%}
 {%- set checked_tables = {
     'domains': 'int_domains',
     'areas': 'int_areas',
@@ -49,7 +51,8 @@ with
             coalesce(checked.reject_detail, checked.adjustment) as detail,
             to_jsonb(source) as v1_row
         from {{ v1_table }}_checked as checked
-        inner join {{ v1_table }}_source as source on checked.id = source.id
+        inner join {{ v1_table }}_source as source
+            on coalesce(checked.id, {{ nil_uuid }}) = coalesce(source.id::uuid, {{ nil_uuid }})
 
     ),
 

@@ -8,7 +8,7 @@
 {%- if execute -%}
     {%- for source in graph.sources.values() if source.source_name == 'v1' -%}
         {%- for column in source.columns -%}
-            {%- do declared.append((source.name, column)) -%}
+            {%- do declared.append("('" ~ source.name ~ "', '" ~ column ~ "')") -%}
         {%- endfor -%}
     {%- endfor -%}
 {%- endif -%}
@@ -33,13 +33,14 @@ declared as (
         v1_table,
         column_name
     from (
-        values
-        {%- for table, column in declared | sort %}
-            ('{{ table }}', '{{ column }}'){% if not loop.last %},{% endif %}
-        {%- else %}
-            (null, null)
-        {%- endfor %}
+        values {{ declared | sort | join(', ') if declared else '(null, null)' }}
     ) as declared_columns (v1_table, column_name)
+
+),
+
+declared_tables as (
+
+    select distinct v1_table from declared
 
 ),
 
@@ -47,11 +48,10 @@ final as (
 
     select v1_columns.*
     from v1_columns
+    inner join declared_tables on v1_columns.v1_table = declared_tables.v1_table
     left join declared
         on v1_columns.v1_table = declared.v1_table and v1_columns.column_name = declared.column_name
-    where
-        v1_columns.v1_table in (select declared.v1_table from declared)
-        and declared.column_name is null
+    where declared.column_name is null
 
 )
 

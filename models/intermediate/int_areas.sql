@@ -20,7 +20,7 @@ checked as (
     select
         areas.*,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('area_id', 'copies') }},
             {{ required_reference_check('domain_id', 'domains') }},
             {{ required_check('name') }},
             {{ required_check('created_at') }}

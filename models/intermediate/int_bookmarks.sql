@@ -35,7 +35,7 @@ checked as (
         {{ kept_reference('project_id', 'projects') }} as kept_project_id,
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('link_id', 'copies') }},
             {{ required_check('label') }},
             {{ required_check('url') }},
             {{ required_check('created_at') }}

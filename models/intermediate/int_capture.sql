@@ -21,7 +21,7 @@ checked as (
         capture.*,
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('capture_id', 'copies') }},
             {{ required_check('raw_text') }},
             {{ required_check('processed') }},
             {{ required_check('created_at') }}

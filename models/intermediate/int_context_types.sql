@@ -30,7 +30,7 @@ checked as (
         label,
         is_system,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('context_type_id', 'copies') }},
             {{ required_check('value') }},
             {{ check('duplicate_value', 'value_rank > 1', "'value ' || value || ' occurs more than once in v1'") }},
             {{ required_check('label') }},

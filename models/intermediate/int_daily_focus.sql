@@ -32,7 +32,7 @@ checked as (
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
         task_domains.domain_id,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('daily_focus_id', 'copies') }},
             {{ required_check('focus_date') }},
             {{ required_check('completed') }},
             {{ required_check('created_at') }}

@@ -14,7 +14,7 @@ checked as (
     select
         *,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('domain_id', 'copies') }},
             {{ required_check('name') }},
             {{ required_check('created_at') }}
         ) as verdict

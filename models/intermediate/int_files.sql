@@ -119,7 +119,7 @@ checked as (
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
         {{ kept_reference('capture_id', 'capture') }} as kept_capture_id,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('file_id', 'copies') }},
             {{ required_check('filename') }},
             {{ required_check('original_filename') }},
             {{ required_check('storage_path') }},

@@ -35,7 +35,7 @@ checked as (
         {{ kept_reference('project_id', 'projects') }} as kept_project_id,
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('note_id', 'copies') }},
             {{ required_check('title') }},
             {{ required_check('content_format') }},
             {{ check('out_of_range', "content_format not in ('markdown', 'plain', 'html')",

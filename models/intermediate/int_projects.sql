@@ -34,7 +34,7 @@ checked as (
         statuses.v2_status,
         {{ kept_reference('area_id', 'areas') }} as kept_area_id,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('project_id', 'copies') }},
             {{ required_reference_check('domain_id', 'domains') }},
             {{ required_check('name') }},
             {{ required_check('status') }},

@@ -25,7 +25,7 @@ checked as (
     select
         reminders.*,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('reminder_id', 'copies') }},
             {{ required_reference_check('task_id', 'tasks') }},
             {{ required_check('remind_at') }},
             {{ required_check('delivered') }},

@@ -47,7 +47,7 @@ own_checked as (
         statuses.v2_status,
         {{ kept_reference('project_id', 'projects') }} as kept_project_id,
         coalesce(
-            {{ duplicate_id_check('copies') }},
+            {{ id_check('tasks.task_id', 'copies') }},
             {{ required_reference_check('domain_id', 'domains') }},
             {{ check('orphan_fk', 'tasks.parent_id is not null and parents.task_id is null',
                 "'parent_id ' || tasks.parent_id || ' is not in v1 tasks'") }},
