@@ -425,7 +425,8 @@ COMMENT ON COLUMN public.projects.domain_id IS 'The owning domain; ON DELETE CAS
 -- Name: COLUMN projects.area_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.projects.area_id IS 'The optional area; ON DELETE SET NULL, as in v1. A v1 area that is not migrated is set NULL (adjusted).';
+COMMENT ON COLUMN public.projects.area_id IS 'The optional area; ON DELETE SET NULL, as in v1. A v1 area that is not migrated is set NULL (adjusted).
+';
 
 
 --
@@ -679,14 +680,16 @@ COMMENT ON COLUMN public.tasks.domain_id IS 'The owning domain; ON DELETE CASCAD
 -- Name: COLUMN tasks.project_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.tasks.project_id IS 'The optional project; ON DELETE SET NULL, as in v1. A v1 project that is not migrated is set NULL (adjusted).';
+COMMENT ON COLUMN public.tasks.project_id IS 'The optional project; ON DELETE SET NULL, as in v1. A v1 project that is not migrated is set NULL (adjusted).
+';
 
 
 --
 -- Name: COLUMN tasks.parent_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.tasks.parent_id IS 'The parent task of a subtask (self-reference); ON DELETE CASCADE, as in v1.';
+COMMENT ON COLUMN public.tasks.parent_id IS 'The parent task of a subtask (self-reference); ON DELETE CASCADE, as in v1. Never the task itself (tasks_parent_id_check).
+';
 
 
 --
@@ -819,14 +822,16 @@ COMMENT ON COLUMN public.tasks.is_active IS 'Soft-delete flag; false means delet
 -- Name: COLUMN tasks.sort_order; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.tasks.sort_order IS 'Display order within (project, parent), or (domain, parent) without a project; 10, 20, 30 ... by created_at, then id.';
+COMMENT ON COLUMN public.tasks.sort_order IS 'Display order within (project, parent), or (domain, parent) without a project; 10, 20, 30 ... by created_at, then id.
+';
 
 
 --
 -- Name: COLUMN tasks.template_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.tasks.template_id IS 'The task template the task came from (task_templates.id); ON DELETE SET NULL; NULL after migration.';
+COMMENT ON COLUMN public.tasks.template_id IS 'The task template the task came from (task_templates.id); ON DELETE SET NULL; NULL after migration.
+';
 
 
 --
