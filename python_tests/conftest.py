@@ -68,3 +68,14 @@ def sample_db(migrated_sample: str) -> Iterator[psycopg2.extensions.cursor]:
     finally:
         conn.rollback()
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_v2_schema(migrated_sample: str) -> str:
+    """The schema of the migrated sample that holds v2: the build's shadow, or live v2 once it is published."""
+    conn = psycopg2.connect(dbname=migrated_sample)
+    with conn, conn.cursor() as cur:
+        cur.execute("select table_schema from information_schema.tables where table_name = 'search_index'")
+        (schema,) = cur.fetchall()
+    conn.close()
+    return schema[0]

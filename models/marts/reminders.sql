@@ -1,3 +1,5 @@
+{{ depends_on_entity_tables() }}
+
 with
 
 reminders as (

@@ -1,0 +1,2 @@
+{{ empty_from_contract() }}
+{{ depends_on_entity_tables() }}

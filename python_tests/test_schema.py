@@ -1,0 +1,332 @@
+"""The complete v2 schema on a real database: the exported DDL, the catalog check,
+the universal columns, polymorphic references, task dependencies and search."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+import pytest
+from conftest import drop_database
+from psycopg2 import sql
+
+import export_ddl
+import lifeos_env
+
+Cursor = psycopg2.extensions.cursor
+POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")
+# the mapping's lookup table: plan 3.10 gives context_types neither created_at nor updated_at
+UNTIMESTAMPED = {"context_types"}
+# the name the published copy's v2 schema gets; not public, so that the rename always happens
+LIVE = "lifeos_live"
+
+
+@pytest.fixture(scope="module")
+def published(migrated_sample: str, migrated_v2_schema: str) -> Iterator[str]:
+    """A copy of the migrated sample whose v2 schema is renamed, as publishing does, to LIVE."""
+    name = f"lifeos_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        create = sql.SQL("create database {} template {}")
+        cur.execute(create.format(sql.Identifier(name), sql.Identifier(migrated_sample)))
+    admin.close()
+    conn = psycopg2.connect(dbname=name)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("alter schema {} rename to {}").format(sql.Identifier(migrated_v2_schema), sql.Identifier(LIVE))
+        )
+    conn.close()
+    yield name
+    drop_database(name)
+
+
+@pytest.fixture
+def live(published: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cursor]:
+    """An autocommit cursor on the published copy, its schema first on the search_path; PGDATABASE names it for dbt.
+    Tests undo their writes."""
+    monkeypatch.setenv("PGDATABASE", published)
+    conn = psycopg2.connect(dbname=published, options=f"-c search_path={LIVE}")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        yield cur
+    conn.close()
+
+
+@pytest.fixture
+def v2(sample_db: Cursor, migrated_v2_schema: str) -> Cursor:
+    """The migrated sample, read-only, with its v2 schema as the search_path."""
+    sample_db.execute(sql.SQL("set local search_path to {}").format(sql.Identifier(migrated_v2_schema)))
+    return sample_db
+
+
+def dbt_test(select: str) -> dict[str, list[tuple[object, ...]]]:
+    """Run `dbt test --select` on the live schema; each test's name -> the rows its query finds (empty = passed)."""
+    command = ["dbt", "test", "--select", select, "--vars", f"{{v2_schema: {LIVE}}}"]
+    run = subprocess.run(command, cwd=lifeos_env.ROOT, env=os.environ.copy(), text=True,
+                         capture_output=True)  # fmt: skip
+    results = [
+        result
+        for result in json.loads((lifeos_env.ROOT / "target" / "run_results.json").read_text())["results"]
+        if result["unique_id"].startswith("test.")
+    ]
+    assert results and all(r["status"] in ("pass", "fail") for r in results), run.stdout[-3000:]
+    found = {}
+    with lifeos_env.transaction() as cur:
+        for result in results:
+            cur.execute(result["compiled_code"])
+            found[result["unique_id"].split(".")[2].rstrip("_")] = cur.fetchall()
+    assert (run.returncode != 0) == any(found.values()), run.stdout[-3000:]
+    return found
+
+
+def failing(found: dict[str, list[tuple[object, ...]]]) -> dict[str, list[tuple[object, ...]]]:
+    return {name: sorted(rows) for name, rows in found.items() if rows}
+
+
+def test_ddl_file_matches_the_build(migrated_sample: str, migrated_v2_schema: str) -> None:
+    built = export_ddl.dump_schema_ddl(migrated_sample, migrated_v2_schema)
+    assert export_ddl.DDL_FILE.read_text() == built, "schema/lifeos_r1_full_schema.sql is stale: run scripts/export_ddl"
+
+
+@pytest.mark.usefixtures("fresh_database")
+def test_ddl_file_applies_to_an_empty_database_and_dumps_back_the_same() -> None:
+    with lifeos_env.transaction() as cur:  # a plain public schema, without the default one's comment
+        cur.execute("drop schema public cascade; create schema public")
+    psql = export_ddl.pg_dump_path().with_name("psql")
+    subprocess.run([str(psql), "-q", "-v", "ON_ERROR_STOP=1", "-f", str(export_ddl.DDL_FILE)], check=True,
+                   capture_output=True, env=os.environ.copy())  # fmt: skip
+    assert export_ddl.dump_schema_ddl(os.environ["PGDATABASE"], "public") == export_ddl.DDL_FILE.read_text()
+
+
+def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor) -> None:
+    v2.execute(
+        """
+        select t.table_name, c.column_name, c.data_type, c.is_nullable, c.column_default
+        from information_schema.tables t
+        join information_schema.columns c using (table_schema, table_name)
+        where t.table_schema = current_schema() and t.table_type = 'BASE TABLE'
+          and c.column_name in ('id', 'created_at', 'updated_at', 'is_active', 'sort_order')
+        """
+    )
+    columns: dict[str, dict[str, tuple[str, str, str]]] = {}
+    for table, column, data_type, nullable, default in v2.fetchall():
+        columns.setdefault(table, {})[column] = (data_type, nullable, default)
+    assert len(columns) == 34
+    universal = {
+        "id": ("uuid", "NO", "gen_random_uuid()"),
+        "created_at": ("timestamp with time zone", "NO", "now()"),
+        "updated_at": ("timestamp with time zone", "NO", "now()"),
+        "is_active": ("boolean", "NO", "true"),
+    }
+    for table, found in columns.items():
+        expected = {k: v for k, v in universal.items() if table not in UNTIMESTAMPED or not k.endswith("_at")}
+        assert {k: v for k, v in found.items() if k != "sort_order"} == expected, table
+        assert found.get("sort_order", ("integer", "NO", "0")) == ("integer", "NO", "0"), table
+    v2.execute(
+        "select c.relname from pg_trigger t join pg_class c on c.oid = t.tgrelid"
+        " where c.relnamespace = current_schema()::regnamespace and t.tgname = c.relname || '_set_updated_at'"
+    )
+    assert {name for (name,) in v2.fetchall()} == set(columns) - UNTIMESTAMPED
+
+
+def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> None:
+    assert failing(dbt_test("test_name:catalog_matches_contract")) == {}
+    # what dbt does when it rebuilds a table that exists: the old one goes with DROP ... CASCADE
+    live.execute(
+        """
+        alter table contacts rename to contacts__dbt_backup;
+        create table contacts (like contacts__dbt_backup including defaults);
+        drop table contacts__dbt_backup cascade;
+        drop index list_items_list_id_idx;
+        drop trigger lists_set_updated_at on lists;
+        alter table tags alter column is_active drop default;
+        """
+    )
+    try:
+        assert failing(dbt_test("test_name:catalog_matches_contract")) == {
+            "catalog_matches_contract_contacts": [
+                ("constraint", "contacts_pkey"),
+                ("index", "contacts_is_active_idx"),
+                ("trigger", "contacts_set_updated_at"),
+            ],
+            "catalog_matches_contract_contact_group_members": [("constraint", "contact_group_members_contact_id_fkey")],
+            "catalog_matches_contract_event_attendees": [("constraint", "event_attendees_contact_id_fkey")],
+            "catalog_matches_contract_project_contacts": [("constraint", "project_contacts_contact_id_fkey")],
+            "catalog_matches_contract_list_items": [("index", "list_items_list_id_idx")],
+            "catalog_matches_contract_tasks": [("constraint", "tasks_assigned_to_fkey")],
+            "catalog_matches_contract_lists": [("trigger", "lists_set_updated_at")],
+            "catalog_matches_contract_tags": [("default", "is_active")],
+        }
+    finally:
+        live.execute(
+            """
+            alter table tags alter column is_active set default true;
+            create trigger lists_set_updated_at before update on lists
+                for each row execute function set_updated_at();
+            create index list_items_list_id_idx on list_items (list_id);
+            alter table contacts add constraint contacts_pkey primary key (id);
+            create index contacts_is_active_idx on contacts (is_active);
+            create trigger contacts_set_updated_at before update on contacts
+                for each row execute function set_updated_at();
+            alter table contact_group_members add constraint contact_group_members_contact_id_fkey
+                foreign key (contact_id) references contacts (id) on delete cascade;
+            alter table event_attendees add constraint event_attendees_contact_id_fkey
+                foreign key (contact_id) references contacts (id) on delete cascade;
+            alter table project_contacts add constraint project_contacts_contact_id_fkey
+                foreign key (contact_id) references contacts (id) on delete cascade;
+            alter table tasks add constraint tasks_assigned_to_fkey
+                foreign key (assigned_to) references contacts (id) on delete set null;
+            """
+        )
+    assert failing(dbt_test("test_name:catalog_matches_contract")) == {}
+
+
+def test_polymorphic_checks_allow_exactly_what_their_test_resolves(v2: Cursor) -> None:
+    manifest = json.loads((lifeos_env.ROOT / "target" / "manifest.json").read_text())
+    resolved = {
+        node["attached_node"].split(".")[-1]: sorted(node["test_metadata"]["kwargs"]["entity_types"])
+        for node in manifest["nodes"].values()
+        if node.get("test_metadata", {}).get("name") == "polymorphic_reference_resolves"
+    }
+    assert set(resolved) == set(POLYMORPHIC)
+    for table, entity_types in resolved.items():
+        v2.execute(
+            "select pg_get_constraintdef(oid) from pg_constraint where conrelid = %s::regclass and contype = 'c'"
+            " and pg_get_constraintdef(oid) like '%%entity_type%%'",
+            (table,),
+        )
+        (check,) = v2.fetchone()
+        assert sorted(re.findall(r"'(\w+)'::text", check)) == entity_types, table
+
+
+def test_polymorphic_references_that_point_nowhere_fail(live: Cursor) -> None:
+    live.execute(
+        """
+        insert into tags (name) values ('Urgent'), ('errands');
+        insert into note_links (note_id, entity_type, entity_id)
+            select (select min(id::text)::uuid from notes), 'task', tasks.id from tasks order by tasks.id limit 2;
+        insert into entity_tags (tag_id, entity_type, entity_id)
+            select tags.id, 'project', (select min(id::text)::uuid from projects) from tags where name = 'Urgent';
+        insert into activity_log (entity_type, entity_id, action)
+            values ('domain', (select min(id::text)::uuid from domains), 'updated'),
+                   ('task', gen_random_uuid(), 'deleted');
+        """
+    )
+    try:
+        assert failing(dbt_test("test_name:polymorphic_reference_resolves")) == {}
+        live.execute(
+            """
+            insert into note_links (note_id, entity_type, entity_id)
+                values ((select min(id::text)::uuid from notes), 'task', '00000000-0000-0000-0000-00000000abcd');
+            insert into entity_tags (tag_id, entity_type, entity_id)
+                values ((select id from tags where name = 'Urgent'), 'contact', '00000000-0000-0000-0000-00000000abce');
+            insert into activity_log (entity_type, entity_id, action)
+                values ('milestone', '00000000-0000-0000-0000-00000000abcf', 'updated');
+            """
+        )
+        assert failing(dbt_test("test_name:polymorphic_reference_resolves")) == {
+            "note_links_entity_resolves": [("task", "00000000-0000-0000-0000-00000000abcd")],
+            "entity_tags_entity_resolves": [("contact", "00000000-0000-0000-0000-00000000abce")],
+            "activity_log_entity_resolves": [("milestone", "00000000-0000-0000-0000-00000000abcf")],
+        }
+        with pytest.raises(psycopg2.errors.CheckViolation):
+            live.execute(
+                "insert into note_links (note_id, entity_type, entity_id)"
+                " values ((select id from notes limit 1), 'planet', gen_random_uuid())"
+            )
+    finally:
+        live.execute("delete from note_links; delete from entity_tags; delete from activity_log; delete from tags")
+
+
+def test_task_dependencies_refuse_self_and_duplicate_edges_and_cycles_fail(live: Cursor) -> None:
+    live.execute("select id from tasks order by id limit 3")
+    a, b, c = (task for (task,) in live.fetchall())
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        live.execute("insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s)", (a, a))
+    live.execute("insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s), (%s, %s)", (a, b, b, c))
+    try:
+        with pytest.raises(psycopg2.errors.UniqueViolation):
+            live.execute("insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s)", (a, b))
+        assert failing(dbt_test("test_name:acyclic")) == {}
+        live.execute("insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s)", (c, a))
+        cycles = failing(dbt_test("test_name:acyclic"))
+        assert list(cycles) == ["task_dependencies_acyclic"]
+        assert {start for start, _ in cycles["task_dependencies_acyclic"]} == {a, b, c}
+    finally:
+        live.execute("delete from task_dependencies")
+
+
+def test_bookmark_folders_nest_and_a_loop_fails(live: Cursor) -> None:
+    live.execute("insert into bookmark_folders (name) values ('Dev') returning id")
+    (top,) = live.fetchone()
+    live.execute("insert into bookmark_folders (name, parent_id) values ('Python', %s) returning id", (top,))
+    (child,) = live.fetchone()
+    try:
+        assert failing(dbt_test("bookmark_folders_acyclic")) == {}
+        live.execute("update bookmark_folders set parent_id = %s where id = %s", (child, top))
+        assert list(failing(dbt_test("bookmark_folders_acyclic"))) == ["bookmark_folders_acyclic"]
+        live.execute("delete from bookmark_folders where id = %s", (child,))  # cascades to its subfolders
+        live.execute("select count(*) from bookmark_folders")
+        assert live.fetchone() == (0,)
+    finally:
+        live.execute("delete from bookmark_folders")
+
+
+def test_search_index_covers_the_five_tables_and_finds_words(v2: Cursor) -> None:
+    v2.execute(
+        """
+        select entity_type, count(*) from search_index group by 1
+        union all select 'task', -count(*) from tasks
+        union all select 'note', -count(*) from notes
+        union all select 'bookmark', -count(*) from bookmarks
+        union all select 'project', -count(*) from projects
+        union all select 'capture', -count(*) from capture
+        """
+    )
+    totals: dict[str, int] = {}
+    for entity_type, count in v2.fetchall():
+        totals[entity_type] = totals.get(entity_type, 0) + count
+    assert totals == dict.fromkeys(("task", "note", "bookmark", "project", "capture"), 0)
+    v2.execute("select count(*) from search_index")
+    assert v2.fetchone()[0] > 0
+    v2.execute(
+        "select amname from pg_index join pg_class i on i.oid = indexrelid join pg_am on pg_am.oid = i.relam"
+        " where i.relname = 'search_index_document_idx' and i.relnamespace = current_schema()::regnamespace"
+    )
+    assert v2.fetchone() == ("gin",)
+
+
+def test_the_app_refreshes_search_after_publish(live: Cursor) -> None:
+    index_content = "select md5(string_agg(s::text, ',' order by s.id)) from search_index s"
+    live.execute(index_content)
+    before = live.fetchone()
+    live.execute("select refresh_search_index()")  # named through its own schema: works after the rename
+    live.execute(index_content)
+    assert live.fetchone() == before, "a refresh of unchanged items must give the same rows (ids, timestamps)"
+    live.execute("select id from domains order by id limit 1")
+    (domain,) = live.fetchone()
+    live.execute(
+        "insert into notes (domain_id, title, body) values (%s, 'Quittung für Zürich', 'Steuer 2026 🧾') returning id",
+        (domain,),
+    )
+    (note,) = live.fetchone()
+    search = (
+        "select entity_type, entity_id from search_index"
+        " where document @@ websearch_to_tsquery('simple', 'zürich steuer') and is_active"
+    )
+    try:
+        live.execute(search)
+        assert live.fetchall() == []
+        live.execute("select refresh_search_index()")
+        live.execute(search)
+        assert live.fetchall() == [("note", note)]
+    finally:
+        live.execute("delete from notes where id = %s; select refresh_search_index()", (note,))

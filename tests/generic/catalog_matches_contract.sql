@@ -1,0 +1,99 @@
+{#
+  Everything the model's YAML contract declares is in the PostgreSQL catalog:
+  each named constraint (primary key, foreign keys, unique, checks) in
+  pg_constraint, each index of contract_indexes() in pg_index, each column
+  default in pg_attrdef and the updated_at trigger in pg_trigger. dbt rebuilds
+  a table with DROP ... CASCADE, which silently takes its children's foreign
+  keys with it; this test names what went missing. Put it on every mart.
+#}
+{% test catalog_matches_contract(model) %}
+
+{%- set expected = [] -%}
+{%- if execute -%}
+    {%- set node = graph.nodes.values()
+        | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('alias', 'equalto', model.identifier)
+        | first -%}
+    {%- for constraint in node.constraints if constraint.name -%}
+        {%- do expected.append(('constraint', constraint.name)) -%}
+    {%- endfor -%}
+    {%- for index in contract_indexes(node) -%}
+        {%- do expected.append(('index', index.name)) -%}
+    {%- endfor -%}
+    {%- for column in node.columns.values() -%}
+        {%- for constraint in column.constraints
+            if constraint.type == 'custom' and constraint.expression.startswith('default ') -%}
+            {%- do expected.append(('default', column.name)) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- if 'updated_at' in node.columns -%}
+        {%- do expected.append(('trigger', node.alias ~ '_set_updated_at')) -%}
+    {%- endif -%}
+{%- endif -%}
+{%- set table = "'" ~ adapter.quote(model.schema) ~ "." ~ adapter.quote(model.identifier) ~ "'::regclass" -%}
+
+with
+
+expected (kind, object_name) as (
+
+    values
+    {%- for kind, object_name in expected %}
+        ('{{ kind }}', '{{ object_name }}'){{ "," if not loop.last }}
+    {%- endfor %}
+
+),
+
+catalog as (
+
+    select
+        'constraint' as kind,
+        conname::text as object_name
+    from pg_constraint
+    where conrelid = {{ table }}
+
+    union all
+
+    select
+        'index' as kind,
+        index_class.relname::text as object_name
+    from pg_index
+    inner join pg_class as index_class on pg_index.indexrelid = index_class.oid
+    where pg_index.indrelid = {{ table }}
+
+    union all
+
+    select
+        'default' as kind,
+        pg_attribute.attname::text as object_name
+    from pg_attrdef
+    inner join pg_attribute
+        on
+            pg_attrdef.adrelid = pg_attribute.attrelid
+            and pg_attrdef.adnum = pg_attribute.attnum
+    where pg_attrdef.adrelid = {{ table }}
+
+    union all
+
+    select
+        'trigger' as kind,
+        tgname::text as object_name
+    from pg_trigger
+    where tgrelid = {{ table }} and not tgisinternal and tgenabled <> 'D'
+
+),
+
+final as (
+
+    select expected.*
+    from expected
+    left join catalog
+        on
+            expected.kind = catalog.kind
+            and expected.object_name = catalog.object_name
+    where catalog.object_name is null
+
+)
+
+select * from final
+
+{% endtest %}

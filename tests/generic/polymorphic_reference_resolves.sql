@@ -1,0 +1,55 @@
+{#
+  A polymorphic reference (entity_type, entity_id) resolves: every row's id
+  exists in the table its entity_type names (macro entity_type_models), and
+  its entity_type is one of `entity_types`, the values the column's CHECK allows.
+  Fails with the rows that point nowhere.
+#}
+{% test polymorphic_reference_resolves(model, column_name, id_column, entity_types) %}
+
+{#- the targets by the relation names dbt gives them for this command; no ref():
+    the model depends on them (macro depends_on_entity_tables) -#}
+{%- set relations = {} -%}
+{%- if execute -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
+        {%- do relations.update({node.name: node.relation_name}) -%}
+    {%- endfor -%}
+{%- endif -%}
+
+with
+
+references_ as (
+
+    select
+        {{ column_name }} as entity_type,
+        {{ id_column }} as entity_id
+    from {{ model }}
+
+),
+
+targets as (
+
+    {% for entity_type in entity_types %}
+        select
+            '{{ entity_type }}'::text as entity_type,
+            id as entity_id
+        from {{ relations.get(entity_type_models()[entity_type]) }}
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+final as (
+
+    select references_.*
+    from references_
+    left join targets
+        on
+            references_.entity_type = targets.entity_type
+            and references_.entity_id = targets.entity_id
+    where targets.entity_id is null
+
+)
+
+select * from final
+
+{% endtest %}
