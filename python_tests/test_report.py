@@ -45,7 +45,7 @@ def test_a_broken_table_fails_the_report_in_red_where_it_is_wrong_only() -> None
     wrong = {("daily_focus", "v1"), ("daily_focus", "v2"), ("daily_focus", "counts"), ("daily_focus", "ids")}
     assert red_cells(report.render(built)) == wrong
     failures = json.loads((report.TARGET / "report.json").read_text())["failures"]
-    assert "daily_focus: v2 99 + rejected 0 != v1 100" in failures
+    assert "daily_focus: counts: v2 rows 99 + rejected 0 != v1 rows 100 + added 0 (1 row)" in failures
     assert "daily_focus: ids: in v1 but neither in v2 nor rejected (1 row)" in failures
     assert "## Failures" in (report.TARGET / "report.md").read_text()
 

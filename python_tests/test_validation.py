@@ -6,15 +6,13 @@ place), then published by
 renaming v2_shadow to the live schema (as the publish step does), so `dbt test`
 validates live v2 exactly as after a real cut-over. Each test breaks one thing
 in live v2 (with FK triggers off, as a broken copy would have it), runs
-`dbt test` on the tables concerned, reads target/run_results.json and asserts
-the exact set of checks that failed, then puts the table back.
+`dbt test` on the tables concerned (in-process, dbt's programmatic runner)
+and asserts the exact set of checks that failed, then puts the table back.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,6 +20,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 from conftest import drop_database, new_database
+from dbt.cli.main import dbtRunner
 
 import generate_sample
 import lifeos_env
@@ -66,29 +65,28 @@ def live_v2() -> Iterator[str]:
         drop_database(name)
 
 
-def last_outcomes() -> dict[str, str]:
-    """{check: status} of the tests of dbt's last run, from target/run_results.json.
+def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
+    """Run dbt in this process (no interpreter start-up per call): success, {check: status} of its data tests, its log.
 
     A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular test by its name.
     """
-    target = lifeos_env.ROOT / "target"
-    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    log: list[str] = []
+    run = dbtRunner(callbacks=[lambda event: log.append(event.info.msg)])
+    result = run.invoke([*args, "--project-dir", str(lifeos_env.ROOT)])
+    assert result.exception is None, "\n".join(log)
     outcomes = {}
-    for result in json.loads((target / "run_results.json").read_text())["results"]:
-        node = nodes[result["unique_id"]]
-        if node["resource_type"] != "test":
-            continue
-        check = (node.get("test_metadata") or {}).get("name")
-        attached = nodes.get(node.get("attached_node") or "", {}).get("name")
-        outcomes[f"{check}:{attached}" if check and attached else node["name"]] = result["status"]
-    return outcomes
+    for node_result in result.result:
+        node = node_result.node
+        if node.resource_type == "test":
+            generic = getattr(node, "test_metadata", None)  # None on a singular test
+            name = f"{generic.name}:{node.attached_node.split('.')[-1]}" if generic else node.name
+            outcomes[name] = str(node_result.status)
+    return result.success, outcomes, "\n".join(log)
 
 
 def dbt_test(select: str, dbt_vars: str = "{}") -> tuple[dict[str, str], str]:
-    """Run `dbt test --select` on live v2; return the outcomes and dbt's output."""
-    command = ["dbt", "test", "--vars", dbt_vars, "--select", select]
-    output = subprocess.run(command, cwd=lifeos_env.ROOT, capture_output=True, text=True).stdout
-    outcomes = last_outcomes()
+    """Run `dbt test --select` on live v2; return {check: status} and dbt's log."""
+    _, outcomes, output = run_dbt("test", "--vars", dbt_vars, "--select", select)
     assert outcomes, output
     return outcomes, output
 
@@ -199,15 +197,28 @@ def test_a_size_or_checksum_mismatch_fails_file_accessibility() -> None:
         assert failed(outcomes) == {"file_blobs_verified:files"}
 
 
+@pytest.mark.usefixtures("live_v2")
+def test_without_a_manifest_the_file_check_fails_saying_what_to_do() -> None:
+    with lifeos_env.transaction() as cur:
+        cur.execute("alter table lifeos_migration.file_manifest rename to file_manifest_away")
+    try:
+        outcomes, output = dbt_test("files")
+    finally:
+        with lifeos_env.transaction() as cur:
+            cur.execute("alter table lifeos_migration.file_manifest_away rename to file_manifest")
+    assert failed(outcomes) == {"file_blobs_verified:files"}
+    assert 'file_manifest" is missing: run the files step first' in output
+
+
 @pytest.mark.usefixtures("fresh_database")
 def test_a_build_with_a_reject_fails_on_the_rejects_policy_alone() -> None:
     generate_sample.main(["--schema", "v1"])
     with lifeos_env.transaction() as cur:
         cur.execute("alter table v1.areas drop constraint areas_domain_id_fkey")
         cur.execute("update v1.areas set domain_id = gen_random_uuid() where name = (select min(name) from v1.areas)")
-    with pytest.raises(lifeos_env.MigrationError):
-        migrate.dbt("build", "--vars", "{files_checked: false}")
-    assert failed(last_outcomes()) == {"rejects_policy"}
+    success, outcomes, _ = run_dbt("build", "--vars", "{files_checked: false}")
+    assert not success
+    assert failed(outcomes) == {"rejects_policy"}
 
 
 @pytest.mark.usefixtures("live_v2")
