@@ -14,24 +14,16 @@ from collections.abc import Iterator
 import psycopg2
 import psycopg2.extensions
 import pytest
-from psycopg2 import sql
 
 import lifeos_env
 import migrate
+from lifeos_env import drop_database
 
 
 def new_database() -> str:
     name = f"lifeos_test_{uuid.uuid4().hex[:12]}"
     lifeos_env.create_database(name)
     return name
-
-
-def drop_database(name: str) -> None:
-    conn = psycopg2.connect(dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-    conn.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,8 +21,8 @@ def test_domains_and_areas_keep_every_row_and_uuid(sample_db: Cursor) -> None:
     for table in ("domains", "areas"):
         sample_db.execute(
             sql.SQL(
-                "select count(*) from v1.{t} full join v2_shadow.{t} using (id)"
-                " where v1.{t}.id is null or v2_shadow.{t}.id is null"
+                "select count(*) from v1.{t} full join public.{t} using (id)"
+                " where v1.{t}.id is null or public.{t}.id is null"
             ).format(t=sql.Identifier(table))
         )
         assert sample_db.fetchone() == (0,), table
@@ -32,20 +32,20 @@ def test_sort_order_is_10_20_30_per_scope_by_created_at_then_id(sample_db: Curso
     sample_db.execute(
         """
         select a.domain_id, array_agg(a.sort_order order by v.created_at, v.id)
-        from v2_shadow.areas a join v1.areas v using (id)
+        from public.areas a join v1.areas v using (id)
         group by a.domain_id
         """
     )
     for _, orders in sample_db.fetchall():
         assert orders == [10 * (i + 1) for i in range(len(orders))]
-    sample_db.execute("select array_agg(sort_order order by created_at, id) from v2_shadow.domains")
+    sample_db.execute("select array_agg(sort_order order by created_at, id) from public.domains")
     assert sample_db.fetchone()[0] == [10, 20, 30, 40, 50]
 
 
 def test_new_columns_take_the_plans_values(sample_db: Cursor) -> None:
     sample_db.execute(
         "select bool_and(updated_at = created_at and is_active and description is null and icon is null)"
-        " from v2_shadow.domains"
+        " from public.domains"
     )
     assert sample_db.fetchone() == (True,)
 
@@ -54,16 +54,16 @@ def test_contract_is_in_the_catalog(sample_db: Cursor) -> None:
     sample_db.execute(
         """
         select conname, pg_get_constraintdef(oid) from pg_constraint
-        where conrelid = 'v2_shadow.areas'::regclass order by conname
+        where conrelid = 'public.areas'::regclass order by conname
         """
     )
     assert sample_db.fetchall() == [
-        ("areas_domain_id_fkey", "FOREIGN KEY (domain_id) REFERENCES v2_shadow.domains(id) ON DELETE CASCADE"),
+        ("areas_domain_id_fkey", "FOREIGN KEY (domain_id) REFERENCES domains(id) ON DELETE CASCADE"),
         ("areas_pkey", "PRIMARY KEY (id)"),
     ]
     sample_db.execute(
         "select column_name, column_default from information_schema.columns"
-        " where table_schema = 'v2_shadow' and table_name = 'areas' and column_default is not null order by 1"
+        " where table_schema = 'public' and table_name = 'areas' and column_default is not null order by 1"
     )
     assert dict(sample_db.fetchall()) == {
         "created_at": "now()", "id": "gen_random_uuid()", "is_active": "true",
@@ -72,10 +72,10 @@ def test_contract_is_in_the_catalog(sample_db: Cursor) -> None:
 
 
 def test_app_inserts_get_defaults_and_updates_touch_updated_at(sample_db: Cursor) -> None:
-    sample_db.execute("insert into v2_shadow.domains (name) values ('New') returning id, is_active, sort_order")
+    sample_db.execute("insert into public.domains (name) values ('New') returning id, is_active, sort_order")
     new_id, is_active, sort_order = sample_db.fetchone()
     assert new_id is not None and is_active is True and sort_order == 0
-    sample_db.execute("update v2_shadow.areas set name = name || '!' returning updated_at > created_at")
+    sample_db.execute("update public.areas set name = name || '!' returning updated_at > created_at")
     assert all(touched for (touched,) in sample_db.fetchall())
 
 

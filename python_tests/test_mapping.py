@@ -46,8 +46,7 @@ def test_every_v1_row_keeps_its_uuid_in_v2(sample_db: Cursor) -> None:
     for v1_table, v2_table in V1_TO_V2.items():
         sample_db.execute(
             sql.SQL(
-                "select count(*) from v1.{} v1 full join v2_shadow.{} v2 using (id)"
-                " where v1.id is null or v2.id is null"
+                "select count(*) from v1.{} v1 full join public.{} v2 using (id) where v1.id is null or v2.id is null"
             ).format(sql.Identifier(v1_table), sql.Identifier(v2_table))
         )
         assert sample_db.fetchone() == (0,), v2_table
@@ -56,7 +55,7 @@ def test_every_v1_row_keeps_its_uuid_in_v2(sample_db: Cursor) -> None:
 def test_file_paths_are_the_bucket_keys_of_every_shape(sample_db: Cursor) -> None:
     generator = generate_sample.Generator(scale=1)
     generator.tables()
-    sample_db.execute("select storage_path from v2_shadow.files")
+    sample_db.execute("select storage_path from public.files")
     assert sorted(path for (path,) in sample_db.fetchall()) == sorted(f"{STORAGE_ROOT}/{k}" for k in generator.blobs)
     sample_db.execute("select count(distinct substring(storage_path from '/object/([a-z]+)/')) from v1.files")
     assert sample_db.fetchone() == (3,)  # the sample holds public, authenticated and signed URLs
@@ -70,19 +69,19 @@ def test_sort_order_scopes(sample_db: Cursor) -> None:
     }
     for table, scope in scopes.items():
         sample_db.execute(
-            sql.SQL("select array_agg(sort_order order by sort_order) from v2_shadow.{} group by {}").format(
+            sql.SQL("select array_agg(sort_order order by sort_order) from public.{} group by {}").format(
                 sql.Identifier(table), sql.SQL(scope)
             )
         )
         for (orders,) in sample_db.fetchall():
             assert orders == list(range(10, 10 * len(orders) + 1, 10)), table
     sample_db.execute(
-        "select bool_and(t.sort_order = 10 * r) from v2_shadow.tasks t join ("
+        "select bool_and(t.sort_order = 10 * r) from public.tasks t join ("
         " select id, row_number() over (partition by project_id, case when project_id is null then domain_id end,"
         " parent_id order by created_at, id) as r from v1.tasks) v using (id)"
     )
     assert sample_db.fetchone() == (True,)
-    sample_db.execute("select array_agg(value order by sort_order) from v2_shadow.context_types")
+    sample_db.execute("select array_agg(value order by sort_order) from public.context_types")
     assert sample_db.fetchone() == (["admin", "calls", "deep_work", "errands", "quick", "creative"],)
 
 
@@ -98,7 +97,7 @@ def test_derived_and_defaulted_columns(sample_db: Cursor) -> None:
     }
     for table, check in checks.items():
         sample_db.execute(
-            sql.SQL("select bool_and({}) from v2_shadow.{} p join v1.{} v using (id)").format(
+            sql.SQL("select bool_and({}) from public.{} p join v1.{} v using (id)").format(
                 sql.SQL(check), sql.Identifier(table), sql.Identifier(table)
             )
         )
@@ -106,17 +105,17 @@ def test_derived_and_defaulted_columns(sample_db: Cursor) -> None:
 
 
 def foreign_key(column: str, parent: str, on_delete: str) -> str:
-    return f"FOREIGN KEY ({column}) REFERENCES v2_shadow.{parent}(id) ON DELETE {on_delete}"
+    return f"FOREIGN KEY ({column}) REFERENCES {parent}(id) ON DELETE {on_delete}"
 
 
 def test_contract_is_in_the_catalog(sample_db: Cursor) -> None:
     sample_db.execute(
         """
         select conrelid::regclass::text, conname, pg_get_constraintdef(oid) from pg_constraint
-        where connamespace = 'v2_shadow'::regnamespace and contype in ('p', 'f', 'u')
+        where connamespace = 'public'::regnamespace and contype in ('p', 'f', 'u')
         """
     )
-    catalog = {(table.removeprefix("v2_shadow."), name): d for table, name, d in sample_db.fetchall()}
+    catalog = {(table.removeprefix("public."), name): d for table, name, d in sample_db.fetchall()}
     expected = {
         ("tasks", "tasks_parent_id_fkey"): foreign_key("parent_id", "tasks", "CASCADE"),
         ("tasks", "tasks_domain_id_fkey"): foreign_key("domain_id", "domains", "CASCADE"),
@@ -136,7 +135,7 @@ def test_contract_is_in_the_catalog(sample_db: Cursor) -> None:
         """
         select c.conrelid::regclass::text, a.attname from pg_constraint c
         join pg_attribute a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
-        where c.connamespace = 'v2_shadow'::regnamespace and c.contype = 'f'
+        where c.connamespace = 'public'::regnamespace and c.contype = 'f'
           and not exists (select from pg_index i where i.indrelid = c.conrelid and i.indkey[0] = c.conkey[1])
         """
     )
@@ -146,16 +145,16 @@ def test_contract_is_in_the_catalog(sample_db: Cursor) -> None:
 @pytest.mark.parametrize(
     ("statement", "violated"),
     [
-        ("update v2_shadow.tasks set status = 'someday'", "tasks_status_check"),
-        ("update v2_shadow.tasks set priority = 5", "tasks_priority_check"),
-        ("update v2_shadow.tasks set energy_level = 'extreme'", "tasks_energy_level_check"),
-        ("update v2_shadow.projects set status = 'someday'", "projects_status_check"),
-        ("update v2_shadow.projects set priority = 0", "projects_priority_check"),
-        ("update v2_shadow.capture set source = 'email'", "capture_source_check"),
-        ("update v2_shadow.notes set content_format = 'rtf'", "notes_content_format_check"),
-        ("update v2_shadow.context_types set value = 'same'", "context_types_value_key"),
-        ("update v2_shadow.tasks set domain_id = gen_random_uuid()", "tasks_domain_id_fkey"),
-        ("update v2_shadow.tasks set title = null", None),
+        ("update public.tasks set status = 'someday'", "tasks_status_check"),
+        ("update public.tasks set priority = 5", "tasks_priority_check"),
+        ("update public.tasks set energy_level = 'extreme'", "tasks_energy_level_check"),
+        ("update public.projects set status = 'someday'", "projects_status_check"),
+        ("update public.projects set priority = 0", "projects_priority_check"),
+        ("update public.capture set source = 'email'", "capture_source_check"),
+        ("update public.notes set content_format = 'rtf'", "notes_content_format_check"),
+        ("update public.context_types set value = 'same'", "context_types_value_key"),
+        ("update public.tasks set domain_id = gen_random_uuid()", "tasks_domain_id_fkey"),
+        ("update public.tasks set title = null", None),
     ],
 )
 def test_v2_refuses_what_its_rules_forbid(sample_db: Cursor, statement: str, violated: str | None) -> None:
@@ -166,37 +165,37 @@ def test_v2_refuses_what_its_rules_forbid(sample_db: Cursor, statement: str, vio
 
 def test_app_inserts_get_the_plans_defaults(sample_db: Cursor) -> None:
     sample_db.execute(
-        "insert into v2_shadow.tasks (domain_id, title) select id, 'new' from v2_shadow.domains limit 1"
+        "insert into public.tasks (domain_id, title) select id, 'new' from public.domains limit 1"
         " returning priority, status, tags, is_custom_context, is_active, sort_order"
     )
     assert sample_db.fetchone() == (3, "open", [], False, True, 0)
     sample_db.execute(
-        "insert into v2_shadow.projects (domain_id, name) select id, 'new' from v2_shadow.domains limit 1"
+        "insert into public.projects (domain_id, name) select id, 'new' from public.domains limit 1"
         " returning status, priority"
     )
     assert sample_db.fetchone() == ("active", 3)
-    sample_db.execute("insert into v2_shadow.capture (raw_text) values ('x') returning source, processed")
+    sample_db.execute("insert into public.capture (raw_text) values ('x') returning source, processed")
     assert sample_db.fetchone() == ("web", False)
-    sample_db.execute("insert into v2_shadow.notes (title) values ('x') returning content_format, is_pinned")
+    sample_db.execute("insert into public.notes (title) values ('x') returning content_format, is_pinned")
     assert sample_db.fetchone() == ("markdown", False)
 
 
 def test_deletes_follow_the_documented_on_delete_rules(sample_db: Cursor) -> None:
     sample_db.execute(
-        "select parent.id, parent.domain_id from v2_shadow.tasks parent"
-        " where exists (select from v2_shadow.tasks child where child.parent_id = parent.id) limit 1"
+        "select parent.id, parent.domain_id from public.tasks parent"
+        " where exists (select from public.tasks child where child.parent_id = parent.id) limit 1"
     )
     parent, domain = sample_db.fetchone()
-    sample_db.execute("insert into v2_shadow.daily_focus (focus_date, task_id) values (current_date, %s)", (parent,))
-    sample_db.execute("delete from v2_shadow.tasks where id = %s", (parent,))
-    sample_db.execute("select count(*) from v2_shadow.tasks where parent_id = %s", (parent,))
+    sample_db.execute("insert into public.daily_focus (focus_date, task_id) values (current_date, %s)", (parent,))
+    sample_db.execute("delete from public.tasks where id = %s", (parent,))
+    sample_db.execute("select count(*) from public.tasks where parent_id = %s", (parent,))
     assert sample_db.fetchone() == (0,)  # subtasks go with their parent
-    sample_db.execute("select count(*) from v2_shadow.daily_focus where focus_date = current_date and task_id is null")
+    sample_db.execute("select count(*) from public.daily_focus where focus_date = current_date and task_id is null")
     assert sample_db.fetchone() == (1,)  # the focus record stays
-    sample_db.execute("delete from v2_shadow.domains where id = %s", (domain,))
+    sample_db.execute("delete from public.domains where id = %s", (domain,))
     sample_db.execute(
-        "select (select count(*) from v2_shadow.tasks where domain_id = %(d)s)"
-        " + (select count(*) from v2_shadow.areas where domain_id = %(d)s)",
+        "select (select count(*) from public.tasks where domain_id = %(d)s)"
+        " + (select count(*) from public.areas where domain_id = %(d)s)",
         {"d": domain},
     )
     assert sample_db.fetchone() == (0,)

@@ -304,6 +304,14 @@ def write_blobs(blobs: dict[str, bytes], directory: Path) -> None:
         target.write_bytes(body)
 
 
+def write_sample_blobs(scale: int, directory: Path) -> Path:
+    """Write the blobs of the sample at `scale` into `directory`, laid out by object key; return it."""
+    generator = Generator(scale)
+    generator.tables()
+    write_blobs(generator.blobs, directory)
+    return directory
+
+
 def load(schema: str, tables: dict[str, list[Row]]) -> None:
     """Create the v1 tables in `schema` (dropping an old one) and COPY the rows in."""
     ddl = SCHEMA_FILE.read_text().replace("public.", "")

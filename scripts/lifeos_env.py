@@ -10,6 +10,7 @@ Run as a command it prints `export` lines, so a shell can use plain dbt:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
+import yaml
 from psycopg2 import sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,9 +64,48 @@ def create_database(name: str) -> None:
         conn.close()
 
 
+def drop_database(name: str) -> None:
+    """Drop database `name` on the target server, if it exists, even while sessions use it."""
+    conn = psycopg2.connect(dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
 def connect(**kwargs: str) -> psycopg2.extensions.connection:
     """A connection to the target database (the PG* variables)."""
     return psycopg2.connect(**kwargs)
+
+
+def connect_read_only(dsn: str) -> psycopg2.extensions.connection:
+    """A connection to a live v1 (or any source) on which every transaction is read-only, checked."""
+    conn = psycopg2.connect(dsn, options="-c default_transaction_read_only=on")
+    with conn.cursor() as cur:
+        cur.execute("show default_transaction_read_only")
+        if cur.fetchone()[0] != "on":
+            conn.close()
+            raise MigrationError("the source server ignored default_transaction_read_only=on; not reading from it")
+    return conn
+
+
+def pg_client(name: str) -> str:
+    """Path of a PostgreSQL 16 client program (pg_dump, pg_restore, psql) shipped in the pgserver wheel.
+
+    Version 16 reads both PostgreSQL 15 (Supabase) and 16 servers.
+    """
+    spec = importlib.util.find_spec("pgserver")
+    program = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name
+    if not program.is_file():
+        raise MigrationError(f"{program} is missing; reinstall the pinned pgserver (rm -r .venv)")
+    return str(program)
+
+
+def dbt_var(name: str) -> str:
+    """The default value of a dbt var, as dbt_project.yml declares it."""
+    return yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"][name]
 
 
 @contextmanager

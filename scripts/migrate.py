@@ -1,28 +1,35 @@
 """Run the Life OS v1 -> v2 migration end to end on the target database.
 
 The target is the database the libpq PG* variables name, or the embedded
-PostgreSQL 16 when PGHOST is unset. Steps: load v1 into the v1 schema, build
-and test v2 with dbt, and print the rows per v2 table. Exit status 0 only when
-every step passed.
+PostgreSQL 16 when PGHOST is unset. Steps: restore the v1 dump into schema v1,
+move the file blobs, build and test v2 with dbt in the shadow schema, publish
+it as live v2, and report what reconciled. Exit status 0 only when every step
+passed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-from psycopg2 import sql
 from rich.console import Console
-from rich.table import Table
 
 import generate_sample
 import lifeos_env
+import make_supabase_dump
+import move_files
+import publish
 import report
+import restore_v1
 
 console = Console()
-V2_SCHEMA = "v2_shadow"
+SAMPLE_STORAGE = lifeos_env.ROOT / ".storage" / "files"  # the demo keeps its blobs and backups in the project
+SAMPLE_BACKUPS = lifeos_env.ROOT / ".storage" / "backups"
 
 
 def dbt(*args: str) -> None:
@@ -33,44 +40,63 @@ def dbt(*args: str) -> None:
         raise lifeos_env.MigrationError(f"`{' '.join(command)}` failed; its output above names the model or test")
 
 
-def v2_row_counts(schema: str) -> list[tuple[str, int]]:
-    with lifeos_env.transaction() as cur:
-        cur.execute(
-            "select table_name from information_schema.tables where table_schema = %s order by table_name", (schema,)
-        )
-        tables = [name for (name,) in cur.fetchall()]
-        counts = []
-        for name in tables:
-            cur.execute(sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
-            counts.append((name, cur.fetchone()[0]))
-    return counts
+def dbt_vars(storage_root: str, files_checked: bool = True) -> list[str]:
+    return ["--vars", json.dumps({"storage_root": storage_root, "files_checked": files_checked})]
 
 
-def print_summary(schema: str) -> None:
-    table = Table(title=f"v2 rows per table (schema {schema})")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, count in v2_row_counts(schema):
-        table.add_row(name, str(count))
-    console.print(table)
+def build_int_files(storage_root: str) -> None:
+    """Build int_files and everything it reads (seeds and views, no tests) for the files step."""
+    dbt(
+        "build",
+        "--select",
+        "+int_files",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+        *dbt_vars(storage_root),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sample", action="store_true", help="migrate the bundled, generated sample")
-    parser.add_argument("--scale", type=int, default=1, help="with --sample: multiply its row counts")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sample", action="store_true", help="migrate the bundled Supabase-shaped sample dump")
+    source.add_argument("--dump", type=Path, metavar="FILE", help="migrate this pg_dump of v1 (plain, custom, CLI)")
+    source.add_argument("--from-dsn", metavar="DSN", help="migrate a live v1 database, read over a read-only session")
+    parser.add_argument("--scale", type=int, default=1, help="with --sample: a fresh sample dump at this scale")
+    parser.add_argument(
+        "--files-from",
+        metavar="DIR|supabase",
+        help="move the blobs from a folder or the bucket (default with --sample: its own)",
+    )
+    parser.add_argument(
+        "--storage-root",
+        type=Path,
+        help=f"where the blobs go (var storage_root; default {move_files.DEFAULT_ROOT}, --sample: .storage/files)",
+    )
     args = parser.parse_args(argv)
-    if not args.sample:
-        parser.error("give --sample")
+    storage_root = str((args.storage_root or (SAMPLE_STORAGE if args.sample else move_files.DEFAULT_ROOT)).absolute())
     try:
         lifeos_env.ensure_target()
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
-        generate_sample.main(["--schema", "v1", "--scale", str(args.scale)])
+        with tempfile.TemporaryDirectory() as scratch:
+            dump, files_from = args.dump, args.files_from
+            if args.sample:
+                dump = (
+                    restore_v1.SAMPLE_DUMP if args.scale == 1 else make_supabase_dump.dump_sample(args.scale, scratch)
+                )
+                if files_from is None:
+                    files_from = generate_sample.write_sample_blobs(args.scale, Path(scratch) / "blobs")
+            restore_v1.restore(dump, args.from_dsn)
+            if files_from:
+                build_int_files(storage_root)
+                move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), Path(storage_root))
         try:
-            dbt("build", "--vars", "{files_checked: false}")  # no files step yet: the report says "not checked"
-            print_summary(V2_SCHEMA)
+            dbt("build", *dbt_vars(storage_root, files_checked=files_from is not None))
         finally:
-            report.run()
+            report.run()  # audits the shadow the build wrote, and says what failed when it did
+        publish.publish(backup_to=SAMPLE_BACKUPS if args.sample else None)
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
         return 1

@@ -105,6 +105,9 @@ def load_json(path: Path) -> dict:
 
 def count(cur: psycopg2.extensions.cursor, relation: str) -> int:
     """Rows of a relation named as dbt's manifest names it ("db"."schema"."table")."""
+    cur.execute("select to_regclass(%s) is null", (relation,))
+    if cur.fetchone()[0]:
+        raise lifeos_env.MigrationError(f"{relation} does not exist: the last dbt run did not build it")
     cur.execute(sql.SQL("select count(*) from {}").format(sql.SQL(relation)))
     return cur.fetchone()[0]
 

@@ -1,0 +1,74 @@
+"""Bench: restoring a 100x Supabase-shaped dump vs `psql -f` of an already-stripped copy of the same data.
+
+    python bench/bench_restore.py [--scale 100] [--runs 3]
+
+The dump is make_supabase_dump's bundled-sample variant at --scale. The stripped
+copy is pg_dump of the v1 schema a first restore wrote: exactly the tables and
+rows the restore loads, with nothing Supabase left to skip. Each timing is the
+whole command in a fresh database on the target server; the median of --runs, interleaved.
+Target: the restore takes at most 1.5x as long; the exit status says whether it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import lifeos_env  # noqa: E402
+import make_supabase_dump  # noqa: E402
+import restore_v1  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+TARGET_RATIO = 1.5
+
+
+def in_fresh_database(*commands: list[str]) -> float:
+    """Seconds `commands` take, run one after the other in a new database (dropped afterwards)."""
+    database = f"lifeos_bench_{uuid.uuid4().hex[:8]}"
+    lifeos_env.create_database(database)
+    try:
+        start = time.perf_counter()
+        for command in commands:
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=os.environ | {"PGDATABASE": database})
+        return time.perf_counter() - start
+    finally:
+        lifeos_env.drop_database(database)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    lifeos_env.ensure_target()
+    OUT.mkdir(parents=True, exist_ok=True)
+    dump = make_supabase_dump.dump_sample(args.scale, OUT)
+    stripped = OUT / "stripped.sql"
+    psql = restore_v1.client_binaries("psql")[0][1]
+    pg_dump = restore_v1.client_binaries("pg_dump")[0][1]
+    restore = [sys.executable, str(ROOT / "scripts" / "restore_v1.py"), str(dump)]
+    print(f"psql {psql}, pg_dump {pg_dump}, server {os.environ['PGHOST']}:{os.environ.get('PGPORT', '')}")
+    in_fresh_database(restore, [pg_dump, "--schema", "v1", "--no-owner", "--no-privileges", "-f", str(stripped)])
+    load = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", str(stripped)]
+    runs = [(in_fresh_database(restore), in_fresh_database(load)) for _ in range(args.runs)]  # interleaved: fair
+    restore_seconds = statistics.median(r for r, _ in runs)
+    psql_seconds = statistics.median(p for _, p in runs)
+    ratio = restore_seconds / psql_seconds
+    size = dump.stat().st_size / 1e6
+    print(f"dump {size:.1f} MB at scale {args.scale}, stripped copy {stripped.stat().st_size / 1e6:.1f} MB")
+    print(f"restore_v1.py: {restore_seconds:.2f} s; psql -f stripped: {psql_seconds:.2f} s; ratio {ratio:.2f}")
+    print(f"target ratio <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'MISSED'}")
+    return 0 if ratio <= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+{#
+  The migration's ledger, in the durable schema var('meta_schema') that no
+  build drops. Every `dbt build` / `dbt run` that writes the shadow schema gets
+  a row in <meta>.runs when it starts (result 'building'), and its verdict when
+  it ends ('built' only when it was a full `dbt build` and every model and test
+  passed). A build killed part way through stays 'building' and is marked
+  'interrupted' by the next one. scripts/publish.py publishes only the shadow
+  of a 'built' run, and completes the row (git commit, backup, counts, result).
+#}
+{% macro ledger_build_started() %}
+    {%- if execute and is_writing_v2() -%}
+        {%- set meta = adapter.quote(var('meta_schema')) -%}
+        {%- set full_build = flags.WHICH == 'build' and not (
+            invocation_args_dict.get('select') or invocation_args_dict.get('exclude')
+            or invocation_args_dict.get('selector') or invocation_args_dict.get('empty')
+        ) -%}
+        {%- set schemas = {
+            'v1': var('v1_schema'), 'work': target.schema, 'shadow': var('shadow_schema'), 'live': var('v2_schema')
+        } -%}
+        {%- call statement('ledger_build_started') -%}
+            create schema if not exists {{ meta }};
+            create table if not exists {{ meta }}.runs (
+                run_id bigint generated always as identity primary key,
+                started_at timestamptz not null default now(),
+                finished_at timestamptz,
+                command text not null,
+                full_build boolean not null default false,
+                dbt_invocation_id text,
+                git_commit text,
+                schemas jsonb not null,
+                app_role text,
+                dump_path text,
+                dump_sha256 text,
+                backup_schema text,
+                published_schema_oid oid,
+                table_counts jsonb,
+                result text not null,
+                detail text
+            );
+            comment on table {{ meta }}.runs is
+                'One row per migration run: dbt build/run of v2 into the shadow schema, publish, rollback, cleanup.';
+            create table if not exists {{ meta }}.published_rows (
+                run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
+                table_name text not null,
+                row_md5 text not null
+            );
+            create index if not exists published_rows_lookup_idx
+                on {{ meta }}.published_rows (run_id, table_name, row_md5);
+            comment on table {{ meta }}.published_rows is
+                'md5 of every row a publish put live: live rows not in here were created or changed by the app.';
+            update {{ meta }}.runs set result = 'interrupted', finished_at = now() where result = 'building';
+            insert into {{ meta }}.runs (command, full_build, dbt_invocation_id, schemas, app_role, result)
+            values (
+                {{ sql_literal(flags.WHICH) }}, {{ full_build }}, {{ sql_literal(invocation_id) }},
+                {{ sql_literal(tojson(schemas)) }}::jsonb, {{ sql_literal(var('app_role') or none) }}, 'building'
+            );
+        {%- endcall -%}
+    {%- endif -%}
+{% endmacro %}
+
+{% macro ledger_build_finished(results) %}
+    {%- if execute and is_writing_v2() -%}
+        {%- set failed = [] -%}
+        {%- for result in results if result.status not in ('success', 'pass') -%}
+            {%- do failed.append(result.node.name ~ ': ' ~ result.status) -%}
+        {%- endfor -%}
+        {%- call statement('ledger_build_finished') -%}
+            update {{ adapter.quote(var('meta_schema')) }}.runs
+            set
+                finished_at = now(),
+                result = {{ "'build failed'" if failed else "'built'" }},
+                detail = {{ sql_literal(failed | join(', ') or none) }}
+            where dbt_invocation_id = {{ sql_literal(invocation_id) }};
+        {%- endcall -%}
+    {%- endif -%}
+{% endmacro %}
+
+{# A value as an SQL string literal (quotes doubled), or null. #}
+{% macro sql_literal(value) -%}
+    {{ 'null' if value is none else "'" ~ (value | string | replace("'", "''")) ~ "'" }}
+{%- endmacro %}

@@ -1,0 +1,187 @@
+"""A local stand-in for Supabase Storage: the two routes the supabase-py client calls for a bucket.
+
+`POST /storage/v1/object/list/{bucket}` lists one folder level under `prefix`
+with `limit`/`offset` paging, sorted by name, folders as entries whose `id` is
+null, exactly like the real API. `GET /storage/v1/object/{bucket}/{path}` (the
+route storage3's `download` uses) returns an object's bytes. Every request must
+carry the service key as `Authorization: Bearer` and `apikey`, as Supabase
+demands. Faults are switchable per object key: queue them in `faults[key]`,
+one is used up per GET: `"404"` (a missing object), `"429"`, `"500"`, `"cut"`
+(the body is cut short) and `"stall"` (half the body, then silence). A key
+absent from `objects` is missing too. A missing object answers HTTP 400 with
+`"statusCode": "404"` in its body, as Storage does.
+`latency` delays every response (the benchmark's 50 ms round trip).
+`write_inputs` writes what the files step reads about such a bucket from the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import unquote, urlsplit
+
+import psycopg2.extras
+
+import lifeos_env
+
+API = "/storage/v1/object/"
+
+
+def md5(body: bytes) -> str:
+    return hashlib.md5(body).hexdigest()
+
+
+def write_inputs(root: Path, rows: dict[str, str | None], inventory: dict[str, bytes]) -> None:
+    """The database side of a fake bucket: int_files rows (file id -> object key) and the storage.objects inventory.
+
+    Shaped like v2_work.int_files (built by dbt from v1.files) and v1.storage_objects (written by the
+    restore), for buckets the sample's v1 database does not describe.
+    """
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            """
+            create schema v2_work;
+            create table v2_work.int_files (
+                id uuid, object_key text, storage_path text, size_bytes bigint, reject_rule text);
+            create schema v1;
+            create table v1.storage_objects (
+                id uuid default gen_random_uuid(), bucket_id text, name text, metadata jsonb);
+            """
+        )
+        psycopg2.extras.execute_values(
+            cur,
+            "insert into v2_work.int_files values %s",
+            [
+                (file_id, key, f"{root}/{key}" if key else None, None, None if key else "unsafe_storage_path")
+                for file_id, key in rows.items()
+            ],
+        )
+        psycopg2.extras.execute_values(
+            cur,
+            "insert into v1.storage_objects (bucket_id, name, metadata) values %s",
+            [
+                ("life-os-files", name, json.dumps({"size": len(body), "eTag": f'"{md5(body)}"'}))
+                for name, body in inventory.items()
+            ],
+        )
+
+
+class FakeStorage:
+    """A bucket of objects (key -> bytes) served on 127.0.0.1 by threads; use it as a context manager."""
+
+    def __init__(self, bucket: str, objects: dict[str, bytes], key: str, latency: float = 0.0) -> None:
+        self.bucket = bucket
+        self.objects = objects
+        self.key = key
+        self.latency = latency
+        self.faults: dict[str, list[str]] = defaultdict(list)
+        self.downloads: list[str] = []  # keys of every GET, in order
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def __enter__(self) -> FakeStorage:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def next_fault(self, key: str) -> str | None:
+        with self.lock:
+            self.downloads.append(key)
+            queue = self.faults.get(key)
+            return queue.pop(0) if queue else None
+
+    def listing(self, prefix: str) -> list[dict[str, object]]:
+        """One folder level under `prefix`: sub-folders (id null) and objects, sorted by name."""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"  # the real API treats the prefix as a folder
+        folders: set[str] = set()
+        entries: list[dict[str, object]] = []
+        for key, body in self.objects.items():
+            if not key.startswith(prefix):
+                continue
+            name, slash, _ = key[len(prefix) :].partition("/")
+            if slash:
+                folders.add(name)
+            else:
+                metadata = {"eTag": f'"{md5(body)}"', "size": len(body), "mimetype": "application/octet-stream"}
+                entries.append({"name": name, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)), "metadata": metadata})
+        entries += [{"name": name, "id": None, "metadata": None} for name in folders]
+        return sorted(entries, key=lambda entry: str(entry["name"]))
+
+
+def _handler(storage: FakeStorage) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def authorised(self) -> bool:
+            headers = self.headers
+            if headers.get("Authorization") == f"Bearer {storage.key}" and headers.get("apikey") == storage.key:
+                return True
+            self.reply(403, {"statusCode": "403", "error": "Unauthorized", "message": "invalid signature"})
+            return False
+
+        def reply(self, status: int, payload: object) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            time.sleep(storage.latency)
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            if not self.authorised():
+                return
+            if urlsplit(self.path).path != f"{API}list/{storage.bucket}":
+                self.reply(404, {"statusCode": "404", "error": "not_found", "message": "Bucket not found"})
+                return
+            entries = storage.listing(request.get("prefix", ""))
+            offset, limit = int(request.get("offset", 0)), int(request.get("limit", 100))
+            self.reply(200, entries[offset : offset + limit])
+
+        def do_GET(self) -> None:
+            time.sleep(storage.latency)
+            if not self.authorised():
+                return
+            route = f"{API}{storage.bucket}/"
+            path = urlsplit(self.path).path
+            key = unquote(path[len(route) :]) if path.startswith(route) else None
+            fault = storage.next_fault(key) if key is not None else None
+            if key not in storage.objects or fault == "404":  # HTTP 400 and the status in the body, like Storage
+                self.reply(400, {"statusCode": "404", "error": "not_found", "message": "Object not found"})
+            elif fault in ("429", "500"):
+                self.reply(int(fault), {"statusCode": fault, "error": "fault", "message": "injected"})
+            else:
+                body = storage.objects[key]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", f'"{md5(body)}"')
+                self.end_headers()
+                self.send_body(body, fault)
+
+        def send_body(self, body: bytes, fault: str | None) -> None:
+            if fault is None:
+                self.wfile.write(body)
+                return
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            if fault == "stall":
+                time.sleep(60)
+            self.close_connection = True
+
+    return Handler

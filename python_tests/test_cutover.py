@@ -1,0 +1,289 @@
+"""Safe cut-over on a real database: publish, guard, backup, export, rollback, kill -9, clean-up (issue 8)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import psycopg2.errors
+import pytest
+from psycopg2 import sql
+
+import generate_sample
+import lifeos_env
+import migrate
+import publish
+
+SECRET = "pw-must-not-leak-7f3a"
+
+
+@pytest.fixture
+def published(fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh database with the sample migrated and published once; backups go to tmp_path/backups."""
+    monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
+    monkeypatch.setenv("PGPASSWORD", SECRET)  # the servers trust local users: a password that must never be shown
+    assert migrate.main(["--sample"]) == 0
+    yield fresh_database
+
+
+def checksums(schema: str = "public") -> dict[str, str]:
+    """Per table of schema: md5 of all its rows' text, in a fixed order."""
+    with lifeos_env.transaction() as cur:
+        result = {}
+        for table in publish.tables(cur, schema):
+            cur.execute(
+                sql.SQL("select md5(coalesce(string_agg(t::text, e'\\n' order by t::text), '')) from {} t").format(
+                    publish.qualified(schema, table)
+                )
+            )
+            result[table] = cur.fetchone()[0]
+    return result
+
+
+def ledger() -> list[tuple]:
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            "select command, result, backup_schema, dump_path, dump_sha256, git_commit, table_counts, detail"
+            " from lifeos_migration.runs order by run_id"
+        )
+        return cur.fetchall()
+
+
+def app_writes() -> str:
+    """What the app does after cut-over: one new domain, one renamed area. Returns the new domain's id."""
+    with lifeos_env.transaction() as cur:
+        cur.execute("insert into public.domains (name) values ('Made in v2, \"quoted\", it''s new') returning id")
+        new_id = str(cur.fetchone()[0])
+        cur.execute("update public.areas set name = 'renamed in v2' where id = (select min(id::text)::uuid from areas)")
+    return new_id
+
+
+def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_app_role_its_grants(
+    published: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    first = checksums()
+    assert set(first) >= {"domains", "areas"}
+    role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
+    with lifeos_env.transaction() as cur:
+        cur.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
+    try:
+        migrate.dbt("build", "--vars", json.dumps({"app_role": role}))
+        publish.publish()
+        assert checksums() == first
+        with lifeos_env.transaction() as cur:
+            cur.execute(
+                "select has_schema_privilege(%(role)s, 'public', 'usage'),"
+                " bool_and(has_table_privilege(%(role)s, format('public.%%I', t), 'select, insert, update, delete')),"
+                " bool_or(has_table_privilege(%(role)s, format('public.%%I', t), 'truncate'))"
+                " from unnest(array['domains', 'areas']) t",
+                {"role": role},
+            )
+            assert cur.fetchone() == (True, True, False)
+    finally:
+        with lifeos_env.transaction() as cur:
+            cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
+    runs = ledger()
+    assert [(command, result) for command, result, *_ in runs] == [("build", "published"), ("build", "published")]
+    _, _, backup_schema, dump_path, dump_sha256, commit, counts, _ = runs[1]
+    assert checksums(backup_schema) == first
+    assert hashlib.sha256(Path(dump_path).read_bytes()).hexdigest() == dump_sha256
+    listing = publish.run_client("pg_restore", "--list", dump_path)
+    assert re.search(r"TABLE DATA public domains ", listing) and re.search(r"TABLE DATA public areas ", listing)
+    assert counts["domains"] == 5 and re.fullmatch(r"[0-9a-f]{40}", commit)
+    assert SECRET not in "".join(capfd.readouterr())
+
+
+def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path: Path) -> None:
+    new_id = app_writes()
+    live = checksums()
+    migrate.dbt("build")
+    with pytest.raises(publish.ChangesWouldBeLost) as refused:
+        publish.publish()
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "areas 1, domains 1 rows" in message
+    assert "--force" in message and "export-changes" in message
+    assert checksums() == live
+    assert ledger()[-1][1] == "refused"
+
+    out = tmp_path / "changes"
+    assert publish.main(["export-changes", "--out", str(out)]) == 0
+    with (out / "domains.csv").open() as rows:
+        assert [row["id"] for row in csv.DictReader(rows)] == [new_id]
+    with (out / "areas.csv").open() as rows:
+        assert [row["name"] for row in csv.DictReader(rows)] == ["renamed in v2"]
+    statements = (out / "changes.sql").read_text()
+    assert new_id in statements and "'Made in v2, \"quoted\", it''s new'" in statements
+
+    # The SQL export replays: after a forced publish wipes the row, the export's INSERT brings it back.
+    publish.publish(force=True)
+    assert ledger()[-1][1] == "published"
+    with lifeos_env.transaction() as cur:
+        cur.execute("select count(*) from public.domains where id = %s", (new_id,))
+        assert cur.fetchone() == (0,)
+        domains_insert = next(line for line in statements.splitlines() if line.startswith("insert into domains "))
+        cur.execute(domains_insert)
+        cur.execute("select name from public.domains where id = %s", (new_id,))
+        assert cur.fetchone() == ('Made in v2, "quoted", it\'s new',)
+
+
+def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
+    published: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    before = publish.run_client("pg_dump", "--schema=public")
+    with lifeos_env.transaction() as cur:
+        cur.execute("update v1.domains set name = name || ' (renamed in v1)'")
+    migrate.dbt("build")
+    publish.publish()
+    assert publish.run_client("pg_dump", "--schema=public") != before
+    assert publish.main(["rollback"]) == 0
+    assert publish.run_client("pg_dump", "--schema=public") == before
+    command, result, displaced, *_ = ledger()[-1]
+    assert (command, result) == ("rollback", "rolled back")
+    assert displaced.startswith(publish.ROLLED_BACK_PREFIX)
+    # the guard protects the app's rows from a rollback too
+    app_writes()
+    with pytest.raises(publish.ChangesWouldBeLost):
+        publish.rollback()
+
+    live = checksums()
+    monkeypatch.setattr("builtins.input", lambda _question: "no")
+    assert publish.main(["cleanup"]) == 1
+    with lifeos_env.transaction() as cur:
+        assert publish.schemas_like(cur, publish.BACKUP_PREFIX) and publish.schemas_like(cur, "v1")
+    assert publish.main(["cleanup", "--yes"]) == 0
+    with lifeos_env.transaction() as cur:
+        cur.execute("select nspname from pg_namespace where nspname !~ '^(pg_|information_schema)' order by 1")
+        assert [name for (name,) in cur.fetchall()] == ["lifeos_migration", "public"]
+        cur.execute("select count(distinct run_id) from lifeos_migration.published_rows")
+        assert cur.fetchone() == (1,)  # only the hashes of the schema that is still live
+    assert checksums() == live
+    assert ledger()[-1][:2] == ("cleanup", "cleaned up")
+    assert SECRET not in "".join(capfd.readouterr())
+
+
+def wait_for_lock_wait(database: str, deadline: float) -> None:
+    """Until a session of `database` waits for a lock (the publish step, behind the test's lock)."""
+    while time.monotonic() < deadline:
+        with lifeos_env.transaction() as cur:
+            cur.execute(
+                "select count(*) from pg_stat_activity where datname = %s and wait_event_type = 'Lock'", (database,)
+            )
+            if cur.fetchone()[0]:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the publish step never waited for the live tables")
+
+
+def kill_migrate(database: str, patterns: list[str]) -> str:
+    """Run scripts/migrate on a bigger sample (a finished run would change live v2) and SIGKILL its
+    process group once its output has shown `patterns` in order.
+
+    The pattern "<publish>" means: the publish step is waiting for the live tables, which the
+    test holds locked. Returns the output seen.
+    """
+    blocker = lifeos_env.connect()
+    with blocker.cursor() as cur:
+        cur.execute("lock table public.domains in share mode")  # publish needs exclusive: it waits here
+    process = subprocess.Popen(
+        [sys.executable, "scripts/migrate.py", "--sample", "--scale", "2"], cwd=lifeos_env.ROOT, env=os.environ.copy(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    seen = []
+    try:
+        for pattern in patterns:
+            if pattern == "<publish>":
+                wait_for_lock_wait(database, time.monotonic() + 120)
+                continue
+            for line in process.stdout:
+                seen.append(line)
+                if re.search(pattern, line):
+                    break
+            else:
+                raise AssertionError(f"migrate ended before {pattern!r}:\n{''.join(seen)}")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        seen.append(process.stdout.read())
+        process.wait()
+        blocker.rollback()
+        blocker.close()
+    return "".join(seen)
+
+
+def test_a_build_killed_anywhere_leaves_live_v2_untouched(published: str) -> None:
+    live = checksums()
+    points = {
+        "during models": [r"START sql table model v2_shadow\."],
+        "during tests": [r"OK created sql table model v2_shadow\.", r"START test "],
+        "right before publish": [r"Completed successfully", "<publish>"],
+    }
+    for point, patterns in points.items():
+        output = kill_migrate(published, patterns)
+        assert checksums() == live, point
+        assert SECRET not in output
+        if "<publish>" not in patterns:
+            with pytest.raises(lifeos_env.MigrationError, match=r"is building; publish follows a green full"):
+                publish.publish()  # a build that did not finish is never published
+    # live v2 stays usable, and the next run publishes
+    assert migrate.main(["--sample", "--scale", "2"]) == 0
+    assert checksums() != live
+    assert [result for _, result, *_ in ledger()][-4:-1] == ["interrupted", "interrupted", "built"]
+
+
+def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
+    generate_sample.main(["--schema", "v1"])
+    migrate.dbt("build", "--select", "+domains")  # green, but a partial v2
+    with pytest.raises(lifeos_env.MigrationError, match="not a full build"):
+        publish.publish()
+    with pytest.raises(lifeos_env.MigrationError, match="failed"):
+        migrate.dbt("build", "--vars", json.dumps({"v1_schema": "no_such_schema"}))
+    with pytest.raises(lifeos_env.MigrationError, match=r"is build failed; publish follows a green full"):
+        publish.publish()
+    with lifeos_env.transaction() as cur:
+        assert publish.tables(cur, "public") == []
+
+
+def test_v1_read_only_connection_refuses_writes(fresh_database: str) -> None:
+    generate_sample.main(["--schema", "v1"])
+    conn = lifeos_env.connect_read_only(f"dbname={fresh_database}")
+    try:
+        with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction), conn.cursor() as cur:
+            cur.execute("delete from v1.domains")
+    finally:
+        conn.close()
+    with lifeos_env.transaction() as cur:
+        cur.execute("select count(*) from v1.domains")
+        assert cur.fetchone() == (5,)
+
+
+def extension_schema(name: str) -> str:
+    with lifeos_env.transaction() as cur:
+        cur.execute("select extnamespace::regnamespace::text from pg_extension where extname = %s", (name,))
+        return cur.fetchone()[0]
+
+
+def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: Path) -> None:
+    with lifeos_env.transaction() as cur:  # pg_trgm ships with Debian's PostgreSQL 15, vector with pgserver's 16
+        cur.execute("select min(name) from pg_available_extensions where name in ('pg_trgm', 'vector')")
+        extension = cur.fetchone()[0]
+        cur.execute(sql.SQL("create extension {} schema public").format(sql.Identifier(extension)))
+    generate_sample.main(["--schema", "v1"])
+    migrate.dbt("build")
+    publish.publish(backup_to=tmp_path)
+    assert extension_schema(extension) == "public"
+    publish.rollback()
+    assert extension_schema(extension) == "public"
+    with lifeos_env.transaction() as cur:
+        cur.execute("select count(*) from pg_tables where schemaname = 'public'")
+        assert cur.fetchone() == (0,)  # the original, empty public is live again, with its extension

@@ -1,0 +1,295 @@
+"""The files step: blobs from a Storage server on 127.0.0.1 or a staging folder to the storage root, on a real DB."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fake_storage import FakeStorage, md5, write_inputs
+
+import generate_sample
+import lifeos_env
+import migrate
+import move_files
+
+KEY = "sb-service-key-7f3a9c-DO-NOT-PRINT"
+FAST = {"retries": 3, "backoff": 0.01}
+
+
+def manifest() -> dict[str | None, dict[str, object]]:
+    """The manifest table, by object key."""
+    with lifeos_env.transaction() as cur:
+        cur.execute("select * from lifeos_migration.file_manifest")
+        names = [c.name for c in cur.description]
+        return {row[1]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+def file_id(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def remote(storage: FakeStorage) -> move_files.SupabaseSource:
+    return move_files.SupabaseSource(storage.url, storage.key, storage.bucket, **FAST, concurrency=4)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "storage" / "files"
+
+
+@pytest.fixture
+def bucket() -> dict[str, bytes]:
+    return {
+        "a/b/c/deep.txt": b"deep\n" * 100,
+        "東京/photo 🌅.jpg": os.urandom(70_000),
+        "space folder/file with space.pdf": os.urandom(3_000),
+        "empty.bin": b"",
+        "many/.emptyFolderPlaceholder": b"",
+        **{f"many/item-{i:03}.txt": f"item {i}".encode() for i in range(130)},  # more than one list page
+        "stray/unreferenced.txt": b"nobody points here",
+    }
+
+
+def test_bucket_is_copied_verified_with_retries_and_orphans(
+    fresh_database: str, root: Path, tmp_path: Path, bucket: dict[str, bytes]
+) -> None:
+    bucket["big/video.bin"] = os.urandom(50 * 1024 * 1024)
+    bucket["listed/but-404.txt"] = b"the server will not serve it"
+    referenced = [k for k in bucket if k != "stray/unreferenced.txt" and "Placeholder" not in k] + ["gone.pdf"]
+    write_inputs(root, {file_id(n): k for n, k in enumerate(referenced)}, bucket)
+    with FakeStorage("life-os-files", bucket, KEY) as storage:
+        storage.faults["a/b/c/deep.txt"] = ["429", "429"]
+        storage.faults["東京/photo 🌅.jpg"] = ["500", "500"]
+        storage.faults["space folder/file with space.pdf"] = ["cut"]
+        storage.faults["big/video.bin"] = ["cut"]
+        storage.faults["listed/but-404.txt"] = ["404"] * 10
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        retried = {k: storage.downloads.count(k) for k in storage.faults}
+    rows = manifest()
+    assert {k: r["status"] for k, r in rows.items() if r["status"] != "copied"} == {
+        "gone.pdf": "missing",
+        "listed/but-404.txt": "missing",
+        "stray/unreferenced.txt": "orphan",
+    }
+    assert retried == {
+        "a/b/c/deep.txt": 3,
+        "東京/photo 🌅.jpg": 3,
+        "space folder/file with space.pdf": 2,
+        "big/video.bin": 2,
+        "listed/but-404.txt": 1,
+    }
+    for key, body in bucket.items():
+        if key in rows and rows[key]["status"] in move_files.IN_PLACE:
+            local = Path(str(rows[key]["local_path"]))
+            assert local == (root / "orphans" / key if key.startswith("stray/") else root / key)
+            assert local.read_bytes() == body, key
+            assert (rows[key]["size_bytes"], rows[key]["md5"]) == (len(body), md5(body))
+            assert rows[key]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert not any("Placeholder" in str(p) for p in root.rglob("*"))
+    assert {oct(p.stat().st_mode & 0o777) for p in root.rglob("*") if p.is_file()} == {"0o640"}
+    assert {oct(p.stat().st_mode & 0o777) for p in [root, *root.rglob("*")] if p.is_dir()} == {"0o750"}
+    as_json = {r["object_key"]: r for r in json.loads((tmp_path / "m.json").read_text())}
+    assert as_json.keys() == rows.keys()
+    assert as_json["empty.bin"]["sha256"] == hashlib.sha256(b"").hexdigest() == rows["empty.bin"]["sha256"]
+
+
+def test_rerun_skips_present_blobs_and_repairs_wrong_ones(
+    fresh_database: str, root: Path, tmp_path: Path, bucket: dict[str, bytes]
+) -> None:
+    keys = ["a/b/c/deep.txt", "東京/photo 🌅.jpg", "empty.bin", "space folder/file with space.pdf"]
+    write_inputs(root, {file_id(n): k for n, k in enumerate(keys)}, {k: bucket[k] for k in keys[:3]})
+    with FakeStorage("life-os-files", {k: bucket[k] for k in keys}, KEY) as storage:
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        assert len(storage.downloads) == 4
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        assert len(storage.downloads) == 4, "a re-run downloads nothing that is in place"
+        assert {r["status"] for r in manifest().values()} == {"present"}
+        (root / keys[0]).write_bytes(b"corrupted")
+        (root / keys[3]).write_bytes(b"not what the last run wrote")  # no eTag: known by the last run's sha256
+        (root / keys[1]).unlink()
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+    statuses = {k: r["status"] for k, r in manifest().items()}
+    assert statuses == {keys[0]: "repaired", keys[1]: "copied", keys[2]: "present", keys[3]: "repaired"}
+    assert all((root / k).read_bytes() == bucket[k] for k in keys)
+
+
+def test_blobs_that_keep_failing_or_do_not_verify_fail_the_step_and_leave_no_file(
+    fresh_database: str, root: Path, tmp_path: Path
+) -> None:
+    objects = {
+        "flaky.txt": b"never",
+        "wrong.txt": b"not what the inventory says",
+        "short.bin": b"12345",
+        "fine.txt": b"ok",
+    }
+    write_inputs(root, {file_id(n): key for n, key in enumerate(objects)}, {})
+    with lifeos_env.transaction() as cur:
+        cur.executemany(
+            "insert into v1.storage_objects (bucket_id, name, metadata) values ('life-os-files', %s, %s)",
+            [
+                ("wrong.txt", json.dumps({"size": 27, "eTag": f'"{md5(b"other")}"'})),
+                ("short.bin", json.dumps({"size": 9, "eTag": '"0a1b2c3d4e5f60718293a4b5c6d7e8f9-2"'})),  # multipart
+            ],
+        )
+    with FakeStorage("life-os-files", objects, KEY) as storage:
+        storage.faults["flaky.txt"] = ["500"] * 10
+        with pytest.raises(lifeos_env.MigrationError, match="3 blobs could not be moved"):
+            move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        assert storage.downloads.count("flaky.txt") == 4
+    rows = manifest()
+    assert rows["flaky.txt"]["status"] == "failed"
+    assert (rows["wrong.txt"]["status"], rows["wrong.txt"]["detail"]) == (
+        "failed",
+        f"ValueError: md5 {md5(objects['wrong.txt'])} but the inventory's eTag is {md5(b'other')}",
+    )
+    assert (rows["short.bin"]["status"], rows["short.bin"]["detail"]) == (
+        "failed",
+        "ValueError: size 5 but the inventory says 9",
+    )
+    assert rows["fine.txt"]["status"] == "copied"
+    assert sorted(p.name for p in root.iterdir()) == ["fine.txt"]
+
+
+def test_names_that_escape_the_storage_root_are_refused(fresh_database: str, root: Path, tmp_path: Path) -> None:
+    objects = {"../escape.txt": b"x", "/abs.txt": b"x", "nul\x00.txt": b"x", "ok.txt": b"ok"}
+    rows = {file_id(1): "../../etc/passwd", file_id(2): None, file_id(3): "ok.txt"}
+    write_inputs(root, rows, {})
+    with FakeStorage("life-os-files", objects, KEY) as storage:
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        assert storage.downloads == ["ok.txt"]
+    statuses = {k: (r["status"], r["local_path"]) for k, r in manifest().items()}
+    assert statuses == {
+        "../../etc/passwd": ("refused", None),
+        None: ("refused", None),
+        "../escape.txt": ("refused", None),
+        "/abs.txt": ("refused", None),
+        "nul\\x00.txt": ("refused", None),
+        "ok.txt": ("copied", str(root / "ok.txt")),
+    }
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "m.json",
+        "storage/files/ok.txt",
+    ]
+
+
+def test_dry_run_prints_the_plan_and_copies_nothing(
+    fresh_database: str, root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging = tmp_path / "staging"
+    (staging / "deep folder").mkdir(parents=True)
+    (staging / "deep folder" / "a b.txt").write_bytes(b"a")
+    write_inputs(root, {file_id(1): "deep folder/a b.txt"}, {})
+    move_files.move(move_files.LocalSource(staging), root, dry_run=True, manifest_json=tmp_path / "m.json")
+    assert f"copy     'deep folder/a b.txt' -> {root}/deep folder/a b.txt" in capsys.readouterr().out
+    assert not root.exists() and not (tmp_path / "m.json").exists()
+    with lifeos_env.transaction() as cur:
+        cur.execute("select to_regclass('lifeos_migration.file_manifest')")
+        assert cur.fetchone() == (None,)
+
+
+def cli(*args: str, url: str, key: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "SUPABASE_URL": url, "SUPABASE_SERVICE_KEY": key}
+    command = [sys.executable, "scripts/move_files.py", "--files-from", "supabase", *args]
+    return subprocess.Popen(
+        command, cwd=lifeos_env.ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def test_kill_9_mid_copy_then_resume(fresh_database: str, root: Path, tmp_path: Path) -> None:
+    objects = {"big.bin": os.urandom(8 * 1024 * 1024), "small.txt": b"small"}
+    write_inputs(root, {file_id(1): "big.bin", file_id(2): "small.txt"}, objects)
+    with FakeStorage("life-os-files", objects, KEY) as storage:
+        storage.faults["big.bin"] = ["stall"]  # half the body, then silence: the copy is mid-way
+        run = cli("--storage-root", str(root), "--manifest", str(tmp_path / "m.json"), url=storage.url, key=KEY)
+        deadline = time.monotonic() + 60
+        while not [p for p in root.glob(".lifeos-*.part") if p.stat().st_size > 0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGKILL)
+        run.communicate()
+        assert list(root.glob(".lifeos-*.part")), "the copy was not under way when killed"
+        assert not (root / "big.bin").exists()
+        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+    assert (root / "big.bin").read_bytes() == objects["big.bin"]
+    assert {k: r["status"] for k, r in manifest().items()} in (
+        {"big.bin": "copied", "small.txt": "present"},
+        {"big.bin": "copied", "small.txt": "copied"},  # when the kill came before small.txt was done
+    )
+    assert sorted(p.name for p in root.iterdir()) == ["big.bin", "small.txt"]
+
+
+def test_the_service_key_never_appears_in_output_errors_or_manifest(
+    fresh_database: str, root: Path, tmp_path: Path
+) -> None:
+    objects = {"fails.txt": b"x", "ok.txt": b"ok"}
+    write_inputs(root, {file_id(1): "fails.txt", file_id(2): "ok.txt", file_id(3): "gone.txt"}, {})
+    with FakeStorage("life-os-files", objects, KEY) as storage:
+        storage.faults["fails.txt"] = ["500"] * 10
+        failing = cli(
+            "--storage-root",
+            str(root),
+            "--manifest",
+            str(tmp_path / "m.json"),
+            "--retries",
+            "1",
+            url=storage.url,
+            key=KEY,
+        )
+        wrong_key = "sb-wrong-key-4417-DO-NOT-PRINT"
+        refused = cli("--storage-root", str(root), url=storage.url, key=wrong_key)
+        outputs = [*failing.communicate(), *refused.communicate()]
+    assert failing.returncode == 1 and refused.returncode == 1
+    assert "1 blobs could not be moved" in outputs[0]
+    assert "listing bucket life-os-files at SUPABASE_URL: HTTP 403 invalid signature" in outputs[2]
+    with lifeos_env.transaction() as cur:
+        cur.execute("select string_agg(m::text, ' ') from lifeos_migration.file_manifest m")
+        outputs.append(cur.fetchone()[0])
+    outputs.append((tmp_path / "m.json").read_text())
+    assert "ok.txt" in outputs[-1] and "gone.txt" in outputs[-2]
+    assert not [o for o in outputs if KEY in o or wrong_key in o]
+
+
+def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
+    fresh_database: str, root: Path, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging"
+    generate_sample.main(["--schema", "v1", "--blobs-dir", str(staging)])
+    (staging / "stray").mkdir()
+    (staging / "stray" / "left over.txt").write_bytes(b"no files row")
+    (staging / "stray" / move_files.PLACEHOLDER).write_bytes(b"")
+    (staging / os.fsdecode(b"stray/latin-1 \xe9t\xe9.txt")).write_bytes(b"a name that is not UTF-8")
+    migrate.build_int_files(str(root))
+    move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
+    with lifeos_env.transaction() as cur:
+        cur.execute("select id::text, object_key, storage_path from v2_work.int_files where object_key is not null")
+        files = cur.fetchall()
+    rows = {r["file_id"]: r for r in manifest().values() if r["file_id"]}
+    assert len(files) == 20
+    for file_id, key, storage_path in files:
+        assert (rows[file_id]["status"], rows[file_id]["local_path"]) == ("copied", storage_path)
+        assert Path(storage_path).read_bytes() == (staging / key).read_bytes()
+    assert manifest()["stray/left over.txt"]["status"] == "orphan"
+    assert manifest()["stray/latin-1 \\xe9t\\xe9.txt"]["status"] == "refused"
+    assert (root / "orphans" / "stray" / "left over.txt").read_bytes() == b"no files row"
+    assert not list(root.rglob(move_files.PLACEHOLDER))
+
+
+def test_bad_input_is_one_clear_line(fresh_database: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(lifeos_env.MigrationError, match=r"v2_work\.int_files does not exist: build it first"):
+        move_files.move(move_files.LocalSource(root.parent.parent), root)
+    with pytest.raises(lifeos_env.MigrationError, match="--files-from /nowhere: no such folder"):
+        move_files.source_from("/nowhere", move_files.BUCKET)
+    monkeypatch.delenv("SUPABASE_SERVICE_KEY", raising=False)
+    with pytest.raises(lifeos_env.MigrationError, match="needs SUPABASE_URL and SUPABASE_SERVICE_KEY"):
+        move_files.source_from("supabase", move_files.BUCKET)
+    with pytest.raises(lifeos_env.MigrationError, match="SUPABASE_URL 'ftp://x': Invalid URL"):
+        move_files.SupabaseSource("ftp://x", KEY, move_files.BUCKET, retries=0, backoff=0, concurrency=1)
+    write_inputs(root.parent, {file_id(1): "a.txt"}, {})  # storage_path under another root than the step's
+    with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: give dbt the same"):
+        move_files.move(move_files.LocalSource(root.parent.parent), root)

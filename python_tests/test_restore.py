@@ -1,0 +1,344 @@
+"""The v1 restore on real servers: every dump kind, byte for byte; bad and crafted dumps refused, v1 untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+import generate_sample
+import lifeos_env
+import make_supabase_dump
+import restore_v1
+
+Fingerprint = list[tuple[object, ...]]
+
+
+@pytest.fixture(scope="session")
+def supabase_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Path]]]:
+    """A Supabase-like database holding the sample, and its dumps in every variant."""
+    name = f"lifeos_test_supabase_{uuid.uuid4().hex[:8]}"
+    make_supabase_dump.build_source(name, 1)
+    yield name, make_supabase_dump.write_dumps(name, tmp_path_factory.mktemp("dumps"), make_supabase_dump.VARIANTS)
+    lifeos_env.drop_database(name)
+
+
+def query(database: str, statement: sql.Composable | str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Run one statement in `database` and commit; its rows, if any."""
+    conn = psycopg2.connect(dbname=database)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(statement, args)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def copy_out(database: str, schema: str, table: str, columns: list[str]) -> str:
+    """The table as COPY text, sorted: what a byte-for-byte comparison needs."""
+    conn = psycopg2.connect(dbname=database, options="-c TimeZone=UTC -c extra_float_digits=3")
+    statement = sql.SQL("copy (select {c} from {s}.{t} order by 1, 2) to stdout").format(
+        c=sql.SQL(", ").join(map(sql.Identifier, columns)), s=sql.Identifier(schema), t=sql.Identifier(table)
+    )
+    out = io.StringIO()
+    try:
+        with conn.cursor() as cur:
+            cur.copy_expert(statement.as_string(cur), out)
+    finally:
+        conn.close()
+    return out.getvalue()
+
+
+def columns_of(database: str, schema: str, table: str) -> list[str]:
+    rows = query(
+        database,
+        "select column_name from information_schema.columns where table_schema = %s and table_name = %s"
+        " and is_generated = 'NEVER' order by ordinal_position",
+        (schema, table),
+    )
+    return [name for (name,) in rows]
+
+
+def fingerprint(database: str) -> Fingerprint:
+    """The v1 schema's identity, tables, columns and every row: equal only when nothing changed."""
+    tables = query(database, "select c.oid, c.relname from pg_class c where c.relnamespace = 'v1'::regnamespace")
+    prints: Fingerprint = [("schema", query(database, "select 'v1'::regnamespace::oid"))]
+    for oid, table in sorted(tables, key=lambda t: str(t[1])):
+        columns = columns_of(database, "v1", str(table))
+        prints.append((oid, table, tuple(columns), copy_out(database, "v1", str(table), columns)))
+    return prints
+
+
+def assert_restored_exactly(source: str, target: str, counts: dict[str, int]) -> None:
+    """v1 in `target` holds exactly the source's tables, columns and values; the sample's hard values included."""
+    contract = restore_v1.contract().values()
+    assert sorted(counts) == sorted(t.target for t in contract)
+    tables = query(target, "select tablename from pg_tables where schemaname = 'v1'")
+    assert {t for (t,) in tables} == set(counts)
+    for table in contract:
+        columns = columns_of(source, table.schema, table.name)
+        assert columns_of(target, "v1", table.target) == columns, table.target
+        restored = copy_out(target, "v1", table.target, columns)
+        assert restored == copy_out(source, table.schema, table.name, columns), table.target
+    notes = copy_out(target, "v1", "notes", ["id", "body"])
+    assert all(escape in notes for escape in ("\\t", "\\n", "\\r", "\\\\", "🎉")), "the sample must hold hard values"
+    assert counts["tasks"] == 200 and counts["storage_objects"] == 20
+
+
+@pytest.mark.parametrize("kind", make_supabase_dump.VARIANTS)
+def test_every_dump_kind_restores_every_value(
+    kind: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str
+) -> None:
+    source, dumps = supabase_source
+    assert_restored_exactly(source, fresh_database, restore_v1.restore(dumps[kind]))
+
+
+def test_a_live_database_restores_exact_floats_whatever_its_defaults(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str
+) -> None:
+    """A live source whose default extra_float_digits rounds floats in COPY's output still gives exact values."""
+    source = f"lifeos_test_live_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(dbname="postgres")
+    conn.autocommit = True  # create database runs outside a transaction
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("create database {} template {}").format(*map(sql.Identifier, (source, supabase_source[0])))
+        )
+    conn.close()
+    try:
+        query(
+            source,
+            "alter table public.tasks add column estimate double precision; update public.tasks set estimate = 1 / 3.0",
+        )
+        query("postgres", sql.SQL("alter database {} set extra_float_digits = -15").format(sql.Identifier(source)))
+        assert_restored_exactly(source, fresh_database, restore_v1.restore(dsn=f"dbname={source}"))
+    finally:
+        lifeos_env.drop_database(source)
+
+
+def test_supabase_objects_are_never_created(supabase_source: tuple[str, dict[str, Path]], fresh_database: str) -> None:
+    restore_v1.restore(supabase_source[1]["extensions"])
+    checks = {
+        "event triggers": "select count(*) from pg_event_trigger",
+        "policies": "select count(*) from pg_policy",
+        "publications": "select count(*) from pg_publication",
+        "extensions": "select count(*) from pg_extension where extname <> 'plpgsql'",
+        "functions": "select count(*) from pg_proc where pronamespace::regnamespace::text not in"
+        " ('pg_catalog', 'information_schema')",
+        "Supabase schemas": "select count(*) from pg_namespace where nspname in"
+        " ('auth', 'storage', 'extensions', 'graphql', 'vault', 'realtime', 'pgbouncer')",
+        "row level security": "select count(*) from pg_class where relrowsecurity",
+        "defaults": "select count(*) from pg_attrdef",
+        "constraints": "select count(*) from pg_constraint where connamespace = 'v1'::regnamespace",
+        "triggers": "select count(*) from pg_trigger",
+    }
+    assert {name: query(fresh_database, check)[0][0] for name, check in checks.items()} == dict.fromkeys(checks, 0)
+
+
+def test_extra_columns_are_kept_and_named(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    restore_v1.restore(supabase_source[1]["plain"])
+    output = " ".join(capsys.readouterr().out.split())
+    assert "public.tasks has extra columns, kept in tasks: user_id" in output
+    assert "public.notes has extra columns, kept in notes: user_id" in output
+    assert "user_id" in columns_of(fresh_database, "v1", "tasks")
+
+
+def edit(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new)
+
+
+def inject(text: str, statements: str) -> str:
+    footer = "\n--\n-- PostgreSQL database dump complete"
+    return edit(text, footer, "\n" + statements + footer)
+
+
+MARKER = Path(f"/tmp/lifeos_restore_marker_{uuid.uuid4().hex}")
+SMUGGLED = f"""
+CREATE TABLE public.pwned_marker (a int);
+CREATE FUNCTION public.pwned_fn() RETURNS void LANGUAGE sql AS $$ CREATE TABLE public.pwned_fn_marker () $$;
+SELECT public.pwned_fn();
+CREATE EVENT TRIGGER pwned_trigger ON ddl_command_end EXECUTE FUNCTION public.pwned_fn();
+CREATE TABLE public."tasks""; CREATE TABLE public.pwned_quote (a int); --" (a int);
+COPY public."tasks; CREATE TABLE public.pwned_semicolon (a int); --" (a) FROM stdin;
+1
+\\.
+\\! touch {MARKER}
+COPY public.pwned_marker (a) FROM PROGRAM 'touch {MARKER}';
+"""
+DOMAINS_COPY = "COPY public.domains (id, name, color, created_at) FROM stdin;\n"
+CLI_TASK = 'INSERT INTO "public"."tasks" '
+CLI_EXPRESSION = 'INSERT INTO "public"."domains" ("id") VALUES ((SELECT public.pwned_fn()));'
+# name -> (the dump variant, how it is spoiled, the one-line error expected)
+BAD_DUMPS: dict[str, tuple[str, Callable[[str], str | bytes], str]] = {
+    "truncated in COPY data": (
+        "plain",
+        lambda t: t[: t.index("COPY public.tasks") + 5000],
+        "truncated dump: the COPY data of public.tasks",
+    ),
+    "truncated between statements": (
+        "plain",
+        lambda t: t[: t.index("-- PostgreSQL database dump complete")],
+        "lacks pg_dump's closing",
+    ),
+    "CLI dump truncated between rows": (
+        "cli",
+        lambda t: t[: t.rindex(CLI_TASK)],
+        "has neither pg_dump's closing line nor the CLI's RESET ALL",
+    ),
+    "CLI dump truncated inside a row": ("cli", lambda t: t[: t.rindex(CLI_TASK) + 300], "ends inside a statement"),
+    "not a dump": ("plain", lambda t: "# Life OS\nSome notes, not SQL.\n", "not a pg_dump file"),
+    "gzip": ("plain", lambda t: b"\x1f\x8b\x08\x00garbage", "gzip-compressed"),
+    "empty": ("plain", lambda t: "", "is empty"),
+    "not UTF-8": ("plain", lambda t: t.encode().replace(b"Line one", b"Line \xffne", 1), "encoding problem: line"),
+    "declared LATIN1": (
+        "plain",
+        lambda t: edit(t, "client_encoding = 'UTF8'", "client_encoding = 'LATIN1'"),
+        "is in LATIN1",
+    ),
+    "missing column": (
+        "plain",
+        lambda t: edit(t, "    deadline date,\n", ""),
+        "public.tasks in the dump lacks column(s) deadline",
+    ),
+    "missing table": (
+        "plain",
+        lambda t: t.replace("public.reminders ", "public.reminders_old "),
+        "no table public.reminders",
+    ),
+    "COPY FROM PROGRAM": (
+        "plain",
+        lambda t: inject(t, f"COPY public.tasks (id) FROM PROGRAM 'touch {MARKER}';\n"),
+        "refusing `COPY public.tasks (id) FROM PROGRAM",
+    ),
+    "statements smuggled into a COPY block": (
+        "plain",
+        lambda t: edit(
+            t, DOMAINS_COPY, f"{DOMAINS_COPY}\\.\nCREATE TABLE public.pwned_marker (a int);\n{DOMAINS_COPY}"
+        ),
+        "two data sections for public.domains",
+    ),
+    "an INSERT with an expression": (
+        "cli",
+        lambda t: edit(t, "RESET ALL;", f"{CLI_EXPRESSION}\nRESET ALL;"),
+        "INSERT into public.domains holds something other than literal values: `(SELECT public.pwned_fn()))`",
+    ),
+    "a COPY row that spans two lines": (
+        "plain",
+        lambda t: edit(t, "\tWork\t", "\tWo\\\nrk\t"),
+        "public.domains: 5 rows loaded but the dump holds 6",
+    ),
+    "bad data": (
+        "plain",
+        lambda t: edit(t, "\t3\topen\t", "\tthree\topen\t"),
+        "server refused the restore: invalid input syntax for type integer",
+    ),
+}
+
+
+def no_trace_of_execution(database: str) -> None:
+    assert not MARKER.exists()
+    assert query(database, "select relname from pg_class where relname like 'pwned%%'") == []
+    assert query(database, "select proname from pg_proc where proname like 'pwned%%'") == []
+    assert query(database, "select evtname from pg_event_trigger") == []
+
+
+@pytest.mark.parametrize("case", BAD_DUMPS)
+def test_bad_dumps_are_refused_and_v1_is_unchanged(
+    case: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    restore_v1.restore(supabase_source[1]["plain"])
+    before = fingerprint(fresh_database)
+    variant, spoil, message = BAD_DUMPS[case]
+    spoiled = spoil(supabase_source[1][variant].read_text(encoding="utf-8"))
+    bad = tmp_path / "bad.sql"
+    bad.write_bytes(spoiled if isinstance(spoiled, bytes) else spoiled.encode())
+    with pytest.raises(lifeos_env.MigrationError) as refused:
+        restore_v1.restore(bad)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert fingerprint(fresh_database) == before
+    assert query(fresh_database, "select nspname from pg_namespace where nspname like 'v1_restore_%%'") == []
+    no_trace_of_execution(fresh_database)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("truncated", "truncated dump: pg_restore cannot read"),
+        ("newer", "archive format 1.16, newer than the local pg_restore 16 reads: it needs pg_restore 17 or newer"),
+    ],
+)
+def test_bad_archives_are_refused(
+    case: str, message: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    archive = supabase_source[1]["custom"].read_bytes()
+    bad = tmp_path / "bad.dump"
+    bad.write_bytes(archive[: len(archive) // 2] if case == "truncated" else archive[:6] + b"\x10" + archive[7:])
+    with pytest.raises(lifeos_env.MigrationError) as refused:
+        restore_v1.restore(bad)
+    assert message in str(refused.value)
+    assert query(fresh_database, "select count(*) from pg_namespace where nspname like 'v1%%'") == [(0,)]
+
+
+def test_a_crafted_dump_runs_nothing(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Functions, event triggers, quoted names, meta-commands and COPY FROM PROGRAM on other tables: all inert."""
+    crafted = supabase_source[1]["plain"].parent / "crafted.sql"
+    crafted.write_text(inject(supabase_source[1]["plain"].read_text(encoding="utf-8"), SMUGGLED), encoding="utf-8")
+    counts = restore_v1.restore(crafted)
+    assert counts["tasks"] == 200
+    assert 'public tables outside the v1 contract, not restored: public.pwned_marker, public.tasks"; CREATE' in (
+        capsys.readouterr().out
+    )
+    no_trace_of_execution(fresh_database)
+
+
+def test_the_bundled_sample_is_the_generated_sample(fresh_database: str) -> None:
+    """sample/life_os_v1_backup.sql holds generate_sample's rows, and a storage object per blob it writes."""
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    generator = generate_sample.Generator(1)
+    generate_sample.load("generated", generator.tables())
+    for table in restore_v1.contract().values():
+        if table.schema == "public":
+            columns = list(table.expected)
+            assert copy_out(fresh_database, "v1", table.target, columns) == copy_out(
+                fresh_database, "generated", table.target, columns
+            ), f"{table.target}: regenerate the sample with `python scripts/make_supabase_dump.py --sample`"
+    objects = query(fresh_database, "select name, (metadata->>'size')::int, metadata->>'eTag' from v1.storage_objects")
+    blobs = [(key, len(body), f'"{hashlib.md5(body).hexdigest()}"') for key, body in generator.blobs.items()]
+    assert sorted(objects) == sorted(blobs) and len(blobs) == 20
+
+
+def test_a_dump_without_storage_restores_an_empty_inventory(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    public_only = supabase_source[1]["plain"].parent / "public_only.sql"
+    text = supabase_source[1]["plain"].read_text(encoding="utf-8")
+    public_only.write_text(
+        text.replace("storage.buckets ", "storage.old_buckets ").replace("storage.objects ", "storage.old_objects ")
+    )
+    counts = restore_v1.restore(public_only)
+    assert counts["storage_objects"] == counts["storage_buckets"] == 0 and counts["tasks"] == 200
+    assert columns_of(fresh_database, "v1", "storage_objects") == ["id", "bucket_id", "name", "metadata"]
+    assert "the dump has no storage.objects: storage_objects is restored empty" in " ".join(
+        capsys.readouterr().out.split()
+    )
+
+
+def test_the_command_reports_one_line_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    not_a_dump = tmp_path / "notes.txt"
+    not_a_dump.write_text("hello\n")
+    assert restore_v1.main([str(not_a_dump)]) == 1
+    assert (
+        " ".join(capsys.readouterr().out.split())
+        == f"restore failed: not a pg_dump file: {not_a_dump} starts with `hello`"
+    )

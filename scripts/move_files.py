@@ -1,0 +1,603 @@
+"""Move v1's file blobs from Supabase Storage (or a local staging folder) to local disk under the storage root.
+
+Which blobs: one per v1 `files` row, read from the view `v2_work.int_files`
+(object key and local storage_path, so the path rules live only in the
+mapping), checked against the `v1.storage_objects` inventory (size and eTag
+MD5). Objects in the bucket that no row references are copied to
+`<storage root>/orphans/<key>` so nothing is lost.
+
+Each blob is written to a temporary name beside its destination, fsynced,
+hashed (sha256 and md5), checked against the inventory's size and MD5, and only
+then renamed into place (mode 0640, folders 0750): a run killed at any moment
+leaves no partial file under a final name, and a re-run skips blobs already
+present with the right checksum and repairs the others. Keys holding `..`, an
+absolute path or a NUL are refused. Downloads run concurrently and are retried
+with backoff on 429, 5xx and broken transfers.
+
+The outcome of every blob is written to the table lifeos_migration.file_manifest
+(the rows of the last run, replaced atomically) and to a JSON file:
+file_id, object_key, local_path, size_bytes, sha256, md5, status, detail, with
+status one of copied, present, repaired, orphan (blob in place), missing,
+refused, failed (not in place). A failed blob makes the step fail; re-run it.
+
+    python scripts/move_files.py --files-from DIR|supabase --storage-root DIR [--dry-run]
+
+`supabase` reads the bucket with SUPABASE_URL and SUPABASE_SERVICE_KEY from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Protocol, TypeVar
+from urllib.parse import quote
+
+import httpx
+from psycopg2.extras import execute_values
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+import lifeos_env
+
+BUCKET = "life-os-files"
+DEFAULT_ROOT = Path("/opt/lifeos/storage/files")
+DEFAULT_MANIFEST = lifeos_env.ROOT / "target" / "file_manifest.json"
+WORK_SCHEMA = "v2_work"
+V1_SCHEMA = "v1"
+PLACEHOLDER = ".emptyFolderPlaceholder"
+ORPHANS = "orphans"
+CHUNK = 1 << 20
+PAGE = 100
+RETRIES = 5  # after the first attempt; pauses of BACKOFF seconds, doubling each time
+BACKOFF = 0.5
+CONCURRENCY = 8
+IN_PLACE = ("copied", "present", "repaired", "orphan")
+MANIFEST_DDL = """
+create schema if not exists lifeos_migration;
+create table if not exists lifeos_migration.file_manifest (
+    file_id uuid,
+    object_key text,
+    local_path text,
+    size_bytes bigint,
+    sha256 text,
+    md5 text,
+    status text not null
+        check (status in ('copied', 'present', 'repaired', 'orphan', 'missing', 'refused', 'failed')),
+    detail text,
+    recorded_at timestamptz not null default now()
+);
+comment on table lifeos_migration.file_manifest is
+    'One row per v1 files row and per orphan bucket object: where its blob is and how the files step left it';
+comment on column lifeos_migration.file_manifest.file_id is 'v1 files.id; null for an object no files row references';
+comment on column lifeos_migration.file_manifest.object_key is 'object key relative to the bucket, percent-decoded';
+comment on column lifeos_migration.file_manifest.local_path is 'the blob: int_files.storage_path, or under orphans/';
+comment on column lifeos_migration.file_manifest.size_bytes is 'bytes on disk (planned size when not in place)';
+comment on column lifeos_migration.file_manifest.sha256 is 'sha256 of the bytes on disk, hex';
+comment on column lifeos_migration.file_manifest.md5 is 'md5 of the bytes on disk, hex (Storage eTags are md5s)';
+comment on column lifeos_migration.file_manifest.status is
+    'in place: copied, present (already right), repaired (was wrong), orphan; not: missing, refused, failed';
+comment on column lifeos_migration.file_manifest.detail is 'why, for anything but a plain copy';
+"""
+console = Console()
+T = TypeVar("T")
+
+
+class ObjectMissing(Exception):
+    """The source has no object under this key."""
+
+
+class Retryable(Exception):
+    """A transient failure (429, 5xx, a broken transfer): try again after a pause."""
+
+
+class Source(Protocol):
+    secret: str  # to be kept out of every message (the service key), or ""
+
+    def keys(self) -> set[str]:
+        """Every object key in the bucket, in all folders."""
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        """The object's bytes; raises ObjectMissing or Retryable."""
+
+
+class LocalSource:
+    """A staging folder holding the bucket's objects laid out by key."""
+
+    secret = ""
+
+    def __init__(self, root: Path) -> None:
+        if not root.is_dir():
+            raise lifeos_env.MigrationError(f"--files-from {root}: no such folder")
+        self.root = root
+
+    def keys(self) -> set[str]:
+        return {
+            Path(folder, name).relative_to(self.root).as_posix()
+            for folder, _, names in os.walk(self.root)
+            for name in names
+            if name != PLACEHOLDER
+        }
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        try:
+            with open(self.root / key, "rb") as blob:
+                while chunk := blob.read(CHUNK):
+                    yield chunk
+        except FileNotFoundError as error:
+            raise ObjectMissing("not in the staging folder") from error
+
+
+class SupabaseSource:
+    """The live bucket, through the supabase client (its listing, and its authenticated HTTP session)."""
+
+    def __init__(self, url: str, key: str, bucket: str, retries: int, backoff: float, concurrency: int) -> None:
+        from supabase import ClientOptions, SupabaseException, create_client  # lazily: slow, only this source needs it
+
+        self.secret, self.bucket_id, self.retries, self.backoff = key, bucket, retries, backoff
+        self.concurrency = concurrency
+        # One connection pool for the client's listing and for streaming the downloads, authorised as Storage demands.
+        self.session = httpx.Client(
+            headers={"Authorization": f"Bearer {key}", "apikey": key},
+            timeout=httpx.Timeout(60.0, connect=10.0),
+            limits=httpx.Limits(max_connections=64),
+            follow_redirects=True,
+        )
+        try:
+            client = create_client(url, key, ClientOptions(httpx_client=self.session))
+        except SupabaseException as error:
+            raise lifeos_env.MigrationError(f"SUPABASE_URL {url!r}: {error.message}") from None
+        self.bucket = client.storage.from_(bucket)
+        self.object_url = f"{client.storage_url}object/{quote(bucket)}/"
+
+    def keys(self) -> set[str]:
+        """List the bucket folder by folder (the API lists one level), the folders of each level at once."""
+        keys: set[str] = set()
+        level = [""]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            while level:
+                listed = list(pool.map(self.list_folder, level))
+                keys.update(key for found, _ in listed for key in found)
+                level = [folder for _, folders in listed for folder in folders]
+        return keys
+
+    def list_folder(self, prefix: str) -> tuple[list[str], list[str]]:
+        """The object keys and the sub-folders (as prefixes) in one folder, page by page."""
+        keys: list[str] = []
+        folders: list[str] = []
+        for offset in itertools.count(0, PAGE):
+            page = with_retries(partial(self.list_page, prefix, offset), self.retries, self.backoff)
+            for entry in page:
+                if entry.get("id") is None:
+                    folders.append(f"{prefix}{entry['name']}/")
+                elif entry["name"] != PLACEHOLDER:
+                    keys.append(f"{prefix}{entry['name']}")
+            if len(page) < PAGE:
+                return keys, folders
+        raise AssertionError("itertools.count() ended")
+
+    def list_page(self, prefix: str, offset: int) -> list[dict[str, object]]:
+        from storage3.exceptions import StorageApiError
+
+        try:
+            return self.bucket.list(prefix, {"limit": PAGE, "offset": offset})
+        except StorageApiError as error:
+            status = int(error.status) if str(error.status).isdigit() else 0
+            if status == 429 or status >= 500:
+                raise Retryable(f"listing {prefix or '/'}: HTTP {status}") from None
+            raise lifeos_env.MigrationError(
+                f"listing bucket {self.bucket_id} at SUPABASE_URL: HTTP {error.status} "
+                + describe(error.message, self.secret)
+                + " (is SUPABASE_SERVICE_KEY the service key?)"
+            ) from None
+        except httpx.TransportError as error:
+            raise Retryable(f"listing {prefix or '/'}: {describe(error, self.secret)}") from None
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        try:
+            with self.session.stream("GET", self.object_url + quote(key)) as response:
+                status = response.status_code
+                if status == 400:  # Storage's legacy errors: HTTP 400 with the real status in the body
+                    status = storage_status(response.read())
+                if status == 404:
+                    raise ObjectMissing("not in the bucket (HTTP 404)")
+                if status == 429 or status >= 500:
+                    raise Retryable(f"HTTP {status}")
+                if status != 200:
+                    raise RuntimeError(f"HTTP {status}: {response.read().decode(errors='replace')[:200]}")
+                yield from response.iter_bytes(CHUNK)
+        except httpx.TransportError as error:
+            raise Retryable(describe(error, self.secret)) from None
+
+
+def storage_status(body: bytes) -> int:
+    """The status in a Storage error body (`{"statusCode": "404", "error": ...}`), else 400."""
+    try:
+        return int(json.loads(body)["statusCode"])
+    except (ValueError, KeyError, TypeError):
+        return 400
+
+
+def describe(error: BaseException | str, secret: str) -> str:
+    """An error as one line for output, logs and the manifest, with the secret blanked out."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return text.replace(secret, "[service key]") if secret else text
+
+
+def with_retries(attempt: Callable[[], T], retries: int, backoff: float) -> T:
+    """Call `attempt`; after a Retryable failure wait (`backoff` seconds, doubling each time) and call it again."""
+    for number in itertools.count():
+        try:
+            return attempt()
+        except Retryable:
+            if number >= retries:
+                raise
+            time.sleep(min(30.0, backoff * 2**number))
+    raise AssertionError("itertools.count() ended")
+
+
+def refusal(key: str) -> str | None:
+    """Why `key` can never become a path under the storage root, or None when it is safe."""
+    if "\x00" in key:
+        return "object key holds a NUL"
+    if printable(key) != key:
+        return "object key is not valid UTF-8"
+    if key.startswith("/"):
+        return "object key is an absolute path"
+    parts = key.split("/")
+    if ".." in parts or "." in parts:
+        return "object key holds a . or .. segment"
+    if "" in parts:
+        return "object key holds an empty segment"
+    return None
+
+
+def printable(key: str) -> str:
+    """`key` as text a database can hold: a NUL and bytes that are not UTF-8 (from a folder's names) escaped."""
+    raw = key.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+@dataclass(frozen=True)
+class Expected:
+    size: int | None = None
+    md5: str | None = None  # from the inventory's eTag; None for multipart eTags ("<md5>-<parts>")
+    sha256: str | None = None  # what a previous run wrote to the same path
+
+
+@dataclass
+class Entry:
+    """One manifest row, and the blob move it describes."""
+
+    file_ids: list[str | None]
+    object_key: str | None
+    local_path: str | None
+    status: str  # planned: copy, orphan, missing, refused; after the run: one of the manifest statuses
+    detail: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    expected: Expected = field(default_factory=Expected)
+
+    def rows(self) -> list[dict[str, object]]:
+        row = asdict(self)
+        del row["file_ids"], row["expected"]
+        return [{"file_id": file_id, **row} for file_id in self.file_ids]
+
+
+@dataclass(frozen=True)
+class Digest:
+    size: int
+    sha256: str
+    md5: str
+
+
+FileRow = tuple[str, str | None, str | None, int | None, str | None]  # id, object_key, storage_path, size, reject_rule
+
+
+def read_inputs(bucket: str) -> tuple[list[FileRow], dict[str, Expected], dict[tuple[str, str], str]]:
+    """The int_files rows; the inventory (object key -> expected size and md5); the last run's sha256 per blob."""
+    with lifeos_env.transaction() as cur:
+        cur.execute("select to_regclass(%s)", (f"{WORK_SCHEMA}.int_files",))
+        if cur.fetchone()[0] is None:
+            raise lifeos_env.MigrationError(
+                f"{WORK_SCHEMA}.int_files does not exist: build it first (dbt build --select +int_files)"
+            )
+        cur.execute(
+            f"select id::text, object_key, storage_path, size_bytes, reject_rule from {WORK_SCHEMA}.int_files"
+            " order by id"
+        )
+        files = cur.fetchall()
+        cur.execute("select to_regclass(%s)", (f"{V1_SCHEMA}.storage_objects",))
+        inventory: dict[str, Expected] = {}
+        if cur.fetchone()[0] is not None:
+            cur.execute(
+                f"select name, metadata->>'size', metadata->>'eTag' from {V1_SCHEMA}.storage_objects"
+                " where bucket_id = %s",
+                (bucket,),
+            )
+            inventory = {
+                name: expected_from(size, etag)
+                for name, size, etag in cur.fetchall()
+                if name.rpartition("/")[2] != PLACEHOLDER
+            }
+        cur.execute("select to_regclass('lifeos_migration.file_manifest')")
+        previous: dict[tuple[str, str], str] = {}
+        if cur.fetchone()[0] is not None:
+            cur.execute(
+                "select distinct object_key, local_path, sha256 from lifeos_migration.file_manifest"
+                " where status = any(%s)",
+                (list(IN_PLACE),),
+            )
+            previous = {(key, path): sha for key, path, sha in cur.fetchall()}
+    return files, inventory, previous
+
+
+def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
+    """Every blob move: one per object key the files rows reference, then the orphans."""
+    files, inventory, previous = read_inputs(bucket)
+    in_bucket = source.keys()
+    entries: dict[str, Entry] = {}
+    refused: list[Entry] = []
+    for file_id, key, storage_path, size, reject_rule in files:
+        problem = "no safe object key" if key is None else refusal(key)
+        if problem:
+            refused.append(Entry([file_id], key, None, "refused", f"{problem} (reject_rule {reject_rule})"))
+            continue
+        if storage_path != str(root / key):
+            raise lifeos_env.MigrationError(
+                f"int_files.storage_path {storage_path!r} is not under the storage root {root}:"
+                " give dbt the same var storage_root as the files step"
+            )
+        if key in entries:
+            entries[key].file_ids.append(file_id)
+            continue
+        expected = replace(inventory.get(key, Expected()), sha256=previous.get((key, storage_path)))
+        notes = ["not in the bucket"] if key not in in_bucket else []
+        notes += ["not in the storage.objects inventory"] if key not in inventory else []
+        notes += [f"row rejected by {reject_rule}"] if reject_rule else []
+        status = "copy" if key in in_bucket else "missing"
+        entries[key] = Entry(
+            [file_id], key, storage_path, status, "; ".join(notes) or None, expected.size or size, expected=expected
+        )
+    for key in sorted((in_bucket | inventory.keys()) - entries.keys()):
+        problem = refusal(key)
+        path = None if problem else str(root / ORPHANS / key)
+        status = "refused" if problem else "orphan" if key in in_bucket else "missing"
+        detail = problem or ("no files row references it" if key in in_bucket else "in storage.objects only")
+        expected = replace(inventory.get(key, Expected()), sha256=previous.get((key, path)))
+        entries[key] = Entry([None], printable(key), path, status, detail, expected.size, expected=expected)
+    return [*entries.values(), *refused]
+
+
+def expected_from(size: str | None, etag: str | None) -> Expected:
+    md5 = (etag or "").strip('"').lower()
+    valid = len(md5) == 32 and all(c in "0123456789abcdef" for c in md5)
+    return Expected(int(size) if size and size.isdigit() else None, md5 if valid else None)
+
+
+def digest(path: Path) -> Digest:
+    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+    with open(path, "rb") as blob:
+        while chunk := blob.read(CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return Digest(size, sha.hexdigest(), md5.hexdigest())
+
+
+def mismatch(found: Digest, expected: Expected) -> str | None:
+    """How `found` differs from what the blob should be, or None when it matches."""
+    if expected.size is not None and found.size != expected.size:
+        return f"size {found.size} but the inventory says {expected.size}"
+    if expected.md5 is not None and found.md5 != expected.md5:
+        return f"md5 {found.md5} but the inventory's eTag is {expected.md5}"
+    return None
+
+
+def make_folders(folder: Path, root: Path) -> None:
+    """Create `folder` and its missing parents down from the storage root, each with mode 0750."""
+    missing = [p for p in [folder, *folder.parents] if p == root or root in p.parents]
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+            path.chmod(0o750)
+        except FileExistsError:
+            pass
+
+
+class Mover:
+    def __init__(self, source: Source, root: Path, progress: Progress, retries: int, backoff: float) -> None:
+        self.source, self.root, self.progress, self.retries, self.backoff = source, root, progress, retries, backoff
+        self.bar = progress.add_task("blobs", total=None)
+
+    def move(self, entry: Entry) -> Entry:
+        """Put one blob in place (or find it there) and return its manifest entry."""
+        try:
+            return self.place(entry, Path(str(entry.local_path)))
+        except ObjectMissing as error:
+            return replace(entry, status="missing", detail=str(error))
+        except Exception as error:  # any other failure is recorded, the run goes on, and the step fails at the end
+            return replace(entry, status="failed", detail=describe(error, self.source.secret))
+
+    def place(self, entry: Entry, dest: Path) -> Entry:
+        old = digest(dest) if dest.is_file() else None
+        known = entry.expected.md5 or entry.expected.sha256
+        if old and known and not mismatch(old, entry.expected) and entry.expected.sha256 in (None, old.sha256):
+            self.progress.advance(self.bar, old.size)
+            return self.done(entry, old, "present" if entry.status == "copy" else entry.status)
+        write = partial(self.write, entry.object_key or "", dest, entry.expected)
+        new = with_retries(write, self.retries, self.backoff)
+        if entry.status == "orphan":
+            return self.done(entry, new, "orphan")
+        return self.done(entry, new, "copied" if old is None else "present" if old == new else "repaired")
+
+    @staticmethod
+    def done(entry: Entry, found: Digest, status: str) -> Entry:
+        return replace(entry, status=status, size_bytes=found.size, sha256=found.sha256, md5=found.md5)
+
+    def write(self, key: str, dest: Path, expected: Expected) -> Digest:
+        """Stream the object to a temporary file beside `dest`, fsync, verify, and rename it into place."""
+        make_folders(dest.parent, self.root)
+        fd, temporary = tempfile.mkstemp(dir=dest.parent, prefix=".lifeos-", suffix=".part")
+        sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in self.source.chunks(key):
+                    out.write(chunk)
+                    sha.update(chunk)
+                    md5.update(chunk)
+                    size += len(chunk)
+                    self.progress.advance(self.bar, len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            found = Digest(size, sha.hexdigest(), md5.hexdigest())
+            if problem := mismatch(found, expected):
+                raise ValueError(problem)
+            os.chmod(temporary, 0o640)
+            os.replace(temporary, dest)
+            return found
+        except BaseException:
+            self.progress.advance(self.bar, -size)
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+def sweep_temporaries(entries: list[Entry]) -> None:
+    """Remove the temporary files a killed run left beside the destinations."""
+    for folder in {Path(e.local_path).parent for e in entries if e.local_path}:
+        if folder.is_dir():
+            for stale in folder.glob(".lifeos-*.part"):
+                stale.unlink(missing_ok=True)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_manifest(entries: list[Entry], json_path: Path) -> None:
+    """Replace the manifest table's rows in one transaction, and write the same rows as JSON."""
+    rows = [row for entry in entries for row in entry.rows()]
+    columns = ["file_id", "object_key", "local_path", "size_bytes", "sha256", "md5", "status", "detail"]
+    with lifeos_env.transaction() as cur:
+        cur.execute(MANIFEST_DDL)
+        cur.execute("delete from lifeos_migration.file_manifest")
+        execute_values(
+            cur,
+            f"insert into lifeos_migration.file_manifest ({', '.join(columns)}) values %s",
+            [tuple(row[c] for c in columns) for row in rows],
+        )
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = json_path.with_name(json_path.name + ".part")
+    temporary.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    os.replace(temporary, json_path)
+
+
+def print_entries(title: str, entries: list[Entry]) -> None:
+    """One line per blob (status, key, local path, detail), unwrapped and free of markup."""
+    console.print(title, markup=False)
+    for e in entries:
+        line = f"  {e.status:<8} {e.object_key!r} -> {e.local_path or '(nowhere)'}" + (
+            f"  ({e.detail})" if e.detail else ""
+        )
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def move(
+    source: Source,
+    root: Path,
+    *,
+    bucket: str = BUCKET,
+    concurrency: int = CONCURRENCY,
+    dry_run: bool = False,
+    manifest_json: Path = DEFAULT_MANIFEST,
+    retries: int = RETRIES,
+    backoff: float = BACKOFF,
+) -> list[Entry]:
+    """The files step: plan, move every blob, write the manifest; raise when a blob could not be moved."""
+    root = Path(os.path.abspath(root))
+    entries = plan(source, root, bucket)
+    if dry_run:
+        print_entries(f"plan: {len(entries)} blobs into {root} (dry run, nothing copied)", entries)
+        return entries
+    root.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(root, root)
+    to_move = [e for e in entries if e.status in ("copy", "orphan")]
+    sweep_temporaries(to_move)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
+        mover = Mover(source, root, progress, retries, backoff)
+        total = sum(e.size_bytes or 0 for e in to_move)  # planned sizes: the inventory's, else files.size_bytes
+        progress.update(mover.bar, total=total, description=f"{len(to_move)} blobs")
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            moved = {id(e): done for e, done in zip(to_move, pool.map(mover.move, to_move), strict=True)}
+            entries = [moved.get(id(e), e) for e in entries]
+            list(pool.map(fsync_folder, {Path(e.local_path).parent for e in entries if e.status in IN_PLACE}))
+    write_manifest(entries, manifest_json)
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.status] = counts.get(entry.status, 0) + len(entry.file_ids)
+    console.print("files step: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    attention = [e for e in entries if e.status in ("orphan", "missing", "refused", "failed")]
+    if attention:
+        print_entries("blobs that need attention", attention)
+    if counts.get("failed"):
+        raise lifeos_env.MigrationError(f"{counts['failed']} blobs could not be moved (see above); re-run to resume")
+    return entries
+
+
+def source_from(spec: str, bucket: str, retries: int = RETRIES, concurrency: int = CONCURRENCY) -> Source:
+    """`supabase` (the live bucket, from SUPABASE_URL and SUPABASE_SERVICE_KEY) or a staging folder."""
+    if spec != "supabase":
+        return LocalSource(Path(spec))
+    url, key = os.environ.get("SUPABASE_URL"), os.environ.get("SUPABASE_SERVICE_KEY")
+    if not url or not key:
+        raise lifeos_env.MigrationError("--files-from supabase needs SUPABASE_URL and SUPABASE_SERVICE_KEY set")
+    return SupabaseSource(url, key, bucket, retries, BACKOFF, concurrency)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files-from", required=True, metavar="DIR|supabase", help="staging folder, or supabase")
+    parser.add_argument("--storage-root", type=Path, default=DEFAULT_ROOT, help=f"default {DEFAULT_ROOT}")
+    parser.add_argument("--bucket", default=BUCKET, help=f"default {BUCKET}")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help=f"blobs moved at once ({CONCURRENCY})")
+    parser.add_argument("--retries", type=int, default=RETRIES, help=f"on 429, 5xx, broken transfers ({RETRIES})")
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="JSON manifest path")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, copy nothing")
+    args = parser.parse_args(argv)
+    try:
+        lifeos_env.ensure_target()
+        source = source_from(args.files_from, args.bucket, args.retries, args.concurrency)
+        move(
+            source,
+            args.storage_root,
+            bucket=args.bucket,
+            concurrency=args.concurrency,
+            dry_run=args.dry_run,
+            manifest_json=args.manifest,
+            retries=args.retries,
+        )
+    except lifeos_env.MigrationError as error:
+        console.print(f"files step failed: {error}", style="red", markup=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,466 @@
+"""Cut-over of live v2: publish a green build, roll back, export the app's changes, clean up.
+
+`dbt build` writes v2 into the empty shadow schema and records its verdict in
+the ledger (<meta_schema>.runs, macros/migration_ledger.sql). `publish` then,
+in one transaction: locks the live tables against writes, refuses when they
+hold rows the app created or changed since the last publish (unless --force),
+pg_dumps the live schema into the backups folder and checks that the dump reads
+back, renames live -> v2_backup_<UTC time> and shadow -> live, grants the app
+role (var app_role) its rights, and stores an md5 of every published row, which
+is how the next publish, rollback or export tells the app's rows from the
+migration's. scripts/migrate.py calls publish() right after its `dbt build`.
+
+    publish          publish the shadow of the last green `dbt build`
+    rollback         make the newest v2_backup_* schema live again
+    export-changes   write the rows the app created or changed since the last publish, as CSV and SQL
+    cleanup          drop the v1 copy, v2_work, the shadow and every backup schema (asks, or --yes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+from psycopg2.extras import Json
+from rich.console import Console
+
+import lifeos_env
+
+Cursor = psycopg2.extensions.cursor
+console = Console(soft_wrap=True)  # a one-line message stays one line
+BACKUP_PREFIX = "v2_backup_"
+ROLLED_BACK_PREFIX = "v2_rolledback_"
+DEFAULT_BACKUP_DIR = Path("/opt/lifeos/backups")
+LOCK_TIMEOUT = "30s"
+BUILDS = ("build", "run")  # ledger commands that write the shadow schema
+ANY_RUN = (*BUILDS, "rollback", "cleanup")
+# The guard hashes each row's text form, which must not depend on the client's settings.
+SESSION_OPTIONS = (
+    "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex"
+)
+
+
+class ChangesWouldBeLost(lifeos_env.MigrationError):
+    """Live v2 holds rows the app created or changed since the last publish."""
+
+
+@dataclass
+class Run:
+    """One row of the ledger."""
+
+    run_id: int
+    command: str
+    full_build: bool
+    result: str
+    schemas: dict[str, str]
+    app_role: str | None
+
+
+def meta(name: str) -> sql.Composed:
+    """A table of the migration's durable schema (var meta_schema)."""
+    return sql.SQL("{}.{}").format(sql.Identifier(lifeos_env.dbt_var("meta_schema")), sql.Identifier(name))
+
+
+def last_run(cur: Cursor, commands: tuple[str, ...]) -> Run:
+    """The newest ledger row of one of `commands`."""
+    cur.execute("select to_regclass(%s) is not null", (meta("runs").as_string(cur),))
+    row = None
+    if cur.fetchone()[0]:
+        cur.execute(
+            sql.SQL(
+                "select run_id, command, full_build, result, schemas, app_role from {}"
+                " where command = any(%s) order by run_id desc limit 1"
+            ).format(meta("runs")),
+            (list(commands),),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise lifeos_env.MigrationError("no migration has run on this database: run scripts/migrate first")
+    return Run(*row)
+
+
+def git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=lifeos_env.ROOT, capture_output=True, text=True)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def new_run(cur: Cursor, command: str, template: Run) -> int:
+    """Record the start of a rollback or clean-up, committed at once so a failure is recorded too."""
+    cur.execute(
+        sql.SQL(
+            "insert into {} (command, schemas, app_role, result) values (%s, %s, %s, 'running') returning run_id"
+        ).format(meta("runs")),
+        (command, Json(template.schemas), template.app_role),
+    )
+    run_id = cur.fetchone()[0]
+    cur.connection.commit()
+    return run_id
+
+
+def finish_run(cur: Cursor, run_id: int, **fields: object) -> None:
+    fields = {"finished_at": datetime.now(UTC), "git_commit": git_commit(), **fields}
+    cur.execute(
+        sql.SQL("update {} set {} where run_id = %s").format(
+            meta("runs"),
+            sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in fields),
+        ),
+        [Json(value) if isinstance(value, dict) else value for value in fields.values()] + [run_id],
+    )
+
+
+@contextmanager
+def recorded(run_id: int) -> Iterator[Cursor]:
+    """One transaction for the work; on failure it is rolled back and the run's result says why."""
+    with closing(lifeos_env.connect(options=SESSION_OPTIONS)) as conn, conn.cursor() as cur:
+        try:
+            yield cur
+            conn.commit()
+        except (lifeos_env.MigrationError, psycopg2.Error) as error:
+            conn.rollback()
+            message = str(error).strip().splitlines()[0]
+            result = "refused" if isinstance(error, ChangesWouldBeLost) else "failed"
+            finish_run(cur, run_id, result=result, detail=message)
+            conn.commit()
+            if isinstance(error, psycopg2.Error):
+                raise lifeos_env.MigrationError(message) from error
+            raise
+
+
+def tables(cur: Cursor, schema: str) -> list[str]:
+    cur.execute(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relkind in ('r', 'p') and not c.relispartition order by 1",
+        (schema,),
+    )
+    return [name for (name,) in cur.fetchall()]
+
+
+def schemas_like(cur: Cursor, prefix: str) -> list[str]:
+    """Schemas whose name starts with prefix, newest (highest time suffix) first."""
+    cur.execute(
+        "select nspname from pg_namespace where starts_with(nspname, %s) order by nspname desc",
+        (prefix,),
+    )
+    return [name for (name,) in cur.fetchall()]
+
+
+def schema_exists(cur: Cursor, schema: str) -> bool:
+    cur.execute("select count(*) from pg_namespace where nspname = %s", (schema,))
+    return cur.fetchone()[0] == 1
+
+
+def qualified(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def published_by(cur: Cursor, schema: str) -> int | None:
+    """The run that published `schema` (schema oids survive renames), if one did."""
+    cur.execute(
+        sql.SQL(
+            "select max(run_id) from {} where published_schema_oid = (select oid from pg_namespace where nspname = %s)"
+        ).format(meta("runs")),
+        (schema,),
+    )
+    return cur.fetchone()[0]
+
+
+def changed_rows(schema: str, table: str, run_id: int | None) -> sql.Composed:
+    """Query of the rows of schema.table that run `run_id` did not publish as they are now."""
+    return sql.SQL(
+        "select t.* from {table} t where not exists (select from {hashes} p"
+        " where p.run_id = {run} and p.table_name = {name} and p.row_md5 = md5(t::text))"
+    ).format(
+        table=qualified(schema, table), hashes=meta("published_rows"), run=sql.Literal(run_id),
+        name=sql.Literal(table),
+    )  # fmt: skip
+
+
+def row_counts(cur: Cursor, schema: str, *, changed_only: bool = False) -> dict[str, int]:
+    """Rows per table of `schema`; with changed_only, those the app created or changed since its publish."""
+    run_id = published_by(cur, schema)
+    counts = {}
+    for table in tables(cur, schema):
+        rows = (
+            changed_rows(schema, table, run_id)
+            if changed_only
+            else sql.SQL("select from {}").format(qualified(schema, table))
+        )
+        cur.execute(sql.SQL("select count(*) from ({}) counted").format(rows))
+        counts[table] = cur.fetchone()[0]
+    return counts
+
+
+def app_changes(cur: Cursor, schema: str) -> dict[str, int]:
+    """Per table of `schema` with any, how many rows the app created or changed since it was published."""
+    return {table: count for table, count in row_counts(cur, schema, changed_only=True).items() if count}
+
+
+def hold_live(cur: Cursor, live: str, action: str, force: bool) -> None:
+    """Lock the live tables against writes (reads go on), then refuse if the app changed any."""
+    cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+    live_tables = tables(cur, live)
+    if live_tables:
+        cur.execute(
+            sql.SQL("lock table {} in exclusive mode").format(
+                sql.SQL(", ").join(qualified(live, table) for table in live_tables)
+            )
+        )
+    changes = app_changes(cur, live)
+    if changes and not force:
+        lost = ", ".join(f"{table} {count}" for table, count in changes.items())
+        raise ChangesWouldBeLost(
+            f"live v2 (schema {live}) holds rows the app created or changed since the last"
+            f" migration, which {action} would take out of v2 ({lost} rows); export them with"
+            f" `scripts/publish export-changes`, or {action} anyway with `scripts/publish {action} --force`"
+        )
+
+
+def backup_dir(chosen: Path | None) -> Path:
+    folder = chosen or Path(os.environ.get("LIFEOS_BACKUP_DIR") or DEFAULT_BACKUP_DIR)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise lifeos_env.MigrationError(
+            f"cannot write to the backups folder {folder}: {error.strerror}; choose one with --backup-dir"
+            " or LIFEOS_BACKUP_DIR"
+        ) from error
+    return folder
+
+
+def run_client(*args: str) -> str:
+    """Run a PostgreSQL client program on the target (PG* variables); its stdout, or a one-line error."""
+    done = subprocess.run([lifeos_env.pg_client(args[0]), *args[1:]], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise lifeos_env.MigrationError(f"{args[0]} failed: {last}")
+    return done.stdout
+
+
+def dump_schema(cur: Cursor, schema: str, folder: Path, stamp: str) -> tuple[Path, str]:
+    """pg_dump `schema` (custom format) into folder, check it reads back; return the file and its sha256."""
+    path = folder / f"{os.environ['PGDATABASE']}_{schema}_{stamp}.dump"
+    run_client("pg_dump", "--format=custom", f'--schema="{schema}"', f"--file={path}")
+    entries = [line.split() for line in run_client("pg_restore", "--list", str(path)).splitlines()]
+    missing = set(tables(cur, schema)) - {fields[6] for fields in entries if fields[3:6] == ["TABLE", "DATA", schema]}
+    if missing:
+        raise lifeos_env.MigrationError(f"backup {path} does not read back: pg_restore -l lacks {sorted(missing)}")
+    digest = hashlib.sha256()
+    with path.open("rb") as dump:
+        for block in iter(lambda: dump.read(1 << 20), b""):
+            digest.update(block)
+    return path, digest.hexdigest()
+
+
+def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str | None) -> None:
+    """Rename live -> outgoing and incoming -> live; extensions and grants follow the live name."""
+    if schema_exists(cur, live):
+        cur.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(live), sql.Identifier(outgoing)))
+    cur.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(incoming), sql.Identifier(live)))
+    cur.execute(
+        "select e.extname, e.extrelocatable from pg_extension e join pg_namespace n on n.oid = e.extnamespace"
+        " where n.nspname = %s",
+        (outgoing,),
+    )
+    for extension, relocatable in cur.fetchall():
+        if not relocatable:
+            raise lifeos_env.MigrationError(f"extension {extension} lives in schema {live} and cannot move with it")
+        cur.execute(sql.SQL("alter extension {} set schema {}").format(sql.Identifier(extension), sql.Identifier(live)))
+    if app_role:
+        cur.execute("select count(*) from pg_roles where rolname = %s", (app_role,))
+        if cur.fetchone()[0] == 0:
+            raise lifeos_env.MigrationError(f"the app role {app_role} (var app_role) does not exist")
+        names = {"schema": sql.Identifier(live), "role": sql.Identifier(app_role)}
+        for grant in (
+            "grant usage on schema {schema} to {role}",
+            "grant select, insert, update, delete on all tables in schema {schema} to {role}",
+            "grant usage, select on all sequences in schema {schema} to {role}",
+        ):
+            cur.execute(sql.SQL(grant).format(**names))
+
+
+def stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def publish(*, force: bool = False, backup_to: Path | None = None) -> str:
+    """Publish the shadow of the last green, full `dbt build` as live v2; return the live schema's name."""
+    with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
+        build = last_run(cur, BUILDS)
+    if build.result not in ("built", "refused") or not build.full_build:
+        raise lifeos_env.MigrationError(
+            f"nothing to publish: the last `dbt {build.command}` (run {build.run_id}) is {build.result}"
+            + ("" if build.full_build else ", and not a full build")
+            + "; publish follows a green full `dbt build` (scripts/migrate)"
+        )
+    live, shadow = build.schemas["live"], build.schemas["shadow"]
+    with recorded(build.run_id) as cur:
+        if not tables(cur, shadow):
+            raise lifeos_env.MigrationError(f"the shadow schema {shadow} holds no tables: run `dbt build` again")
+        hold_live(cur, live, "publish", force)
+        when = stamp()
+        dump_path, dump_sha256 = (
+            dump_schema(cur, live, backup_dir(backup_to), when) if tables(cur, live) else (None, None)
+        )
+        backup = BACKUP_PREFIX + when
+        swap_in(cur, shadow, live, backup, build.app_role)
+        for table in tables(cur, live):
+            cur.execute(
+                sql.SQL("insert into {} (run_id, table_name, row_md5) select %s, %s, md5(t::text) from {} t").format(
+                    meta("published_rows"), qualified(live, table)
+                ),
+                (build.run_id, table),
+            )
+        cur.execute("select oid from pg_namespace where nspname = %s", (live,))
+        finish_run(
+            cur, build.run_id, result="published", published_schema_oid=cur.fetchone()[0],
+            backup_schema=backup if schema_exists(cur, backup) else None,
+            dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256, table_counts=row_counts(cur, live),
+        )  # fmt: skip
+    console.print(f"published schema {shadow} as live v2 ({live})" + (f"; backup {dump_path}" if dump_path else ""))
+    return live
+
+
+def rollback(*, force: bool = False) -> str:
+    """Make the newest backup schema live again; the replaced live schema is kept. Return the restored backup."""
+    with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
+        template = last_run(cur, ANY_RUN)
+        backups = schemas_like(cur, BACKUP_PREFIX)
+        if not backups:
+            raise lifeos_env.MigrationError(f"nothing to roll back to: there is no {BACKUP_PREFIX}* schema")
+        run_id = new_run(cur, "rollback", template)
+    live = template.schemas["live"]
+    with recorded(run_id) as cur:
+        hold_live(cur, live, "rollback", force)
+        displaced = ROLLED_BACK_PREFIX + stamp()
+        swap_in(cur, backups[0], live, displaced, template.app_role)
+        finish_run(
+            cur, run_id, result="rolled back", backup_schema=displaced, table_counts=row_counts(cur, live),
+            detail=f"{backups[0]} is live v2 ({live}) again; the replaced live schema is kept as {displaced}",
+        )  # fmt: skip
+    console.print(f"rolled back: {backups[0]} is live v2 ({live}) again; the replaced one is kept as {displaced}")
+    return backups[0]
+
+
+def insert_statements(cur: Cursor, schema: str, table: str, rows: sql.Composed) -> sql.Composed:
+    """Query of one `insert into <table> (...) values (...);` line per row of the query `rows`."""
+    cur.execute(
+        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
+        " order by attnum",
+        (qualified(schema, table).as_string(cur),),
+    )
+    columns = [sql.Identifier(name) for (name,) in cur.fetchall()]
+    return sql.SQL("select format('insert into %I (%s) values (%s);', {}, {}, concat_ws(', ', {})) from ({}) t").format(
+        sql.Literal(table),
+        sql.Literal(sql.SQL(", ").join(columns).as_string(cur)),
+        sql.SQL(", ").join(sql.SQL("quote_nullable(t.{})").format(column) for column in columns),
+        rows,
+    )
+
+
+def export_changes(out: Path | None = None, schema: str | None = None) -> dict[str, int]:
+    """Write every row of live v2 (or `schema`) the app created or changed since its publish, as CSV and SQL.
+
+    One <table>.csv per table with such rows and one changes.sql of INSERTs, into `out`
+    (default: changes_<database>_<time> in the backups folder). Return the rows per table.
+    """
+    with closing(lifeos_env.connect(options=SESSION_OPTIONS)) as conn, conn.cursor() as cur:
+        source = schema or last_run(cur, ANY_RUN).schemas["live"]
+        changes = app_changes(cur, source)
+        if not changes:
+            console.print(f"no rows in schema {source} were created or changed since it was published")
+            return changes
+        folder = out or backup_dir(None) / f"changes_{os.environ['PGDATABASE']}_{stamp()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "changes.sql").open("w") as statements:
+            statements.write(f"-- rows of schema {source} created or changed after the migration published it\n")
+            run_id = published_by(cur, source)
+            for table in changes:
+                query = changed_rows(source, table, run_id)
+                with (folder / f"{table}.csv").open("w") as csv:
+                    cur.copy_expert(sql.SQL("copy ({}) to stdout with (format csv, header)").format(query), csv)
+                cur.execute(insert_statements(cur, source, table, query))
+                statements.writelines(line + "\n" for (line,) in cur.fetchall())
+    console.print(f"wrote {sum(changes.values())} changed rows of schema {source} to {folder}")
+    return changes
+
+
+def cleanup(*, yes: bool = False) -> list[str]:
+    """Drop the v1 copy, v2_work, the shadow and every backup schema, once v2 is live; return what was dropped."""
+    with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
+        template = last_run(cur, ANY_RUN)
+        schemas = template.schemas
+        if not tables(cur, schemas["live"]):
+            raise lifeos_env.MigrationError(f"live v2 (schema {schemas['live']}) is empty: publish before cleaning up")
+        doomed = [name for name in (schemas["v1"], schemas["work"], schemas["shadow"]) if schema_exists(cur, name)]
+        doomed += schemas_like(cur, BACKUP_PREFIX) + schemas_like(cur, ROLLED_BACK_PREFIX)
+        if not doomed:
+            console.print("nothing to clean up")
+            return doomed
+        question = f"Drop schemas {', '.join(doomed)} with everything in them? Type yes to go on: "
+        if not yes and input(question).strip() != "yes":
+            raise lifeos_env.MigrationError("clean-up cancelled; nothing was dropped")
+        run_id = new_run(cur, "cleanup", template)
+    with recorded(run_id) as cur:
+        for name in doomed:
+            cur.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
+        cur.execute(
+            sql.SQL(
+                "delete from {hashes} p using {runs} r where p.run_id = r.run_id"
+                " and r.published_schema_oid not in (select oid from pg_namespace)"
+            ).format(hashes=meta("published_rows"), runs=meta("runs"))
+        )
+        finish_run(cur, run_id, result="cleaned up", detail="dropped " + ", ".join(doomed))
+    console.print(f"dropped {', '.join(doomed)}")
+    return doomed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    publishing = commands.add_parser("publish", help="publish the shadow of the last green dbt build")
+    publishing.add_argument("--force", action="store_true", help="replace rows the app changed (they are backed up)")
+    publishing.add_argument(
+        "--backup-dir",
+        type=Path,
+        help=f"folder of the pg_dump backups (LIFEOS_BACKUP_DIR, default {DEFAULT_BACKUP_DIR})",
+    )
+    rolling = commands.add_parser("rollback", help="make the newest backup schema live again")
+    rolling.add_argument("--force", action="store_true", help="roll back over rows the app changed")
+    exporting = commands.add_parser("export-changes", help="write the rows the app created or changed, as CSV and SQL")
+    exporting.add_argument("--out", type=Path, help="folder to write (default: under the backups folder)")
+    exporting.add_argument("--schema", help="schema to export from (default: live v2)")
+    cleaning = commands.add_parser("cleanup", help="drop the staging, shadow and backup schemas")
+    cleaning.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    args = parser.parse_args(argv)
+    try:
+        lifeos_env.ensure_target()
+        if args.command == "publish":
+            publish(force=args.force, backup_to=args.backup_dir)
+        elif args.command == "rollback":
+            rollback(force=args.force)
+        elif args.command == "export-changes":
+            export_changes(args.out, args.schema)
+        else:
+            cleanup(yes=args.yes)
+    except lifeos_env.MigrationError as error:
+        console.print(f"[red]{args.command} failed: {error}[/red]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
