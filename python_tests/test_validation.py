@@ -1,68 +1,32 @@
 """The validation checks fail when what they check is broken, and only those checks.
 
-One database: the sample is migrated once with `dbt build` (after the files
-step's manifest is written, here as a files step that found every blob in
-place), then published by
-renaming v2_shadow to the live schema (as the publish step does), so `dbt test`
-validates live v2 exactly as after a real cut-over. Each test breaks one thing
-in live v2 (with FK triggers off, as a broken copy would have it), runs
-`dbt test` on the tables concerned (in-process, dbt's programmatic runner)
-and asserts the exact set of checks that failed, then puts the table back.
+One migration: the session's `migrated_sample` (scripts/migrate --sample:
+restore of the bundled Supabase dump, the files step with its manifest, dbt
+build, publish), so `dbt test` validates live v2 as after a real cut-over.
+Each test breaks one thing in live v2 or in what the checks read (with FK
+triggers off, as a broken copy would have it), runs `dbt test` on the tables
+concerned (in-process, dbt's programmatic runner), asserts the exact set of
+checks that failed, and puts everything back as it was.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg2
-import psycopg2.extensions
 import pytest
-from conftest import drop_database, new_database
 from dbt.cli.main import dbtRunner
 
 import generate_sample
 import lifeos_env
-import migrate
 import report
 
-Cursor = psycopg2.extensions.cursor
-# What the files step (scripts/move_files.py) records when every blob is in place: the manifest, and
-# the storage.objects inventory it checks against (the sample has none unless restored from a dump).
-FILES_STEP = """
-create table if not exists v1.storage_objects (id uuid default gen_random_uuid(), bucket_id text, name text,
-    metadata jsonb);
-insert into v1.storage_objects (bucket_id, name, metadata)
-select 'life-os-files', object_key, jsonb_build_object('size', size_bytes, 'eTag', '"' || md5(id::text) || '"')
-from v2_work.int_files where reject_rule is null;
-create schema if not exists lifeos_migration;
-create table if not exists lifeos_migration.file_manifest (file_id uuid, object_key text, local_path text,
-    size_bytes bigint, sha256 text, md5 text, status text not null, detail text);
-insert into lifeos_migration.file_manifest
-select files.id, files.object_key, files.storage_path, files.size_bytes, 'not computed', md5(files.id::text), 'copied'
-from v2_work.int_files as files where reject_rule is null;
-"""
 
-
-@pytest.fixture(scope="session")
-def live_v2() -> Iterator[str]:
-    """A database with the sample migrated, validated and published into `public`."""
-    name = new_database()
-    previous = os.environ["PGDATABASE"]
-    os.environ["PGDATABASE"] = name
-    try:
-        generate_sample.main(["--schema", "v1"])
-        migrate.dbt("build", "--select", "+int_files", "--resource-type", "seed", "--resource-type", "model")
-        with lifeos_env.transaction() as cur:
-            cur.execute(FILES_STEP)
-        migrate.dbt("build")
-        with lifeos_env.transaction() as cur:
-            cur.execute("drop schema public cascade; alter schema v2_shadow rename to public")
-        yield name
-    finally:
-        os.environ["PGDATABASE"] = previous
-        drop_database(name)
+@pytest.fixture
+def live_v2(migrated_sample: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The migrated sample, named by PGDATABASE for the test; live v2 is its schema public."""
+    monkeypatch.setenv("PGDATABASE", migrated_sample)
+    return migrated_sample
 
 
 def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:

@@ -45,7 +45,7 @@
             name as object_key,
             (metadata ->> 'size')::bigint as size_bytes,
             substring(metadata ->> 'eTag' from '^"?([0-9a-fA-F]{32})"?$') as etag_md5
-        from {{ source('v1', 'storage_objects') }}
+        from {{ source('v1_storage', 'storage_objects') }}
         where bucket_id = '{{ var("storage_bucket") }}'
 
     ),
