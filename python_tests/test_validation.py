@@ -143,22 +143,19 @@ def test_a_missing_blob_fails_file_accessibility() -> None:
 
 
 @pytest.mark.usefixtures("live_v2")
-def test_a_size_or_checksum_mismatch_fails_file_accessibility() -> None:
-    first = "(select min(id::text)::uuid from public.files)"
-    with tampered(
-        "file_manifest",
-        f"update lifeos_migration.file_manifest set size_bytes = size_bytes + 1 where file_id = {first}",
-        schema="lifeos_migration",
-    ):
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [("size_bytes = size_bytes + 1", "files: blob size "), ("md5 = md5('x')", "files: blob md5 ")],
+    ids=["size", "md5"],
+)
+def test_a_size_or_checksum_mismatch_fails_file_accessibility(tamper: str, problem: str) -> None:
+    first = "(select min(id::text)::uuid from public.files where size_bytes > 0)"
+    mismatch = f"update lifeos_migration.file_manifest set {tamper} where file_id = {first}"
+    with tampered("file_manifest", mismatch, schema="lifeos_migration"):
         outcomes, _ = dbt_test("files")
         assert failed(outcomes) == {"file_blobs_verified:files"}
-    with tampered(
-        "file_manifest",
-        f"update lifeos_migration.file_manifest set md5 = md5('x') where file_id = {first}",
-        schema="lifeos_migration",
-    ):
-        outcomes, _ = dbt_test("files")
-        assert failed(outcomes) == {"file_blobs_verified:files"}
+        files = next(line for line in report.build().tables if line.table == "files")
+    assert len(files.problems) == 1 and files.problems[0].startswith(problem)
 
 
 @pytest.mark.usefixtures("live_v2")
