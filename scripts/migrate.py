@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     storage_root = str((args.storage_root or (SAMPLE_STORAGE if args.sample else move_files.DEFAULT_ROOT)).absolute())
+    if args.sample:
+        os.environ.setdefault("LIFEOS_BACKUP_DIR", str(SAMPLE_BACKUPS))
     try:
         lifeos_env.ensure_target()
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             dbt("build", *dbt_vars(storage_root, files_checked=files_from is not None))
         finally:
             report.run()  # audits the shadow the build wrote, and says what failed when it did
-        publish.publish(backup_to=SAMPLE_BACKUPS if args.sample else None)
+        publish.publish()
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
         return 1

@@ -1,0 +1,113 @@
+"""Benchmark the migration stage by stage against floor (a) and loader (b) (issue 9).
+
+    bench/run                          # scales 1, 100 and 1000, 3 runs each
+    bench/run --scales 5000 --runs 1   # the large run
+
+For each scale: a Supabase-shaped sample dump is made once, then each run
+times, as separate processes with their peak memory (GNU time's max RSS):
+restore, dbt parse, the models phase (`dbt run`), the tests phase (`dbt test`
+on the shadow), the whole `dbt build`, publish, the files step from a local
+folder, and the report; then floor (a) and loader (b) on the same database.
+Medians go to stdout as a markdown table and to bench/out/results.json.
+The PostgreSQL server's own memory is not in the peaks (it is another process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import floors
+
+import generate_sample
+import lifeos_env
+import make_supabase_dump
+
+ROOT = lifeos_env.ROOT
+OUT = ROOT / "bench" / "out"
+PSQL = lifeos_env.pg_client("psql")
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Run `command`; return its wall seconds and peak RSS in MiB. Raise if it fails."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        start = time.perf_counter()
+        result = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, *command], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()[-500:]}")
+        return elapsed, int(report.read().split()[-1]) / 1024
+
+
+def dbt_elapsed() -> tuple[float, int]:
+    """dbt's own execution time of the last command (parse excluded) and its node count."""
+    results = json.loads((ROOT / "target" / "run_results.json").read_text())
+    return results["elapsed_time"], len(results["results"])
+
+
+def one_run(dump: Path, blobs: Path, storage: Path) -> dict[str, float]:
+    """One migration, stage by stage, in the order scripts/migrate runs them; then the floors."""
+    python = sys.executable
+    dbt_vars = ["--vars", json.dumps({"storage_root": str(storage), "v2_schema": "public"})]
+    stages = {
+        "restore": [python, "scripts/restore_v1.py", str(dump)],
+        "dbt_parse": ["dbt", "parse"],
+        "dbt_run": ["dbt", "run", *dbt_vars],
+        "files": [python, "scripts/move_files.py", "--files-from", str(blobs), "--storage-root", str(storage)],
+        "dbt_test": ["dbt", "test", "--vars", json.dumps({"storage_root": str(storage), "v2_schema": "v2_shadow"})],
+        "dbt_build": ["dbt", "build", *dbt_vars],
+        "report": [python, "scripts/report.py"],
+        "publish": [
+            python,
+            "scripts/publish.py",
+            "publish",
+            "--force",
+            "--backup-dir",
+            str(storage.parent / "backups"),
+        ],
+    }
+    row: dict[str, float] = {}
+    for stage, command in stages.items():
+        if stage == "report":  # the floors read the DDL of the shadow the build just wrote
+            row |= {f"floor_a_{part}": seconds for part, seconds in floors.floor_a(dump, "v2_shadow", PSQL).items()}
+            row["loader_b"] = floors.loader_b("v2_shadow")
+        row[stage], row[f"{stage}_peak_mib"] = timed(command)
+        if stage in ("dbt_run", "dbt_test"):
+            row[f"{stage}_sql"], row[f"{stage}_nodes"] = dbt_elapsed()
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", default="1,100,1000", help="comma-separated sample scales (default 1,100,1000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per scale; medians are reported (default 3)")
+    args = parser.parse_args(argv)
+    lifeos_env.ensure_target()
+    os.environ["PGDATABASE"] = "lifeos_bench"
+    lifeos_env.create_database("lifeos_bench")
+    OUT.mkdir(parents=True, exist_ok=True)
+    medians: dict[int, dict[str, float]] = {}
+    for scale in (int(s) for s in args.scales.split(",")):
+        with tempfile.TemporaryDirectory(dir=OUT) as scratch:
+            work = Path(scratch)
+            dump = make_supabase_dump.dump_sample(scale, work)
+            blobs = work / "blobs"
+            generate_sample.write_sample_blobs(scale, blobs)
+            runs = [one_run(dump, blobs, work / "storage" / "files") for _ in range(args.runs)]
+        medians[scale] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        print(f"scale {scale}: " + json.dumps({k: round(v, 2) for k, v in medians[scale].items()}), flush=True)
+    (OUT / "results.json").write_text(json.dumps(medians, indent=2))
+    lifeos_env.drop_database("lifeos_bench")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
