@@ -26,6 +26,8 @@ import migrate
 import publish
 
 SECRET = "pw-must-not-leak-7f3a"
+# A rebuild after `migrate --sample` needs its storage_root: the files check compares v2's paths with the blobs'.
+SAMPLE_VARS = {"storage_root": str(migrate.SAMPLE_STORAGE.absolute())}
 
 
 @pytest.fixture
@@ -78,7 +80,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
     try:
-        migrate.dbt("build", "--vars", json.dumps({"app_role": role}))
+        migrate.dbt("build", "--vars", json.dumps({"app_role": role, **SAMPLE_VARS}))
         publish.publish()
         assert checksums() == first
         with lifeos_env.transaction() as cur:
@@ -107,7 +109,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
 def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path: Path) -> None:
     new_id = app_writes()
     live = checksums()
-    migrate.dbt("build")
+    migrate.dbt("build", "--vars", json.dumps(SAMPLE_VARS))
     with pytest.raises(publish.ChangesWouldBeLost) as refused:
         publish.publish()
     message = str(refused.value)
@@ -144,7 +146,7 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     before = publish.run_client("pg_dump", "--schema=public")
     with lifeos_env.transaction() as cur:
         cur.execute("update v1.domains set name = name || ' (renamed in v1)'")
-    migrate.dbt("build")
+    migrate.dbt("build", "--vars", json.dumps(SAMPLE_VARS))
     publish.publish()
     assert publish.run_client("pg_dump", "--schema=public") != before
     assert publish.main(["rollback"]) == 0
@@ -243,7 +245,8 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(published: str) -> Non
 
 def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
     generate_sample.main(["--schema", "v1"])
-    migrate.dbt("build", "--select", "+domains")  # green, but a partial v2
+    # green, but a partial v2 (cautious: not the validation tests that also read the unbuilt migration_rejects)
+    migrate.dbt("build", "--select", "+domains", "--indirect-selection", "cautious")
     with pytest.raises(lifeos_env.MigrationError, match="not a full build"):
         publish.publish()
     with pytest.raises(lifeos_env.MigrationError, match="failed"):
@@ -279,7 +282,7 @@ def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: 
         extension = cur.fetchone()[0]
         cur.execute(sql.SQL("create extension {} schema public").format(sql.Identifier(extension)))
     generate_sample.main(["--schema", "v1"])
-    migrate.dbt("build")
+    migrate.dbt("build", "--vars", "{files_checked: false}")  # no files step
     publish.publish(backup_to=tmp_path)
     assert extension_schema(extension) == "public"
     publish.rollback()
