@@ -56,14 +56,14 @@ def dbt_elapsed() -> tuple[float, int]:
 def one_run(dump: Path, blobs: Path, storage: Path) -> dict[str, float]:
     """One migration, stage by stage, in the order scripts/migrate runs them; then the floors."""
     python = sys.executable
-    dbt_vars = ["--vars", json.dumps({"storage_root": str(storage), "v2_schema": "public"})]
+    os.environ["LIFEOS_STORAGE_ROOT"] = str(storage)
     stages = {
         "restore": [python, "scripts/restore_v1.py", str(dump)],
         "dbt_parse": ["dbt", "parse"],
-        "dbt_run": ["dbt", "run", *dbt_vars],
-        "files": [python, "scripts/move_files.py", "--files-from", str(blobs), "--storage-root", str(storage)],
-        "dbt_test": ["dbt", "test", "--vars", json.dumps({"storage_root": str(storage), "v2_schema": "v2_shadow"})],
-        "dbt_build": ["dbt", "build", *dbt_vars],
+        "dbt_run": ["dbt", "run"],
+        "files": [python, "scripts/move_files.py", "--files-from", str(blobs)],
+        "dbt_test": ["dbt", "test", "--vars", "{v2_schema: v2_shadow}"],
+        "dbt_build": ["dbt", "build"],
         "report": [python, "scripts/report.py"],
         "publish": [
             python,

@@ -27,7 +27,11 @@ def new_database() -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def target_server() -> dict[str, str]:
+def target_server(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The server under test; blobs and backups of the whole session go to a temporary folder."""
+    sandbox = tmp_path_factory.mktemp("lifeos")
+    os.environ["LIFEOS_STORAGE_ROOT"] = str(sandbox / "files")
+    os.environ["LIFEOS_BACKUP_DIR"] = str(sandbox / "backups")
     return lifeos_env.ensure_target()
 
 

@@ -40,7 +40,9 @@ def remote(storage: FakeStorage) -> move_files.SupabaseSource:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The storage root of the test, for dbt's storage_root and the files step alike."""
+    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", str(tmp_path / "storage" / "files"))
     return tmp_path / "storage" / "files"
 
 
@@ -264,7 +266,7 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
     (staging / "stray" / "left over.txt").write_bytes(b"no files row")
     (staging / "stray" / move_files.PLACEHOLDER).write_bytes(b"")
     (staging / os.fsdecode(b"stray/latin-1 \xe9t\xe9.txt")).write_bytes(b"a name that is not UTF-8")
-    migrate.build_int_files(str(root))
+    migrate.build_int_files()
     move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
     with lifeos_env.transaction() as cur:
         cur.execute("select id::text, object_key, storage_path from v2_work.int_files where object_key is not null")

@@ -27,6 +27,8 @@ from psycopg2 import sql
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DATA = ROOT / ".pgdata"
 DEFAULT_DATABASE = "lifeos_dev"
+# The embedded default is a sandbox: its blobs and pg_dump backups stay in the project too.
+SANDBOX = ROOT / ".storage"
 
 
 class MigrationError(Exception):
@@ -46,9 +48,16 @@ def ensure_target() -> dict[str, str]:
         os.environ["PGPORT"] = str(info.port)
         os.environ["PGUSER"] = "postgres"
         os.environ.pop("PGPASSWORD", None)
+        os.environ.setdefault("LIFEOS_STORAGE_ROOT", str(SANDBOX / "files"))
+        os.environ.setdefault("LIFEOS_BACKUP_DIR", str(SANDBOX / "backups"))
     os.environ.setdefault("PGDATABASE", DEFAULT_DATABASE)
     create_database(os.environ["PGDATABASE"])
-    return {k: v for k, v in os.environ.items() if k.startswith("PG")}
+    return {k: v for k, v in os.environ.items() if k.startswith(("PG", "LIFEOS_"))}
+
+
+def storage_root() -> Path:
+    """Where the v2 blobs live: LIFEOS_STORAGE_ROOT, which dbt's var storage_root reads too."""
+    return Path(os.environ.get("LIFEOS_STORAGE_ROOT") or "/opt/lifeos/storage/files").absolute()
 
 
 def create_database(name: str) -> None:

@@ -28,8 +28,6 @@ import report
 import restore_v1
 
 console = Console()
-SAMPLE_STORAGE = lifeos_env.ROOT / ".storage" / "files"  # the demo keeps its blobs and backups in the project
-SAMPLE_BACKUPS = lifeos_env.ROOT / ".storage" / "backups"
 
 
 def dbt(*args: str) -> None:
@@ -40,11 +38,7 @@ def dbt(*args: str) -> None:
         raise lifeos_env.MigrationError(f"`{' '.join(command)}` failed; its output above names the model or test")
 
 
-def dbt_vars(storage_root: str, files_checked: bool = True) -> list[str]:
-    return ["--vars", json.dumps({"storage_root": storage_root, "files_checked": files_checked})]
-
-
-def build_int_files(storage_root: str) -> None:
+def build_int_files() -> None:
     """Build int_files and everything it reads (seeds and views, no tests) for the files step."""
     dbt(
         "build",
@@ -54,7 +48,6 @@ def build_int_files(storage_root: str) -> None:
         "seed",
         "--resource-type",
         "model",
-        *dbt_vars(storage_root),
     )
 
 
@@ -73,12 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--storage-root",
         type=Path,
-        help=f"where the blobs go (var storage_root; default {move_files.DEFAULT_ROOT}, --sample: .storage/files)",
+        help="where the blobs go (LIFEOS_STORAGE_ROOT, default /opt/lifeos/storage/files)",
     )
     args = parser.parse_args(argv)
-    storage_root = str((args.storage_root or (SAMPLE_STORAGE if args.sample else move_files.DEFAULT_ROOT)).absolute())
-    if args.sample:
-        os.environ.setdefault("LIFEOS_BACKUP_DIR", str(SAMPLE_BACKUPS))
+    if args.storage_root:
+        os.environ["LIFEOS_STORAGE_ROOT"] = str(args.storage_root.absolute())
     try:
         lifeos_env.ensure_target()
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
@@ -92,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
                     files_from = generate_sample.write_sample_blobs(args.scale, Path(scratch) / "blobs")
             restore_v1.restore(dump, args.from_dsn)
             if files_from:
-                build_int_files(storage_root)
-                move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), Path(storage_root))
+                build_int_files()
+                move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), lifeos_env.storage_root())
         try:
-            dbt("build", *dbt_vars(storage_root, files_checked=files_from is not None))
+            dbt("build", "--vars", json.dumps({"files_checked": files_from is not None}))
         finally:
             report.run()  # audits the shadow the build wrote, and says what failed when it did
         publish.publish()

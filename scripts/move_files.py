@@ -51,7 +51,6 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 import lifeos_env
 
 BUCKET = "life-os-files"
-DEFAULT_ROOT = Path("/opt/lifeos/storage/files")
 DEFAULT_MANIFEST = lifeos_env.ROOT / "target" / "file_manifest.json"
 WORK_SCHEMA = "v2_work"
 V1_SCHEMA = "v1"
@@ -357,7 +356,7 @@ def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
         if storage_path != str(root / key):
             raise lifeos_env.MigrationError(
                 f"int_files.storage_path {storage_path!r} is not under the storage root {root}:"
-                " give dbt the same var storage_root as the files step"
+                " run both with the same LIFEOS_STORAGE_ROOT"
             )
         if key in entries:
             entries[key].file_ids.append(file_id)
@@ -574,7 +573,7 @@ def source_from(spec: str, bucket: str, retries: int = RETRIES, concurrency: int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files-from", required=True, metavar="DIR|supabase", help="staging folder, or supabase")
-    parser.add_argument("--storage-root", type=Path, default=DEFAULT_ROOT, help=f"default {DEFAULT_ROOT}")
+    parser.add_argument("--storage-root", type=Path, help="default LIFEOS_STORAGE_ROOT or /opt/lifeos/storage/files")
     parser.add_argument("--bucket", default=BUCKET, help=f"default {BUCKET}")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help=f"blobs moved at once ({CONCURRENCY})")
     parser.add_argument("--retries", type=int, default=RETRIES, help=f"on 429, 5xx, broken transfers ({RETRIES})")
@@ -586,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         source = source_from(args.files_from, args.bucket, args.retries, args.concurrency)
         move(
             source,
-            args.storage_root,
+            args.storage_root or lifeos_env.storage_root(),
             bucket=args.bucket,
             concurrency=args.concurrency,
             dry_run=args.dry_run,
