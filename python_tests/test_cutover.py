@@ -26,8 +26,6 @@ import migrate
 import publish
 
 SECRET = "pw-must-not-leak-7f3a"
-# A rebuild after `migrate --sample` needs its storage_root: the files check compares v2's paths with the blobs'.
-SAMPLE_VARS = {"storage_root": str(migrate.SAMPLE_STORAGE.absolute())}
 
 
 @pytest.fixture
@@ -80,7 +78,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
     try:
-        migrate.dbt("build", "--vars", json.dumps({"app_role": role, **SAMPLE_VARS}))
+        migrate.dbt("build", "--vars", json.dumps({"app_role": role}))
         publish.publish()
         assert checksums() == first
         with lifeos_env.transaction() as cur:
@@ -113,7 +111,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
 def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path: Path) -> None:
     new_id = app_writes()
     live = checksums()
-    migrate.dbt("build", "--vars", json.dumps(SAMPLE_VARS))
+    migrate.dbt("build")
     with pytest.raises(publish.ChangesWouldBeLost) as refused:
         publish.publish()
     message = str(refused.value)
@@ -150,7 +148,7 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     before = publish.run_client("pg_dump", "--schema=public")
     with lifeos_env.transaction() as cur:
         cur.execute("update v1.domains set name = name || ' (renamed in v1)'")
-    migrate.dbt("build", "--vars", json.dumps(SAMPLE_VARS))
+    migrate.dbt("build")
     publish.publish()
     assert publish.run_client("pg_dump", "--schema=public") != before
     assert publish.main(["rollback"]) == 0
