@@ -8,6 +8,7 @@ import pytest
 from rich.table import Table
 from test_validation import dbt_test, live_v2, tampered  # noqa: F401  (live_v2: the shared migrated database)
 
+import lifeos_env
 import report
 
 
@@ -45,7 +46,7 @@ def test_a_broken_table_fails_the_report_in_red_where_it_is_wrong_only() -> None
     wrong = {("daily_focus", "v1"), ("daily_focus", "v2"), ("daily_focus", "counts"), ("daily_focus", "ids")}
     assert red_cells(report.render(built)) == wrong
     failures = json.loads((report.TARGET / "report.json").read_text())["failures"]
-    assert "daily_focus: v2 99 + rejected 0 != v1 100" in failures
+    assert "daily_focus: counts: v2 rows 99 + rejected 0 != v1 rows 100 + added 0 (1 row)" in failures
     assert "daily_focus: ids: in v1 but neither in v2 nor rejected (1 row)" in failures
     assert "## Failures" in (report.TARGET / "report.md").read_text()
 
@@ -82,3 +83,18 @@ def test_rejects_fail_the_report_unless_accepted_and_stay_listed_either_way() ->
     assert red_cells(report.render(accepted)) == set()
     assert accepted.rejects == [("daily_focus", "rejected", "orphan_fk", 1)]
     assert "- daily_focus: 1 rejected by rule orphan_fk" in (report.TARGET / "report.md").read_text()
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_table_the_run_did_not_build_is_reported_missing() -> None:
+    dbt_test("marts migration_rejects")
+    with lifeos_env.transaction() as cur:
+        cur.execute("alter table public.reminders rename to reminders_away")
+    try:
+        assert report.main([]) == 1
+        built = report.build()
+    finally:
+        with lifeos_env.transaction() as cur:
+            cur.execute("alter table public.reminders_away rename to reminders")
+    assert ("reminders", "v2") in red_cells(report.render(built))
+    assert "reminders: missing, the last dbt run did not build it" in built.failures

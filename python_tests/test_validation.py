@@ -1,94 +1,56 @@
 """The validation checks fail when what they check is broken, and only those checks.
 
-One database: the sample is migrated once with `dbt build` (after the files
-step's manifest is written, here as a files step that found every blob in
-place), then published by
-renaming v2_shadow to the live schema (as the publish step does), so `dbt test`
-validates live v2 exactly as after a real cut-over. Each test breaks one thing
-in live v2 (with FK triggers off, as a broken copy would have it), runs
-`dbt test` on the tables concerned, reads target/run_results.json and asserts
-the exact set of checks that failed, then puts the table back.
+One migration: the session's `migrated_sample` (scripts/migrate --sample:
+restore of the bundled Supabase dump, the files step with its manifest, dbt
+build, publish), so `dbt test` validates live v2 as after a real cut-over.
+Each test breaks one thing in live v2 or in what the checks read (with FK
+triggers off, as a broken copy would have it), runs `dbt test` on the tables
+concerned (in-process, dbt's programmatic runner), asserts the exact set of
+checks that failed, and puts everything back as it was.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg2
-import psycopg2.extensions
 import pytest
-from conftest import drop_database, new_database
+from dbt.cli.main import dbtRunner
 
 import generate_sample
 import lifeos_env
-import migrate
 import report
 
-Cursor = psycopg2.extensions.cursor
-# What the files step (scripts/move_files.py) records when every blob is in place: the manifest, and
-# the storage.objects inventory it checks against (the sample has none unless restored from a dump).
-FILES_STEP = """
-create table if not exists v1.storage_objects (id uuid default gen_random_uuid(), bucket_id text, name text,
-    metadata jsonb);
-insert into v1.storage_objects (bucket_id, name, metadata)
-select 'life-os-files', object_key, jsonb_build_object('size', size_bytes, 'eTag', '"' || md5(id::text) || '"')
-from v2_work.int_files where reject_rule is null;
-create schema if not exists lifeos_migration;
-create table if not exists lifeos_migration.file_manifest (file_id uuid, object_key text, local_path text,
-    size_bytes bigint, sha256 text, md5 text, status text not null, detail text);
-insert into lifeos_migration.file_manifest
-select files.id, files.object_key, files.storage_path, files.size_bytes, 'not computed', md5(files.id::text), 'copied'
-from v2_work.int_files as files where reject_rule is null;
-"""
+
+@pytest.fixture
+def live_v2(migrated_sample: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The migrated sample, named by PGDATABASE for the test; live v2 is its schema public."""
+    monkeypatch.setenv("PGDATABASE", migrated_sample)
+    return migrated_sample
 
 
-@pytest.fixture(scope="session")
-def live_v2() -> Iterator[str]:
-    """A database with the sample migrated, validated and published into `public`."""
-    name = new_database()
-    previous = os.environ["PGDATABASE"]
-    os.environ["PGDATABASE"] = name
-    try:
-        generate_sample.main(["--schema", "v1"])
-        migrate.dbt("build", "--select", "+int_files", "--resource-type", "seed", "--resource-type", "model")
-        with lifeos_env.transaction() as cur:
-            cur.execute(FILES_STEP)
-        migrate.dbt("build")
-        with lifeos_env.transaction() as cur:
-            cur.execute("drop schema public cascade; alter schema v2_shadow rename to public")
-        yield name
-    finally:
-        os.environ["PGDATABASE"] = previous
-        drop_database(name)
-
-
-def last_outcomes() -> dict[str, str]:
-    """{check: status} of the tests of dbt's last run, from target/run_results.json.
+def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
+    """Run dbt in this process (no interpreter start-up per call): success, {check: status} of its data tests, its log.
 
     A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular test by its name.
     """
-    target = lifeos_env.ROOT / "target"
-    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    log: list[str] = []
+    run = dbtRunner(callbacks=[lambda event: log.append(event.info.msg)])
+    result = run.invoke([*args, "--project-dir", str(lifeos_env.ROOT)])
+    assert result.exception is None, "\n".join(log)
     outcomes = {}
-    for result in json.loads((target / "run_results.json").read_text())["results"]:
-        node = nodes.get(result["unique_id"])  # unit tests are in the manifest's "unit_tests", not "nodes"
-        if node is None or node["resource_type"] != "test":
-            continue
-        check = (node.get("test_metadata") or {}).get("name")
-        attached = nodes.get(node.get("attached_node") or "", {}).get("name")
-        outcomes[f"{check}:{attached}" if check and attached else node["name"]] = result["status"]
-    return outcomes
+    for node_result in result.result:
+        node = node_result.node
+        if node.resource_type == "test":
+            generic = getattr(node, "test_metadata", None)  # None on a singular test
+            name = f"{generic.name}:{node.attached_node.split('.')[-1]}" if generic else node.name
+            outcomes[name] = str(node_result.status)
+    return result.success, outcomes, "\n".join(log)
 
 
 def dbt_test(select: str, dbt_vars: str = "{}") -> tuple[dict[str, str], str]:
-    """Run `dbt test --select` on live v2; return the outcomes and dbt's output."""
-    command = ["dbt", "test", "--vars", dbt_vars, "--select", select]
-    output = subprocess.run(command, cwd=lifeos_env.ROOT, capture_output=True, text=True).stdout
-    outcomes = last_outcomes()
+    """Run `dbt test --select` on live v2; return {check: status} and dbt's log."""
+    _, outcomes, output = run_dbt("test", "--vars", dbt_vars, "--select", select)
     assert outcomes, output
     return outcomes, output
 
@@ -181,22 +143,32 @@ def test_a_missing_blob_fails_file_accessibility() -> None:
 
 
 @pytest.mark.usefixtures("live_v2")
-def test_a_size_or_checksum_mismatch_fails_file_accessibility() -> None:
-    first = "(select min(id::text)::uuid from public.files)"
-    with tampered(
-        "file_manifest",
-        f"update lifeos_migration.file_manifest set size_bytes = size_bytes + 1 where file_id = {first}",
-        schema="lifeos_migration",
-    ):
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [("size_bytes = size_bytes + 1", "files: blob size "), ("md5 = md5('x')", "files: blob md5 ")],
+    ids=["size", "md5"],
+)
+def test_a_size_or_checksum_mismatch_fails_file_accessibility(tamper: str, problem: str) -> None:
+    first = "(select min(id::text)::uuid from public.files where size_bytes > 0)"
+    mismatch = f"update lifeos_migration.file_manifest set {tamper} where file_id = {first}"
+    with tampered("file_manifest", mismatch, schema="lifeos_migration"):
         outcomes, _ = dbt_test("files")
         assert failed(outcomes) == {"file_blobs_verified:files"}
-    with tampered(
-        "file_manifest",
-        f"update lifeos_migration.file_manifest set md5 = md5('x') where file_id = {first}",
-        schema="lifeos_migration",
-    ):
-        outcomes, _ = dbt_test("files")
-        assert failed(outcomes) == {"file_blobs_verified:files"}
+        files = next(line for line in report.build().tables if line.table == "files")
+    assert len(files.problems) == 1 and files.problems[0].startswith(problem)
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_without_a_manifest_the_file_check_fails_saying_what_to_do() -> None:
+    with lifeos_env.transaction() as cur:
+        cur.execute("alter table lifeos_migration.file_manifest rename to file_manifest_away")
+    try:
+        outcomes, output = dbt_test("files")
+    finally:
+        with lifeos_env.transaction() as cur:
+            cur.execute("alter table lifeos_migration.file_manifest_away rename to file_manifest")
+    assert failed(outcomes) == {"file_blobs_verified:files"}
+    assert 'file_manifest" is missing: run the files step first' in output
 
 
 @pytest.mark.usefixtures("fresh_database")
@@ -205,9 +177,9 @@ def test_a_build_with_a_reject_fails_on_the_rejects_policy_alone() -> None:
     with lifeos_env.transaction() as cur:
         cur.execute("alter table v1.areas drop constraint areas_domain_id_fkey")
         cur.execute("update v1.areas set domain_id = gen_random_uuid() where name = (select min(name) from v1.areas)")
-    with pytest.raises(lifeos_env.MigrationError):
-        migrate.dbt("build", "--vars", "{files_checked: false}")
-    assert failed(last_outcomes()) == {"rejects_policy"}
+    success, outcomes, _ = run_dbt("build", "--vars", "{files_checked: false}")
+    assert not success
+    assert failed(outcomes) == {"rejects_policy"}
 
 
 @pytest.mark.usefixtures("live_v2")

@@ -46,9 +46,9 @@ console = Console(width=160) if not sys.stdout.isatty() else Console()
 @dataclass
 class TableLine:
     table: str
-    v1_table: str
-    v1_rows: int
-    v2_rows: int
+    v1_table: str | None  # None: a table new in v2, with no v1 data
+    v1_rows: int | None
+    v2_rows: int | None  # None: the relation does not exist (the last dbt run did not build it)
     rejected: int
     adjusted: int
     checks: dict[str, str] = field(default_factory=dict)  # check column -> outcome
@@ -56,7 +56,9 @@ class TableLine:
 
     @property
     def accounted(self) -> bool:
-        return self.v2_rows + self.rejected == self.v1_rows
+        """Whether check 1 found v2 + rejected == v1 (+ rows the mapping adds on purpose)."""
+        counted = self.v1_table is None or self.checks.get(CHECKS["reconcile_row_count"]) in GOOD
+        return counted and self.v2_rows is not None
 
 
 @dataclass
@@ -75,11 +77,7 @@ class Report:
 
     @property
     def failures(self) -> list[str]:
-        problems = [
-            f"{t.table}: v2 {t.v2_rows} + rejected {t.rejected} != v1 {t.v1_rows}"
-            for t in self.tables
-            if not t.accounted
-        ]
+        problems = [f"{t.table}: missing, the last dbt run did not build it" for t in self.tables if t.v2_rows is None]
         problems += [
             f"{t.table}: {name} {status}"
             for t in self.tables
@@ -107,11 +105,11 @@ def load_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def count(cur: psycopg2.extensions.cursor, relation: str) -> int:
-    """Rows of a relation named as dbt's manifest names it ("db"."schema"."table")."""
+def count(cur: psycopg2.extensions.cursor, relation: str) -> int | None:
+    """Rows of a relation named as dbt's manifest names it ("db"."schema"."table"); None when it does not exist."""
     cur.execute("select to_regclass(%s) is null", (relation,))
     if cur.fetchone()[0]:
-        raise lifeos_env.MigrationError(f"{relation} does not exist: the last dbt run did not build it")
+        return None
     cur.execute(sql.SQL("select count(*) from {}").format(sql.SQL(relation)))
     return cur.fetchone()[0]
 
@@ -136,7 +134,12 @@ def build(target: Path = TARGET) -> Report:
     accept_rejects = bool({**project_vars, **(run_results["args"].get("vars") or {})}["accept_rejects"])
     disabled = [n for versions in manifest.get("disabled", {}).values() for n in versions]
 
-    lines: dict[str, TableLine] = {}
+    tests = [node for node in nodes.values() if node["resource_type"] == "test"]
+    v1_tables = {  # mart unique_id -> the v1 table its checks compare with
+        test["attached_node"]: test["test_metadata"]["kwargs"]["v1_table"]
+        for test in tests
+        if (test.get("test_metadata") or {}).get("name") in CHECKS and "v1_table" in test["test_metadata"]["kwargs"]
+    }
     other: list[Check] = []
     with lifeos_env.transaction() as cur:
         rejects_relation = nodes[f"model.{PROJECT}.migration_rejects"]["relation_name"]
@@ -149,42 +152,44 @@ def build(target: Path = TARGET) -> Report:
         logged = Counter()
         for v1_table, action, _, rows in rejects:
             logged[v1_table, action] += rows
-        for node in sorted(nodes.values(), key=lambda n: n["unique_id"]):
-            if node["resource_type"] != "test":
-                continue
-            outcome = outcomes.get(node["unique_id"])
-            status = outcome["status"] if outcome else "not run"
-            check = (node.get("test_metadata") or {}).get("name")
-            model = nodes.get(node.get("attached_node") or "")
-            if check not in CHECKS or model is None:
-                if outcome:
-                    other.append(Check(node["name"], status, "" if status in GOOD else outcome["message"] or ""))
-                continue
-            line = lines.get(model["name"])
-            if line is None:
-                v1_table = node["test_metadata"]["kwargs"].get("v1_table", model["name"])
-                v1_relation = manifest["sources"][f"source.{PROJECT}.v1.{v1_table}"]["relation_name"]
-                line = lines[model["name"]] = TableLine(
-                    model["name"],
+        lines: dict[str, TableLine] = {}  # every v2 table (a model under models/marts), by unique_id
+        for uid, node in nodes.items():
+            if node["resource_type"] == "model" and node["fqn"][1] == "marts":
+                v1_table = v1_tables.get(uid)
+                v1 = manifest["sources"].get(f"source.{PROJECT}.v1.{v1_table}", {}).get("relation_name")
+                lines[uid] = TableLine(
+                    node["name"],
                     v1_table,
-                    count(cur, v1_relation),
-                    count(cur, model["relation_name"]),
+                    count(cur, v1) if v1 else None,
+                    count(cur, node["relation_name"]),
                     logged[v1_table, "rejected"],
                     logged[v1_table, "adjusted"],
                 )
-            line.checks[CHECKS[check]] = status
-            if status == "fail":
-                line.problems += stored_problems(cur, CHECKS[check], node["relation_name"])
-    for node in disabled:
-        check = (node.get("test_metadata") or {}).get("name")
-        model = nodes.get(node.get("attached_node") or "")
-        if check in CHECKS and model and model["name"] in lines:
-            lines[model["name"]].checks[CHECKS[check]] = NOT_CHECKED
+        for test in sorted(tests, key=lambda n: n["unique_id"]):
+            outcome = outcomes.get(test["unique_id"])
+            status = outcome["status"] if outcome else "not run"
+            check = (test.get("test_metadata") or {}).get("name")
+            line = lines.get(test.get("attached_node") or "")
+            if check in CHECKS and line:
+                line.checks[CHECKS[check]] = status
+                if status == "fail":
+                    line.problems += stored_problems(cur, CHECKS[check], test["relation_name"])
+            elif outcome:
+                other.append(Check(test["name"], status, "" if status in GOOD else outcome["message"] or ""))
+    for test in disabled:
+        check = (test.get("test_metadata") or {}).get("name")
+        line = lines.get(test.get("attached_node") or "")
+        if check in CHECKS and line:
+            line.checks[CHECKS[check]] = NOT_CHECKED
     return Report(sorted(lines.values(), key=lambda t: t.table), other, rejects, accept_rejects)
 
 
 def style(text: str, wrong: bool) -> str:
     return f"[red]{text}[/red]" if wrong else text
+
+
+def number(rows: int | None, absent: str = "—") -> str:
+    return absent if rows is None else str(rows)
 
 
 def outcome_cell(status: str | None) -> str:
@@ -201,9 +206,9 @@ def render(report: Report) -> Table:
         table.add_column(heading, justify="left" if heading == "table" else "right")
     for line in report.tables:
         table.add_row(
-            line.table if line.table == line.v1_table else f"{line.table} (v1 {line.v1_table})",
-            style(str(line.v1_rows), not line.accounted),
-            style(str(line.v2_rows), not line.accounted),
+            line.table if line.v1_table in (None, line.table) else f"{line.table} (v1 {line.v1_table})",
+            style(number(line.v1_rows), not line.accounted),
+            style(number(line.v2_rows, "missing"), not line.accounted),
             style(str(line.rejected), line.rejected > 0 and not report.accept_rejects),
             str(line.adjusted),
             *(outcome_cell(line.checks.get(heading)) for heading in CHECKS.values()),
@@ -229,7 +234,7 @@ def render_checks(report: Report) -> Table:
 def markdown(report: Report) -> str:
     headings = ["table", "v1 rows", "v2 rows", "rejected", "adjusted", *CHECKS.values()]
     rows = [
-        [t.table, str(t.v1_rows), str(t.v2_rows), str(t.rejected), str(t.adjusted)]
+        [t.table, number(t.v1_rows), number(t.v2_rows, "missing"), str(t.rejected), str(t.adjusted)]
         + [t.checks.get(h, "—") for h in CHECKS.values()]
         for t in report.tables
     ]

@@ -12,6 +12,12 @@
 #}
 {% test file_blobs_verified(model, v1_table='files', ok_statuses=['copied', 'present', 'repaired']) %}
     {{ config(store_failures=true, enabled=var('files_checked')) }}
+    {%- set manifest_table = source('lifeos_migration', 'file_manifest') -%}
+    {%- if execute and not adapter.get_relation(
+        database=manifest_table.database, schema=manifest_table.schema, identifier=manifest_table.identifier) -%}
+        {{ exceptions.raise_compiler_error(manifest_table ~ " is missing: run the files step first (scripts/migrate"
+            ~ " --files-from DIR|supabase), or pass --vars '{files_checked: false}' to leave files unchecked") }}
+    {%- endif %}
 
     with
 
@@ -29,7 +35,7 @@
 
     manifest as (
 
-        select * from {{ source('lifeos_migration', 'file_manifest') }}
+        select * from {{ manifest_table }}
 
     ),
 
@@ -39,7 +45,7 @@
             name as object_key,
             (metadata ->> 'size')::bigint as size_bytes,
             substring(metadata ->> 'eTag' from '^"?([0-9a-fA-F]{32})"?$') as etag_md5
-        from {{ source('v1', 'storage_objects') }}
+        from {{ source('v1_storage', 'storage_objects') }}
         where bucket_id = '{{ var("storage_bucket") }}'
 
     ),
