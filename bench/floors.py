@@ -50,28 +50,30 @@ def strip_dump(dump: Path, stripped: Path, schema: str) -> None:
 
 
 def v2_ddl(cur: Cursor, shadow: str) -> tuple[list[str], list[str]]:
-    """The constraints and indexes of the built v2 tables, as statements on schema `{schema}`."""
+    """The constraints and indexes among the mapped v2 tables, as statements on schema `{schema}`."""
     cur.execute(
         """
-        select c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.contype
+        select c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
         from pg_constraint c join pg_namespace n on n.oid = c.connamespace
         where n.nspname = %s and c.contype in ('p', 'u', 'c', 'f') and c.conrelid <> 0
+            and c.conrelid::regclass::text = any(%s)
+            and (c.confrelid = 0 or c.confrelid::regclass::text = any(%s))
         order by c.contype = 'f', 1, 2
         """,
-        (shadow,),
+        (shadow, mapped := [f"{shadow}.{table}" for table in MAPPED], mapped),
     )
     constraints = [
         f"alter table {{schema}}.{table.split('.')[-1]} add constraint {name} "
         + definition.replace(f"{shadow}.", "{schema}.")
-        for table, name, definition, _ in cur.fetchall()
+        for table, name, definition in cur.fetchall()
     ]
     cur.execute(
         """
         select pg_get_indexdef(i.indexrelid) from pg_index i
-        join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = %s and not exists (select from pg_constraint k where k.conindid = i.indexrelid)
+        where i.indrelid::regclass::text = any(%s)
+            and not exists (select from pg_constraint k where k.conindid = i.indexrelid)
         """,
-        (shadow,),
+        (mapped,),
     )
     indexes = [row[0].replace(f"{shadow}.", "{schema}.") for row in cur.fetchall()]
     return constraints, indexes
@@ -97,6 +99,7 @@ FLOOR_SELECT = {  # the v2 columns from v1 ones, with the plan's generated value
     "bookmarks": {"updated_at": "created_at", "folder_id": "null", "favicon_url": "null", "tags": "null"},
     "capture": {"source": "'web'", "updated_at": "created_at", "domain_id": "null", "project_id": "null"},
     "daily_focus": {"domain_id": "null"},
+    "context_types": {"created_at": "now()"},
     "reminders": {"entity_type": "'task'", "entity_id": "task_id"},
 }
 
@@ -110,7 +113,7 @@ def floor_a(dump: Path, shadow: str, psql: str) -> dict[str, float]:
         cur.execute("drop schema if exists floor_v1 cascade; create schema floor_v1")
         for table in MAPPED.values():
             cur.execute(f"create table floor_v1.{table} (like v1.{table})")
-        recreate(cur, "floor_v2", shadow)
+        recreate(cur, "floor_v2", shadow, "including defaults")
         columns = {table: v2_columns(cur, shadow, table) for table in MAPPED}
         cur.execute("select column_name, table_name from information_schema.columns where table_schema = 'v1'")
         v1_columns = {(table, column) for column, table in cur.fetchall()}
@@ -122,16 +125,15 @@ def floor_a(dump: Path, shadow: str, psql: str) -> dict[str, float]:
     with lifeos_env.transaction() as cur:
         for v2_table, v1_table in MAPPED.items():
             generated = FLOOR_SELECT.get(v2_table, {})
-
-            def expression(column: str, v1_table: str = v1_table, generated: dict[str, str] = generated) -> str:
-                if column in generated:
-                    return generated[column]
-                if (v1_table, column) in v1_columns:
-                    return column
-                return {"updated_at": "created_at", "is_active": "true", "sort_order": "0"}.get(column, "null")
-
-            select = ", ".join(expression(column) for column in columns[v2_table])
-            cur.execute(f"insert into floor_v2.{v2_table} select {select} from floor_v1.{v1_table}")
+            known = {"updated_at": "created_at", "is_active": "true", "sort_order": "0"} | generated
+            pairs = [
+                (column, known.get(column, column))
+                for column in columns[v2_table]
+                if column in known or (v1_table, column) in v1_columns
+            ]
+            target = ", ".join(column for column, _ in pairs)
+            select = ", ".join(expression for _, expression in pairs)
+            cur.execute(f"insert into floor_v2.{v2_table} ({target}) select {select} from floor_v1.{v1_table}")
     timings["insert_select"] = time.perf_counter() - start
     start = time.perf_counter()
     with lifeos_env.transaction() as cur:
@@ -222,7 +224,9 @@ def loader_b(shadow: str, root: str = "/opt/lifeos/storage/files", bucket: str =
         for v2_table, v1_table in MAPPED.items():
             cur.execute(f"select * from v1.{v1_table}")
             rows = transform(v2_table, [dict(row) for row in cur.fetchall()])
-            wanted = columns[v2_table]
+            if not rows:
+                continue
+            wanted = [column for column in columns[v2_table] if column in rows[0]]  # the rest take their defaults
             statement = (
                 f"insert into loader_v2.{v2_table} ({', '.join(wanted)}) values ({', '.join(['%s'] * len(wanted))})"
             )
