@@ -3,10 +3,12 @@
   rest keeps its UTF-8 bytes, and the bytes are read back as UTF-8, so encoded
   multibyte characters (%C3%BC -> ü) come out whole. A result that is not valid
   UTF-8, or holds a NUL byte (%00), is NULL: such a key never becomes a path.
-  A '%' not followed by two hex digits is kept as it is.
+  A '%' not followed by two hex digits is kept as it is. A key without any '%'
+  is its own decoding (text is valid UTF-8 without NUL), so only keys with a
+  '%' take the byte-by-byte path.
 #}
 {% macro percent_decode(text_expr) -%}
-    (
+    case when strpos({{ text_expr }}, '%') = 0 then {{ text_expr }} else (
         select
             case
                 when {{ is_utf8_without_nul('decoded.bytes') }}
@@ -24,7 +26,7 @@
             from regexp_matches({{ text_expr }}, '%[0-9a-fA-F]{2}|[^%]+|%', 'g')
                 with ordinality as piece (tokens, ordinal)
         ) as decoded
-    )
+    ) end
 {%- endmacro %}
 
 {#

@@ -11,6 +11,9 @@
   empty, absolute, has a '..' segment, a NUL or invalid UTF-8 is never turned
   into a path (unsafe_storage_path); so is a URL of another shape
   (unknown_storage_path) or of another bucket (foreign_bucket).
+  `shaped` and `decoded` are materialized: later expressions read their
+  columns several times, and inlined, each read would run the URL regex or the
+  decoding again (37 s instead of 1.6 s for 20,000 files).
 #}
 with
 
@@ -47,7 +50,7 @@ capture as (
 
 ),
 
-shaped as (
+shaped as materialized (
 
     select
         *,
@@ -79,7 +82,7 @@ located as (
 
 ),
 
-decoded as (
+decoded as materialized (
 
     select
         *,
