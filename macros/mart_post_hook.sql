@@ -1,5 +1,7 @@
 {#
   post-hook of every mart, derived from its YAML contract so nothing is declared twice:
+  - the keys of contract_keys() (primary key, unique, foreign keys), added in
+    one ALTER TABLE now that the rows are in, after locking the parents;
   - the indexes of contract_indexes(): <table>_<column>_idx on every foreign-key
     column, and on is_active, which every list query of the app filters on
     (soft delete), plus those the model declares in config.meta.indexes;
@@ -8,6 +10,12 @@
     which the publish step renames as a whole.
 #}
 {% macro mart_post_hook() %}
+    {%- set keys = contract_keys(model, this) -%}
+    {%- if keys %}
+        {{ lock_referenced_tables(model) }}
+        alter table {{ this }}
+            {{ keys | join(',\n            ') }};
+    {%- endif %}
     {%- for index in contract_indexes(model) %}
         create {{ 'unique ' if index.unique }}index {{ index.name }} on {{ this }}
             {%- if index.using %} using {{ index.using }}{% endif %} ({{ index.columns | join(', ') }})
