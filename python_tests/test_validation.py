@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+import yaml
 from dbt.cli.main import dbtRunner
 
 import generate_sample
@@ -30,9 +31,9 @@ def live_v2(migrated_sample: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
-    """Run dbt in this process (no interpreter start-up per call): success, {check: status} of its data tests, its log.
+    """Run dbt in this process (no interpreter start-up per call): success, {check: status} of its tests, its log.
 
-    A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular test by its name.
+    A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular or unit test by its name.
     """
     log: list[str] = []
     run = dbtRunner(callbacks=[lambda event: log.append(event.info.msg)])
@@ -41,7 +42,7 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
     outcomes = {}
     for node_result in result.result:
         node = node_result.node
-        if node.resource_type == "test":
+        if node.resource_type in ("test", "unit_test"):
             generic = getattr(node, "test_metadata", None)  # None on a singular test
             name = f"{generic.name}:{node.attached_node.split('.')[-1]}" if generic else node.name
             outcomes[name] = str(node_result.status)
@@ -85,6 +86,16 @@ def test_every_check_runs_and_passes_on_the_sample() -> None:
     assert {"reconcile_row_count", "reconcile_ids", "foreign_keys_resolve", "file_blobs_verified"} <= checks
     assert {"content_hash_matches", "hierarchy_matches_v1", "copied_columns_match", "rejects_policy"} <= checks
     assert failed(outcomes) == set(), output
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_every_unit_test_of_the_mapping_runs_and_passes() -> None:
+    """scripts/migrate's build leaves the unit tests out, as dbt advises for production runs (their inputs are
+    fixed, so the data cannot change their outcome); here each one declared runs and passes."""
+    declared = yaml.safe_load((lifeos_env.ROOT / "models/intermediate/_int__unit_tests.yml").read_text())
+    success, outcomes, output = run_dbt("test", "--resource-type", "unit_test")
+    assert success, output
+    assert outcomes == {unit_test["name"]: "pass" for unit_test in declared["unit_tests"]}
 
 
 @pytest.mark.usefixtures("live_v2")

@@ -87,7 +87,15 @@ def main(argv: list[str] | None = None) -> int:
                 build_int_files()
                 move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), lifeos_env.storage_root())
         try:
-            dbt("build", "--vars", json.dumps({"files_checked": files_from is not None}))
+            # unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
+            # dbt advises leaving them out of production runs
+            dbt(
+                "build",
+                "--exclude-resource-type",
+                "unit_test",
+                "--vars",
+                json.dumps({"files_checked": files_from is not None}),
+            )
         finally:
             report.run()  # audits the shadow the build wrote, and says what failed when it did
         publish.publish()
