@@ -33,6 +33,7 @@ SCHEMA_FILE = lifeos_env.ROOT / "sample" / "v1_schema.sql"
 BUCKET = "life-os-files"
 SUPABASE_URL = "https://abcdefghijklmnop.supabase.co"
 EPOCH = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+COPY_BATCH = 10_000  # rows per COPY in load(): a large scale's whole table as one buffer would not fit in memory
 CONTEXT_TYPES = [
     ("deep_work", "Deep work", True),
     ("quick", "Quick win ⚡", True),
@@ -320,11 +321,12 @@ def load(schema: str, tables: dict[str, list[Row]]) -> None:
         cur.execute(sql.SQL("set local search_path = {}, public").format(sql.Identifier(schema)))
         cur.execute(ddl)
         for table, rows in tables.items():
-            buffer = io.StringIO()
-            for row in rows:
-                buffer.write("\t".join(copy_text(v) for v in row) + "\n")
-            buffer.seek(0)
-            cur.copy_expert(sql.SQL("copy {} from stdin").format(sql.Identifier(table)).as_string(cur), buffer)
+            copy = sql.SQL("copy {} from stdin").format(sql.Identifier(table)).as_string(cur)
+            for start in range(0, max(len(rows), 1), COPY_BATCH):
+                buffer = io.StringIO(
+                    "".join("\t".join(copy_text(v) for v in row) + "\n" for row in rows[start : start + COPY_BATCH])
+                )
+                cur.copy_expert(copy, buffer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -187,28 +187,29 @@ def pg_dump(database: str) -> str:
     return (debian or usable)[0]
 
 
-def with_restrict(text: str) -> str:
+def with_restrict(text: bytes) -> bytes:
     """The \\restrict / \\unrestrict lines newer pg_dump versions write around a plain dump."""
-    if "\n\\restrict " in text:
+    if b"\n\\restrict " in text:
         return text
-    footer = "\n--\n-- PostgreSQL database dump complete"
-    head, _, rest = text.partition("\n\nSET ")
-    body, _, tail = ("\n\nSET " + rest).rpartition(footer)
-    return f"{head}\n\\restrict {RESTRICT_KEY}\n{body}{footer}{tail}\\unrestrict {RESTRICT_KEY}\n\n"
+    footer = b"\n--\n-- PostgreSQL database dump complete"
+    head, _, rest = text.partition(b"\n\nSET ")
+    body, _, tail = (b"\n\nSET " + rest).rpartition(footer)
+    key = RESTRICT_KEY.encode()
+    return b"".join([head, b"\n\\restrict ", key, b"\n", body, footer, tail, b"\\unrestrict ", key, b"\n\n"])
 
 
-def with_extensions(text: str) -> str:
+def with_extensions(text: bytes) -> bytes:
     lines = "".join(
         f"--\n-- Name: {name}; Type: EXTENSION; Schema: -; Owner: -\n--\n\n"
         f"CREATE EXTENSION IF NOT EXISTS {name} WITH SCHEMA {schema};\n\n"
         for name, schema in EXTENSIONS.items()
     )
-    marker = "SELECT pg_catalog.set_config('search_path', '', false);\n"
-    return text.replace(marker, marker + "SET check_function_bodies = false;\n\n" + lines, 1)
+    marker = b"SELECT pg_catalog.set_config('search_path', '', false);\n"
+    return text.replace(marker, marker + b"SET check_function_bodies = false;\n\n" + lines.encode(), 1)
 
 
-def with_transaction_timeout(text: str) -> str:
-    return text.replace("SET lock_timeout = 0;\n", "SET lock_timeout = 0;\nSET transaction_timeout = 0;\n", 1)
+def with_transaction_timeout(text: bytes) -> bytes:
+    return text.replace(b"SET lock_timeout = 0;\n", b"SET lock_timeout = 0;\nSET transaction_timeout = 0;\n", 1)
 
 
 def cli_dump(dump: str, database: str) -> str:
@@ -223,16 +224,19 @@ def cli_dump(dump: str, database: str) -> str:
 
 
 def write_dumps(database: str, out: Path, variants: list[str]) -> dict[str, Path]:
-    """pg_dump `database` into `out` in each of `variants`; return the paths."""
+    """pg_dump `database` into `out` in each of `variants`; return the paths.
+
+    The plain dump is edited as bytes: a large scale's dump would take four times its size as str.
+    """
     out.mkdir(parents=True, exist_ok=True)
     dump = pg_dump(database)
-    plain = subprocess.run([dump, "--dbname", database], capture_output=True, check=True).stdout.decode()
+    plain = subprocess.run([dump, "--dbname", database], capture_output=True, check=True).stdout
     texts = {
         "plain": lambda: plain,
         "extensions": lambda: with_restrict(with_extensions(plain)),
         "restrict": lambda: with_restrict(plain),
         "transaction_timeout": lambda: with_transaction_timeout(plain),
-        "cli": lambda: cli_dump(dump, database),
+        "cli": lambda: cli_dump(dump, database).encode(),
     }
     paths = {}
     for variant in variants:
@@ -240,7 +244,7 @@ def write_dumps(database: str, out: Path, variants: list[str]) -> dict[str, Path
         if variant in ARCHIVES:
             subprocess.run([dump, f"-F{ARCHIVES[variant]}", "--dbname", database, "--file", str(path)], check=True)
         else:
-            path.write_bytes(texts[variant]().encode())
+            path.write_bytes(texts[variant]())
         paths[variant] = path
     return paths
 
