@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from rich.table import Table
 
 import lifeos_env
 
-TARGET = lifeos_env.ROOT / "target"
+TARGET = lifeos_env.ROOT / os.environ.get("DBT_TARGET_PATH", "target")  # where dbt writes, as dbt resolves it
 PROJECT = "lifeos_migration"
 # The validation checks (generic tests in tests/generic/), in report order, with their column heading.
 CHECKS = {
@@ -287,7 +288,9 @@ def run(target: Path = TARGET) -> Report:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", type=Path, default=TARGET, help="dbt's target folder (default target/)")
+    parser.add_argument(
+        "--target", type=Path, default=TARGET, help="dbt's target folder (default: DBT_TARGET_PATH, else target/)"
+    )
     args = parser.parse_args(argv)
     try:
         lifeos_env.ensure_target()
