@@ -10,6 +10,11 @@
   model as before.
 #}
 {% macro postgres__get_table_columns_and_constraints() %}
+    {%- for raw in model['constraints'] if raw.type not in ['check', 'primary_key', 'unique', 'foreign_key'] -%}
+        {{ exceptions.raise_compiler_error(
+            model.name ~ ": model-level constraint type " ~ raw.type ~ " is not rendered; declare it on its column"
+        ) }}
+    {%- endfor -%}
     {%- set columns = adapter.render_raw_columns_constraints(raw_columns=model['columns']) -%}
     {%- set checks = adapter.render_raw_model_constraints(
         raw_constraints=model['constraints'] | selectattr('type', 'equalto', 'check') | list
