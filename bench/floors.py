@@ -8,8 +8,9 @@
 
 Both read the v2 DDL from the schema dbt built (`v2_shadow`), so they build
 exactly the same tables, keys and indexes. Floor (a) also times, apart, the one
-other table the build fills: search_index, by the build's own compiled SELECT
-(the tsvector of every task, note, bookmark, project and capture item) and its
+other table the build fills: search_index, as the build makes it, by CREATE
+TABLE AS (parallel workers allowed) of the build's own compiled SELECT (the
+tsvector of every task, note, bookmark, project and capture item), then its
 keys and GIN index, so the build can be compared with the same end state.
 """
 
@@ -147,10 +148,9 @@ def floor_a(dump: Path, shadow: str, psql: str, search_index_sql: Path) -> dict[
     timings["total"] = sum(timings.values())
     start = time.perf_counter()
     with lifeos_env.transaction() as cur:
-        cur.execute(f"create table floor_v2.search_index (like {shadow}.search_index including defaults)")
         target = ", ".join(v2_columns(cur, shadow, "search_index"))
         select = search_index_sql.read_text().replace(f'"{shadow}".', '"floor_v2".')
-        cur.execute(f"insert into floor_v2.search_index ({target}) select {target} from ({select}) as build")
+        cur.execute(f"create table floor_v2.search_index as select {target} from ({select}) as build")
         keys, indexes = v2_ddl(cur, shadow, ["search_index"])
         for statement in keys + indexes:
             cur.execute(statement.format(schema="floor_v2"))

@@ -1,27 +1,76 @@
 {#
-  How a mart's contract becomes DDL. dbt would put every constraint inside
-  CREATE TABLE and then insert the rows, so each row would fire one lookup per
-  foreign key and grow each key index one entry at a time. Here CREATE TABLE
-  holds the columns (types, NOT NULL, defaults) and the CHECKs, and the keys
-  (primary key, unique, foreign keys) are added after the insert by
-  mart_post_hook, in one ALTER TABLE: PostgreSQL builds each key index in one
-  sort and checks each foreign key with one join over the table. The
-  constraints and their names are the same; a row that breaks one fails the
-  model as before.
+  How a mart's contract becomes DDL: rows first, then the DDL, as a bulk load
+  does. dbt would CREATE TABLE with every constraint and then INSERT ... SELECT;
+  PostgreSQL runs no part of an INSERT in parallel, and each row would fire one
+  lookup per foreign key and grow each key index one entry at a time. Here,
+  once dbt has checked the model's column names and types against the contract:
+  - CREATE TABLE AS writes the rows in the contract's column order; its SELECT
+    may use parallel workers (search_index's tsvectors, on every core);
+  - one ALTER TABLE adds the NOT NULLs, the defaults and the CHECKs of
+    contract_columns_ddl() in one scan;
+  - mart_post_hook adds the keys of contract_keys() in one more ALTER TABLE:
+    one sort per key index, one join per foreign key.
+  The constraints and their names are the contract's; a row that breaks one
+  fails the model as before. A model without an enforced contract (int_,
+  audit) is a plain CREATE TABLE AS, as in dbt.
 #}
-{% macro postgres__get_table_columns_and_constraints() %}
-    {%- for raw in model['constraints'] if raw.type not in ['check', 'primary_key', 'unique', 'foreign_key'] -%}
+{% macro postgres__create_table_as(temporary, relation, sql) %}
+    {%- if config.get('contract').enforced %}
+        {{- get_assert_columns_equivalent(sql) }}
+    {%- endif %}
+    create {{ 'temporary ' if temporary }}table {{ relation }} as (
+        {{ get_select_subquery(sql) if config.get('contract').enforced else sql }}
+    );
+    {%- if config.get('contract').enforced and not temporary %}
+    alter table {{ relation }}
+        {{ contract_columns_ddl(model) | join(',\n        ') }};
+    {%- endif %}
+{% endmacro %}
+
+{#
+  The NOT NULLs, defaults (a `custom` constraint `default ...`) and CHECKs of
+  `node`'s contract as clauses of ALTER TABLE. A column CHECK without a name
+  gets the one PostgreSQL gives it on the final table (check_constraint_name),
+  not one derived from dbt's intermediate `__dbt_tmp` table. A constraint type
+  this rendering does not place stops the build rather than being dropped.
+#}
+{% macro contract_columns_ddl(node) %}
+    {%- set clauses = [] -%}
+    {%- for column in node.columns.values() -%}
+        {%- for constraint in column.constraints -%}
+            {%- if constraint.type == 'not_null' -%}
+                {%- do clauses.append('alter column ' ~ column.name ~ ' set not null') -%}
+            {%- elif constraint.type == 'custom' and constraint.expression.startswith('default ') -%}
+                {%- do clauses.append('alter column ' ~ column.name ~ ' set ' ~ constraint.expression) -%}
+            {%- elif constraint.type == 'check' -%}
+                {%- do clauses.append(
+                    'add constraint ' ~ check_constraint_name(node, column, constraint)
+                    ~ ' check (' ~ constraint.expression ~ ')'
+                ) -%}
+            {%- else -%}
+                {{ exceptions.raise_compiler_error(
+                    node.name ~ "." ~ column.name ~ ": column constraint " ~ constraint.type
+                    ~ " is not rendered; declare keys on the model, defaults as `custom: default ...`"
+                ) }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- for constraint in node.constraints if constraint.type not in ['check', 'primary_key', 'unique', 'foreign_key'] -%}
         {{ exceptions.raise_compiler_error(
-            model.name ~ ": model-level constraint type " ~ raw.type ~ " is not rendered; declare it on its column"
+            node.name ~ ": model-level constraint type " ~ constraint.type ~ " is not rendered; declare it on its column"
         ) }}
     {%- endfor -%}
-    {%- set columns = adapter.render_raw_columns_constraints(raw_columns=model['columns']) -%}
-    {%- set checks = adapter.render_raw_model_constraints(
-        raw_constraints=model['constraints'] | selectattr('type', 'equalto', 'check') | list
+    {%- for sql in adapter.render_raw_model_constraints(
+        raw_constraints=node.constraints | selectattr('type', 'equalto', 'check') | list
     ) -%}
-    (
-    {{ (columns + checks) | join(',\n    ') }}
-    )
+        {%- do clauses.append('add ' ~ sql) -%}
+    {%- endfor -%}
+    {{ return(clauses) }}
+{% endmacro %}
+
+{# The name of a column CHECK: its own, or <table>_<column>_check as PostgreSQL names it. #}
+{% macro check_constraint_name(node, column, constraint) %}
+    {{- return(constraint.name or node.alias ~ '_' ~ column.name ~ '_check') -}}
 {% endmacro %}
 
 {#

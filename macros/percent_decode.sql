@@ -5,14 +5,15 @@
   UTF-8, or holds a NUL byte (%00), is NULL: such a key never becomes a path.
   A '%' not followed by two hex digits is kept as it is. A key without any '%'
   is its own decoding (text is valid UTF-8 without NUL), so only keys with a
-  '%' take the byte-by-byte path.
+  '%' take the byte-by-byte path. convert_from's result would carry the "C"
+  collation of its `name` argument; it gets the default collation back.
 #}
 {% macro percent_decode(text_expr) -%}
     case when strpos({{ text_expr }}, '%') = 0 then {{ text_expr }} else (
         select
             case
                 when {{ is_utf8_without_nul('decoded.bytes') }}
-                    then convert_from(decoded.bytes, 'UTF8')
+                    then convert_from(decoded.bytes, 'UTF8') collate "default"
             end
         from (
             select

@@ -148,6 +148,8 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
         drop index list_items_list_id_idx;
         drop trigger lists_set_updated_at on lists;
         alter table tags alter column is_active drop default;
+        alter table tags alter column name drop not null;
+        alter table releases rename constraint releases_status_check to releases__dbt_tmp_status_check;
         """
     )
     try:
@@ -163,12 +165,15 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
             "catalog_matches_contract_list_items": [("index", "list_items_list_id_idx")],
             "catalog_matches_contract_tasks": [("constraint", "tasks_assigned_to_fkey")],
             "catalog_matches_contract_lists": [("trigger", "lists_set_updated_at")],
-            "catalog_matches_contract_tags": [("default", "is_active")],
+            "catalog_matches_contract_tags": [("default", "is_active"), ("not_null", "name")],
+            "catalog_matches_contract_releases": [("constraint", "releases_status_check")],
         }
     finally:
         live.execute(
             """
             alter table tags alter column is_active set default true;
+            alter table tags alter column name set not null;
+            alter table releases rename constraint releases__dbt_tmp_status_check to releases_status_check;
             create trigger lists_set_updated_at before update on lists
                 for each row execute function set_updated_at();
             create index list_items_list_id_idx on list_items (list_id);

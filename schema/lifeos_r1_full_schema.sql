@@ -529,7 +529,7 @@ CREATE TABLE public.search_index (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
-    CONSTRAINT search_index__dbt_tmp_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'note'::text, 'bookmark'::text, 'project'::text, 'capture'::text])))
+    CONSTRAINT search_index_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'note'::text, 'bookmark'::text, 'project'::text, 'capture'::text])))
 );
 
 
@@ -1071,9 +1071,9 @@ CREATE TABLE public.activity_log (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
-    CONSTRAINT activity_log__dbt_tmp_action_check CHECK ((action = ANY (ARRAY['created'::text, 'updated'::text, 'deleted'::text, 'restored'::text, 'completed'::text, 'archived'::text]))),
-    CONSTRAINT activity_log__dbt_tmp_entity_type_check CHECK ((entity_type = ANY (ARRAY['domain'::text, 'area'::text, 'project'::text, 'task'::text, 'note'::text, 'bookmark'::text, 'file'::text, 'capture'::text, 'daily_focus'::text, 'reminder'::text, 'contact'::text, 'list'::text, 'calendar_event'::text, 'milestone'::text, 'release'::text]))),
-    CONSTRAINT activity_log__dbt_tmp_source_check CHECK ((source = ANY (ARRAY['app'::text, 'telegram'::text, 'voice'::text, 'system'::text])))
+    CONSTRAINT activity_log_action_check CHECK ((action = ANY (ARRAY['created'::text, 'updated'::text, 'deleted'::text, 'restored'::text, 'completed'::text, 'archived'::text]))),
+    CONSTRAINT activity_log_entity_type_check CHECK ((entity_type = ANY (ARRAY['domain'::text, 'area'::text, 'project'::text, 'task'::text, 'note'::text, 'bookmark'::text, 'file'::text, 'capture'::text, 'daily_focus'::text, 'reminder'::text, 'contact'::text, 'list'::text, 'calendar_event'::text, 'milestone'::text, 'release'::text]))),
+    CONSTRAINT activity_log_source_check CHECK ((source = ANY (ARRAY['app'::text, 'telegram'::text, 'voice'::text, 'system'::text])))
 );
 
 
@@ -1990,7 +1990,7 @@ CREATE TABLE public.entity_tags (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
-    CONSTRAINT entity_tags__dbt_tmp_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'project'::text, 'note'::text, 'bookmark'::text, 'file'::text, 'calendar_event'::text, 'contact'::text, 'list'::text])))
+    CONSTRAINT entity_tags_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'project'::text, 'note'::text, 'bookmark'::text, 'file'::text, 'calendar_event'::text, 'contact'::text, 'list'::text])))
 );
 
 
@@ -2063,7 +2063,7 @@ CREATE TABLE public.event_attendees (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
-    CONSTRAINT event_attendees__dbt_tmp_response_status_check CHECK ((response_status = ANY (ARRAY['needs_action'::text, 'accepted'::text, 'declined'::text, 'tentative'::text])))
+    CONSTRAINT event_attendees_response_status_check CHECK ((response_status = ANY (ARRAY['needs_action'::text, 'accepted'::text, 'declined'::text, 'tentative'::text])))
 );
 
 
@@ -2386,7 +2386,7 @@ CREATE TABLE public.lists (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
     sort_order integer DEFAULT 0 NOT NULL,
-    CONSTRAINT lists__dbt_tmp_list_type_check CHECK ((list_type = ANY (ARRAY['checklist'::text, 'note_list'::text])))
+    CONSTRAINT lists_list_type_check CHECK ((list_type = ANY (ARRAY['checklist'::text, 'note_list'::text])))
 );
 
 
@@ -2584,7 +2584,7 @@ CREATE TABLE public.note_links (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
     sort_order integer DEFAULT 0 NOT NULL,
-    CONSTRAINT note_links__dbt_tmp_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'project'::text, 'note'::text, 'bookmark'::text, 'file'::text, 'domain'::text, 'area'::text, 'calendar_event'::text, 'contact'::text, 'list'::text, 'milestone'::text, 'release'::text]))),
+    CONSTRAINT note_links_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'project'::text, 'note'::text, 'bookmark'::text, 'file'::text, 'domain'::text, 'area'::text, 'calendar_event'::text, 'contact'::text, 'list'::text, 'milestone'::text, 'release'::text]))),
     CONSTRAINT note_links_no_self_link_check CHECK ((NOT ((entity_type = 'note'::text) AND (entity_id = note_id))))
 );
 
@@ -2756,7 +2756,7 @@ CREATE TABLE public.releases (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
     sort_order integer DEFAULT 0 NOT NULL,
-    CONSTRAINT releases__dbt_tmp_status_check CHECK ((status = ANY (ARRAY['planned'::text, 'in_progress'::text, 'released'::text, 'cancelled'::text])))
+    CONSTRAINT releases_status_check CHECK ((status = ANY (ARRAY['planned'::text, 'in_progress'::text, 'released'::text, 'cancelled'::text])))
 );
 
 
@@ -2974,8 +2974,8 @@ CREATE TABLE public.saved_views (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
     sort_order integer DEFAULT 0 NOT NULL,
-    CONSTRAINT saved_views__dbt_tmp_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'project'::text, 'note'::text, 'bookmark'::text, 'file'::text, 'capture'::text, 'calendar_event'::text, 'contact'::text]))),
-    CONSTRAINT saved_views__dbt_tmp_layout_check CHECK ((layout = ANY (ARRAY['list'::text, 'board'::text, 'calendar'::text, 'table'::text])))
+    CONSTRAINT saved_views_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'project'::text, 'note'::text, 'bookmark'::text, 'file'::text, 'capture'::text, 'calendar_event'::text, 'contact'::text]))),
+    CONSTRAINT saved_views_layout_check CHECK ((layout = ANY (ARRAY['list'::text, 'board'::text, 'calendar'::text, 'table'::text])))
 );
 
 
@@ -3170,7 +3170,7 @@ CREATE TABLE public.task_dependencies (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
-    CONSTRAINT task_dependencies__dbt_tmp_dependency_type_check CHECK ((dependency_type = ANY (ARRAY['finish_to_start'::text, 'start_to_start'::text, 'finish_to_finish'::text, 'start_to_finish'::text]))),
+    CONSTRAINT task_dependencies_dependency_type_check CHECK ((dependency_type = ANY (ARRAY['finish_to_start'::text, 'start_to_start'::text, 'finish_to_finish'::text, 'start_to_finish'::text]))),
     CONSTRAINT task_dependencies_no_self_edge_check CHECK ((task_id <> depends_on_task_id))
 );
 
@@ -3253,9 +3253,9 @@ CREATE TABLE public.task_templates (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
     sort_order integer DEFAULT 0 NOT NULL,
-    CONSTRAINT task_templates__dbt_tmp_energy_level_check CHECK ((energy_level = ANY (ARRAY['low'::text, 'medium'::text, 'high'::text]))),
-    CONSTRAINT task_templates__dbt_tmp_estimated_minutes_check CHECK ((estimated_minutes > 0)),
-    CONSTRAINT task_templates__dbt_tmp_priority_check CHECK (((priority >= 1) AND (priority <= 4)))
+    CONSTRAINT task_templates_energy_level_check CHECK ((energy_level = ANY (ARRAY['low'::text, 'medium'::text, 'high'::text]))),
+    CONSTRAINT task_templates_estimated_minutes_check CHECK ((estimated_minutes > 0)),
+    CONSTRAINT task_templates_priority_check CHECK (((priority >= 1) AND (priority <= 4)))
 );
 
 
@@ -3395,7 +3395,7 @@ CREATE TABLE public.time_blocks (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
-    CONSTRAINT time_blocks__dbt_tmp_block_type_check CHECK ((block_type = ANY (ARRAY['focus'::text, 'deep_work'::text, 'pomodoro'::text, 'meeting'::text, 'break'::text, 'admin'::text]))),
+    CONSTRAINT time_blocks_block_type_check CHECK ((block_type = ANY (ARRAY['focus'::text, 'deep_work'::text, 'pomodoro'::text, 'meeting'::text, 'break'::text, 'admin'::text]))),
     CONSTRAINT time_blocks_time_range_check CHECK ((ends_at > starts_at))
 );
 
@@ -3507,10 +3507,10 @@ CREATE TABLE public.time_budgets (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
     sort_order integer DEFAULT 0 NOT NULL,
-    CONSTRAINT time_budgets__dbt_tmp_budget_minutes_check CHECK ((budget_minutes > 0)),
-    CONSTRAINT time_budgets__dbt_tmp_period_check CHECK ((period = ANY (ARRAY['weekly'::text, 'monthly'::text]))),
+    CONSTRAINT time_budgets_budget_minutes_check CHECK ((budget_minutes > 0)),
     CONSTRAINT time_budgets_date_range_check CHECK (((ends_on IS NULL) OR (ends_on >= starts_on))),
-    CONSTRAINT time_budgets_one_target_check CHECK ((num_nonnulls(domain_id, project_id) = 1))
+    CONSTRAINT time_budgets_one_target_check CHECK ((num_nonnulls(domain_id, project_id) = 1)),
+    CONSTRAINT time_budgets_period_check CHECK ((period = ANY (ARRAY['weekly'::text, 'monthly'::text])))
 );
 
 

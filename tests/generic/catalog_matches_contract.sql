@@ -1,8 +1,9 @@
 {#
   Everything the model's YAML contract declares is in the PostgreSQL catalog:
-  each named constraint (primary key, foreign keys, unique, checks) in
-  pg_constraint, each index of contract_indexes() in pg_index, each column
-  default in pg_attrdef and the updated_at trigger in pg_trigger. dbt rebuilds
+  each named constraint (primary key, foreign keys, unique, checks) and each
+  column CHECK under its name (check_constraint_name) in pg_constraint, each
+  index of contract_indexes() in pg_index, each NOT NULL in pg_attribute, each
+  column default in pg_attrdef and the updated_at trigger in pg_trigger. dbt rebuilds
   a table with DROP ... CASCADE, which silently takes its children's foreign
   keys with it; this test names what went missing. Put it on every mart.
 #}
@@ -21,9 +22,14 @@
         {%- do expected.append(('index', index.name)) -%}
     {%- endfor -%}
     {%- for column in node.columns.values() -%}
-        {%- for constraint in column.constraints
-            if constraint.type == 'custom' and constraint.expression.startswith('default ') -%}
-            {%- do expected.append(('default', column.name)) -%}
+        {%- for constraint in column.constraints -%}
+            {%- if constraint.type == 'custom' and constraint.expression.startswith('default ') -%}
+                {%- do expected.append(('default', column.name)) -%}
+            {%- elif constraint.type == 'not_null' -%}
+                {%- do expected.append(('not_null', column.name)) -%}
+            {%- elif constraint.type == 'check' -%}
+                {%- do expected.append(('constraint', check_constraint_name(node, column, constraint))) -%}
+            {%- endif -%}
         {%- endfor -%}
     {%- endfor -%}
     {%- if 'updated_at' in node.columns -%}
@@ -71,6 +77,14 @@ catalog as (
             pg_attrdef.adrelid = pg_attribute.attrelid
             and pg_attrdef.adnum = pg_attribute.attnum
     where pg_attrdef.adrelid = {{ table }}
+
+    union all
+
+    select
+        'not_null' as kind,
+        attname::text as object_name
+    from pg_attribute
+    where attrelid = {{ table }} and attnotnull and not attisdropped
 
     union all
 
