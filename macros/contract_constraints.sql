@@ -12,16 +12,19 @@
     one sort per key index, one join per foreign key.
   The constraints and their names are the contract's; a row that breaks one
   fails the model as before. A model without an enforced contract (int_,
-  audit) is a plain CREATE TABLE AS, as in dbt.
+  audit) is a plain CREATE TABLE AS, as in dbt; `sql_header` and `unlogged`
+  are honoured as dbt-postgres does.
 #}
 {% macro postgres__create_table_as(temporary, relation, sql) %}
-    {%- if config.get('contract').enforced %}
+    {%- set enforced = config.get('contract').enforced -%}
+    {%- if enforced %}
         {{- get_assert_columns_equivalent(sql) }}
     {%- endif %}
-    create {{ 'temporary ' if temporary }}table {{ relation }} as (
-        {{ get_select_subquery(sql) if config.get('contract').enforced else sql }}
+    {{ config.get('sql_header') or '' }}
+    create {{ 'temporary ' if temporary else 'unlogged ' if config.get('unlogged') }}table {{ relation }} as (
+        {{ get_select_subquery(sql) if enforced else sql }}
     );
-    {%- if config.get('contract').enforced and not temporary %}
+    {%- if enforced and not temporary %}
     alter table {{ relation }}
         {{ contract_columns_ddl(model) | join(',\n        ') }};
     {%- endif %}

@@ -62,9 +62,12 @@ def build_probe(
 
 @pytest.mark.usefixtures("fresh_database")
 def test_the_contract_lands_in_the_catalog_under_its_names(tmp_path: Path) -> None:
-    run = build_probe(tmp_path, "select 1 as id, 'open'::text as status")
+    # dbt's own table options still apply to a contracted table
+    run = build_probe(tmp_path, "{{ config(unlogged=true) }} select 1 as id, 'open'::text as status")
     assert run.returncode == 0, run.stdout[-2000:]
     with psycopg2.connect("") as conn, conn.cursor() as cur:
+        cur.execute("select relpersistence from pg_class where oid = 'v2_shadow.contract_probe'::regclass")
+        assert cur.fetchone() == ("u",)
         cur.execute("select conname from pg_constraint where conrelid = 'v2_shadow.contract_probe'::regclass")
         assert sorted(name for (name,) in cur.fetchall()) == ["contract_probe_pkey", "contract_probe_status_check"]
         cur.execute(
