@@ -49,7 +49,7 @@ def write_inputs(root: Path, rows: dict[str, str | None], inventory: dict[str, b
             """
             create schema v2_work;
             create table v2_work.int_files (
-                id uuid, object_key text, storage_path text, size_bytes bigint, reject_rule text);
+                id uuid, object_key text, storage_path text, size_bytes bigint, reject_rule text, reject_detail text);
             create schema v1;
             create table v1.storage_objects (
                 id uuid default gen_random_uuid(), bucket_id text, name text, metadata jsonb);
@@ -59,7 +59,9 @@ def write_inputs(root: Path, rows: dict[str, str | None], inventory: dict[str, b
             cur,
             "insert into v2_work.int_files values %s",
             [
-                (file_id, key, f"{root}/{key}" if key else None, None, None if key else "unsafe_storage_path")
+                (file_id, key, f"{root}/{key}", None, None, None)
+                if key
+                else (file_id, None, None, None, "unsafe_storage_path", "storage_path /x gives an absolute object key")
                 for file_id, key in rows.items()
             ],
         )

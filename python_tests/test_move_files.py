@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -161,15 +164,19 @@ def test_blobs_that_keep_failing_or_do_not_verify_fail_the_step_and_leave_no_fil
 
 
 def test_names_that_escape_the_storage_root_are_refused(fresh_database: str, root: Path, tmp_path: Path) -> None:
-    objects = {"../escape.txt": b"x", "/abs.txt": b"x", "nul\x00.txt": b"x", "ok.txt": b"ok"}
-    rows = {file_id(1): "../../etc/passwd", file_id(2): None, file_id(3): "ok.txt"}
+    """int_files' verdict refuses a row; a bucket name (or a row the model got wrong) never climbs out either."""
+    objects = {"../escape.txt": b"x", "a/../../up.txt": b"x", "/abs.txt": b"x", "nul\x00.txt": b"x", "ok.txt": b"ok"}
+    rows = {file_id(1): "a/../../up.txt", file_id(2): None, file_id(3): "ok.txt"}
     write_inputs(root, rows, {})
     with FakeStorage("life-os-files", objects, KEY) as storage:
         move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
         assert storage.downloads == ["ok.txt"]
     statuses = {k: (r["status"], r["local_path"]) for k, r in manifest().items()}
+    details = {k: r["detail"] for k, r in manifest().items()}
+    assert details[None] == "unsafe_storage_path: storage_path /x gives an absolute object key"  # the model's verdict
+    assert details["a/../../up.txt"] == "'a/..' below the storage root is no plain folder name"
     assert statuses == {
-        "../../etc/passwd": ("refused", None),
+        "a/../../up.txt": ("refused", None),
         None: ("refused", None),
         "../escape.txt": ("refused", None),
         "/abs.txt": ("refused", None),
@@ -303,3 +310,105 @@ def test_bad_input_is_one_clear_line(fresh_database: str, root: Path, monkeypatc
     write_inputs(root.parent, {file_id(1): "a.txt"}, {})  # storage_path under another root than the step's
     with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: run both with the same"):
         move_files.move(move_files.LocalSource(root.parent.parent), root)
+
+
+def test_symbolic_links_below_the_root_are_refused_not_followed(
+    fresh_database: str, root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"not yours")
+    staging = tmp_path / "staging"
+    objects = {"2025/a.txt": b"a", "linked.txt": b"l", "fine/b.txt": b"b", "stray/c.txt": b"c"}
+    for key, body in objects.items():
+        (staging / key).parent.mkdir(parents=True, exist_ok=True)
+        (staging / key).write_bytes(body)
+    write_inputs(root, {file_id(1): "2025/a.txt", file_id(2): "linked.txt", file_id(3): "fine/b.txt"}, objects)
+    root.mkdir(parents=True)
+    (root / "2025").symlink_to(outside)
+    (root / "linked.txt").symlink_to(outside / "secret.txt")
+    (root / "orphans").symlink_to(outside)
+    move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
+    assert [(p.name, p.read_bytes()) for p in outside.iterdir()] == [("secret.txt", b"not yours")]
+    rows = manifest()
+    assert {k: (r["status"], r["local_path"], r["detail"]) for k, r in rows.items() if r["status"] == "refused"} == {
+        "2025/a.txt": ("refused", None, "2025 below the storage root is a symbolic link or no folder"),
+        "linked.txt": ("refused", None, "linked.txt below the storage root is a symbolic link"),
+        "stray/c.txt": ("refused", None, "orphans below the storage root is a symbolic link or no folder"),
+    }
+    assert (rows["fine/b.txt"]["status"], (root / "fine" / "b.txt").read_bytes()) == ("copied", b"b")
+    assert (root / "2025").is_symlink() and (root / "linked.txt").is_symlink()  # left as they were, reported
+
+
+def run_cli(*args: str, key: str | None = None, url: str | None = None) -> tuple[int, str]:
+    """Run the files step as a user would; its exit code and everything it printed (stdout and stderr)."""
+    env = {**os.environ, "SUPABASE_URL": url or "", "SUPABASE_SERVICE_KEY": key or ""}
+    command = [sys.executable, "scripts/move_files.py", *args]
+    done = subprocess.run(command, cwd=lifeos_env.ROOT, env=env, text=True, capture_output=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_service_key_with_a_line_end_is_stripped_and_never_printed(
+    fresh_database: str, root: Path, tmp_path: Path
+) -> None:
+    objects = {"ok.txt": b"ok"}
+    write_inputs(root, {file_id(1): "ok.txt"}, objects)
+    with FakeStorage("life-os-files", objects, KEY) as storage:
+        runs = [
+            run_cli("--files-from", "supabase", "--storage-root", str(root), "--manifest", str(tmp_path / "m.json"),
+                    key=KEY + end, url=storage.url + end)
+            for end in ("\r", "\n", "\r\n", " \t")
+        ]  # fmt: skip
+        bad = run_cli("--files-from", "supabase", "--storage-root", str(root), key=KEY + "\x01x", url=storage.url)
+    assert [code for code, _ in runs] == [0, 0, 0, 0], runs
+    assert manifest()["ok.txt"]["status"] in ("copied", "present")
+    assert bad == (
+        1,
+        "files step failed: SUPABASE_SERVICE_KEY holds a control or non-ASCII character: set it to the service key"
+        " alone\n",
+    )
+    assert not [output for _, output in runs if KEY in output]
+
+
+def test_an_unreachable_storage_url_or_a_read_only_root_is_one_clear_line(
+    fresh_database: str, root: Path, tmp_path: Path
+) -> None:
+    write_inputs(root, {file_id(1): "ok.txt"}, {})
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    code, output = run_cli("--files-from", "supabase", "--storage-root", str(root), "--retries", "1", key=KEY, url=url)
+    assert (code, output) == (
+        1,
+        f"files step failed: SUPABASE_URL {url}: cannot list bucket life-os-files after 2 attempts: listing /:"
+        " ConnectError: [Errno 111] Connection refused\n",
+    )
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "ok.txt").write_bytes(b"ok")
+    assert list(root.iterdir()) == []  # made by the run above
+    with read_only(root):
+        code, output = run_cli("--files-from", str(staging), "--storage-root", str(root))
+    assert (code, output) == (1, f"files step failed: storage root {root}: cannot write there ({READ_ONLY}); choose"
+                                 " another --storage-root\n")  # fmt: skip
+    assert list(root.iterdir()) == []
+
+
+READ_ONLY = "Operation not permitted" if os.geteuid() == 0 else "Permission denied"
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` read-only even for root: immutable (chattr +i) as root, mode 0555 otherwise."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(folder)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o750)

@@ -1,17 +1,20 @@
 """Move v1's file blobs from Supabase Storage (or a local staging folder) to local disk under the storage root.
 
 Which blobs: one per v1 `files` row, read from the view `v2_work.int_files`
-(object key and local storage_path, so the path rules live only in the
-mapping), checked against the `v1.storage_objects` inventory (size and eTag
-MD5). Objects in the bucket that no row references are copied to
+(object key and local storage_path): the model alone decides which keys may
+become paths, and a row it rejected for its storage_path is reported as
+refused with the model's reason. Blobs are checked against the
+`v1.storage_objects` inventory (size and eTag MD5). Objects in the bucket that no row references are copied to
 `<storage root>/orphans/<key>` so nothing is lost.
 
 Each blob is written to a temporary name beside its destination, fsynced,
 hashed (sha256 and md5), checked against the inventory's size and MD5, and only
 then renamed into place (mode 0640, folders 0750): a run killed at any moment
 leaves no partial file under a final name, and a re-run skips blobs already
-present with the right checksum and repairs the others. Keys holding `..`, an
-absolute path or a NUL are refused. Downloads run concurrently and are retried
+present with the right checksum and repairs the others. Below the storage root
+every folder is opened one name at a time relative to its parent (openat with
+O_NOFOLLOW): a symbolic link (or a name that would climb out) is never followed
+and its blob is reported as refused. Downloads run concurrently and are retried
 with backoff on 429, 5xx and broken transfers.
 
 The outcome of every blob is written to the table lifeos_migration.file_manifest
@@ -28,15 +31,18 @@ refused, failed (not in place). A failed blob makes the step fail; re-run it.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import itertools
 import json
 import os
+import secrets
+import stat
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -100,6 +106,10 @@ class Retryable(Exception):
     """A transient failure (429, 5xx, a broken transfer): try again after a pause."""
 
 
+class Refused(Exception):
+    """A path below the storage root the files step will not write through: a symbolic link, a non-folder."""
+
+
 class Source(Protocol):
     secret: str  # to be kept out of every message (the service key), or ""
 
@@ -143,7 +153,13 @@ class SupabaseSource:
     def __init__(self, url: str, key: str, bucket: str, retries: int, backoff: float, concurrency: int) -> None:
         from supabase import ClientOptions, SupabaseException, create_client  # lazily: slow, only this source needs it
 
+        key, url = key.strip(), url.strip()  # a key pasted with its line end: \r or \n would break the header
+        if not (key.isascii() and key.isprintable()):
+            raise lifeos_env.MigrationError(
+                "SUPABASE_SERVICE_KEY holds a control or non-ASCII character: set it to the service key alone"
+            )
         self.secret, self.bucket_id, self.retries, self.backoff = key, bucket, retries, backoff
+        self.url = url
         self.concurrency = concurrency
         # One connection pool for the client's listing and for streaming the downloads, authorised as Storage demands.
         self.session = httpx.Client(
@@ -165,7 +181,13 @@ class SupabaseSource:
         level = [""]
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             while level:
-                listed = list(pool.map(self.list_folder, level))
+                try:
+                    listed = list(pool.map(self.list_folder, level))
+                except Retryable as error:
+                    raise lifeos_env.MigrationError(
+                        f"SUPABASE_URL {self.url}: cannot list bucket {self.bucket_id} after"
+                        f" {self.retries + 1} attempts: {error}"
+                    ) from None
                 keys.update(key for found, _ in listed for key in found)
                 level = [folder for _, folders in listed for folder in folders]
         return keys
@@ -245,22 +267,6 @@ def with_retries(attempt: Callable[[], T], retries: int, backoff: float) -> T:
     raise AssertionError("itertools.count() ended")
 
 
-def refusal(key: str) -> str | None:
-    """Why `key` can never become a path under the storage root, or None when it is safe."""
-    if "\x00" in key:
-        return "object key holds a NUL"
-    if printable(key) != key:
-        return "object key is not valid UTF-8"
-    if key.startswith("/"):
-        return "object key is an absolute path"
-    parts = key.split("/")
-    if ".." in parts or "." in parts:
-        return "object key holds a . or .. segment"
-    if "" in parts:
-        return "object key holds an empty segment"
-    return None
-
-
 def printable(key: str) -> str:
     """`key` as text a database can hold: a NUL and bytes that are not UTF-8 (from a folder's names) escaped."""
     raw = key.encode("utf-8", "surrogateescape")
@@ -287,10 +293,11 @@ class Entry:
     sha256: str | None = None
     md5: str | None = None
     expected: Expected = field(default_factory=Expected)
+    below_root: tuple[str, ...] = ()  # local_path's names below the storage root, as the filesystem gets them
 
     def rows(self) -> list[dict[str, object]]:
         row = asdict(self)
-        del row["file_ids"], row["expected"]
+        del row["file_ids"], row["expected"], row["below_root"]
         return [{"file_id": file_id, **row} for file_id in self.file_ids]
 
 
@@ -301,7 +308,8 @@ class Digest:
     md5: str
 
 
-FileRow = tuple[str, str | None, str | None, int | None, str | None]  # id, object_key, storage_path, size, reject_rule
+# id, object_key, storage_path, size_bytes, reject_rule, reject_detail
+FileRow = tuple[str, str | None, str | None, int | None, str | None, str | None]
 
 
 def read_inputs(bucket: str) -> tuple[list[FileRow], dict[str, Expected], dict[tuple[str, str], str]]:
@@ -313,8 +321,8 @@ def read_inputs(bucket: str) -> tuple[list[FileRow], dict[str, Expected], dict[t
                 f"{WORK_SCHEMA}.int_files does not exist: build it first (dbt build --select +int_files)"
             )
         cur.execute(
-            f"select id::text, object_key, storage_path, size_bytes, reject_rule from {WORK_SCHEMA}.int_files"
-            " order by id"
+            "select id::text, object_key, storage_path, size_bytes, reject_rule, reject_detail"
+            f" from {WORK_SCHEMA}.int_files order by id"
         )
         files = cur.fetchall()
         cur.execute("select to_regclass(%s)", (f"{V1_SCHEMA}.storage_objects",))
@@ -348,10 +356,9 @@ def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
     in_bucket = source.keys()
     entries: dict[str, Entry] = {}
     refused: list[Entry] = []
-    for file_id, key, storage_path, size, reject_rule in files:
-        problem = "no safe object key" if key is None else refusal(key)
-        if problem:
-            refused.append(Entry([file_id], key, None, "refused", f"{problem} (reject_rule {reject_rule})"))
+    for file_id, key, storage_path, size, reject_rule, reject_detail in files:
+        if key is None:  # int_files' verdict: this storage_path never becomes a path
+            refused.append(Entry([file_id], None, None, "refused", f"{reject_rule}: {reject_detail}"))
             continue
         if storage_path != str(root / key):
             raise lifeos_env.MigrationError(
@@ -367,15 +374,38 @@ def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
         notes += [f"row rejected by {reject_rule}"] if reject_rule else []
         status = "copy" if key in in_bucket else "missing"
         entries[key] = Entry(
-            [file_id], key, storage_path, status, "; ".join(notes) or None, expected.size or size, expected=expected
+            [file_id],
+            key,
+            storage_path,
+            status,
+            "; ".join(notes) or None,
+            expected.size or size,
+            expected=expected,
+            below_root=tuple(key.split("/")),
         )
     for key in sorted((in_bucket | inventory.keys()) - entries.keys()):
-        problem = refusal(key)
-        path = None if problem else str(root / ORPHANS / key)
-        status = "refused" if problem else "orphan" if key in in_bucket else "missing"
-        detail = problem or ("no files row references it" if key in in_bucket else "in storage.objects only")
+        path = str(root / ORPHANS / key)
+        if printable(key) != key:  # a staging folder's name the manifest (text) cannot hold
+            entries[key] = Entry(
+                [None],
+                printable(key),
+                None,
+                "refused",
+                "the manifest (text) cannot hold this name: not UTF-8, or a NUL",
+            )
+            continue
+        status, detail = ("orphan", "no files row references it") if key in in_bucket else ("missing", None)
         expected = replace(inventory.get(key, Expected()), sha256=previous.get((key, path)))
-        entries[key] = Entry([None], printable(key), path, status, detail, expected.size, expected=expected)
+        entries[key] = Entry(
+            [None],
+            key,
+            path,
+            status,
+            detail or "in storage.objects only",
+            expected.size,
+            expected=expected,
+            below_root=(ORPHANS, *key.split("/")),
+        )
     return [*entries.values(), *refused]
 
 
@@ -383,16 +413,6 @@ def expected_from(size: str | None, etag: str | None) -> Expected:
     md5 = (etag or "").strip('"').lower()
     valid = len(md5) == 32 and all(c in "0123456789abcdef" for c in md5)
     return Expected(int(size) if size and size.isdigit() else None, md5 if valid else None)
-
-
-def digest(path: Path) -> Digest:
-    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
-    with open(path, "rb") as blob:
-        while chunk := blob.read(CHUNK):
-            sha.update(chunk)
-            md5.update(chunk)
-            size += len(chunk)
-    return Digest(size, sha.hexdigest(), md5.hexdigest())
 
 
 def mismatch(found: Digest, expected: Expected) -> str | None:
@@ -404,38 +424,116 @@ def mismatch(found: Digest, expected: Expected) -> str | None:
     return None
 
 
-def make_folders(folder: Path, root: Path) -> None:
-    """Create `folder` and its missing parents down from the storage root, each with mode 0750."""
-    missing = [p for p in [folder, *folder.parents] if p == root or root in p.parents]
-    for path in reversed(missing):
+class StorageRoot:
+    """The storage root's tree, walked one name at a time from the root's descriptor, never through a link.
+
+    Each folder below the root is opened relative to its parent with O_NOFOLLOW, so a symbolic link (to a
+    folder outside, or in place of a blob) is refused, not followed, however the tree changes meanwhile.
+    Which object keys may become paths is int_files' decision; a name that is no plain name
+    (empty, `.`, `..`, holding a NUL) can still never be opened as one step down.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @contextmanager
+    def folder(self, names: Sequence[str], create: bool) -> Iterator[int]:
+        """A descriptor of the folder `names` below the root, its missing folders made (0750) when `create`."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            path.mkdir()
-            path.chmod(0o750)
-        except FileExistsError:
-            pass
+            for depth, name in enumerate(names, 1):
+                child = self.step(fd, name, "/".join(names[:depth]), create)
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def step(parent: int, name: str, shown: str, create: bool) -> int:
+        """Open folder `name` in `parent` without following a link."""
+        if name in ("", ".", "..") or "\x00" in name:
+            raise Refused(f"{shown!r} below the storage root is no plain folder name")
+        created = False
+        if create:
+            try:
+                os.mkdir(name, 0o750, dir_fd=parent)
+                created = True
+            except FileExistsError:
+                pass
+        try:
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise Refused(f"{shown} below the storage root is a symbolic link or no folder") from None
+            raise
+        if created:
+            os.fchmod(child, 0o750)
+        return child
+
+    def digest(self, names: Sequence[str]) -> Digest | None:
+        """The blob at `names`, or None when there is none; a link or a non-file there is refused."""
+        *folders, name = names
+        try:
+            with self.folder(folders, create=False) as parent:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=parent)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise Refused(f"{'/'.join(names)} below the storage root is a symbolic link") from None
+            raise
+        with os.fdopen(fd, "rb") as blob:
+            if not stat.S_ISREG(os.fstat(blob.fileno()).st_mode):
+                raise Refused(f"{'/'.join(names)} below the storage root is no regular file")
+            sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+            while chunk := blob.read(CHUNK):
+                sha.update(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+        return Digest(size, sha.hexdigest(), md5.hexdigest())
+
+    def sweep(self, folders: set[tuple[str, ...]]) -> None:
+        """Remove the temporary files a killed run left in `folders`."""
+        for names in folders:
+            try:
+                with self.folder(names, create=False) as fd:
+                    for stale in os.listdir(fd):
+                        if stale.startswith(".lifeos-") and stale.endswith(".part"):
+                            os.unlink(stale, dir_fd=fd)
+            except (FileNotFoundError, Refused):
+                pass
+
+    def fsync(self, names: Sequence[str]) -> None:
+        """Make the renames in folder `names` durable."""
+        with self.folder(names, create=False) as fd:
+            os.fsync(fd)
 
 
 class Mover:
     def __init__(self, source: Source, root: Path, progress: Progress, retries: int, backoff: float) -> None:
-        self.source, self.root, self.progress, self.retries, self.backoff = source, root, progress, retries, backoff
+        self.source, self.tree, self.progress = source, StorageRoot(root), progress
+        self.retries, self.backoff = retries, backoff
         self.bar = progress.add_task("blobs", total=None)
 
     def move(self, entry: Entry) -> Entry:
         """Put one blob in place (or find it there) and return its manifest entry."""
         try:
-            return self.place(entry, Path(str(entry.local_path)))
+            return self.place(entry)
         except ObjectMissing as error:
             return replace(entry, status="missing", detail=str(error))
+        except Refused as error:
+            return replace(entry, status="refused", local_path=None, detail=str(error))
         except Exception as error:  # any other failure is recorded, the run goes on, and the step fails at the end
             return replace(entry, status="failed", detail=describe(error, self.source.secret))
 
-    def place(self, entry: Entry, dest: Path) -> Entry:
-        old = digest(dest) if dest.is_file() else None
+    def place(self, entry: Entry) -> Entry:
+        old = self.tree.digest(entry.below_root)
         known = entry.expected.md5 or entry.expected.sha256
         if old and known and not mismatch(old, entry.expected) and entry.expected.sha256 in (None, old.sha256):
             self.progress.advance(self.bar, old.size)
             return self.done(entry, old, "present" if entry.status == "copy" else entry.status)
-        write = partial(self.write, entry.object_key or "", dest, entry.expected)
+        write = partial(self.write, entry.object_key or "", entry.below_root, entry.expected)
         new = with_retries(write, self.retries, self.backoff)
         if entry.status == "orphan":
             return self.done(entry, new, "orphan")
@@ -445,48 +543,51 @@ class Mover:
     def done(entry: Entry, found: Digest, status: str) -> Entry:
         return replace(entry, status=status, size_bytes=found.size, sha256=found.sha256, md5=found.md5)
 
-    def write(self, key: str, dest: Path, expected: Expected) -> Digest:
-        """Stream the object to a temporary file beside `dest`, fsync, verify, and rename it into place."""
-        make_folders(dest.parent, self.root)
-        fd, temporary = tempfile.mkstemp(dir=dest.parent, prefix=".lifeos-", suffix=".part")
-        sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in self.source.chunks(key):
-                    out.write(chunk)
-                    sha.update(chunk)
-                    md5.update(chunk)
-                    size += len(chunk)
-                    self.progress.advance(self.bar, len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
-            found = Digest(size, sha.hexdigest(), md5.hexdigest())
-            if problem := mismatch(found, expected):
-                raise ValueError(problem)
-            os.chmod(temporary, 0o640)
-            os.replace(temporary, dest)
-            return found
-        except BaseException:
-            self.progress.advance(self.bar, -size)
-            Path(temporary).unlink(missing_ok=True)
-            raise
+    def write(self, key: str, names: tuple[str, ...], expected: Expected) -> Digest:
+        """Stream the object to a temporary file beside its destination, fsync, verify, and rename it into place."""
+        *folders, name = names
+        with self.tree.folder(folders, create=True) as parent:
+            temporary = f".lifeos-{secrets.token_hex(8)}.part"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640, dir_fd=parent)
+            sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    os.fchmod(out.fileno(), 0o640)
+                    for chunk in self.source.chunks(key):
+                        out.write(chunk)
+                        sha.update(chunk)
+                        md5.update(chunk)
+                        size += len(chunk)
+                        self.progress.advance(self.bar, len(chunk))
+                    out.flush()
+                    os.fsync(out.fileno())
+                found = Digest(size, sha.hexdigest(), md5.hexdigest())
+                if problem := mismatch(found, expected):
+                    raise ValueError(problem)
+                os.replace(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
+                return found
+            except BaseException:
+                self.progress.advance(self.bar, -size)
+                os.unlink(temporary, dir_fd=parent)
+                raise
 
 
-def sweep_temporaries(entries: list[Entry]) -> None:
-    """Remove the temporary files a killed run left beside the destinations."""
-    for folder in {Path(e.local_path).parent for e in entries if e.local_path}:
-        if folder.is_dir():
-            for stale in folder.glob(".lifeos-*.part"):
-                stale.unlink(missing_ok=True)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make the renames in `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY)
+def writable_root(root: Path) -> None:
+    """Make the storage root (0750) if it is missing, and prove a file can be created in it."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(mode=0o750)
+            root.chmod(0o750)
+        except FileExistsError:
+            pass
+        probe = root / f".lifeos-{secrets.token_hex(8)}.part"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        probe.unlink()
+    except OSError as error:
+        raise lifeos_env.MigrationError(
+            f"storage root {root}: cannot write there ({error.strerror}); choose another --storage-root"
+        ) from None
 
 
 def write_manifest(entries: list[Entry], json_path: Path) -> None:
@@ -530,23 +631,23 @@ def move(
 ) -> list[Entry]:
     """The files step: plan, move every blob, write the manifest; raise when a blob could not be moved."""
     root = Path(os.path.abspath(root))
+    if not dry_run:
+        writable_root(root)
     entries = plan(source, root, bucket)
     if dry_run:
         print_entries(f"plan: {len(entries)} blobs into {root} (dry run, nothing copied)", entries)
         return entries
-    root.parent.mkdir(parents=True, exist_ok=True)
-    make_folders(root, root)
     to_move = [e for e in entries if e.status in ("copy", "orphan")]
-    sweep_temporaries(to_move)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
         mover = Mover(source, root, progress, retries, backoff)
+        mover.tree.sweep({e.below_root[:-1] for e in to_move})
         total = sum(e.size_bytes or 0 for e in to_move)  # planned sizes: the inventory's, else files.size_bytes
         progress.update(mover.bar, total=total, description=f"{len(to_move)} blobs")
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             moved = {id(e): done for e, done in zip(to_move, pool.map(mover.move, to_move), strict=True)}
             entries = [moved.get(id(e), e) for e in entries]
-            list(pool.map(fsync_folder, {Path(e.local_path).parent for e in entries if e.status in IN_PLACE}))
+            list(pool.map(mover.tree.fsync, {e.below_root[:-1] for e in entries if e.status in IN_PLACE}))
     write_manifest(entries, manifest_json)
     counts: dict[str, int] = {}
     for entry in entries:
