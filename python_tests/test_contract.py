@@ -51,7 +51,7 @@ def build_probe(
     shutil.copytree(lifeos_env.ROOT, project, ignore=shutil.ignore_patterns(
         ".venv", ".pgdata", ".storage", ".git", "target", "logs", "out", "docs", "sample"))  # fmt: skip
     (project / "models" / "marts" / "contract_probe.sql").write_text(select + "\n")
-    (project / "models" / "marts" / "_contract_probe.yml").write_text(
+    (project / "models" / "marts" / "contract_probe.yml").write_text(
         PROBE_YAML.format(model_constraints=model_constraints, columns=columns)
     )
     command = ["dbt", "run", "--select", "contract_probe", "--project-dir", str(project),
