@@ -6,6 +6,8 @@
   passed). A build killed part way through stays 'building' and is marked
   'interrupted' by the next one. scripts/publish.py publishes only the shadow
   of a 'built' run, and completes the row (git commit, backup, counts, result).
+  A green full build with var accept_rejects records the losses it accepted in
+  <meta>.accepted_losses (macros/loss_accepted.sql reads them).
 #}
 {% macro ledger_build_started() %}
     {%- if execute and is_writing_v2() -%}
@@ -48,6 +50,16 @@
                 on {{ meta }}.published_rows (run_id, table_name, row_md5);
             comment on table {{ meta }}.published_rows is
                 'md5 of every row a publish put live: live rows not in here were created or changed by the app.';
+            create table if not exists {{ meta }}.accepted_losses (
+                run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
+                v1_table text not null,
+                v1_id text,
+                loss text not null,
+                detail text
+            );
+            comment on table {{ meta }}.accepted_losses is
+                'Losses a build accepted (--accept-rejects): rejected v1 rows by rule, files rows whose blob was missing'
+                ' at the source (blob_missing). `dbt test` on live v2 accepts those of the run that published it.';
             update {{ meta }}.runs set result = 'interrupted', finished_at = now() where result = 'building';
             insert into {{ meta }}.runs (command, full_build, dbt_invocation_id, schemas, app_role, result)
             values (
@@ -71,8 +83,31 @@
                 result = {{ "'build failed'" if failed else "'built'" }},
                 detail = {{ sql_literal(failed | join(', ') or none) }}
             where dbt_invocation_id = {{ sql_literal(invocation_id) }};
+            {%- if var('accept_rejects') and not failed %}
+                {{ record_accepted_losses() }}
+            {%- endif %}
         {%- endcall -%}
     {%- endif -%}
+{% endmacro %}
+
+{# The rejected rows of this build, and with the files check on, the files rows whose blob was missing at the source. #}
+{% macro record_accepted_losses() %}
+    {%- set meta = adapter.quote(var('meta_schema')) -%}
+    insert into {{ meta }}.accepted_losses (run_id, v1_table, v1_id, loss, detail)
+    select runs.run_id, losses.v1_table, losses.v1_id, losses.loss, losses.detail
+    from (
+        select v1_table, v1_id::text as v1_id, rule as loss, detail
+        from {{ adapter.quote(target.schema) }}.migration_rejects
+        where action = 'rejected'
+        {%- if var('files_checked') %}
+            union all
+            select 'files', file_id::text, 'blob_missing', object_key || ': ' || coalesce(detail, 'missing')
+            from {{ meta }}.file_manifest
+            where status = 'missing' and file_id is not null
+        {%- endif %}
+    ) as losses
+    cross join {{ meta }}.runs as runs
+    where runs.dbt_invocation_id = {{ sql_literal(invocation_id) }} and runs.full_build;
 {% endmacro %}
 
 {# A value as an SQL string literal (quotes doubled), or null. #}

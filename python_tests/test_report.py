@@ -76,7 +76,7 @@ def test_rejects_fail_the_report_unless_accepted_and_stay_listed_either_way() ->
         dbt_test("marts migration_rejects")
         assert report.main([]) == 1
         assert red_cells(report.render(report.build())) == {("daily_focus", "rejected")}
-        assert "daily_focus: 1 rows rejected by rule orphan_fk" in " ".join(report.build().failures)
+        assert "daily_focus: 1 rejected by rule orphan_fk" in " ".join(report.build().failures)
         dbt_test("marts migration_rejects", "{accept_rejects: true}")
         assert report.main([]) == 0
         accepted = report.build()

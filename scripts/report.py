@@ -6,7 +6,9 @@ test and the rejects. Outcomes come from dbt's target/run_results.json (which
 test ran on which table from target/manifest.json); row counts are queried
 from the relations that run read. Written to the terminal as a rich table and
 to target/report.md and target/report.json. Exit status 0 only when every
-check passed, every v1 row is accounted for, and no reject is left unaccepted.
+check passed, every v1 row is accounted for, and no loss (a rejected row, a
+blob missing at the source) is left unaccepted. scripts/migrate adds what its
+publish step noted (an allowed shrink, no app role) to the same report.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import psycopg2.extensions
 import yaml
 from psycopg2 import sql
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import lifeos_env
@@ -70,11 +73,56 @@ class Check:
 
 
 @dataclass
+class MissingBlob:
+    """A v1 files row whose blob the files step did not find at the source (manifest status missing)."""
+
+    file_id: str
+    object_key: str
+    detail: str | None
+
+
+@dataclass
 class Report:
     tables: list[TableLine]
     checks: list[Check]  # every dbt test that is not a per-table validation check, e.g. rejects_policy
     rejects: list[tuple[str, str, str, int]]  # v1 table, action, rule, rows
-    accept_rejects: bool
+    accept_rejects: bool  # the run's var accept_rejects (scripts/migrate --accept-rejects)
+    missing_blobs: list[MissingBlob] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a person should know though nothing failed
+
+    def passed_check(self, name: str) -> bool:
+        return any(c.name == name and c.status in GOOD for c in self.checks)
+
+    @property
+    def rejects_accepted(self) -> bool:
+        """Accepted by the run's flag, or by the rejects policy (it accepts what live v2's publish recorded)."""
+        return self.accept_rejects or self.passed_check("rejects_policy")
+
+    @property
+    def blobs_accepted(self) -> bool:
+        """Accepted by the run's flag, or by check 4 on files (it passes a missing blob only when accepted)."""
+        files = next((t for t in self.tables if t.table == "files"), None)
+        return self.accept_rejects or (files is not None and files.checks.get(CHECKS["file_blobs_verified"]) in GOOD)
+
+    def losses(self) -> list[tuple[str, bool]]:
+        """Each loss in words, and whether it is accepted: rows rejected and adjusted by table and rule,
+        each blob missing at the source. Adjusted rows are in v2: always accepted."""
+        found = [
+            (f"{table}: {rows} {action} by rule {rule}", None if action == "adjusted" else self.rejects_accepted)
+            for table, action, rule, rows in self.rejects
+        ]
+        found += [
+            (f"files {blob.file_id}: blob {blob.object_key!r} missing at source", self.blobs_accepted)
+            for blob in self.missing_blobs
+        ]
+        return [
+            (text, True)
+            if accepted is None
+            else (text + ", accepted", True)
+            if accepted
+            else (text + " (scripts/migrate --accept-rejects accepts it)", False)
+            for text, accepted in found
+        ]
 
     @property
     def failures(self) -> list[str]:
@@ -87,12 +135,7 @@ class Report:
         ]
         problems += [f"{t.table}: {problem}" for t in self.tables for problem in t.problems]
         problems += [f"{c.name} {c.status}" for c in self.checks if c.status not in GOOD]
-        if not self.accept_rejects:
-            problems += [
-                f"{table}: {rows} rows rejected by rule {rule} (--vars '{{accept_rejects: true}}' accepts them)"
-                for table, action, rule, rows in self.rejects
-                if action == "rejected"
-            ]
+        problems += [text for text, accepted in self.losses() if not accepted]
         return problems
 
     @property
@@ -123,6 +166,21 @@ def stored_problems(cur: psycopg2.extensions.cursor, check: str, failures_relati
         )
     )
     return [f"{check}: {problem} ({rows} row{'s' * (rows != 1)})" for problem, rows in cur.fetchall()]
+
+
+def missing_blobs(cur: psycopg2.extensions.cursor) -> list[MissingBlob]:
+    """The files rows whose blob the last files step found missing at the source."""
+    manifest = sql.SQL("{}.file_manifest").format(sql.Identifier(lifeos_env.dbt_var("meta_schema")))
+    cur.execute("select to_regclass(%s) is not null", (manifest.as_string(cur),))
+    if not cur.fetchone()[0]:
+        return []
+    cur.execute(
+        sql.SQL(
+            "select file_id::text, object_key, detail from {} where status = 'missing' and file_id is not null"
+            " order by object_key, file_id"
+        ).format(manifest)
+    )
+    return [MissingBlob(*row) for row in cur.fetchall()]
 
 
 def build(target: Path = TARGET) -> Report:
@@ -177,12 +235,14 @@ def build(target: Path = TARGET) -> Report:
                     line.problems += stored_problems(cur, CHECKS[check], test["relation_name"])
             elif outcome:
                 other.append(Check(test["name"], status, "" if status in GOOD else outcome["message"] or ""))
+        files_checked = any(t.v1_table == "files" and CHECKS["file_blobs_verified"] in t.checks for t in lines.values())
+        blobs = missing_blobs(cur) if files_checked else []
     for test in disabled:
         check = (test.get("test_metadata") or {}).get("name")
         line = lines.get(test.get("attached_node") or "")
         if check in CHECKS and line:
             line.checks[CHECKS[check]] = NOT_CHECKED
-    return Report(sorted(lines.values(), key=lambda t: t.table), other, rejects, accept_rejects)
+    return Report(sorted(lines.values(), key=lambda t: t.table), other, rejects, accept_rejects, blobs)
 
 
 def style(text: str, wrong: bool) -> str:
@@ -210,7 +270,7 @@ def render(report: Report) -> Table:
             line.table if line.v1_table in (None, line.table) else f"{line.table} (v1 {line.v1_table})",
             style(number(line.v1_rows), not line.accounted),
             style(number(line.v2_rows, "missing"), not line.accounted),
-            style(str(line.rejected), line.rejected > 0 and not report.accept_rejects),
+            style(str(line.rejected), line.rejected > 0 and not report.rejects_accepted),
             str(line.adjusted),
             *(outcome_cell(line.checks.get(heading)) for heading in CHECKS.values()),
         )
@@ -252,18 +312,29 @@ def markdown(report: Report) -> str:
         "",
         *(f"- {c.name}: {c.status}{': ' + c.detail if c.detail else ''}" for c in report.checks),
         "",
-        f"## Rejects and adjustments (accept_rejects: {str(report.accept_rejects).lower()})",
+        f"## Rejects, adjustments and missing blobs (accept_rejects: {str(report.accept_rejects).lower()})",
         "",
-        *(f"- {table}: {rows} {action} by rule {rule}" for table, action, rule, rows in report.rejects),
+        *(f"- {text}" for text, _ in report.losses()),
     ]
+    if report.notes:
+        text += ["", "## Notes", "", *(f"- {note}" for note in report.notes)]
     if report.failures:
         text += ["", "## Failures", "", *(f"- {failure}" for failure in report.failures)]
     return "\n".join(text) + "\n"
 
 
+def note(report: Report, notes: list[str], target: Path = TARGET) -> None:
+    """Add notes (e.g. from the publish step) to the report: print them, and (re)write report.md and report.json."""
+    report.notes += notes
+    for line in notes:
+        console.print(f"[yellow]note: {escape(line)}[/yellow]", soft_wrap=True)
+    write(report, target)
+
+
 def write(report: Report, target: Path = TARGET) -> None:
     (target / "report.md").write_text(markdown(report))
-    data = {**asdict(report), "passed": report.passed, "failures": report.failures}
+    losses = [{"loss": text, "accepted": accepted} for text, accepted in report.losses()]
+    data = {**asdict(report), "losses": losses, "passed": report.passed, "failures": report.failures}
     (target / "report.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -272,12 +343,12 @@ def run(target: Path = TARGET) -> Report:
     report = build(target)
     console.print(render(report))
     console.print(render_checks(report))
-    for v1_table, action, rule, rows in report.rejects:
-        accepted = action == "adjusted" or report.accept_rejects
-        console.print(style(f"{v1_table}: {rows} {action} by rule {rule}", not accepted))
-    for failure in report.failures:
-        console.print(style(failure, True))
-    write(report, target)
+    failures = report.failures
+    for text, accepted in report.losses():
+        console.print(style(escape(text), not accepted), highlight=False, soft_wrap=True)
+    for failure in failures:
+        console.print(style(escape(failure), True), highlight=False, soft_wrap=True)
+    note(report, [], target)
     if not report.passed:
         raise lifeos_env.MigrationError(
             f"validation failed: {len(report.failures)} problems, listed above and in {target / 'report.md'}"

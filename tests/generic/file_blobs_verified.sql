@@ -6,6 +6,12 @@
   Storage recorded an MD5 eTag, that md5. Multipart eTags ("<hex>-<parts>")
   are no MD5 and are not compared. Returns each file with its problem.
 
+  A blob missing at the source (manifest status missing) is a loss that may be
+  accepted (macros/loss_accepted.sql: scripts/migrate --accept-rejects, or the
+  acceptance recorded by the run that published live v2); the row's metadata
+  is then in v2 and the check passes for it. A blob with the wrong size or
+  checksum is never accepted.
+
   A run without a files step has no manifest: pass --vars
   '{files_checked: false}' to disable this test on purpose; scripts/report
   then lists the check as "not checked", never as passed.
@@ -56,6 +62,7 @@
             v2.id,
             v2.storage_path,
             manifest.file_id as manifest_file_id,
+            manifest.object_key,
             manifest.status,
             manifest.local_path,
             manifest.size_bytes as blob_size,
@@ -75,6 +82,8 @@
             *,
             case
                 when manifest_file_id is null then 'no blob in the file manifest'
+                when status = 'missing' and {{ loss_accepted("'files'", 'joined.id::text', "'blob_missing'") }} then null
+                when status = 'missing' then 'blob missing at source: ' || object_key
                 when status not in ('{{ ok_statuses | join("', '") }}') then 'blob status ' || status
                 when local_path is distinct from storage_path then 'blob is at ' || local_path || ', not at storage_path'
                 when blob_size is distinct from expected_size then 'blob size ' || blob_size || ' != v1 size ' || expected_size
