@@ -2,9 +2,14 @@
 
 The target is the database the libpq PG* variables name, or the embedded
 PostgreSQL 16 when PGHOST is unset. Steps: restore the v1 dump into schema v1,
-move the file blobs, build and test v2 with dbt in the shadow schema, publish
-it as live v2, and report what reconciled. Exit status 0 only when every step
-passed.
+move the file blobs, build and test v2 with dbt in the shadow schema, report
+what reconciled, and publish it as live v2. Exit status 0 only when every step
+passed; nothing is published after a failed step.
+
+Known losses (rows v2 rejects, blobs missing at the source) stop the run
+before publishing, each named, unless --accept-rejects accepts them on purpose.
+--no-publish stops after the report (a rehearsal): `scripts/publish publish`
+publishes that build later.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from psycopg2 import sql
 from rich.console import Console
 
 import generate_sample
@@ -27,7 +33,7 @@ import publish
 import report
 import restore_v1
 
-console = Console()
+console = Console(soft_wrap=True)  # a one-line message stays one line
 
 
 def dbt(*args: str) -> None:
@@ -51,29 +57,70 @@ def build_int_files() -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def v1_files_rows() -> int:
+    """Rows of the restored v1 files table."""
+    with lifeos_env.transaction() as cur:
+        cur.execute(sql.SQL("select count(*) from {}.files").format(sql.Identifier(lifeos_env.dbt_var("v1_schema"))))
+        return cur.fetchone()[0]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--sample", action="store_true", help="migrate the bundled Supabase-shaped sample dump")
     source.add_argument("--dump", type=Path, metavar="FILE", help="migrate this pg_dump of v1 (plain, custom, CLI)")
     source.add_argument("--from-dsn", metavar="DSN", help="migrate a live v1 database, read over a read-only session")
     parser.add_argument("--scale", type=int, default=1, help="with --sample: a fresh sample dump at this scale")
-    parser.add_argument(
+    files = parser.add_mutually_exclusive_group()
+    files.add_argument(
         "--files-from",
         metavar="DIR|supabase",
         help="move the blobs from a folder or the bucket (default with --sample: its own)",
+    )
+    files.add_argument(
+        "--skip-files",
+        action="store_true",
+        help="migrate without moving the blobs: files.storage_path points at nothing; check 4 is not checked",
     )
     parser.add_argument(
         "--storage-root",
         type=Path,
         help="where the blobs go (LIFEOS_STORAGE_ROOT, default /opt/lifeos/storage/files)",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--accept-rejects",
+        action="store_true",
+        help="accept the known losses (rejected rows, blobs missing at the source); they stay listed as accepted",
+    )
+    parser.add_argument(
+        "--app-role",
+        metavar="ROLE",
+        default=os.environ.get("LIFEOS_APP_ROLE") or None,
+        help="the app's database role: publish grants it what the app needs (LIFEOS_APP_ROLE)",
+    )
+    parser.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="publish even when a table of live v2 would lose rows or be emptied (the report says so)",
+    )
+    parser.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="rehearsal: stop after the report; the build stays publishable with `scripts/publish publish`",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     if args.storage_root:
         os.environ["LIFEOS_STORAGE_ROOT"] = str(args.storage_root.absolute())
     try:
         lifeos_env.ensure_target()
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
+        if args.app_role:
+            with lifeos_env.transaction() as cur:
+                publish.check_role(cur, args.app_role)
         with tempfile.TemporaryDirectory() as scratch:
             dump, files_from = args.dump, args.files_from
             if args.sample:
@@ -83,26 +130,50 @@ def main(argv: list[str] | None = None) -> int:
                 if files_from is None:
                     files_from = generate_sample.write_sample_blobs(args.scale, Path(scratch) / "blobs")
             restore_v1.restore(dump, args.from_dsn)
+            notes = files_not_moved(files_from is not None, args.skip_files)
             if files_from:
                 build_int_files()
                 move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), lifeos_env.storage_root())
+        dbt_vars = {"files_checked": files_from is not None, "accept_rejects": args.accept_rejects}
         try:
             # unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
             # dbt advises leaving them out of production runs
-            dbt(
-                "build",
-                "--exclude-resource-type",
-                "unit_test",
-                "--vars",
-                json.dumps({"files_checked": files_from is not None}),
-            )
+            dbt("build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars | app_role_var(args)))
         finally:
-            report.run()  # audits the shadow the build wrote, and says what failed when it did
-        publish.publish()
+            reconciled = report.run()  # audits the shadow the build wrote, and says what failed when it did
+        report.note(reconciled, notes)
+        if args.no_publish:
+            console.print(
+                f"rehearsal: nothing published; the build in schema {lifeos_env.dbt_var('shadow_schema')} is kept"
+                " for review (dbt docs) and `scripts/publish publish`",
+                soft_wrap=True,
+            )
+            return 0
+        report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink))
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
         return 1
     return 0
+
+
+def app_role_var(args: argparse.Namespace) -> dict[str, str]:
+    """The dbt var app_role, recorded with the build for its publish; only when a role is named."""
+    return {"app_role": args.app_role} if args.app_role else {}
+
+
+def files_not_moved(files_given: bool, skip_files: bool) -> list[str]:
+    """Stop when v1 has files rows and no files step will move their blobs, unless --skip-files says so."""
+    if files_given:
+        return []
+    rows = v1_files_rows()
+    if rows and not skip_files:
+        raise lifeos_env.MigrationError(
+            f"v1 has {rows} files rows and no --files-from DIR|supabase was given, so their blobs would not be"
+            " moved; name the blobs' source with --files-from, or migrate without them with --skip-files"
+        )
+    if rows:
+        return [f"files step skipped (--skip-files): the blobs of {rows} files rows were not moved"]
+    return []
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ BACKUP_PREFIX = "v2_backup_"
 ROLLED_BACK_PREFIX = "v2_rolledback_"
 DEFAULT_BACKUP_DIR = Path("/opt/lifeos/backups")
 LOCK_TIMEOUT = "30s"
+SHRINK_TOLERANCE = 0.05  # a table may lose up to this share of its published rows (rows deleted in v1) unasked
+# What the app's role gets on live v2, on its objects now and (default privileges) on those created later.
+APP_PRIVILEGES = {"tables": "select, insert, update, delete", "sequences": "usage, select", "functions": "execute"}
 BUILDS = ("build", "run")  # ledger commands that write the shadow schema
 ANY_RUN = (*BUILDS, "rollback", "cleanup")
 TEST_FAILURES_SCHEMA = "dbt_test__audit"  # where dbt stores failing test rows (store_failures), for scripts/report
@@ -54,6 +57,10 @@ SESSION_OPTIONS = (
 
 class ChangesWouldBeLost(lifeos_env.MigrationError):
     """Live v2 holds rows the app created or changed since the last publish."""
+
+
+class WouldShrink(ChangesWouldBeLost):
+    """The new v2 has far fewer rows than live v2 in a migrated table: rows would leave v2."""
 
 
 @dataclass
@@ -267,7 +274,7 @@ def dump_schema(cur: Cursor, schema: str, folder: Path, stamp: str) -> tuple[Pat
 
 
 def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str | None) -> None:
-    """Rename live -> outgoing and incoming -> live; extensions and grants follow the live name."""
+    """Rename live -> outgoing and incoming -> live; extensions and privileges follow the live name."""
     if schema_exists(cur, live):
         cur.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(live), sql.Identifier(outgoing)))
     cur.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(incoming), sql.Identifier(live)))
@@ -280,25 +287,129 @@ def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str 
         if not relocatable:
             raise lifeos_env.MigrationError(f"extension {extension} lives in schema {live} and cannot move with it")
         cur.execute(sql.SQL("alter extension {} set schema {}").format(sql.Identifier(extension), sql.Identifier(live)))
+    if schema_exists(cur, outgoing):
+        carry_over_privileges(cur, outgoing, live)
     if app_role:
-        cur.execute("select count(*) from pg_roles where rolname = %s", (app_role,))
-        if cur.fetchone()[0] == 0:
-            raise lifeos_env.MigrationError(f"the app role {app_role} (var app_role) does not exist")
-        names = {"schema": sql.Identifier(live), "role": sql.Identifier(app_role)}
+        grant_app_role(cur, live, app_role)
+
+
+def check_role(cur: Cursor, role: str) -> None:
+    """Fail in one line when the app's role does not exist on the target server."""
+    cur.execute("select count(*) from pg_roles where rolname = %s", (role,))
+    if cur.fetchone()[0] == 0:
+        raise lifeos_env.MigrationError(
+            f"the app role {role} (--app-role / LIFEOS_APP_ROLE) does not exist on the target server"
+        )
+
+
+def grant_app_role(cur: Cursor, schema: str, role: str) -> None:
+    """Grant the app's role what the app needs on `schema`, now and on objects created in it later."""
+    check_role(cur, role)
+    names = {"schema": sql.Identifier(schema), "role": sql.Identifier(role)}
+    cur.execute(sql.SQL("grant usage on schema {schema} to {role}").format(**names))
+    for kind, privileges in APP_PRIVILEGES.items():
         for grant in (
-            "grant usage on schema {schema} to {role}",
-            "grant select, insert, update, delete on all tables in schema {schema} to {role}",
-            "grant usage, select on all sequences in schema {schema} to {role}",
+            "grant {privileges} on all {kind} in schema {schema} to {role}",
+            "alter default privileges in schema {schema} grant {privileges} on {kind} to {role}",
         ):
-            cur.execute(sql.SQL(grant).format(**names))
+            cur.execute(sql.SQL(grant).format(privileges=sql.SQL(privileges), kind=sql.SQL(kind), **names))
+
+
+# One GRANT (or ALTER DEFAULT PRIVILEGES) per privilege any role but the owner held in schema %(old)s: on the
+# schema, on each table, view, sequence and function that %(new)s holds under the same name, and by default.
+CARRIED_PRIVILEGES = """
+with grantable as (
+    select 'schema ' || quote_ident(%(new)s) as object, n.nspowner as owner, n.nspacl as acl
+    from pg_namespace n where n.nspname = %(old)s
+    union all
+    select case c.relkind when 'S' then 'sequence ' else 'table ' end || format('%%I.%%I', %(new)s, c.relname),
+        c.relowner, c.relacl
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = %(old)s and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and exists (
+        select from pg_class t join pg_namespace tn on tn.oid = t.relnamespace
+        where tn.nspname = %(new)s and t.relname = c.relname and t.relkind = c.relkind)
+    union all
+    select format('function %%I.%%I(%%s)', %(new)s, p.proname, pg_get_function_identity_arguments(p.oid)),
+        p.proowner, p.proacl
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = %(old)s and exists (
+        select from pg_proc t join pg_namespace tn on tn.oid = t.pronamespace
+        where tn.nspname = %(new)s and t.proname = p.proname
+            and pg_get_function_identity_arguments(t.oid) = pg_get_function_identity_arguments(p.oid))
+)
+select format('grant %%s on %%s to %%s%%s', a.privilege_type, g.object,
+    case a.grantee when 0 then 'public' else a.grantee::regrole::text end,
+    case when a.is_grantable then ' with grant option' else '' end)
+from grantable g cross join aclexplode(g.acl) a
+where a.grantee <> g.owner
+union all
+select format('alter default privileges for role %%s in schema %%I grant %%s on %%s to %%s', d.defaclrole::regrole,
+    %(new)s, a.privilege_type,
+    case d.defaclobjtype when 'r' then 'tables' when 'S' then 'sequences' when 'f' then 'functions' else 'types' end,
+    case a.grantee when 0 then 'public' else a.grantee::regrole::text end)
+from pg_default_acl d join pg_namespace n on n.oid = d.defaclnamespace cross join aclexplode(d.defaclacl) a
+where n.nspname = %(old)s
+"""
+
+
+def carry_over_privileges(cur: Cursor, old: str, new: str) -> None:
+    """Give schema `new` the privileges schema `old` gave: an app that worked before a publish keeps working."""
+    cur.execute(CARRIED_PRIVILEGES, {"old": old, "new": new})
+    for (grant,) in cur.fetchall():
+        cur.execute(grant)
+
+
+def access_warning(cur: Cursor, live: str) -> list[str]:
+    """A warning when no role but the owner may read live v2's tables."""
+    cur.execute(
+        "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " cross join aclexplode(c.relacl) a where n.nspname = %s and c.relkind in ('r', 'p')"
+        " and a.grantee <> c.relowner and a.privilege_type = 'SELECT'",
+        (live,),
+    )
+    if cur.fetchone()[0]:
+        return []
+    return [
+        f"no application role has access to live v2 (schema {live}): name the app's role with --app-role ROLE"
+        " (or LIFEOS_APP_ROLE)"
+    ]
+
+
+def refuse_shrink(cur: Cursor, live: str, shadow: str, allow: bool) -> list[str]:
+    """Refuse (unless `allow`) when a table of `shadow` has far fewer rows than live v2 had when published,
+    or none where it had some. Return the note for the report when allowed."""
+    run_id = published_by(cur, live)
+    before: dict[str, int] = {}
+    if run_id is not None:
+        cur.execute(sql.SQL("select table_counts from {} where run_id = %s").format(meta("runs")), (run_id,))
+        before = cur.fetchone()[0] or {}
+    after = row_counts(cur, shadow)
+    shrunk = [
+        f"{table} {rows} -> {after.get(table, 0)}"
+        for table, rows in sorted(before.items())
+        if rows and (after.get(table, 0) == 0 or rows - after.get(table, 0) > SHRINK_TOLERANCE * rows)
+    ]
+    if not shrunk:
+        return []
+    if not allow:
+        raise WouldShrink(
+            f"the new v2 would shrink live v2 (schema {live}): {', '.join(shrunk)} rows (more than"
+            f" {SHRINK_TOLERANCE:.0%} fewer, or emptied); check the dump, or publish anyway with --allow-shrink"
+        )
+    return [f"published although v2 shrank (--allow-shrink): {', '.join(shrunk)} rows"]
 
 
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
-def publish(*, force: bool = False, backup_to: Path | None = None) -> str:
-    """Publish the shadow of the last green, full `dbt build` as live v2; return the live schema's name."""
+def publish(
+    *, force: bool = False, backup_to: Path | None = None, allow_shrink: bool = False, app_role: str | None = None
+) -> list[str]:
+    """Publish the shadow of the last green, full `dbt build` as live v2.
+
+    The app's role is `app_role`, else the one the build recorded. Return notes for the report
+    (an allowed shrink, no app role with access)."""
     with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
         build = last_run(cur, BUILDS)
     # refused or failed: a publish of this green build was tried and rolled back; the shadow is as built
@@ -313,12 +424,14 @@ def publish(*, force: bool = False, backup_to: Path | None = None) -> str:
         if not tables(cur, shadow):
             raise lifeos_env.MigrationError(f"the shadow schema {shadow} holds no tables: run `dbt build` again")
         hold_live(cur, live, "publish", force)
+        notes = refuse_shrink(cur, live, shadow, allow_shrink)
         when = stamp()
         dump_path, dump_sha256 = (
             dump_schema(cur, live, backup_dir(backup_to), when) if tables(cur, live) else (None, None)
         )
         backup = BACKUP_PREFIX + when
-        swap_in(cur, shadow, live, backup, build.app_role)
+        swap_in(cur, shadow, live, backup, app_role or build.app_role)
+        notes += access_warning(cur, live)
         for table in tables(cur, live):
             cur.execute(
                 sql.SQL("insert into {} (run_id, table_name, row_md5) select %s, %s, md5(t::text) from {} t").format(
@@ -331,9 +444,12 @@ def publish(*, force: bool = False, backup_to: Path | None = None) -> str:
             cur, build.run_id, result="published", published_schema_oid=cur.fetchone()[0],
             backup_schema=backup if schema_exists(cur, backup) else None,
             dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256, table_counts=row_counts(cur, live),
+            detail="; ".join(notes) or None,
         )  # fmt: skip
     console.print(f"published schema {shadow} as live v2 ({live})" + (f"; backup {dump_path}" if dump_path else ""))
-    return live
+    for note in notes:
+        console.print(f"[yellow]note: {note}[/yellow]", markup=True, highlight=False)
+    return notes
 
 
 def rollback(*, force: bool = False) -> str:
@@ -440,6 +556,15 @@ def main(argv: list[str] | None = None) -> int:
     publishing = commands.add_parser("publish", help="publish the shadow of the last green dbt build")
     publishing.add_argument("--force", action="store_true", help="replace rows the app changed (they are backed up)")
     publishing.add_argument(
+        "--allow-shrink", action="store_true", help="publish even when a table would lose rows or be emptied"
+    )
+    publishing.add_argument(
+        "--app-role",
+        metavar="ROLE",
+        default=os.environ.get("LIFEOS_APP_ROLE") or None,
+        help="the app's role to grant (LIFEOS_APP_ROLE; default: the one the build recorded)",
+    )
+    publishing.add_argument(
         "--backup-dir",
         type=Path,
         help=f"folder of the pg_dump backups (LIFEOS_BACKUP_DIR, default {DEFAULT_BACKUP_DIR})",
@@ -455,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lifeos_env.ensure_target()
         if args.command == "publish":
-            publish(force=args.force, backup_to=args.backup_dir)
+            publish(force=args.force, backup_to=args.backup_dir, allow_shrink=args.allow_shrink, app_role=args.app_role)
         elif args.command == "rollback":
             rollback(force=args.force)
         elif args.command == "export-changes":
