@@ -45,7 +45,7 @@ def dbt(*args: str) -> None:
 
 
 def build_int_files() -> None:
-    """Build int_files and everything it reads (seeds and views, no tests) for the files step."""
+    """Build int_files and everything it reads (seeds, staging views and int_ tables; no tests) for the files step."""
     dbt(
         "build",
         "--select",

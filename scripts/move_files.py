@@ -1,6 +1,6 @@
 """Move v1's file blobs from Supabase Storage (or a local staging folder) to local disk under the storage root.
 
-Which blobs: one per v1 `files` row, read from the view `v2_work.int_files`
+Which blobs: one per v1 `files` row, read from the table `v2_work.int_files`
 (object key and local storage_path): the model alone decides which keys may
 become paths, and a row it rejected for its storage_path is reported as
 refused with the model's reason. Blobs are checked against the

@@ -19,12 +19,12 @@ checked as (
 
     select
         areas.*,
-        coalesce(
-            {{ id_check('area_id', 'copies') }},
-            {{ required_reference_check('domain_id', 'domains') }},
-            {{ required_check('name') }},
-            {{ required_check('created_at') }}
-        ) as verdict
+        {{ verdict([
+            reject_if_id_null_or_repeated('area_id', 'copies'),
+            reject_unless_parent_migrated('domain_id', 'domains'),
+            reject_if_null('name'),
+            reject_if_null('created_at')
+        ]) }}
     from areas
     left join domains on areas.domain_id = domains.id
 
@@ -40,12 +40,12 @@ final as (
         created_at,
         created_at as updated_at,
         true as is_active,
-        {{ sort_order(partition_by='domain_id', order_by='verdict is not null, created_at, area_id') }}
+        {{ sort_order(partition_by='domain_id', order_by='reject_rule is not null, created_at, area_id') }}
             as sort_order,
         null::text as icon,
         null::text as color,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
+        reject_rule,
+        reject_detail,
         null::text as adjustment
     from checked
 

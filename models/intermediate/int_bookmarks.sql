@@ -34,12 +34,12 @@ checked as (
         {{ kept_reference('domain_id', 'domains') }} as kept_domain_id,
         {{ kept_reference('project_id', 'projects') }} as kept_project_id,
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
-        coalesce(
-            {{ id_check('link_id', 'copies') }},
-            {{ required_check('label') }},
-            {{ required_check('url') }},
-            {{ required_check('created_at') }}
-        ) as verdict,
+        {{ verdict([
+            reject_if_id_null_or_repeated('link_id', 'copies'),
+            reject_if_null('label'),
+            reject_if_null('url'),
+            reject_if_null('created_at')
+        ]) }},
         {{ adjustments([('domain_id', 'domains'), ('project_id', 'projects'), ('task_id', 'tasks')]) }}
             as adjustment
     from links
@@ -67,8 +67,8 @@ final as (
         true as is_active,
         0 as sort_order,
         null::text[] as tags,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail
+        reject_rule,
+        reject_detail
     from checked
 
 )

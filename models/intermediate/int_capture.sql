@@ -20,12 +20,12 @@ checked as (
     select
         capture.*,
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
-        coalesce(
-            {{ id_check('capture_id', 'copies') }},
-            {{ required_check('raw_text') }},
-            {{ required_check('processed') }},
-            {{ required_check('created_at') }}
-        ) as verdict,
+        {{ verdict([
+            reject_if_id_null_or_repeated('capture_id', 'copies'),
+            reject_if_null('raw_text'),
+            reject_if_null('processed'),
+            reject_if_null('created_at')
+        ]) }},
         {{ adjustments([('task_id', 'tasks')]) }} as adjustment
     from capture
     left join tasks on capture.task_id = tasks.id
@@ -45,9 +45,9 @@ final as (
         'web' as source,
         created_at as updated_at,
         true as is_active,
-        {{ sort_order(order_by='verdict is not null, created_at, capture_id') }} as sort_order,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
+        {{ sort_order(order_by='reject_rule is not null, created_at, capture_id') }} as sort_order,
+        reject_rule,
+        reject_detail,
         adjustment
     from checked
 

@@ -29,13 +29,13 @@ checked as (
         value,
         label,
         is_system,
-        coalesce(
-            {{ id_check('context_type_id', 'copies') }},
-            {{ required_check('value') }},
-            {{ check('duplicate_value', 'value_rank > 1', "'value ' || value || ' occurs more than once in v1'") }},
-            {{ required_check('label') }},
-            {{ required_check('is_system') }}
-        ) as verdict
+        {{ verdict([
+            reject_if_id_null_or_repeated('context_type_id', 'copies'),
+            reject_if_null('value'),
+            reject_if('value_rank > 1', 'duplicate_value', "'value ' || value || ' occurs more than once in v1'"),
+            reject_if_null('label'),
+            reject_if_null('is_system')
+        ]) }}
     from context_types
 
 ),
@@ -47,9 +47,10 @@ added_defaults as (
         defaults.value,
         defaults.label,
         defaults.is_system,
-        null::text[] as verdict
+        null::text as reject_rule,
+        null::text as reject_detail
     from defaults
-    left join checked on defaults.value = checked.value and checked.verdict is null
+    left join checked on defaults.value = checked.value and checked.reject_rule is null
     where checked.value is null
 
 ),
@@ -70,9 +71,9 @@ final as (
         label,
         is_system,
         true as is_active,
-        {{ sort_order(order_by='verdict is not null, is_system desc nulls last, value, id') }} as sort_order,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
+        {{ sort_order(order_by='reject_rule is not null, is_system desc nulls last, value, id') }} as sort_order,
+        reject_rule,
+        reject_detail,
         null::text as adjustment
     from all_types
 

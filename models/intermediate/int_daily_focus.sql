@@ -31,12 +31,12 @@ checked as (
         daily_focus.*,
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
         task_domains.domain_id,
-        coalesce(
-            {{ id_check('daily_focus_id', 'copies') }},
-            {{ required_check('focus_date') }},
-            {{ required_check('completed') }},
-            {{ required_check('created_at') }}
-        ) as verdict,
+        {{ verdict([
+            reject_if_id_null_or_repeated('daily_focus_id', 'copies'),
+            reject_if_null('focus_date'),
+            reject_if_null('completed'),
+            reject_if_null('created_at')
+        ]) }},
         {{ adjustments([('task_id', 'tasks')]) }} as adjustment
     from daily_focus
     left join tasks on daily_focus.task_id = tasks.id
@@ -57,10 +57,12 @@ final as (
         domain_id,
         created_at as updated_at,
         true as is_active,
-        {{ sort_order(partition_by='focus_date', order_by='verdict is not null, slot, created_at, daily_focus_id') }}
-            as sort_order,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
+        {{ sort_order(
+            partition_by='focus_date',
+            order_by='reject_rule is not null, slot, created_at, daily_focus_id'
+        ) }} as sort_order,
+        reject_rule,
+        reject_detail,
         adjustment
     from checked
 

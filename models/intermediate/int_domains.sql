@@ -13,11 +13,11 @@ checked as (
 
     select
         *,
-        coalesce(
-            {{ id_check('domain_id', 'copies') }},
-            {{ required_check('name') }},
-            {{ required_check('created_at') }}
-        ) as verdict
+        {{ verdict([
+            reject_if_id_null_or_repeated('domain_id', 'copies'),
+            reject_if_null('name'),
+            reject_if_null('created_at')
+        ]) }}
     from domains
 
 ),
@@ -31,11 +31,11 @@ final as (
         created_at,
         created_at as updated_at,
         true as is_active,
-        {{ sort_order(order_by='verdict is not null, created_at, domain_id') }} as sort_order,
+        {{ sort_order(order_by='reject_rule is not null, created_at, domain_id') }} as sort_order,
         null::text as description,
         null::text as icon,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
+        reject_rule,
+        reject_detail,
         null::text as adjustment
     from checked
 

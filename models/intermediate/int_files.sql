@@ -95,20 +95,20 @@ path_checked as (
 
     select
         *,
-        coalesce(
-            {{ check('unknown_storage_path', 'is_url and url_parts is null',
-                "'storage_path ' || storage_path || ' is not a Supabase Storage object URL'") }},
-            {{ check('foreign_bucket', "bucket <> '" ~ var('storage_bucket') ~ "'",
+        {{ verdict([
+            reject_if('is_url and url_parts is null', 'unknown_storage_path',
+                "'storage_path ' || storage_path || ' is not a Supabase Storage object URL'"),
+            reject_if("bucket <> '" ~ var('storage_bucket') ~ "'", 'foreign_bucket',
                 "'storage_path ' || storage_path || ' is in bucket ' || bucket || ', not "
-                ~ var('storage_bucket') ~ "'") }},
-            {{ check('unsafe_storage_path', 'decoded_key is null',
-                "'storage_path ' || storage_path || ' decodes to invalid UTF-8 or a NUL byte'") }},
-            {{ check('unsafe_storage_path',
-                "decoded_key = '' or starts_with(decoded_key, '/') or right(decoded_key, 1) = '/'",
-                "'storage_path ' || storage_path || ' gives an empty, absolute or folder object key'") }},
-            {{ check('unsafe_storage_path', "'..' = any(string_to_array(decoded_key, '/'))",
-                "'storage_path ' || storage_path || ' has a .. segment'") }}
-        ) as path_verdict
+                ~ var('storage_bucket') ~ "'"),
+            reject_if('decoded_key is null', 'unsafe_storage_path',
+                "'storage_path ' || storage_path || ' decodes to invalid UTF-8 or a NUL byte'"),
+            reject_if(
+                "decoded_key = '' or starts_with(decoded_key, '/') or right(decoded_key, 1) = '/'", 'unsafe_storage_path',
+                "'storage_path ' || storage_path || ' gives an empty, absolute or folder object key'"),
+            reject_if("'..' = any(string_to_array(decoded_key, '/'))", 'unsafe_storage_path',
+                "'storage_path ' || storage_path || ' has a .. segment'")
+        ], prefix='path_') }}
     from decoded
 
 ),
@@ -121,16 +121,16 @@ checked as (
         {{ kept_reference('project_id', 'projects') }} as kept_project_id,
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
         {{ kept_reference('capture_id', 'capture') }} as kept_capture_id,
-        coalesce(
-            {{ id_check('file_id', 'copies') }},
-            {{ required_check('filename') }},
-            {{ required_check('original_filename') }},
-            {{ required_check('storage_path') }},
-            path_checked.path_verdict,
-            {{ check('out_of_range', 'size_bytes < 0', "'size_bytes ' || size_bytes || ' is negative'") }},
-            {{ required_check('created_at') }},
-            {{ required_check('updated_at') }}
-        ) as verdict,
+        {{ verdict([
+            reject_if_id_null_or_repeated('file_id', 'copies'),
+            reject_if_null('filename'),
+            reject_if_null('original_filename'),
+            reject_if_null('storage_path'),
+            reject_as('path_checked.path_reject_rule', 'path_checked.path_reject_detail'),
+            reject_if('size_bytes < 0', 'out_of_range', "'size_bytes ' || size_bytes || ' is negative'"),
+            reject_if_null('created_at'),
+            reject_if_null('updated_at')
+        ]) }},
         {{ adjustments([
             ('domain_id', 'domains'), ('project_id', 'projects'), ('task_id', 'tasks'), ('capture_id', 'capture')
         ]) }} as adjustment
@@ -152,8 +152,8 @@ final as (
         kept_capture_id as capture_id,
         filename,
         original_filename,
-        case when path_verdict is null then decoded_key end as object_key,
-        case when path_verdict is null then '{{ var("storage_root") }}/' || decoded_key end as storage_path,
+        case when path_reject_rule is null then decoded_key end as object_key,
+        case when path_reject_rule is null then '{{ var("storage_root") }}/' || decoded_key end as storage_path,
         mime_type,
         size_bytes,
         description,
@@ -163,8 +163,8 @@ final as (
         null::uuid as note_id,
         true as is_active,
         0 as sort_order,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
+        reject_rule,
+        reject_detail,
         adjustment
     from checked
 

@@ -34,15 +34,15 @@ checked as (
         {{ kept_reference('domain_id', 'domains') }} as kept_domain_id,
         {{ kept_reference('project_id', 'projects') }} as kept_project_id,
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
-        coalesce(
-            {{ id_check('note_id', 'copies') }},
-            {{ required_check('title') }},
-            {{ required_check('content_format') }},
-            {{ check('out_of_range', "content_format not in ('markdown', 'plain', 'html')",
-                "'content_format ' || content_format || ' is not markdown, plain or html'") }},
-            {{ required_check('created_at') }},
-            {{ required_check('updated_at') }}
-        ) as verdict,
+        {{ verdict([
+            reject_if_id_null_or_repeated('note_id', 'copies'),
+            reject_if_null('title'),
+            reject_if_null('content_format'),
+            reject_if("content_format not in ('markdown', 'plain', 'html')", 'out_of_range',
+                "'content_format ' || content_format || ' is not markdown, plain or html'"),
+            reject_if_null('created_at'),
+            reject_if_null('updated_at')
+        ]) }},
         {{ adjustments([('domain_id', 'domains'), ('project_id', 'projects'), ('task_id', 'tasks')]) }}
             as adjustment
     from notes
@@ -69,8 +69,8 @@ final as (
         false as is_pinned,
         true as is_active,
         0 as sort_order,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail
+        reject_rule,
+        reject_detail
     from checked
 
 )

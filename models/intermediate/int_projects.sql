@@ -33,15 +33,15 @@ checked as (
         projects.*,
         statuses.v2_status,
         {{ kept_reference('area_id', 'areas') }} as kept_area_id,
-        coalesce(
-            {{ id_check('project_id', 'copies') }},
-            {{ required_reference_check('domain_id', 'domains') }},
-            {{ required_check('name') }},
-            {{ required_check('status') }},
-            {{ check('out_of_range', 'statuses.v2_status is null', "'status ' || status || ' has no v2 status'") }},
-            {{ required_check('created_at') }},
-            {{ required_check('updated_at') }}
-        ) as verdict,
+        {{ verdict([
+            reject_if_id_null_or_repeated('project_id', 'copies'),
+            reject_unless_parent_migrated('domain_id', 'domains'),
+            reject_if_null('name'),
+            reject_if_null('status'),
+            reject_if('statuses.v2_status is null', 'out_of_range', "'status ' || status || ' has no v2 status'"),
+            reject_if_null('created_at'),
+            reject_if_null('updated_at')
+        ]) }},
         {{ adjustments([('area_id', 'areas')]) }} as adjustment
     from projects
     left join domains on projects.domain_id = domains.id
@@ -65,12 +65,14 @@ final as (
         null::date as start_date,
         3 as priority,
         true as is_active,
-        {{ sort_order(partition_by='domain_id, kept_area_id', order_by='verdict is not null, created_at, project_id') }}
-            as sort_order,
+        {{ sort_order(
+            partition_by='domain_id, kept_area_id',
+            order_by='reject_rule is not null, created_at, project_id'
+        ) }} as sort_order,
         null::text as color,
         null::uuid as release_id,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
+        reject_rule,
+        reject_detail,
         adjustment
     from checked
 

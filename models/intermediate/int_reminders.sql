@@ -24,13 +24,13 @@ checked as (
 
     select
         reminders.*,
-        coalesce(
-            {{ id_check('reminder_id', 'copies') }},
-            {{ required_reference_check('task_id', 'tasks') }},
-            {{ required_check('remind_at') }},
-            {{ required_check('delivered') }},
-            {{ required_check('created_at') }}
-        ) as verdict
+        {{ verdict([
+            reject_if_id_null_or_repeated('reminder_id', 'copies'),
+            reject_unless_parent_migrated('task_id', 'tasks'),
+            reject_if_null('remind_at'),
+            reject_if_null('delivered'),
+            reject_if_null('created_at')
+        ]) }}
     from reminders
     left join tasks on reminders.task_id = tasks.id
 
@@ -51,8 +51,8 @@ final as (
         null::text as recurrence,
         null::timestamptz as snoozed_until,
         null::text as adjustment,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail
+        reject_rule,
+        reject_detail
     from checked
 
 )

@@ -46,20 +46,20 @@ own_checked as (
         tasks.*,
         statuses.v2_status,
         {{ kept_reference('project_id', 'projects') }} as kept_project_id,
-        coalesce(
-            {{ id_check('tasks.task_id', 'copies') }},
-            {{ required_reference_check('domain_id', 'domains') }},
-            {{ check('orphan_fk', 'tasks.parent_id is not null and parents.task_id is null',
-                "'parent_id ' || tasks.parent_id || ' is not in v1 tasks'") }},
-            {{ required_check('title') }},
-            {{ required_check('priority') }},
-            {{ check('out_of_range', 'priority not between 1 and 4', "'priority ' || priority || ' is not 1-4'") }},
-            {{ required_check('status') }},
-            {{ check('out_of_range', 'statuses.v2_status is null', "'status ' || status || ' has no v2 status'") }},
-            {{ required_check('is_custom_context') }},
-            {{ required_check('created_at') }},
-            {{ required_check('updated_at') }}
-        ) as own_verdict,
+        {{ verdict([
+            reject_if_id_null_or_repeated('tasks.task_id', 'copies'),
+            reject_unless_parent_migrated('domain_id', 'domains'),
+            reject_if('tasks.parent_id is not null and parents.task_id is null', 'orphan_fk',
+                "'parent_id ' || tasks.parent_id || ' is not in v1 tasks'"),
+            reject_if_null('title'),
+            reject_if_null('priority'),
+            reject_if('priority not between 1 and 4', 'out_of_range', "'priority ' || priority || ' is not 1-4'"),
+            reject_if_null('status'),
+            reject_if('statuses.v2_status is null', 'out_of_range', "'status ' || status || ' has no v2 status'"),
+            reject_if_null('is_custom_context'),
+            reject_if_null('created_at'),
+            reject_if_null('updated_at')
+        ], prefix='own_') }},
         {{ adjustments([('project_id', 'projects')]) }} as adjustment
     from tasks
     left join domains on tasks.domain_id = domains.id
@@ -74,9 +74,9 @@ nodes as (
     select distinct on (task_id)
         task_id,
         parent_id,
-        own_verdict is not null as own_rejected
+        own_reject_rule is not null as own_rejected
     from own_checked
-    order by task_id, own_verdict is not null desc
+    order by task_id, own_reject_rule is not null desc
 
 ),
 
@@ -122,13 +122,13 @@ checked as (
 
     select
         own_checked.*,
-        coalesce(
-            own_checked.own_verdict,
-            {{ check('parent_cycle', 'lineage.in_cycle',
-                "'parent_id ' || own_checked.parent_id || ' leads back to this task'") }},
-            {{ check('parent_rejected', 'lineage.rejected_ancestor_id is not null',
-                "'ancestor task ' || lineage.rejected_ancestor_id || ' was rejected'") }}
-        ) as verdict
+        {{ verdict([
+            reject_as('own_checked.own_reject_rule', 'own_checked.own_reject_detail'),
+            reject_if('lineage.in_cycle', 'parent_cycle',
+                "'parent_id ' || own_checked.parent_id || ' leads back to this task'"),
+            reject_if('lineage.rejected_ancestor_id is not null', 'parent_rejected',
+                "'ancestor task ' || lineage.rejected_ancestor_id || ' was rejected'")
+        ]) }}
     from own_checked
     left join lineage on own_checked.task_id = lineage.task_id
 
@@ -161,11 +161,11 @@ final as (
         true as is_active,
         {{ sort_order(
             partition_by='coalesce(kept_project_id, domain_id), kept_project_id is null, parent_id',
-            order_by='verdict is not null, created_at, task_id'
+            order_by='reject_rule is not null, created_at, task_id'
         ) }} as sort_order,
         null::uuid as template_id,
-        verdict[1] as reject_rule,
-        verdict[2] as reject_detail,
+        reject_rule,
+        reject_detail,
         adjustment
     from checked
 
