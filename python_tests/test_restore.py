@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -172,12 +175,15 @@ CREATE TABLE public."tasks""; CREATE TABLE public.pwned_quote (a int); --" (a in
 COPY public."tasks; CREATE TABLE public.pwned_semicolon (a int); --" (a) FROM stdin;
 1
 \\.
-\\! touch {MARKER}
 COPY public.pwned_marker (a) FROM PROGRAM 'touch {MARKER}';
 """
 DOMAINS_COPY = "COPY public.domains (id, name, color, created_at) FROM stdin;\n"
 CLI_TASK = 'INSERT INTO "public"."tasks" '
-CLI_EXPRESSION = 'INSERT INTO "public"."domains" ("id") VALUES ((SELECT public.pwned_fn()));'
+# the first domains row of the CLI dump, its id replaced by an expression
+CLI_EXPRESSION = (
+    re.compile(r'(INSERT INTO "public"\."domains" \([^)]*\) VALUES \()[^,]*'),
+    r"\1(SELECT public.pwned_fn())",
+)
 # name -> (the dump variant, how it is spoiled, the one-line error expected)
 BAD_DUMPS: dict[str, tuple[str, Callable[[str], str | bytes], str]] = {
     "truncated in COPY data": (
@@ -215,6 +221,11 @@ BAD_DUMPS: dict[str, tuple[str, Callable[[str], str | bytes], str]] = {
         lambda t: t.replace("public.reminders ", "public.reminders_old "),
         "no table public.reminders",
     ),
+    "a shell escape": (
+        "plain",
+        lambda t: inject(t, f"\\! touch {MARKER}\n"),
+        "refusing the psql meta-command `\\! touch",
+    ),
     "COPY FROM PROGRAM": (
         "plain",
         lambda t: inject(t, f"COPY public.tasks (id) FROM PROGRAM 'touch {MARKER}';\n"),
@@ -229,8 +240,8 @@ BAD_DUMPS: dict[str, tuple[str, Callable[[str], str | bytes], str]] = {
     ),
     "an INSERT with an expression": (
         "cli",
-        lambda t: edit(t, "RESET ALL;", f"{CLI_EXPRESSION}\nRESET ALL;"),
-        "INSERT into public.domains holds something other than literal values: `(SELECT public.pwned_fn()))`",
+        lambda t: CLI_EXPRESSION[0].sub(CLI_EXPRESSION[1], t, count=1),
+        "INSERT into public.domains holds something other than literal values: `INSERT INTO",
     ),
     "a COPY row that spans two lines": (
         "plain",
@@ -274,7 +285,7 @@ def test_bad_dumps_are_refused_and_v1_is_unchanged(
     ("case", "message"),
     [
         ("truncated", "truncated dump: pg_restore cannot read"),
-        ("newer", "archive format 1.16, newer than the local pg_restore 16 reads: it needs pg_restore 17 or newer"),
+        ("newer", "is archive format 1.99, newer than the newest pg_restore here reads"),
     ],
 )
 def test_bad_archives_are_refused(
@@ -282,7 +293,7 @@ def test_bad_archives_are_refused(
 ) -> None:
     archive = supabase_source[1]["custom"].read_bytes()
     bad = tmp_path / "bad.dump"
-    bad.write_bytes(archive[: len(archive) // 2] if case == "truncated" else archive[:6] + b"\x10" + archive[7:])
+    bad.write_bytes(archive[: len(archive) // 2] if case == "truncated" else archive[:6] + b"\x63" + archive[7:])
     with pytest.raises(lifeos_env.MigrationError) as refused:
         restore_v1.restore(bad)
     assert message in str(refused.value)
@@ -358,3 +369,171 @@ def test_migrate_restores_through_this_step(
     assert migrate.main(arguments) == 1
     assert message in " ".join(capsys.readouterr().out.split())
     assert query(fresh_database, "select count(*) from pg_namespace where nspname like 'v1%%'") == [(0,)]
+
+
+def plain_with(supabase_source: tuple[str, dict[str, Path]], tmp_path: Path, spoil: Callable[[str], str]) -> Path:
+    path = tmp_path / "edited.sql"
+    path.write_text(spoil(supabase_source[1]["plain"].read_text(encoding="utf-8")), encoding="utf-8")
+    return path
+
+
+def test_copy_data_of_an_unqualified_table_is_skipped_whole(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    """Issue 16 A: a COPY block the restore does not keep is still read to its \\. line; the next table loads whole."""
+    tasks = "COPY public.tasks "
+    dump = plain_with(
+        supabase_source, tmp_path, lambda t: edit(t, tasks, "COPY users (id) FROM stdin;\n1\n\\.\n" + tasks)
+    )
+    assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(dump))
+
+
+MORE_BAD_DUMPS: dict[str, tuple[Callable[[str], str], str]] = {
+    "a \\. line outside COPY data": (
+        lambda t: edit(t, "COPY public.tasks ", "\\.\nCOPY public.tasks "),
+        "refusing a \\. line outside COPY data",
+    ),
+    "standard_conforming_strings off": (  # issue 16 E
+        lambda t: edit(t, "SET standard_conforming_strings = on;", "SET standard_conforming_strings = off;"),
+        "sets standard_conforming_strings to off",
+    ),
+    "standard_conforming_strings off by set_config": (
+        lambda t: inject(t, "SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false);\n"),
+        "sets standard_conforming_strings to off",
+    ),
+    "INSERT after the COPY of the same table": (  # issue 16: both loaded
+        lambda t: inject(
+            t, "INSERT INTO public.domains (id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'x');\n"
+        ),
+        "two data sections for public.domains",
+    ),
+    "rows deleted after their COPY": (
+        lambda t: inject(t, "DELETE FROM public.tasks WHERE status = 'done';\n"),
+        "refusing `DELETE FROM public.tasks WHERE status = 'done'`, which changes public.tasks",
+    ),
+    "a duplicated COPY row that the primary key forbids": (
+        lambda t: edit(t, DOMAINS_COPY, DOMAINS_COPY + t.split(DOMAINS_COPY)[1].split("\n")[0] + "\n"),
+        "public.domains holds two rows with the same id",
+    ),
+    "a statement PostgreSQL cannot parse": (
+        lambda t: inject(t, "CREATE TABLE public.half (a int;\n"),
+        "PostgreSQL's grammar rejects `CREATE TABLE public.half (a int`",
+    ),
+    "no data at all": (lambda t: "SET a = 0;\nRESET ALL;\n", "the dump holds no data for any of the v1 tables"),
+    "schema only": (
+        lambda t: re.sub(r"(?ms)^COPY .*?^\\\.\n", "", t),
+        "the dump holds no data for any of the v1 tables",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MORE_BAD_DUMPS)
+def test_misread_dumps_are_refused_and_v1_is_unchanged(
+    case: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    restore_v1.restore(supabase_source[1]["plain"])
+    before = fingerprint(fresh_database)
+    spoil, message = MORE_BAD_DUMPS[case]
+    with pytest.raises(lifeos_env.MigrationError) as refused:
+        restore_v1.restore(plain_with(supabase_source, tmp_path, spoil))
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert fingerprint(fresh_database) == before
+
+
+def test_a_data_only_dump_without_rows_for_a_table_v1_has_warns(
+    supabase_source: tuple[str, dict[str, Path]],
+    fresh_database: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Issue 16 B: a CLI dump that lost the rows of tasks still restores, but says which table v1 had rows in."""
+    restore_v1.restore(supabase_source[1]["plain"])
+    cli = supabase_source[1]["cli"].read_text(encoding="utf-8")
+    no_tasks = tmp_path / "no_tasks.sql"
+    first, last = cli.index(CLI_TASK), cli.rindex(CLI_TASK)
+    no_tasks.write_text(cli[:first] + cli[cli.index("\nINSERT INTO", last) + 1 :])
+    capsys.readouterr()
+    assert restore_v1.restore(no_tasks)["tasks"] == 0
+    output = " ".join(capsys.readouterr().out.split())
+    assert "the data-only dump holds no rows for public.tasks, but v1.tasks has 200" in output
+    assert "holds no rows for public.notes" not in output
+
+
+def test_a_truncated_tar_archive_fails_instead_of_hanging(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 C: pg_restore spins forever on a tar cut short; the watchdog stops it with one line."""
+    monkeypatch.setattr(restore_v1, "STALL_SECONDS", 2.0)
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(supabase_source[1]["tar"].read_bytes()[:300_000])
+    with pytest.raises(lifeos_env.MigrationError) as refused:
+        restore_v1.restore(cut)
+    assert "pg_restore made no progress on" in str(refused.value) and "truncated or damaged" in str(refused.value)
+    assert query(fresh_database, "select count(*) from pg_namespace where nspname like 'v1%%'") == [(0,)]
+
+
+def test_a_long_literal_costs_a_small_multiple_of_its_size(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    """Issue 16 D: a 20 MB string literal in a skipped statement; the restore's peak memory grows by < 10 times it."""
+    size = 20_000_000
+    marker = "SET check_function_bodies = false;\n"
+    big = plain_with(supabase_source, tmp_path, lambda t: edit(t, marker, f"{marker}SELECT '{'x' * size}';\n"))
+    peaks = []
+    for dump in (supabase_source[1]["plain"], big):
+        done = subprocess.run(
+            [
+                "/usr/bin/time",
+                "-f",
+                "%M",
+                sys.executable,
+                str(lifeos_env.ROOT / "scripts" / "restore_v1.py"),
+                str(dump),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout
+        peaks.append(int(done.stderr.split()[-1]) * 1024)
+    assert peaks[1] - peaks[0] < 10 * size, peaks
+
+
+@pytest.mark.parametrize("schema", ["public", "v2_shadow", "lifeos_migration", "v2_work", "v2_backup_20250101000000"])
+def test_a_schema_of_v2_or_the_migration_is_never_replaced(schema: str, fresh_database: str) -> None:
+    """Issue 16 F: --schema public would have dropped live v2."""
+    query(fresh_database, sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+    query(fresh_database, sql.SQL("create table {}.keep (a int)").format(sql.Identifier(schema)))
+    assert restore_v1.main([str(restore_v1.SAMPLE_DUMP), "--schema", schema]) == 1
+    assert query(fresh_database, sql.SQL("select count(*) from {}.keep").format(sql.Identifier(schema))) == [(0,)]
+
+
+def test_a_schema_holding_other_tables_is_never_replaced(fresh_database: str) -> None:
+    query(fresh_database, "create schema mine; create table mine.notes (a int); create table mine.diary (a int)")
+    with pytest.raises(lifeos_env.MigrationError, match="refusing to restore into schema mine: it holds diary"):
+        restore_v1.restore(restore_v1.SAMPLE_DUMP, schema="mine")
+    assert query(fresh_database, "select count(*) from mine.diary") == [(0,)]
+
+
+def server_major(database: str) -> int:
+    return int(query(database, "show server_version_num")[0][0]) // 10000
+
+
+@pytest.mark.parametrize("kind", ["plain", "custom", "tar", "directory"])
+def test_dumps_of_every_pg_dump_version_here_restore_every_value(
+    kind: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    """Issue 16 J: pg_dump 15 (when installed and the server is 15), 16 and 18 (archive format 1.16) all read."""
+    source = supabase_source[0]
+    versions = [major for major in lifeos_env.pg_clients("pg_dump") if major >= server_major(source)]
+    assert 18 in versions and 16 in versions
+    for major in versions:
+        dump = make_supabase_dump.write_dumps(source, tmp_path / str(major), [kind], major)[kind]
+        assert_restored_exactly(source, fresh_database, restore_v1.restore(dump))
+
+
+def test_one_place_finds_the_postgresql_client_programs() -> None:
+    found = lifeos_env.pg_clients("pg_restore")
+    assert 18 in found and 16 in found and list(found) == sorted(found, reverse=True)
+    assert lifeos_env.pg_client("pg_restore") == found[18]
+    with pytest.raises(lifeos_env.MigrationError, match="pg_restore 9 is not installed"):
+        lifeos_env.pg_client("pg_restore", 9)

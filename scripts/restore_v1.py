@@ -4,33 +4,42 @@
     python scripts/restore_v1.py --from-dsn DSN # a live v1 database, read over a read-only session
 
 The dump is untrusted input and none of its text is ever sent to the server as
-SQL. Only the 11 app tables of models/staging/v1/_v1__sources.yml (schema
-public) and storage.buckets / storage.objects are read: their column names and
-types from CREATE TABLE, their rows from COPY or INSERT. Each table is created
-from names and types only and its rows are streamed in with COPY FROM STDIN.
-Custom archives are narrowed to those tables with pg_restore's TOC list first.
-Everything loads into a fresh schema in one transaction; when every table's row
-count equals the dump's, the old v1 schema is dropped and the new one renamed
-in its place, in the same transaction. Any failure leaves v1 as it was.
+SQL. Every statement outside COPY data goes through PostgreSQL's own grammar
+(pglast): one it cannot parse is an error. Only the 11 app tables of
+models/staging/v1/_v1__sources.yml (schema public) and storage.buckets /
+storage.objects are read: their column names and types from CREATE TABLE, their
+rows from COPY or INSERT literals. Each table is created from names and types
+only and its rows are streamed in with COPY FROM STDIN. Archives are read with
+the newest pg_restore here, checked with `pg_restore -l` before any transaction
+opens and narrowed to those tables; a pg_restore that makes no progress for
+STALL_SECONDS is stopped. Everything loads into a fresh schema in one
+transaction; when every table's row count equals the dump's, the old v1 schema
+is dropped and the new one renamed in its place, in the same transaction. Any
+failure leaves v1 as it was.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import psycopg2
 import psycopg2.extensions
 import yaml
+from pglast import ast, enums, parse_sql
+from pglast.parser import ParseError, scan
+from pglast.stream import RawStream
+from pglast.visitors import Visitor
 from psycopg2 import sql
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -54,39 +63,31 @@ STORAGE_TABLES = {
         "metadata": "jsonb", "user_metadata": "jsonb", "version": "text", "level": "integer",
     }),
 }  # fmt: skip
-# Archive format -> the first pg_dump (and pg_restore) major version that writes it.
-ARCHIVE_FORMATS = {"1.14": 12, "1.15": 16, "1.16": 17}
-
-IDENT = r'"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_$]*'
-QUALNAME = rf"(?:{IDENT})\s*\.\s*(?:{IDENT})"
-CREATE_TABLE = re.compile(rf"CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?({QUALNAME})\s*\(", re.I)
 TOC_ENTRY = re.compile(r"\d+; \d+ \d+ (TABLE DATA|TABLE) (\S+) (\S+)")
-COPY_HEAD = re.compile(rf"COPY\s+({QUALNAME})", re.I)
-COPY_STDIN = re.compile(rf"COPY\s+({QUALNAME})\s*(?:\(((?:{IDENT}|\s|,)*)\))?\s+FROM\s+stdin", re.I)
-INSERT_HEAD = re.compile(rf"INSERT\s+INTO\s+({QUALNAME})", re.I)
-INSERT = re.compile(
-    rf"INSERT\s+INTO\s+({QUALNAME})\s*(?:\(((?:{IDENT}|\s|,)*)\))?\s*"
-    r"(?:OVERRIDING\s+(?:SYSTEM|USER)\s+VALUE\s+)?VALUES\s*(.*)",
-    re.I | re.S,
-)
-VALUE_TOKEN = re.compile(
-    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<bits>B'[01]*')|(?P<word>NULL|true|false)"
-    r"|(?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<punct>[(),]))",
-    re.I,
-)
-# A SQL token that changes the lexer's state: quotes, comments, statement ends.
-LEX_TOKEN = re.compile(r"""[Ee]'|'|"|(?<![\w$])\$(?:[A-Za-z_]\w*)?\$|--|;""")
-CLOSERS = {
-    "'": re.compile(r"(?:[^']|'')*'(?!')"),
-    "E'": re.compile(r"(?:[^'\\]|\\.|'')*'(?!')", re.S),
-    '"': re.compile(r'(?:[^"]|"")*"(?!")'),
-}
-# A built-in type as format_type() writes it: words, an optional typmod, time zone, array brackets.
-BUILTIN_TYPE = re.compile(
-    r"[a-z][a-z0-9_]*(?: [a-z][a-z0-9_]*)*(?: ?\(\d+(?:, ?\d+)?\))?(?: with(?:out)? time zone)?(?:\[\d*\])*"
-)
-COLUMN_END = re.compile(r"\s(?:DEFAULT|NOT|NULL|COLLATE|CONSTRAINT|GENERATED|CHECK|REFERENCES|PRIMARY|UNIQUE)\b", re.I)
-TABLE_CONSTRAINT = re.compile(r"(?:CONSTRAINT|CHECK|PRIMARY|UNIQUE|FOREIGN|EXCLUDE|LIKE)\b", re.I)
+# A child process (pg_restore) that neither reads its input nor writes output for this long is stopped.
+STALL_SECONDS = 15.0
+# When a line ends like this, the text so far is scanned for complete statements at once: a COPY FROM stdin
+# must be recognised before its data lines. Other statement ends are found with scans spaced out (see split).
+MAY_END_COPY = re.compile(r"stdin\s*;\s*$", re.I)
+FOOTER = "-- PostgreSQL database dump complete"
+# What an ALTER TABLE on a restored table may do without changing its rows or columns.
+HARMLESS_ALTERATIONS = {
+    getattr(enums.AlterTableType, name)
+    for name in (
+        "AT_AddConstraint", "AT_ValidateConstraint", "AT_AddIndexConstraint", "AT_ChangeOwner", "AT_ColumnDefault",
+        "AT_SetNotNull", "AT_AddIdentity", "AT_SetIdentity", "AT_ReplicaIdentity", "AT_SetStatistics",
+        "AT_SetOptions", "AT_ResetOptions", "AT_SetStorage", "AT_SetCompression", "AT_SetRelOptions",
+        "AT_ResetRelOptions", "AT_ReplaceRelOptions", "AT_ClusterOn", "AT_EnableRowSecurity",
+        "AT_DisableRowSecurity", "AT_ForceRowSecurity", "AT_NoForceRowSecurity", "AT_EnableTrig",
+        "AT_EnableAlwaysTrig", "AT_EnableReplicaTrig", "AT_DisableTrig", "AT_EnableTrigAll", "AT_DisableTrigAll",
+        "AT_EnableTrigUser", "AT_DisableTrigUser", "AT_SetLogged", "AT_SetUnLogged",
+    )
+}  # fmt: skip
+# Statements that change a table's rows or shape when PostgreSQL runs them: refused on a restored table.
+CHANGES_TABLE = (ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt, ast.TruncateStmt, ast.RenameStmt,
+                 ast.AlterObjectSchemaStmt, ast.DropStmt, ast.AlterTableStmt)  # fmt: skip
+# Statements that act on later rows (triggers, rules): refused on a restored table before its data.
+ACTS_ON_ROWS = (ast.CreateTrigStmt, ast.RuleStmt)
 
 console = Console()
 MigrationError = lifeos_env.MigrationError
@@ -121,23 +122,11 @@ def contract() -> dict[tuple[str, str], Table]:
 
 def excerpt(text: str) -> str:
     """The start of some dump text, on one line, for an error message."""
-    return "`" + " ".join(text.split())[:80] + "`"
+    return "`" + " ".join(text[:400].split())[:80] + "`"
 
 
-def unquote(identifier: str) -> str:
-    identifier = identifier.strip()
-    if identifier.startswith('"'):
-        return identifier[1:-1].replace('""', '"')
-    return identifier.lower()
-
-
-def qualname(text: str) -> tuple[str, str]:
-    schema, name = re.findall(IDENT, text)
-    return unquote(schema), unquote(name)
-
-
-def identifiers(text: str | None) -> list[str]:
-    return [unquote(i) for i in re.findall(IDENT, text or "")]
+def dotted(relation: ast.RangeVar) -> str:
+    return ".".join(filter(None, (relation.schemaname, relation.relname)))
 
 
 @dataclass
@@ -148,16 +137,28 @@ class Loader:
     schema: str
     tables: dict[tuple[str, str], Table]
     columns: dict[str, list[str]] = field(default_factory=dict)  # target -> created columns
-    dump_rows: dict[str, int] = field(default_factory=dict)  # target -> rows read from the dump
+    keys: dict[str, list[list[str]]] = field(default_factory=dict)  # target -> the dump's unique keys
+    dump_rows: dict[str, int] = field(default_factory=dict)  # target -> rows read from its data section
     loaded_rows: dict[str, int] = field(default_factory=dict)  # target -> rows the server's COPY reported
     warnings: list[str] = field(default_factory=list)
 
+    def table(self, relation: ast.RangeVar) -> Table | None:
+        """The restored table a name in the dump refers to, if any; a restored table's bare name is an error."""
+        if relation.schemaname is None:
+            if any(table.name == relation.relname for table in self.tables.values()):
+                raise MigrationError(f"the dump names table {relation.relname} without its schema")
+            return None
+        return self.tables.get((relation.schemaname, relation.relname))
+
     def column_type(self, table: Table, column: str, declared: str) -> str:
-        """`declared` when it is a built-in type the server knows, else text (with a warning)."""
-        if BUILTIN_TYPE.fullmatch(declared):
-            self.cur.execute("select to_regtype(%s) is not null", (declared,))
-            if self.cur.fetchone()[0]:
-                return declared
+        """`declared` when it names a built-in type (of pg_catalog) the server knows, else text (with a warning)."""
+        self.cur.execute(
+            "select exists (select from pg_type where oid = to_regtype(%s)"
+            " and typnamespace = 'pg_catalog'::regnamespace)",
+            (declared,),
+        )
+        if self.cur.fetchone()[0]:
+            return declared
         self.warnings.append(f"{table.label}.{column} has type {declared!r}, restored as text")
         return "text"
 
@@ -190,7 +191,9 @@ class Loader:
         self.create(table, [(c, table.known.get(c, "text")) for c in names])
 
     def copy(self, table: Table, columns: list[str], lines: Iterable[str]) -> None:
-        """Stream COPY text rows (one per line, newline-terminated) into the table."""
+        """Stream a table's one data section, COPY text rows (one per line, newline-terminated), into it."""
+        if table.target in self.dump_rows:
+            raise MigrationError(f"the dump holds two data sections for {table.label}")
         if table.target not in self.columns:
             self.create_from_contract(table, columns)
         unknown = [c for c in columns if c not in self.columns[table.target]]
@@ -209,11 +212,13 @@ class Loader:
         )
         if stream.error is not None:
             raise stream.error
-        self.dump_rows[table.target] = self.dump_rows.get(table.target, 0) + stream.rows
-        self.loaded_rows[table.target] = self.loaded_rows.get(table.target, 0) + self.cur.rowcount  # the server's count
+        self.dump_rows[table.target] = stream.rows
+        self.loaded_rows[table.target] = self.cur.rowcount  # the server's count
 
     def finish(self, data_only: bool) -> list[tuple[Table, int, int]]:
-        """Create what the dump lacks (or fail), and check every table's count; return (table, dump, loaded)."""
+        """Create what the dump lacks (or fail), check every count and key; return (table, dump, loaded)."""
+        if not any(t.schema == "public" and t.target in self.dump_rows for t in self.tables.values()):
+            raise MigrationError("the dump holds no data for any of the v1 tables: it is no v1 data dump")
         for table in self.tables.values():
             if table.target not in self.columns:
                 if table.required and not data_only:
@@ -227,8 +232,21 @@ class Loader:
             expected = self.dump_rows.get(table.target, 0)
             if loaded != expected:
                 raise MigrationError(f"{table.label}: {loaded} rows loaded but the dump holds {expected}")
+            for key in self.keys.get(table.target, []):
+                self.check_key(table, key)
             counts.append((table, expected, loaded))
         return counts
+
+    def check_key(self, table: Table, key: list[str]) -> None:
+        """A primary key or unique constraint of the dump holds on the rows, as it does when PostgreSQL restores it."""
+        columns = sql.SQL(", ").join(map(sql.Identifier, key))
+        self.cur.execute(
+            sql.SQL(
+                "select exists (select from {}.{} where ({c}) is not null group by {c} having count(*) > 1)"
+            ).format(sql.Identifier(self.schema), sql.Identifier(table.target), c=columns)
+        )
+        if self.cur.fetchone()[0]:
+            raise MigrationError(f"{table.label} holds two rows with the same {', '.join(key)}, which its key forbids")
 
 
 class CopyStream:
@@ -240,7 +258,7 @@ class CopyStream:
     def __init__(self, lines: Iterator[str]) -> None:
         self.lines = lines
         self.rows = 0
-        self.error: MigrationError | None = None
+        self.error: Exception | None = None
 
     def read(self, size: int = -1) -> str:
         chunk: list[str] = []
@@ -252,7 +270,7 @@ class CopyStream:
                 length += len(line)
                 if length >= size > 0:
                     break
-        except MigrationError as error:
+        except Exception as error:  # raised again, unchanged, once COPY returns
             self.error = error
             return ""
         return "".join(chunk)
@@ -262,107 +280,214 @@ def copy_line(values: list[str | None]) -> str:
     return "\t".join(map(generate_sample.copy_text, values)) + "\n"
 
 
-def insert_rows(text: str, label: str) -> Iterator[str]:
-    """The VALUES lists of an INSERT as COPY text lines. Only literals are accepted, nothing that could run."""
-    row: list[str | None] | None = None
-    expect_value = False
-    position = 0
-    while token := VALUE_TOKEN.match(text, position):
-        kind, value = token.lastgroup, token.group(token.lastgroup)
-        if kind != "punct" and row is not None and expect_value:
-            if kind == "string":
-                row.append(value[1:-1].replace("''", "'"))
-            else:
-                row.append(value[2:-1] if kind == "bits" else None if value.upper() == "NULL" else value)
-            expect_value = False
-        elif value == "(" and row is None:
-            row, expect_value = [], True
-        elif value == "," and not expect_value:
-            expect_value = row is not None
-        elif value == ")" and row is not None and not expect_value:
-            yield copy_line(row)
-            row = None
-        else:
-            break
-        position = token.end()
-    if row is not None or text[position:].strip():
+def literal(value: ast.Node) -> str | None:
+    """The text of a constant as PostgreSQL's grammar read it; anything that is not a constant is refused."""
+    if not isinstance(value, ast.A_Const):
+        raise ValueError
+    if value.isnull:
+        return None
+    constant = value.val
+    if isinstance(constant, ast.Integer):
+        return str(constant.ival)
+    if isinstance(constant, ast.Float):
+        return constant.fval
+    if isinstance(constant, ast.Boolean):
+        return "true" if constant.boolval else "false"
+    if isinstance(constant, ast.BitString):
+        return constant.bsval  # b0101 or x1F: bit's input reads both
+    return constant.sval
+
+
+def insert_rows(statement: ast.InsertStmt, table: Table, columns: list[str]) -> Iterator[str]:
+    """The VALUES lists of an INSERT as COPY text lines. Only constants are accepted, nothing that could run."""
+    values = statement.selectStmt
+    plain = (
+        isinstance(values, ast.SelectStmt)
+        and values.valuesLists
+        and not (statement.onConflictClause or statement.returningClause or statement.withClause)
+    )
+    try:
+        if not plain:
+            raise ValueError
+        for row in values.valuesLists:
+            if len(row) != len(columns):
+                raise MigrationError(
+                    f"an INSERT into {table.label} has a row of {len(row)} values for {len(columns)} columns"
+                )
+            yield copy_line([literal(value) for value in row])
+    except ValueError:
         raise MigrationError(
-            f"INSERT into {label} holds something other than literal values: {excerpt(text[position:])}"
+            f"INSERT into {table.label} holds something other than literal values: {excerpt(RawStream()(statement))}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One top-level statement of the dump as PostgreSQL's grammar parsed it."""
+
+    node: ast.Node
+    text: str
+
+
+class SetConfigCalls(Visitor):
+    """The (setting, value) of each set_config(constant, constant, ...) call in a statement."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str | None]] = []
+
+    def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:
+        if node.funcname[-1].sval == "set_config" and node.args and len(node.args) >= 2:
+            try:
+                self.calls.append((str(literal(node.args[0])), literal(node.args[1])))
+            except ValueError:
+                pass  # a setting named by an expression: nothing pg_dump writes
+
+
+def check_setting(name: str, value: str | None) -> None:
+    """Refuse settings that change how the dump's text reads: another encoding, backslash escapes in strings."""
+    value = (value or "").strip().lower()
+    if name.lower() == "client_encoding" and value not in ("utf8", "utf-8", "unicode"):
+        raise MigrationError(f"encoding problem: the dump is in {value.upper()}; dump it with --encoding=UTF8")
+    if name.lower() == "standard_conforming_strings" and value not in ("on", "true", "yes", "1", "t", "y"):
+        raise MigrationError(
+            "the dump sets standard_conforming_strings to off, so backslashes in its string literals would"
+            " read differently: dump it again from a server with the setting on (the default)"
         )
 
 
-class DumpReader:
-    """Reads plain dump text (a file, or pg_restore's output) strictly: statements are lexed, never run.
+def relations_changed(node: ast.Node) -> list[ast.RangeVar]:
+    """The tables a statement of CHANGES_TABLE or ACTS_ON_ROWS acts on."""
+    if isinstance(node, ast.TruncateStmt):
+        return list(node.relations)
+    if isinstance(node, ast.DropStmt):
+        if node.removeType != enums.ObjectType.OBJECT_TABLE:
+            return []
+        names = [[part.sval for part in name] for name in node.objects]
+        return [ast.RangeVar(schemaname=name[-2] if len(name) > 1 else None, relname=name[-1]) for name in names]
+    if isinstance(node, ast.CreateTableAsStmt):
+        return [node.into.rel]
+    relation = getattr(node, "relation", None)
+    return [relation] if isinstance(relation, ast.RangeVar) else []
 
-    Only CREATE TABLE, COPY ... FROM stdin and INSERT for the restored tables are acted on; every
-    other statement (functions, triggers, policies, grants, extensions, psql meta-commands) is skipped.
+
+class DumpReader:
+    """Reads plain dump text (a file, or pg_restore's output) strictly: statements are parsed, never run.
+
+    Only CREATE TABLE, COPY ... FROM stdin and INSERT for the restored tables are acted on. Every other
+    statement is parsed and skipped, except one that would change a restored table's rows or columns
+    (refused); settings that change how the text reads are refused; psql meta-commands other than
+    pg_dump's own (\\restrict, \\unrestrict, \\connect) are refused, never run.
     """
 
     def __init__(self, stream: Iterable[bytes], name: str, loader: Loader) -> None:
-        self.stream = enumerate(stream, start=1)
+        self.stream = iter(stream)
         self.name = name
         self.loader = loader
         self.lineno = 0
-        self.header = self.footer = False
+        self.read_ahead: list[str] = []  # lines read with a COPY statement that are its data, last first
+        self.held: Statement | None = None  # the statement read after an INSERT run, handled next
+        self.header = self.footer = self.reset_all = False
         self.saw_ddl = False
-        self.last_statement = ""
         self.ignored: list[str] = []  # public tables outside the contract
-        self.run: tuple[Table, list[str]] | None = None
-        self.run_rows: list[str] = []
 
     def lines(self) -> Iterator[str]:
-        for lineno, raw in self.stream:
-            self.lineno = lineno
+        while True:
+            if self.read_ahead:
+                yield self.read_ahead.pop()
+                continue
+            raw = next(self.stream, None)
+            if raw is None:
+                return
+            self.lineno += 1
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
                 raise MigrationError(
                     f"encoding problem: line {self.lineno} of {self.name} is not UTF-8 ({error.reason})"
                 ) from None
+            raw = None  # a long line is held once, as text
             yield line
 
-    def statements(self, lines: Iterator[str]) -> Iterator[str]:
-        """Complete top-level statements (comments dropped); a COPY's data lines are left for the caller."""
+    def where(self) -> str:
+        return f"line {self.lineno} of {self.name}"
+
+    def statements(self, lines: Iterator[str]) -> Iterator[Statement]:
+        """The dump's top-level statements, split by PostgreSQL's own scanner; a COPY's data lines are left in `lines`.
+
+        The text so far is scanned when a line ends with a semicolon. While it ends inside a literal or a
+        comment, the next scan waits until the text has doubled (a COPY FROM stdin line and a backslash line
+        are scanned at once), so a long literal with many `;` lines costs linear time.
+        """
         pending: list[str] = []
-        closer: re.Pattern[str] | None = None
+        size = scan_at = 0
         for line in lines:
-            if closer is None and line.lstrip().startswith("\\"):
-                continue  # a psql meta-command such as \restrict: never run, nothing to read
-            position = 0
-            while position < len(line):
-                if closer is not None:
-                    end = closer.match(line, position)
-                    if end is None:
-                        pending.append(line[position:])
-                        break
-                    pending.append(end.group())
-                    position, closer = end.end(), None
+            stripped = line.strip()
+            self.header = self.header or stripped.startswith("-- PostgreSQL database dump")
+            self.footer = stripped == FOOTER or (
+                self.footer and (not stripped or stripped.startswith(("--", "\\unrestrict")))
+            )
+            meta = stripped.startswith("\\")
+            if meta and pending:  # between statements (a meta-command), or inside one?
+                rest = yield from self.split("".join(pending))
+                if rest is not None:
+                    pending, size, scan_at = [rest] if rest else [], len(rest), 0
+            if not pending:
+                if meta:
+                    self.meta_command(stripped)
                     continue
-                token = LEX_TOKEN.search(line, position)
-                if token is None:
-                    pending.append(line[position:])
-                    break
-                text = token.group()
-                if text == "--":
-                    if line.startswith("-- PostgreSQL database dump"):  # pg_dump's opening and closing lines
-                        self.footer = line.rstrip() == "-- PostgreSQL database dump complete"
-                        self.header = True
-                    pending.append(line[position : token.start()] + "\n")
-                    break
-                if text != ";":
-                    pending.append(line[position : token.end()])
-                    position = token.end()
-                    closer = CLOSERS.get(text.upper()) or re.compile(rf".*?{re.escape(text)}", re.S)
+                if not stripped or stripped.startswith("--"):
                     continue
-                pending.append(line[position : token.start()])
-                position = token.end()
-                statement, pending = "".join(pending).strip(), []
-                self.last_statement = statement
-                if COPY_STDIN.match(statement) and line[position:].strip():
-                    raise MigrationError(f"line {self.lineno} of {self.name}: text after a COPY ... FROM stdin")
-                yield statement
-        if "".join(pending).strip():
+            pending.append(line)
+            size += len(line)
+            if stripped.endswith(";") and (size >= scan_at or MAY_END_COPY.search(stripped)):
+                rest = yield from self.split("".join(pending))
+                if rest is not None:
+                    pending, size = [rest] if rest else [], len(rest)
+                scan_at = 2 * size
+        if pending and (yield from self.split("".join(pending))) != "":
             raise MigrationError(f"truncated dump: {self.name} ends inside a statement (line {self.lineno})")
+
+    def split(self, text: str) -> Iterator[Statement]:
+        """Yield the complete statements of `text`; return what follows the last one, None if `text` ends in a literal.
+
+        After a COPY FROM stdin, the lines that follow it are its data: they go back to `lines`.
+        """
+        try:
+            tokens = scan(text)
+        except ParseError:
+            return None  # an unterminated literal, quoted name or comment: the statement goes on
+        first = 0
+        for index, token in enumerate(tokens):
+            if token.name != "ASCII_59":  # the semicolon
+                continue
+            if index > first:
+                statement = self.parse(text[tokens[first].start : token.start])
+                if is_copy_from_stdin(statement.node):
+                    same_line, _, data = text[token.end + 1 :].partition("\n")
+                    if same_line.strip():
+                        raise MigrationError(f"{self.where()}: text after a COPY ... FROM stdin")
+                    self.read_ahead.extend(reversed(data.splitlines(keepends=True)))
+                    yield statement
+                    return ""
+                yield statement
+            first = index + 1
+        return text[tokens[first].start :] if first < len(tokens) else ""
+
+    def parse(self, text: str) -> Statement:
+        try:
+            (raw,) = parse_sql(text)
+        except ParseError as error:
+            reason = " ".join(str(error.args[0])[:200].split())
+            raise MigrationError(f"{self.where()}: PostgreSQL's grammar rejects {excerpt(text)} ({reason})") from None
+        return Statement(raw.stmt, text)
+
+    def meta_command(self, line: str) -> None:
+        """A psql meta-command between statements: pg_dump's own are skipped (never run), any other refused."""
+        command = line.split()[0]
+        if command not in ("\\restrict", "\\unrestrict", "\\connect", "\\c"):
+            what = "a \\. line outside COPY data" if command == "\\." else f"the psql meta-command {excerpt(line)}"
+            raise MigrationError(f"{self.where()}: refusing {what}")
 
     def copy_data(self, lines: Iterator[str], label: str) -> Iterator[str]:
         for line in lines:
@@ -373,125 +498,230 @@ class DumpReader:
 
     def read(self) -> None:
         lines = self.lines()
-        tables = self.loader.tables
-        for statement in self.statements(lines):
-            if statement.upper().startswith("SET CLIENT_ENCODING"):
-                encoding = statement.split("=")[-1].strip(" '\"").upper()
-                if encoding not in ("UTF8", "UTF-8"):
-                    raise MigrationError(
-                        f"encoding problem: {self.name} is in {encoding}; dump it with --encoding=UTF8"
-                    )
-            elif create := CREATE_TABLE.match(statement):
-                self.saw_ddl = True
-                name = qualname(create.group(1))
-                if name in tables:
-                    self.loader.create(tables[name], table_columns(statement[create.end() :]))
-                elif name[0] == "public":
-                    self.ignored.append(".".join(name))
-            elif head := COPY_HEAD.match(statement):
-                self.copy(statement, qualname(head.group(1)), lines)
-            elif (head := INSERT_HEAD.match(statement)) and qualname(head.group(1)) in tables:
-                self.insert(statement, tables[qualname(head.group(1))])
-        self.flush()
+        statements = self.statements(lines)
+        while (statement := self.held or next(statements, None)) is not None:
+            self.held = None
+            self.reset_all = False
+            node = statement.node
+            if isinstance(node, ast.VariableSetStmt):
+                self.setting(node)
+            elif isinstance(node, ast.SelectStmt):
+                calls = SetConfigCalls()
+                calls(node)
+                for name, value in calls.calls:
+                    check_setting(name, value)
+            elif isinstance(node, ast.CreateStmt):
+                self.create(node)
+            elif isinstance(node, ast.CopyStmt):
+                self.copy(statement, lines)
+            elif isinstance(node, ast.InsertStmt):
+                self.insert(node, statements)
+            else:
+                self.check_harmless(statement)
         if self.header and not self.footer:
             raise MigrationError(f"truncated dump: {self.name} lacks pg_dump's closing 'dump complete' line")
-        if not self.header and not self.last_statement.upper().startswith("RESET ALL"):
+        if not self.header and not self.reset_all:
             raise MigrationError(
                 f"truncated dump: {self.name} has neither pg_dump's closing line nor the CLI's RESET ALL"
             )
 
-    def copy(self, statement: str, name: tuple[str, str], lines: Iterator[str]) -> None:
-        copy = COPY_STDIN.fullmatch(statement)
-        table = self.loader.tables.get(name)
-        if copy is None:
-            if table is not None:
-                raise MigrationError(f"refusing {excerpt(statement)}: only COPY ... FROM stdin data is read")
+    def setting(self, node: ast.VariableSetStmt) -> None:
+        if node.kind == enums.VariableSetKind.VAR_RESET_ALL:
+            self.reset_all = True
+        elif node.kind == enums.VariableSetKind.VAR_SET_VALUE and node.args:
+            try:
+                check_setting(node.name, ", ".join(str(literal(value)) for value in node.args))
+            except ValueError:
+                pass  # a value PostgreSQL computes (SET TIME ZONE INTERVAL ...): no setting that changes reading
+
+    def create(self, node: ast.CreateStmt) -> None:
+        self.saw_ddl = True
+        table = self.loader.table(node.relation)
+        if table is None:
+            if node.relation.schemaname == "public":
+                self.ignored.append(dotted(node.relation))
+            return
+        elements = node.tableElts or ()
+        if (
+            node.inhRelations
+            or node.partbound
+            or node.ofTypename
+            or any(isinstance(element, ast.TableLikeClause) for element in elements)
+        ):
+            raise MigrationError(f"CREATE TABLE {table.label} takes columns from another table or type")
+        columns = []
+        for element in elements:
+            if isinstance(element, ast.Constraint):
+                self.key(table, element, [])
+                continue
+            constraints = element.constraints or ()
+            if any(c.contype == enums.ConstrType.CONSTR_GENERATED for c in constraints):
+                continue  # a generated column: pg_dump leaves it out of the data
+            for constraint in constraints:
+                self.key(table, constraint, [element.colname])
+            plain = not (element.typeName.pct_type or element.typeName.setof)
+            columns.append((element.colname, RawStream()(element.typeName) if plain else "unsupported"))
+        self.loader.create(table, columns)
+
+    def key(self, table: Table, constraint: ast.Constraint, columns: list[str]) -> None:
+        if constraint.contype in (enums.ConstrType.CONSTR_PRIMARY, enums.ConstrType.CONSTR_UNIQUE):
+            keys = [key.sval for key in constraint.keys] if constraint.keys else columns
+            self.loader.keys.setdefault(table.target, []).append(keys)
+
+    def copy(self, statement: Statement, lines: Iterator[str]) -> None:
+        node = statement.node
+        table = self.loader.table(node.relation) if node.relation is not None else None
+        from_stdin = is_copy_from_stdin(node)
+        if table is not None and not (from_stdin and not node.options and node.whereClause is None):
+            raise MigrationError(f"refusing {excerpt(statement.text)}: only COPY ... FROM stdin data is read")
+        if not from_stdin:
             return  # not data: nothing follows it, and it is never run
-        data = self.copy_data(lines, ".".join(name))
+        data = self.copy_data(lines, dotted(node.relation) if node.relation else "a query")
         if table is not None:
-            if table.target in self.loader.dump_rows:
-                raise MigrationError(f"the dump holds two data sections for {table.label}")
-            self.loader.copy(table, self.columns(table, copy.group(2)), data)
+            self.loader.copy(table, self.columns(table, node.attlist), data)
         for _ in data:  # the rest of the data of a table that is not restored
             pass
 
-    def insert(self, statement: str, table: Table) -> None:
-        """Collect the rows of consecutive INSERTs into one table (CLI dumps write one per row) for one COPY."""
-        match = INSERT.fullmatch(statement)
-        if match is None:
-            raise MigrationError(f"INSERT into {table.label} is malformed: {excerpt(statement)}")
-        columns = self.columns(table, match.group(2))
-        if self.run != (table, columns):
-            self.flush()
-            self.run = (table, columns)
-        self.run_rows.extend(insert_rows(match.group(3), table.label))
+    def insert(self, node: ast.InsertStmt, statements: Iterator[Statement]) -> None:
+        """Stream the rows of consecutive INSERTs into one table (CLI dumps write one per row) into one COPY."""
+        table = self.loader.table(node.relation)
+        if table is None:
+            return
+        if any(target.indirection for target in node.cols or ()):
+            raise MigrationError(f"INSERT into {table.label} sets parts of columns")
+        columns = self.columns(table, node.cols)
 
-    def columns(self, table: Table, listed: str | None) -> list[str]:
+        def rows() -> Iterator[str]:
+            current = node
+            while True:
+                yield from insert_rows(current, table, columns)
+                following = next(statements, None)
+                if following is None:
+                    return
+                if not (
+                    isinstance(following.node, ast.InsertStmt)
+                    and self.loader.table(following.node.relation) is table
+                    and self.columns(table, following.node.cols) == columns
+                ):
+                    self.held = following
+                    return
+                current = following.node
+
+        self.loader.copy(table, columns, rows())
+
+    def columns(self, table: Table, listed: Iterable[ast.Node] | None) -> list[str]:
         """The columns a COPY or INSERT lists, else those of the table's CREATE TABLE."""
-        columns = identifiers(listed) or self.loader.columns.get(table.target)
+        columns = [getattr(item, "sval", None) or item.name for item in listed or ()] or self.loader.columns.get(
+            table.target
+        )
         if columns is None:
             raise MigrationError(f"data for {table.label} names no columns and the dump has no CREATE TABLE for it")
         return columns
 
-    def flush(self) -> None:
-        if self.run is not None:
-            self.loader.copy(*self.run, self.run_rows)
-            self.run, self.run_rows = None, []
+    def check_harmless(self, statement: Statement) -> None:
+        """Refuse a statement that would change a restored table's rows or columns when PostgreSQL runs it."""
+        node = statement.node
+        if not isinstance(node, CHANGES_TABLE + ACTS_ON_ROWS + (ast.CreateTableAsStmt,)):
+            return
+        for relation in relations_changed(node):
+            table = self.loader.table(relation)
+            if table is None:
+                continue
+            if isinstance(node, ast.AlterTableStmt) and all(cmd.subtype in HARMLESS_ALTERATIONS for cmd in node.cmds):
+                for cmd in node.cmds:
+                    if isinstance(cmd.def_, ast.Constraint):
+                        self.key(table, cmd.def_, [])
+            elif not (isinstance(node, ACTS_ON_ROWS) and table.target in self.loader.dump_rows):
+                raise MigrationError(
+                    f"{self.where()}: refusing {excerpt(statement.text)}, which changes {table.label}:"
+                    " only its CREATE TABLE and data are read"
+                )
 
 
-def table_columns(body: str) -> list[tuple[str, str]]:
-    """(name, type) of each column in the body of a CREATE TABLE, after its '('; stored generated columns skipped."""
-    elements, depth, start, quote = [], 0, 0, ""
-    for position, char in enumerate(body):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")" and depth == 0:
-            elements.append(body[start:position])
-            break
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            elements.append(body[start:position])
-            start = position + 1
-    columns = []
-    for element in map(str.strip, elements):
-        if not element or TABLE_CONSTRAINT.match(element) or re.search(r"GENERATED\s+ALWAYS\s+AS\s*\(", element, re.I):
-            continue
-        name = re.match(IDENT, element)
-        if name is None:
-            raise MigrationError(f"cannot read the column definition {excerpt(element)}")
-        rest = element[name.end() :]
-        end = COLUMN_END.search(rest)
-        declared = (rest[: end.start()] if end else rest).strip()
-        columns.append((unquote(name.group()), declared))
-    return columns
+def is_copy_from_stdin(node: ast.Node) -> bool:
+    return isinstance(node, ast.CopyStmt) and node.is_from and not node.is_program and node.filename is None
 
 
-def client_binaries(program: str) -> list[tuple[int, str]]:
-    """(major version, path) of every `program` here (pgserver's, Debian's, PATH's), newest first."""
-    candidates = {shutil.which(program), f"/usr/bin/{program}"}
-    spec = importlib.util.find_spec("pgserver")
-    if spec and spec.origin:
-        candidates.add(str(Path(spec.origin).parent / "pginstall" / "bin" / program))
-    found = []
-    for path in filter(None, candidates):
-        if Path(path).is_file():
-            version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
-            found.append((int(re.search(r"\(PostgreSQL\) (\d+)", version).group(1)), path))
-    return sorted(found, reverse=True)
+class Watchdog:
+    """Stops a child process that, while we wait for its output, neither reads its input nor writes for
+    STALL_SECONDS: a pg_restore spinning on a damaged archive never holds the restore's transaction open."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.waiting = False
+        self.stalled = False
+        self.last = time.monotonic()
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def input_read(self) -> int:
+        """Bytes the process has read so far (Linux), its progress through the archive."""
+        try:
+            return int(Path(f"/proc/{self.process.pid}/io").read_text().split("rchar: ")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def watch(self) -> None:
+        read = self.input_read()
+        while self.process.poll() is None:
+            time.sleep(min(1.0, STALL_SECONDS / 4))
+            now = self.input_read()
+            if now != read or not self.waiting:
+                read, self.last = now, time.monotonic()
+            elif time.monotonic() - self.last > STALL_SECONDS:
+                self.stalled = True
+                self.process.kill()
+                return
+
+    def lines(self, output: IO[bytes]) -> Iterator[bytes]:
+        while True:
+            self.waiting = True
+            line = output.readline()
+            self.waiting, self.last = False, time.monotonic()
+            if not line:
+                return
+            yield line
 
 
-def pg_restore_failure(path: Path, stderr: str, pg_restore: tuple[int, str]) -> MigrationError:
+def run_pg_restore(path: Path, arguments: list[str], read: object = None) -> str:
+    """Run the newest pg_restore on `path` under a watchdog; hand its output lines to `read`, or return them.
+
+    A failure of pg_restore (or a stall) is raised as one line; otherwise `read`'s own error is.
+    """
+    program = lifeos_env.pg_client("pg_restore")
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen([program, *arguments, str(path)], stdout=subprocess.PIPE, stderr=errors) as process,
+    ):
+        watchdog = Watchdog(process)
+        lines = watchdog.lines(process.stdout)
+        failure = output = None
+        try:
+            if read is None:
+                output = b"".join(lines).decode("utf-8", errors="replace")
+            else:
+                read(lines)
+        except MigrationError as error:
+            failure = error
+            process.kill()
+        process.wait()
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    if watchdog.stalled:
+        raise MigrationError(
+            f"pg_restore made no progress on {path} for {STALL_SECONDS:g} s and was stopped:"
+            " the archive is truncated or damaged"
+        )
+    if process.returncode not in (0, -9):
+        raise pg_restore_failure(path, stderr)
+    if failure is not None:
+        raise failure
+    return output or ""
+
+
+def pg_restore_failure(path: Path, stderr: str) -> MigrationError:
     if version := re.search(r"unsupported version \((\d+\.\d+)\)", stderr):
-        needed = ARCHIVE_FORMATS.get(version.group(1))
-        wanted = f"pg_restore {needed} or newer" if needed else f"a pg_restore newer than {pg_restore[0]}"
         return MigrationError(
-            f"{path} is archive format {version.group(1)}, newer than the local pg_restore {pg_restore[0]} reads:"
-            f" it needs {wanted}"
+            f"{path} is archive format {version.group(1)}, newer than the newest pg_restore here reads"
         )
     if "end of file" in stderr or "truncated" in stderr:
         return MigrationError(f"truncated dump: pg_restore cannot read {path} to its end")
@@ -499,59 +729,57 @@ def pg_restore_failure(path: Path, stderr: str, pg_restore: tuple[int, str]) -> 
     return MigrationError(f"pg_restore cannot read {path}: {lines[-1] if lines else 'no message'}")
 
 
-def read_archive(path: Path, loader: Loader) -> DumpReader:
+def list_archive(path: Path) -> str:
+    """The archive's table of contents (pg_restore -l): it is checked before any transaction opens."""
+    return run_pg_restore(path, ["-l"])
+
+
+def read_archive(path: Path, listing: str, loader: Loader) -> DumpReader:
     """A custom, tar or directory archive: pg_restore prints only the restored tables' entries, read strictly."""
-    found = client_binaries("pg_restore")
-    if not found:
-        raise MigrationError(f"{path} is a pg_dump archive, and reading one needs pg_restore, which is not installed")
-    pg_restore = found[0]
-    listing = subprocess.run([pg_restore[1], "-l", str(path)], capture_output=True, text=True)
-    if listing.returncode != 0:
-        raise pg_restore_failure(path, listing.stderr, pg_restore)
     wanted, ignored = [], []
-    for line in listing.stdout.splitlines():
+    for line in listing.splitlines():
         if entry := TOC_ENTRY.match(line):
             kind, schema, name = entry.groups()
             if (schema, name) in loader.tables:
                 wanted.append(line)
             elif (kind, schema) == ("TABLE", "public"):
                 ignored.append(f"public.{name}")
+    readers = []
     with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
         toc.write("".join(f"{line}\n" for line in wanted))
         toc.flush()
-        command = [pg_restore[1], "--no-owner", "--no-privileges", "-L", toc.name, "-f", "-", str(path)]
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
-            reader = DumpReader(process.stdout, str(path), loader)
-            failure = None
-            try:
-                reader.read()
-            except MigrationError as error:
-                failure = error
-            stderr = process.communicate()[1].decode(errors="replace")
-    if process.returncode != 0:
-        raise pg_restore_failure(path, stderr, pg_restore)
-    if failure is not None:
-        raise failure
-    reader.ignored = ignored
-    return reader
+
+        def read(lines: Iterator[bytes]) -> None:
+            readers.append(DumpReader(lines, str(path), loader))
+            readers[0].read()
+
+        run_pg_restore(path, ["--no-owner", "--no-privileges", "-L", toc.name, "-f", "-"], read)
+    readers[0].ignored = ignored
+    return readers[0]
 
 
-def read_file(path: Path, loader: Loader) -> bool:
-    """Read a dump file of any kind into the loader; True when it was data-only (no CREATE TABLE)."""
+def inspect(path: Path) -> str | None:
+    """Check a dump before any transaction opens: an archive's table of contents, or None for plain text."""
     if not path.exists():
         raise MigrationError(f"no dump at {path}")
     if path.is_dir():
-        reader = read_archive(path, loader)
+        return list_archive(path)
+    with path.open("rb") as file:
+        head = file.read(512)
+    if head.startswith(b"PGDMP") or head[257:262] == b"ustar":
+        return list_archive(path)
+    check_plain(path, head)
+    return None
+
+
+def read_file(path: Path, listing: str | None, loader: Loader) -> bool:
+    """Read a dump file of any kind into the loader; True when it was data-only (no CREATE TABLE)."""
+    if listing is not None:
+        reader = read_archive(path, listing, loader)
     else:
         with path.open("rb") as file:
-            head = file.read(512)
-            if head.startswith(b"PGDMP") or head[257:262] == b"ustar":
-                reader = read_archive(path, loader)
-            else:
-                check_plain(path, head)
-                file.seek(0)
-                reader = DumpReader(file, str(path), loader)
-                reader.read()
+            reader = DumpReader(file, str(path), loader)
+            reader.read()
     if reader.ignored:
         loader.warnings.append("public tables outside the v1 contract, not restored: " + ", ".join(reader.ignored))
     return not reader.saw_ddl
@@ -612,22 +840,66 @@ def read_live(dsn: str, loader: Loader) -> None:
         source.close()
 
 
+# Schemas a restore must never replace: live v2, the shadow, the ledger (dbt vars); v2_* holds the work
+# schema, backups and rolled-back copies; PostgreSQL's own.
+PROTECTED_VARS = ("v2_schema", "shadow_schema", "meta_schema")
+
+
+def check_schema(cur: psycopg2.extensions.cursor, schema: str, tables: Iterable[Table]) -> None:
+    """Refuse to replace a schema that is the migration's or PostgreSQL's, or holds anything a restore does not."""
+    protected = {lifeos_env.dbt_var(name) for name in PROTECTED_VARS}
+    if schema in protected or schema.startswith(("v2_", "pg_")) or schema == "information_schema":
+        raise MigrationError(f"refusing to restore into schema {schema}: it is not v1's; restore into v1")
+    cur.execute(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and not (c.relkind = 'r' and c.relname = any(%s))"
+        " union all select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = %s order by 1 limit 3",
+        (schema, [table.target for table in tables], schema),
+    )
+    others = [name for (name,) in cur.fetchall()]
+    if others:
+        raise MigrationError(
+            f"refusing to restore into schema {schema}: it holds {', '.join(others)}, which no v1 restore made"
+        )
+
+
+def warn_emptied(cur: psycopg2.extensions.cursor, schema: str, counts: list[tuple[Table, int, int]]) -> list[str]:
+    """A data-only dump without rows for a table that has rows in the v1 it replaces or in live v2: name each."""
+    warnings = []
+    for table, rows, _ in counts:
+        if rows or table.schema != "public":
+            continue
+        for place in (schema, lifeos_env.dbt_var("v2_schema")):
+            name = f"{place}.{table.target}"
+            cur.execute("select to_regclass(%s) is not null", (sql.Identifier(place, table.target).as_string(cur),))
+            if cur.fetchone()[0]:
+                cur.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(place, table.target)))
+                if held := cur.fetchone()[0]:
+                    warnings.append(f"the data-only dump holds no rows for {table.label}, but {name} has {held}")
+    return warnings
+
+
 def restore(dump: Path | None = None, dsn: str | None = None, schema: str = "v1") -> dict[str, int]:
     """Restore v1 from a dump file or a live database into `schema`, atomically; return rows per table."""
     tables = contract()
+    listing = inspect(Path(dump)) if dsn is None else None
     incoming = f"{schema[:40]}_restore_{uuid.uuid4().hex[:8]}"
     conn = lifeos_env.connect()
     try:
         conn.set_client_encoding("UTF8")
         with conn, conn.cursor() as cur:
+            check_schema(cur, schema, tables.values())
             cur.execute(sql.SQL("create schema {}").format(sql.Identifier(incoming)))
             loader = Loader(cur, incoming, tables)
             if dsn is not None:
                 read_live(dsn, loader)
                 data_only = False
             else:
-                data_only = read_file(Path(dump), loader)
+                data_only = read_file(Path(dump), listing, loader)
             counts = loader.finish(data_only)
+            if data_only:
+                loader.warnings += warn_emptied(cur, schema, counts)
             cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
             cur.execute(
                 sql.SQL("alter schema {} rename to {}").format(sql.Identifier(incoming), sql.Identifier(schema))
