@@ -6,6 +6,7 @@ the only other YAMLs under models/ declare sources.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +42,33 @@ def test_unit_tests_live_in_the_yaml_of_the_model_they_test() -> None:
             assert unit_test["model"] == path.stem, f"unit test {unit_test['name']} is in {path.name}"
             found += 1
     assert found > 0
+
+
+def plan_index() -> list[list[str]]:
+    """The rows of the README's plan index table, as lists of cells."""
+    readme = (lifeos_env.ROOT / "README.md").read_text()
+    assert "\n## Plan index\n" in readme, "the README has no plan index"
+    section = readme.split("\n## Plan index\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row] for row in rows[2:]]  # after the header and its rule
+
+
+def test_the_plan_index_covers_every_section_of_the_plan() -> None:
+    sections = {row[0] for row in plan_index()}
+    assert sections >= {*(f"3.{n}" for n in range(1, 12)), "4", "5.3", "5.4", "8"}
+
+
+def test_every_path_the_plan_index_names_exists() -> None:
+    named = [
+        token
+        for row in plan_index()
+        for cell in row[2:]
+        for token in re.findall(r"`([^`]+)`", cell)
+        if "/" in token and "<" not in token
+    ]
+    assert len(named) > 30
+    for token in named:
+        path, _, test = token.partition("::")
+        assert (lifeos_env.ROOT / path).exists(), f"the plan index names {path}, which does not exist"
+        if test:
+            assert f"def {test}(" in (lifeos_env.ROOT / path).read_text(), f"{path} has no {test}"
