@@ -17,7 +17,10 @@
     select v2.id from {{ model }} as v2
     {%- if added_from %}
         inner join {{ added_from }} as added on v2.id = added.id
-        where not exists (select from {{ source('v1', v1_table) }} as v1 where v1.id = v2.id)
+        where not exists (
+            select from {{ source('v1', v1_table) }} as v1
+            where {{ as_v2_type('v1.id', contract_data_types(model).get('id')) }} = v2.id
+        )
     {%- else %}
         where false
     {%- endif %}
@@ -51,6 +54,37 @@
 {%- endmacro %}
 
 {#
+  The data types of the tested model's contract, column name -> data_type, so
+  every check compares v1 through v2's type: a v1 column whose type drifted
+  (varchar for text, varchar(50)[] for text[], smallint for integer, timestamp
+  for timestamptz) is cast to the contract's type, never compared as it is.
+#}
+{% macro contract_data_types(model) -%}
+    {%- set types = {} -%}
+    {%- if execute -%}
+        {%- set nodes = graph.nodes.values()
+            | selectattr('resource_type', 'equalto', 'model')
+            | selectattr('alias', 'equalto', model.identifier) | list -%}
+        {%- for column in nodes[0].columns.values() -%}
+            {%- do types.update({column.name: column.data_type}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(types) }}
+{%- endmacro %}
+
+{#
+  `column` of a v1 relation as v2's `data_type` (the contract's); as it is when
+  the type is not known (at parse time).
+#}
+{% macro as_v2_type(column, data_type) -%}
+    {%- if data_type -%}
+        cast({{ column }} as {{ data_type }})
+    {%- else -%}
+        {{ column }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#
   One pass over v1 (projected through the mapping: v2 name -> v1 name for
   `renamed` columns, the same name otherwise) joined to v2 on id. Returns the
   ids whose `columns` differ, with the names of the differing columns (and
@@ -58,9 +92,12 @@
   `hashed`, md5 of each value is compared instead of the value. A foreign-key
   column that v2 holds as NULL is not a difference on a row migration_rejects
   lists as adjusted (its dangling reference was set to NULL on purpose).
-  Rows on one side only are the business of reconcile_ids.
+  Rows on one side only are the business of reconcile_ids. v1's values are
+  cast to v2's types after the join, so only rows that are in v2 are cast: a
+  rejected row whose value does not fit v2's type cannot fail the check.
 #}
 {% macro compare_with_v1(model, v1_table, columns, renamed, hashed) -%}
+    {%- set types = contract_data_types(model) -%}
     {%- set nulled = [] -%}
     {%- for fk in contract_foreign_keys(model) -%}
         {%- do nulled.extend(fk.columns) -%}
@@ -71,7 +108,7 @@
     v1 as (
 
         select
-            id,
+            {{ as_v2_type('id', types.get('id')) }} as id,
             {%- for column in columns %}
                 {{ adapter.quote(renamed.get(column, column)) }} as {{ adapter.quote(column) }}
                 {%- if not loop.last %},{% endif %}
@@ -103,7 +140,7 @@
             v2.id,
             array_remove(array[
                 {%- for column in columns %}
-                    {%- set v1_value = 'v1.' ~ adapter.quote(column) -%}
+                    {%- set v1_value = as_v2_type('v1.' ~ adapter.quote(column), types.get(column)) -%}
                     {%- set v2_value = 'v2.' ~ adapter.quote(column) %}
                     case when
                         {%- if hashed %}

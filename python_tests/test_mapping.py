@@ -362,6 +362,55 @@ def test_unmapped_v1_columns_are_listed_in_the_build_output(broken_build: tuple[
     assert "UNMAPPED v1 column tasks.user_id (uuid)" in printed
 
 
+# Types a real v1 drifted to: compatible with v2's (varchar/text, smallint/integer/bigint, varchar(50)[]/text[],
+# timestamp/timestamptz), and one value that does not fit v2's integer.
+DRIFTED_TYPES = """
+alter table v1.domains alter name type varchar(100);
+alter table v1.areas alter description type varchar;
+alter table v1.projects alter name type varchar(200), alter created_at type timestamp;
+alter table v1.tasks alter priority type smallint, alter title type varchar(500), alter tags type varchar(50)[],
+    alter completed_at type timestamp;
+alter table v1.notes alter tags type varchar(50)[], alter body type varchar;
+alter table v1.links alter url type varchar(2048);
+alter table v1.capture alter raw_text type varchar;
+alter table v1.files alter size_bytes type integer, alter tags type varchar(50)[];
+alter table v1.daily_focus alter slot type bigint, alter created_at type timestamp;
+alter table v1.reminders alter remind_at type timestamp;
+alter table v1.context_types alter value type varchar(50), alter label type varchar;
+insert into v1.daily_focus (id, focus_date, slot)
+    values ('d0000000-0000-0000-0000-000000000001', '2025-01-01', 3000000000);
+"""
+
+
+def test_v1_columns_of_drifted_types_validate_and_a_value_v2_cannot_hold_is_a_verdict(
+    fresh_database: str,
+) -> None:
+    del fresh_database
+    generate_sample.main(["--schema", "v1"])
+    with lifeos_env.transaction() as cur:
+        cur.execute("select conrelid::regclass::text, conname from pg_constraint where contype = 'c'"
+                    " and connamespace = 'v1'::regnamespace")  # fmt: skip
+        for table, constraint in cur.fetchall():  # v1's own 1-3 slot check would refuse the value v2 cannot hold
+            cur.execute(sql.SQL("alter table {} drop constraint {}").format(sql.SQL(table), sql.Identifier(constraint)))
+        cur.execute(DRIFTED_TYPES)
+    migrate.dbt("build", "--vars", "{accept_rejects: true, files_checked: false}")  # raises when a check fails
+    with lifeos_env.transaction() as cur:
+        cur.execute("select v1_table, v1_id::text, rule, detail from v2_work.migration_rejects")
+        assert cur.fetchall() == [
+            (
+                "daily_focus",
+                "d0000000-0000-0000-0000-000000000001",
+                "out_of_range",
+                "slot 3000000000 does not fit v2's integer",
+            )
+        ]
+        cur.execute(
+            "select count(*), count(*) filter (where n.tags is not distinct from v.tags::text[]"
+            " and n.created_at = v.created_at::timestamptz) from v2_shadow.notes n join v1.notes v using (id)"
+        )
+        assert cur.fetchone() == (50, 50)
+
+
 def test_the_files_step_reads_int_files_before_the_marts_are_built(
     fresh_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,6 +34,8 @@ checked as (
         {{ verdict([
             reject_if_id_null_or_repeated('daily_focus_id', 'copies'),
             reject_if_null('focus_date'),
+            reject_if('slot not between -2147483648 and 2147483647', 'out_of_range',
+                "'slot ' || slot || ' does not fit v2''s integer'"),
             reject_if_null('completed'),
             reject_if_null('created_at')
         ]) }},

@@ -12,7 +12,7 @@ final as (
         id,
         focus_date,
         task_id,
-        slot,
+        cast(slot as integer) as slot,  -- int_daily_focus kept what fits only
         completed,
         note,
         created_at,

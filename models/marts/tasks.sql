@@ -15,7 +15,7 @@ final as (
         parent_id,
         title,
         description,
-        priority,
+        cast(priority as integer) as priority,  -- int_tasks kept 1-4 only
         status,
         due_date,
         deadline,

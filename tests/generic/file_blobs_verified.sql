@@ -35,7 +35,11 @@
 
     v1 as (
 
-        select id, size_bytes from {{ source('v1', v1_table) }}
+        {%- set types = contract_data_types(model) %}
+        select
+            {{ as_v2_type('id', types.get('id')) }} as id,
+            {{ as_v2_type('size_bytes', types.get('size_bytes')) }} as size_bytes
+        from {{ source('v1', v1_table) }}
 
     ),
 

@@ -8,15 +8,25 @@
 {% test hierarchy_matches_v1(model, v1_table, parent_column='parent_id') %}
     {{ config(store_failures=true) }}
     {%- set parent = adapter.quote(parent_column) %}
+    {%- set id_type = contract_data_types(model).get('id') %}
 
     with recursive
+
+    v1 as (
+
+        select
+            {{ as_v2_type('id', id_type) }} as id,
+            {{ as_v2_type(parent, id_type) }} as {{ parent }}
+        from {{ source('v1', v1_table) }}
+
+    ),
 
     v1_tree as (
 
         select
             id,
             0 as depth
-        from {{ source('v1', v1_table) }}
+        from v1
         where {{ parent }} is null
 
         union all
@@ -24,7 +34,7 @@
         select
             child.id,
             v1_tree.depth + 1 as depth
-        from {{ source('v1', v1_table) }} as child
+        from v1 as child
         inner join v1_tree on child.{{ parent }} = v1_tree.id
 
     ),

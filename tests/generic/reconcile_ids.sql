@@ -12,7 +12,8 @@
 
     v1 as (
 
-        select id from {{ source('v1', v1_table) }}
+        select {{ as_v2_type('id', contract_data_types(model).get('id')) }} as id
+        from {{ source('v1', v1_table) }}
 
     ),
 

@@ -15,7 +15,8 @@ renamed as (
         cast(parent_id as uuid) as parent_id,
         cast(title as text) as title,
         cast(description as text) as description,
-        cast(priority as integer) as priority,
+        -- bigint, the widest integer: a v1 value beyond v2's integer becomes int_tasks' out_of_range verdict
+        cast(priority as bigint) as priority,
         cast(status as text) as status,
         cast(due_date as date) as due_date,
         cast(deadline as date) as deadline,
