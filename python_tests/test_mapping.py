@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import psycopg2
 import psycopg2.extensions
@@ -419,7 +420,10 @@ def test_the_files_step_reads_int_files_before_the_marts_are_built(
     monkeypatch.setenv("LIFEOS_STORAGE_ROOT", storage_root)
     generate_sample.main(["--schema", "v1"])
     with lifeos_env.transaction() as cur:
-        cur.execute("update v1.files set storage_path = 'a%00b' where id = (select min(id::text)::uuid from v1.files)")
+        cur.execute(
+            "update v1.files set storage_path = %s where id = (select min(id::text)::uuid from v1.files)",
+            (f"{STORAGE_URL}/public/life-os-files/a%00b",),
+        )
     migrate.build_int_files()
     with lifeos_env.transaction() as cur:
         cur.execute(
@@ -429,3 +433,77 @@ def test_the_files_step_reads_int_files_before_the_marts_are_built(
             (storage_root,),
         )
         assert cur.fetchone() == (20, 19, 1, True, True)
+
+
+STORAGE_URL = "https://abc.supabase.co/storage/v1/object"
+# Object names Storage accepts that a path or URL might mangle: NFD, spaces, #, &, ?, (1), emoji, %, +.
+ROUND_TRIP_KEYS = [
+    "Cafe\u0301/man\u0303ana.txt",
+    "space folder/a  b .pdf",
+    "hash#tag & more?.txt",
+    "copy (1).png",
+    "emoji 🌅👩‍👩‍👧/🚀.bin",
+    "uploads/report%20final.pdf",
+    "100%25 done+more.txt",
+]
+
+
+def test_storage_keys_bare_keys_are_literal_urls_decoded_and_the_inventory_wins(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule for which keys become paths (the int_files verdict); keys round-trip byte for byte."""
+    del fresh_database
+    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", "/srv/files")
+    generate_sample.main(["--schema", "v1"])
+    unsafe = [
+        "a/./b.txt",
+        "a//b.txt",
+        "life-os-files/./x.txt",
+        "./x.txt",
+        "x/.",
+        f"{STORAGE_URL}/public/life-os-files/a/%2E/b",
+    ]
+    cases = {
+        **{key: key for key in ROUND_TRIP_KEYS},  # bare: literal, however they look
+        **{f"life-os-files/{key}": key for key in ROUND_TRIP_KEYS},
+        **{f"{STORAGE_URL}/public/life-os-files/{quote(key)}": key for key in ROUND_TRIP_KEYS},  # URLs: decoded
+        **{f"{STORAGE_URL}/sign/life-os-files/{quote(key)}?token=a%20b#c": key for key in ROUND_TRIP_KEYS},
+        "in inventory as written%20.pdf": "in inventory as written%20.pdf",
+        "only decoded in%20inventory.pdf": "only decoded in inventory.pdf",  # an encoded bare key v1 wrote
+        f"{STORAGE_URL}/public/life-os-files/literal%20name.pdf": "literal%20name.pdf",  # an unencoded URL
+        f"{STORAGE_URL}/public/life-os-files/both%20names.pdf": "both names.pdf",
+        **{path: None for path in unsafe},
+    }
+    inventory = [
+        "in inventory as written%20.pdf",
+        "in inventory as written .pdf",
+        "only decoded in inventory.pdf",
+        "literal%20name.pdf",
+        "both%20names.pdf",
+        "both names.pdf",
+    ]
+    with lifeos_env.transaction() as cur:
+        cur.execute("create table v1.storage_objects (bucket_id text, name text, metadata jsonb)")
+        cur.executemany("insert into v1.storage_objects values ('life-os-files', %s, '{}')", [(n,) for n in inventory])
+        cur.execute("insert into v1.storage_objects values ('avatars', 'only decoded in%20inventory.pdf', '{}')")
+        cur.execute("create temporary table paths (storage_path text)")
+        cur.executemany("insert into paths values (%s)", [(path,) for path in cases])
+        cur.execute(
+            "insert into v1.files (id, filename, original_filename, storage_path)"
+            " select gen_random_uuid(), 'f', 'f', storage_path from paths"
+        )
+    migrate.build_int_files()
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            "select v.storage_path, f.object_key, f.storage_path, f.reject_rule, f.reject_detail"
+            " from v2_work.int_files f join v1.files v on v.id = f.id where v.storage_path = any(%s)",
+            (list(cases),),
+        )
+        found = {path: (key, local, rule, detail) for path, key, local, rule, detail in cur.fetchall()}
+    assert {path: key for path, (key, *_) in found.items()} == cases
+    for path, (key, local, rule, detail) in found.items():
+        if key is None:
+            assert rule == "unsafe_storage_path" and local is None, path
+            assert detail.endswith(("has a . or .. segment", "has an empty segment (//)")), detail
+        else:
+            assert (rule, local.encode()) == (None, f"/srv/files/{key}".encode()), path

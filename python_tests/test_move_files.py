@@ -56,6 +56,7 @@ def bucket() -> dict[str, bytes]:
         "a/b/c/deep.txt": b"deep\n" * 100,
         "東京/photo 🌅.jpg": os.urandom(70_000),
         "space folder/file with space.pdf": os.urandom(3_000),
+        "Cafe\u0301 #1 & co?/copy (1) 100%25+ 🌅.txt": b"NFD, #, &, ?, (1), %25, + and emoji, byte for byte",
         "empty.bin": b"",
         "many/.emptyFolderPlaceholder": b"",
         **{f"many/item-{i:03}.txt": f"item {i}".encode() for i in range(130)},  # more than one list page

@@ -85,7 +85,7 @@ create table if not exists lifeos_migration.file_manifest (
 comment on table lifeos_migration.file_manifest is
     'One row per v1 files row and per orphan bucket object: where its blob is and how the files step left it';
 comment on column lifeos_migration.file_manifest.file_id is 'v1 files.id; null for an object no files row references';
-comment on column lifeos_migration.file_manifest.object_key is 'object key relative to the bucket, percent-decoded';
+comment on column lifeos_migration.file_manifest.object_key is 'int_files.object_key, or an orphan''s key';
 comment on column lifeos_migration.file_manifest.local_path is 'the blob: int_files.storage_path, or under orphans/';
 comment on column lifeos_migration.file_manifest.size_bytes is 'bytes on disk (planned size when not in place)';
 comment on column lifeos_migration.file_manifest.sha256 is 'sha256 of the bytes on disk, hex';

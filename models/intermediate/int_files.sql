@@ -1,16 +1,22 @@
 {#
   files.storage_path becomes the local path var('storage_root') || '/' || object_key.
   The object key (relative to the bucket, folders kept) is read from every shape
-  v1 may hold, then percent-decoded:
+  v1 may hold:
     <key>                                          a bare object key
     <bucket>/<key>                                 the key behind the bucket name
     https://<host>/storage/v1/object/public/<bucket>/<key>
     https://<host>/storage/v1/object/authenticated/<bucket>/<key>
     https://<host>/storage/v1/object/sign/<bucket>/<key>?token=...
-  (and render/image/... URLs; query and fragment are dropped). A key that is
-  empty, absolute, has a '..' segment, a NUL or invalid UTF-8 is never turned
-  into a path (unsafe_storage_path); so is a URL of another shape
-  (unknown_storage_path) or of another bucket (foreign_bucket).
+  (and render/image/... URLs; query and fragment are dropped). Storage object
+  names are literal: only a URL's key is percent-decoded, a bare key keeps its
+  '%20' or '+'. When that reading names no object of the storage.objects
+  inventory but the other reading (a URL's key as written, a bare key decoded)
+  does, the inventory's name wins.
+  This model is the one place that decides whether a key may become a path
+  under the storage root; the files step acts on its verdict. A key that is
+  empty, absolute, a folder, has an empty, '.' or '..' segment, a NUL or
+  invalid UTF-8 never becomes a path (unsafe_storage_path); nor does a URL of
+  another shape (unknown_storage_path) or of another bucket (foreign_bucket).
   `shaped` and `decoded` are materialized: later expressions read their
   columns several times, and inlined, each read would run the URL regex or the
   decoding again (37 s instead of 1.6 s for 20,000 files).
@@ -50,6 +56,12 @@ capture as (
 
 ),
 
+inventory as (
+
+    {{ storage_inventory() }}
+
+),
+
 shaped as materialized (
 
     select
@@ -77,7 +89,7 @@ located as (
             when starts_with(storage_path, '{{ var("storage_bucket") }}/')
                 then substr(storage_path, length('{{ var("storage_bucket") }}/') + 1)
             else storage_path
-        end as encoded_key
+        end as written_key
     from shaped
 
 ),
@@ -86,8 +98,23 @@ decoded as materialized (
 
     select
         *,
-        {{ percent_decode('encoded_key') }} as decoded_key
+        case when is_url then {{ percent_decode('written_key') }} else written_key end as named_key,
+        case when is_url then written_key else {{ percent_decode('written_key') }} end as other_key
     from located
+
+),
+
+resolved as (
+
+    select
+        decoded.*,
+        case
+            when named.name is null and other.name is not null then decoded.other_key
+            else decoded.named_key
+        end as decoded_key
+    from decoded
+    left join inventory as named on decoded.named_key = named.name
+    left join inventory as other on decoded.other_key = other.name
 
 ),
 
@@ -106,10 +133,12 @@ path_checked as (
             reject_if(
                 "decoded_key = '' or starts_with(decoded_key, '/') or right(decoded_key, 1) = '/'", 'unsafe_storage_path',
                 "'storage_path ' || storage_path || ' gives an empty, absolute or folder object key'"),
-            reject_if("'..' = any(string_to_array(decoded_key, '/'))", 'unsafe_storage_path',
-                "'storage_path ' || storage_path || ' has a .. segment'")
+            reject_if("string_to_array(decoded_key, '/') && array['.', '..']", 'unsafe_storage_path',
+                "'storage_path ' || storage_path || ' has a . or .. segment'"),
+            reject_if("'' = any(string_to_array(decoded_key, '/'))", 'unsafe_storage_path',
+                "'storage_path ' || storage_path || ' has an empty segment (//)'")
         ], prefix='path_') }}
-    from decoded
+    from resolved
 
 ),
 
