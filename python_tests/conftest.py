@@ -3,21 +3,35 @@
 The server is the one the PG* variables name, or the embedded PostgreSQL 16
 when PGHOST is unset (scripts/test runs the suite against both). Each fixture
 database is new and is dropped afterwards.
+
+The suite may run in several processes (pytest-xdist, `-n`): each worker runs
+dbt with target and log folders of its own, and the sample is migrated once
+for the whole run into a template database that every worker copies
+(`create database ... template ...`) instead of migrating it again.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
 import pytest
+from psycopg2 import sql
 
-import lifeos_env
-import migrate
-from lifeos_env import drop_database
+# Before the project's modules read them (report.TARGET): dbt writes results, manifests and logs per worker.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+os.environ["DBT_TARGET_PATH"] = f"target/pytest_{WORKER}"
+os.environ["DBT_LOG_PATH"] = str(Path(__file__).resolve().parent.parent / "logs" / f"pytest_{WORKER}")
+
+import lifeos_env  # noqa: E402
+import migrate  # noqa: E402
+from lifeos_env import drop_database  # noqa: E402
 
 
 def new_database() -> str:
@@ -26,10 +40,58 @@ def new_database() -> str:
     return name
 
 
+def on_server(statement: sql.Composable) -> None:
+    """Run one statement outside any transaction, from the server's `postgres` database."""
+    conn = psycopg2.connect(dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def copy_database(template: str) -> str:
+    """A new database holding a copy of `template` (no session may be connected to it meanwhile)."""
+    name = f"lifeos_test_{uuid.uuid4().hex[:12]}"
+    on_server(sql.SQL("create database {} template {}").format(*map(sql.Identifier, (name, template))))
+    return name
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One id for the whole run, which pytest-xdist hands to every worker."""
+    if not hasattr(config, "workerinput"):
+        config.option.testrunuid = config.option.testrunuid or uuid.uuid4().hex
+
+
+def run_id(config: pytest.Config) -> str:
+    workerinput = getattr(config, "workerinput", None)
+    return (workerinput["testrunuid"] if workerinput else config.option.testrunuid)[:12]
+
+
+def sample_template_name(config: pytest.Config) -> str:
+    return f"lifeos_template_{run_id(config)}"
+
+
+def template_lock(config: pytest.Config) -> Path:
+    """The file whose lock the workers take to build the template, or to see that it is built."""
+    return Path(tempfile.gettempdir()) / f"{sample_template_name(config)}.lock"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After every worker is done (in the controller, or the only process): drop the run's template."""
+    if not hasattr(session.config, "workerinput"):
+        lifeos_env.ensure_target()
+        drop_database(sample_template_name(session.config))
+        template_lock(session.config).unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def target_server(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The server under test; blobs and backups of the whole session go to a temporary folder."""
-    sandbox = tmp_path_factory.mktemp("lifeos")
+    """The server under test; blobs and backups of the whole run (every worker) go to one temporary folder."""
+    base = tmp_path_factory.getbasetemp()
+    sandbox = (base.parent if WORKER != "main" else base) / "lifeos"
     os.environ["LIFEOS_STORAGE_ROOT"] = str(sandbox / "files")
     os.environ["LIFEOS_BACKUP_DIR"] = str(sandbox / "backups")
     return lifeos_env.ensure_target()
@@ -45,15 +107,43 @@ def fresh_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def migrated_sample() -> Iterator[str]:
-    """A database holding the sample migrated once by scripts/migrate, shared read-only."""
-    name = new_database()
-    previous = os.environ["PGDATABASE"]
-    os.environ["PGDATABASE"] = name
-    try:
-        assert migrate.main(["--sample"]) == 0
-    finally:
-        os.environ["PGDATABASE"] = previous
+def sample_template(request: pytest.FixtureRequest) -> str:
+    """The sample migrated once by scripts/migrate (published as live v2) for the whole run: a template
+    database, never connected to but to copy it. The first worker that needs it builds it."""
+    name = sample_template_name(request.config)
+    with template_lock(request.config).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with lifeos_env.transaction() as cur:
+            cur.execute("select count(*) from pg_database where datname = %s", (name,))
+            if cur.fetchone()[0]:
+                return name
+        building = new_database()
+        previous = os.environ["PGDATABASE"]
+        os.environ["PGDATABASE"] = building
+        try:
+            assert migrate.main(["--sample"]) == 0
+        except BaseException:
+            drop_database(building)
+            raise
+        finally:
+            os.environ["PGDATABASE"] = previous
+        on_server(sql.SQL("alter database {} rename to {}").format(*map(sql.Identifier, (building, name))))
+    return name
+
+
+@pytest.fixture
+def sample_copy(sample_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A copy of the migrated sample of the test's own, named by PGDATABASE: the test may change anything."""
+    name = copy_database(sample_template)
+    monkeypatch.setenv("PGDATABASE", name)
+    yield name
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def migrated_sample(sample_template: str) -> Iterator[str]:
+    """A copy of the migrated sample shared by the worker's tests, which only read it or put back what they change."""
+    name = copy_database(sample_template)
     yield name
     drop_database(name)
 

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -29,12 +28,12 @@ SECRET = "pw-must-not-leak-7f3a"
 
 
 @pytest.fixture
-def published(fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh database with the sample migrated and published once; backups go to tmp_path/backups."""
+def published(sample_copy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A database of the test's own with the sample migrated and published once (a copy of the run's
+    migration: scripts/migrate --sample); backups go to tmp_path/backups."""
     monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
     monkeypatch.setenv("PGPASSWORD", SECRET)  # the servers trust local users: a password that must never be shown
-    assert migrate.main(["--sample"]) == 0
-    yield fresh_database
+    return sample_copy
 
 
 def build(**dbt_vars: object) -> None:

@@ -9,8 +9,8 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.request
@@ -27,7 +27,9 @@ import migrate
 # plan section 2: the app's tables in v1 (the other v1 sources are Storage's blob inventory)
 V1_TABLES = ("domains", "areas", "projects", "tasks", "notes", "links", "files", "daily_focus", "capture",
              "context_types", "reminders")  # fmt: skip
-SCREENSHOT = lifeos_env.ROOT / "docs" / "lineage_tasks.png"
+# The README's picture is docs/lineage_tasks.png; the test writes its own under target/, and the README says
+# how to refresh the tracked one from it.
+SCREENSHOT = lifeos_env.ROOT / "target" / "lineage_tasks.png"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -150,30 +152,35 @@ def served(docs_site: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser() -> Iterator[DevTools]:
-    """A headless Chromium with a new, empty profile; its page as a DevTools session."""
+def browser(tmp_path: Path) -> Iterator[DevTools]:
+    """A headless Chromium with a new, empty profile; its page as a DevTools session.
+
+    Chromium runs in a process group of its own, which is killed and waited for afterwards; its profile is in
+    tmp_path, which pytest removes in a later session, never while a helper process may still write to it.
+    """
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is not installed (scripts/test installs it)"
-    with tempfile.TemporaryDirectory() as profile:
-        process = subprocess.Popen(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            port_file = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + 30
-            while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
-                assert process.poll() is None and time.monotonic() < deadline, "chromium did not start"
-                time.sleep(0.1)
-            port = port_file.read_text().splitlines()[0]
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as response:
-                page = next(t for t in json.load(response) if t["type"] == "page")
-            with connect(page["webSocketDebuggerUrl"], max_size=None) as websocket:
-                yield DevTools(websocket)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    profile = tmp_path / "chromium-profile"
+    process = subprocess.Popen(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
+            assert process.poll() is None and time.monotonic() < deadline, "chromium did not start"
+            time.sleep(0.1)
+        port = port_file.read_text().splitlines()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as response:
+            page = next(t for t in json.load(response) if t["type"] == "page")
+        with connect(page["webSocketDebuggerUrl"], max_size=None) as websocket:
+            yield DevTools(websocket)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 def test_lineage_graph_for_tasks_renders_from_source_to_mart(served: str, browser: DevTools) -> None:

@@ -7,12 +7,9 @@ import os
 import subprocess
 
 import psycopg2.extensions
-import pytest
 from psycopg2 import sql
 
-import generate_sample
 import lifeos_env
-import migrate
 
 Cursor = psycopg2.extensions.cursor
 
@@ -77,33 +74,6 @@ def test_app_inserts_get_defaults_and_updates_touch_updated_at(sample_db: Cursor
     assert new_id is not None and is_active is True and sort_order == 0
     sample_db.execute("update public.areas set name = name || '!' returning updated_at > created_at")
     assert all(touched for (touched,) in sample_db.fetchall())
-
-
-@pytest.mark.usefixtures("fresh_database")
-def test_an_orphaned_area_is_rejected_not_dropped() -> None:
-    generate_sample.main(["--schema", "v1"])
-    with lifeos_env.transaction() as cur:
-        cur.execute("alter table v1.areas drop constraint areas_domain_id_fkey")
-        cur.execute(
-            "update v1.areas set domain_id = gen_random_uuid()"
-            " where id = (select min(id::text)::uuid from v1.areas) returning id"
-        )
-        orphan = cur.fetchone()[0]
-    migrate.dbt("build", "--vars", "{accept_rejects: true, files_checked: false}")
-    with lifeos_env.transaction() as cur:
-        cur.execute(
-            "select v1_table, action, rule, v1_row ->> 'name' is not null from v2_work.migration_rejects"
-            " where v1_id = %s",
-            (orphan,),
-        )
-        assert cur.fetchall() == [("areas", "rejected", "orphan_fk", True)]
-        cur.execute(  # its projects stay, their area_id set to NULL, as v1's ON DELETE SET NULL would
-            "select distinct v1_table, action, v1_row ->> 'area_id' from v2_work.migration_rejects where v1_id <> %s",
-            (orphan,),
-        )
-        assert cur.fetchall() == [("projects", "adjusted", str(orphan))]
-        cur.execute("select count(*) from v2_shadow.areas where id = %s", (orphan,))
-        assert cur.fetchone() == (0,)
 
 
 def test_reading_commands_see_live_v2_even_right_after_a_build(migrated_sample: str) -> None:

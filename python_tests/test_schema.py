@@ -7,18 +7,18 @@ import json
 import os
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import pytest
-from conftest import drop_database
+from conftest import copy_database, drop_database
 from psycopg2 import sql
 
 import export_ddl
 import lifeos_env
+import report
 
 Cursor = psycopg2.extensions.cursor
 POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")
@@ -29,15 +29,9 @@ LIVE = "lifeos_live"
 
 
 @pytest.fixture(scope="module")
-def published(migrated_sample: str, migrated_v2_schema: str) -> Iterator[str]:
+def published(sample_template: str, migrated_v2_schema: str) -> Iterator[str]:
     """A copy of the migrated sample whose v2 schema is renamed, as publishing does, to LIVE."""
-    name = f"lifeos_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        create = sql.SQL("create database {} template {}")
-        cur.execute(create.format(sql.Identifier(name), sql.Identifier(migrated_sample)))
-    admin.close()
+    name = copy_database(sample_template)
     conn = psycopg2.connect(dbname=name)
     with conn, conn.cursor() as cur:
         cur.execute(
@@ -74,7 +68,7 @@ def dbt_test(select: str) -> dict[str, list[tuple[object, ...]]]:
                          capture_output=True)  # fmt: skip
     results = [
         result
-        for result in json.loads((lifeos_env.ROOT / "target" / "run_results.json").read_text())["results"]
+        for result in json.loads((report.TARGET / "run_results.json").read_text())["results"]
         if result["unique_id"].startswith("test.")
     ]
     assert results and all(r["status"] in ("pass", "fail") for r in results), run.stdout[-3000:]

@@ -6,16 +6,20 @@ build, publish), so `dbt test` validates live v2 as after a real cut-over.
 Each test breaks one thing in live v2 or in what the checks read (with FK
 triggers off, as a broken copy would have it), runs `dbt test` on the tables
 concerned (in-process, dbt's programmatic runner), asserts the exact set of
-checks that failed, and puts everything back as it was.
+checks that failed, and puts everything back as it was. The rejects policy
+has one build of its own, of the sample with an orphaned area.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg2
 import pytest
 import yaml
+from conftest import drop_database, new_database
 from dbt.cli.main import dbtRunner
 
 import generate_sample
@@ -187,15 +191,58 @@ def test_without_a_manifest_the_file_check_fails_saying_what_to_do() -> None:
     assert 'file_manifest" is missing: run the files step first' in output
 
 
-@pytest.mark.usefixtures("fresh_database")
-def test_a_build_with_a_reject_fails_on_the_rejects_policy_alone() -> None:
-    generate_sample.main(["--schema", "v1"])
-    with lifeos_env.transaction() as cur:
-        cur.execute("alter table v1.areas drop constraint areas_domain_id_fkey")
-        cur.execute("update v1.areas set domain_id = gen_random_uuid() where name = (select min(name) from v1.areas)")
-    success, outcomes, _ = run_dbt("build", "--vars", "{files_checked: false}")
+@pytest.fixture(scope="module")
+def orphaned_area() -> Iterator[tuple[str, str, bool, dict[str, str]]]:
+    """The sample with one area's domain gone (its FK dropped, as a careless dump has it), built once:
+    the database, the orphaned area's id, and the build's success and checks."""
+    name = new_database()
+    previous = os.environ["PGDATABASE"]
+    os.environ["PGDATABASE"] = name
+    try:
+        generate_sample.main(["--schema", "v1"])
+        with lifeos_env.transaction() as cur:
+            cur.execute("alter table v1.areas drop constraint areas_domain_id_fkey")
+            cur.execute(
+                "update v1.areas set domain_id = gen_random_uuid()"
+                " where id = (select min(id::text)::uuid from v1.areas) returning id::text"
+            )
+            orphan = cur.fetchone()[0]
+        success, outcomes, _ = run_dbt("build", "--vars", "{files_checked: false}")
+    finally:
+        os.environ["PGDATABASE"] = previous
+    yield name, orphan, success, outcomes
+    drop_database(name)
+
+
+def test_a_build_with_a_reject_fails_on_the_rejects_policy_alone(
+    orphaned_area: tuple[str, str, bool, dict[str, str]],
+) -> None:
+    _, _, success, outcomes = orphaned_area
     assert not success
     assert failed(outcomes) == {"rejects_policy"}
+
+
+def test_an_orphaned_area_is_rejected_not_dropped(orphaned_area: tuple[str, str, bool, dict[str, str]]) -> None:
+    database, orphan, _, _ = orphaned_area
+    conn = psycopg2.connect(dbname=database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "select v1_table, action, rule, v1_row ->> 'name' is not null from v2_work.migration_rejects"
+                " where v1_id = %s",
+                (orphan,),
+            )
+            assert cur.fetchall() == [("areas", "rejected", "orphan_fk", True)]
+            cur.execute(  # its projects stay, their area_id set to NULL, as v1's ON DELETE SET NULL would
+                "select distinct v1_table, action, v1_row ->> 'area_id' from v2_work.migration_rejects"
+                " where v1_id <> %s",
+                (orphan,),
+            )
+            assert cur.fetchall() == [("projects", "adjusted", orphan)]
+            cur.execute("select count(*) from v2_shadow.areas where id = %s", (orphan,))
+            assert cur.fetchone() == (0,)
+    finally:
+        conn.close()
 
 
 @pytest.mark.usefixtures("live_v2")
