@@ -189,7 +189,7 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
 
 
 def test_polymorphic_checks_allow_exactly_what_their_test_resolves(v2: Cursor) -> None:
-    manifest = json.loads((lifeos_env.ROOT / "target" / "manifest.json").read_text())
+    manifest = json.loads((report.TARGET / "manifest.json").read_text())
     resolved = {
         node["attached_node"].split(".")[-1]: sorted(node["test_metadata"]["kwargs"]["entity_types"])
         for node in manifest["nodes"].values()
