@@ -72,3 +72,10 @@ def test_every_path_the_plan_index_names_exists() -> None:
         assert (lifeos_env.ROOT / path).exists(), f"the plan index names {path}, which does not exist"
         if test:
             assert f"def {test}(" in (lifeos_env.ROOT / path).read_text(), f"{path} has no {test}"
+
+
+def test_models_read_the_catalog_through_a_source() -> None:
+    """A hard-coded information_schema or pg_catalog relation hides an input from the lineage."""
+    for model_sql in sorted(MODELS.rglob("*.sql")):
+        hard_coded = re.findall(r"\b(?:information_schema|pg_catalog)\.\w+", model_sql.read_text())
+        assert not hard_coded, f"{model_sql.relative_to(MODELS)} reads {hard_coded} instead of a source"

@@ -2,7 +2,8 @@
   Drift: columns a v1 table has in the restored dump that the sources YAML (the
   plan's input contract) does not declare. The plan maps none of them, so their
   values do not reach v2; they stay in the v1 dump and in migration_rejects'
-  v1_row. The build lists them (macros/log_unmapped_v1_columns.sql).
+  v1_row. The columns the dump has are read from the catalog (source catalog.columns,
+  information_schema); the build lists them (macros/log_unmapped_v1_columns.sql).
 #}
 {%- set declared = [] -%}
 {%- if execute -%}
@@ -22,7 +23,7 @@ v1_columns as (
         column_name::text,
         data_type::text,
         ordinal_position::integer
-    from information_schema.columns
+    from {{ source('catalog', 'columns') }}
     where table_schema = '{{ var("v1_schema") }}'
 
 ),
