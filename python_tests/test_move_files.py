@@ -253,7 +253,7 @@ def test_the_service_key_never_appears_in_output_errors_or_manifest(
             key=KEY,
         )
         wrong_key = "sb-wrong-key-4417-DO-NOT-PRINT"
-        refused = cli("--storage-root", str(root), url=storage.url, key=wrong_key)
+        refused = cli("--storage-root", str(tmp_path / "other root"), url=storage.url, key=wrong_key)  # runs at once
         outputs = [*failing.communicate(), *refused.communicate()]
     assert failing.returncode == 1 and refused.returncode == 1
     assert "1 blobs could not be moved" in outputs[0]
@@ -371,9 +371,7 @@ def test_a_service_key_with_a_line_end_is_stripped_and_never_printed(
     assert not [output for _, output in runs if KEY in output]
 
 
-def test_an_unreachable_storage_url_or_a_read_only_root_is_one_clear_line(
-    fresh_database: str, root: Path, tmp_path: Path
-) -> None:
+def test_an_unreachable_storage_url_is_one_clear_line(fresh_database: str, root: Path) -> None:
     write_inputs(root, {file_id(1): "ok.txt"}, {})
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
@@ -384,15 +382,28 @@ def test_an_unreachable_storage_url_or_a_read_only_root_is_one_clear_line(
         f"files step failed: SUPABASE_URL {url}: cannot list bucket life-os-files after 2 attempts: listing /:"
         " ConnectError: [Errno 111] Connection refused\n",
     )
+
+
+def test_a_read_only_or_busy_storage_root_is_one_clear_line(fresh_database: str, root: Path, tmp_path: Path) -> None:
+    write_inputs(root, {file_id(1): "ok.txt"}, {})
     staging = tmp_path / "staging"
     staging.mkdir()
     (staging / "ok.txt").write_bytes(b"ok")
-    assert list(root.iterdir()) == []  # made by the run above
+    root.mkdir(parents=True)
     with read_only(root):
         code, output = run_cli("--files-from", str(staging), "--storage-root", str(root))
     assert (code, output) == (1, f"files step failed: storage root {root}: cannot write there ({READ_ONLY}); choose"
                                  " another --storage-root\n")  # fmt: skip
     assert list(root.iterdir()) == []
+    with move_files.claimed(root):  # a files step under way on the same root
+        code, output = run_cli("--files-from", str(staging), "--storage-root", str(root))
+    assert (code, output) == (
+        1,
+        f"files step failed: storage root {root}: another files step is writing there; wait for it to finish\n",
+    )
+    assert list(root.iterdir()) == []
+    assert run_cli("--files-from", str(staging), "--storage-root", str(root))[0] == 0
+    assert (root / "ok.txt").read_bytes() == b"ok"
 
 
 READ_ONLY = "Operation not permitted" if os.geteuid() == 0 else "Permission denied"
