@@ -363,24 +363,12 @@ def test_unmapped_v1_columns_are_listed_in_the_build_output(broken_build: tuple[
     assert "UNMAPPED v1 column tasks.user_id (uuid)" in printed
 
 
-# Types a real v1 drifted to: compatible with v2's (varchar/text, smallint/integer/bigint, varchar(50)[]/text[],
-# timestamp/timestamptz), and one value that does not fit v2's integer.
-DRIFTED_TYPES = """
-alter table v1.domains alter name type varchar(100);
-alter table v1.areas alter description type varchar;
-alter table v1.projects alter name type varchar(200), alter created_at type timestamp;
-alter table v1.tasks alter priority type smallint, alter title type varchar(500), alter tags type varchar(50)[],
-    alter completed_at type timestamp;
-alter table v1.notes alter tags type varchar(50)[], alter body type varchar;
-alter table v1.links alter url type varchar(2048);
-alter table v1.capture alter raw_text type varchar;
-alter table v1.files alter size_bytes type integer, alter tags type varchar(50)[];
-alter table v1.daily_focus alter slot type bigint, alter created_at type timestamp;
-alter table v1.reminders alter remind_at type timestamp;
-alter table v1.context_types alter value type varchar(50), alter label type varchar;
-insert into v1.daily_focus (id, focus_date, slot)
-    values ('d0000000-0000-0000-0000-000000000001', '2025-01-01', 3000000000);
-"""
+# Every v1 column in a type a real v1 drifted to, compatible with v2's: text as varchar, text[] as varchar(50)[],
+# uuid as text, timestamptz as timestamp, date as timestamp, integer as smallint, bigint as integer; and one slot
+# as bigint holding a value v2's integer cannot.
+DRIFTED = {"text": "varchar", "_text": "varchar(50)[]", "uuid": "text", "timestamptz": "timestamp",
+           "date": "timestamp", "int4": "smallint", "int8": "integer"}  # fmt: skip
+UNFIT = "d0000000-0000-0000-0000-000000000001"
 
 
 def test_v1_columns_of_drifted_types_validate_and_a_value_v2_cannot_hold_is_a_verdict(
@@ -389,25 +377,35 @@ def test_v1_columns_of_drifted_types_validate_and_a_value_v2_cannot_hold_is_a_ve
     del fresh_database
     generate_sample.main(["--schema", "v1"])
     with lifeos_env.transaction() as cur:
-        cur.execute("select conrelid::regclass::text, conname from pg_constraint where contype = 'c'"
-                    " and connamespace = 'v1'::regnamespace")  # fmt: skip
-        for table, constraint in cur.fetchall():  # v1's own 1-3 slot check would refuse the value v2 cannot hold
+        cur.execute(
+            "select conrelid::regclass::text, conname from pg_constraint"
+            " where connamespace = 'v1'::regnamespace order by contype = 'f' desc"
+        )
+        for table, constraint in cur.fetchall():  # the FKs would tie uuid to uuid; the 1-3 slot check refuse UNFIT
             cur.execute(sql.SQL("alter table {} drop constraint {}").format(sql.SQL(table), sql.Identifier(constraint)))
-        cur.execute(DRIFTED_TYPES)
+        cur.execute(
+            "select table_name, column_name, udt_name from information_schema.columns where table_schema = 'v1'"
+        )
+        drifted = {
+            (table, column): "bigint" if (table, column) == ("daily_focus", "slot") else DRIFTED[udt]
+            for table, column, udt in cur.fetchall()
+            if udt in DRIFTED
+        }
+        for (table, column), type_ in drifted.items():
+            cur.execute(
+                sql.SQL("alter table v1.{} alter {} type {}").format(
+                    sql.Identifier(table), sql.Identifier(column), sql.SQL(type_)
+                )
+            )
+        cur.execute(f"insert into v1.daily_focus (id, focus_date, slot) values ('{UNFIT}', '2025-01-01', 3000000000)")
+    assert len(drifted) > 80 and drifted[("notes", "tags")] == "varchar(50)[]" and drifted[("tasks", "id")] == "text"
     migrate.dbt("build", "--vars", "{accept_rejects: true, files_checked: false}")  # raises when a check fails
     with lifeos_env.transaction() as cur:
         cur.execute("select v1_table, v1_id::text, rule, detail from v2_work.migration_rejects")
-        assert cur.fetchall() == [
-            (
-                "daily_focus",
-                "d0000000-0000-0000-0000-000000000001",
-                "out_of_range",
-                "slot 3000000000 does not fit v2's integer",
-            )
-        ]
+        assert cur.fetchall() == [("daily_focus", UNFIT, "out_of_range", "slot 3000000000 does not fit v2's integer")]
         cur.execute(
             "select count(*), count(*) filter (where n.tags is not distinct from v.tags::text[]"
-            " and n.created_at = v.created_at::timestamptz) from v2_shadow.notes n join v1.notes v using (id)"
+            " and n.created_at = v.created_at::timestamptz) from v2_shadow.notes n join v1.notes v on n.id = v.id::uuid"
         )
         assert cur.fetchone() == (50, 50)
 
