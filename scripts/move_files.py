@@ -40,7 +40,6 @@ import os
 import secrets
 import stat
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -51,6 +50,7 @@ from typing import Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
+import tenacity
 from psycopg2.extras import execute_values
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
@@ -257,15 +257,15 @@ def describe(error: BaseException | str, secret: str) -> str:
 
 
 def with_retries(attempt: Callable[[], T], retries: int, backoff: float) -> T:
-    """Call `attempt`; after a Retryable failure wait (`backoff` seconds, doubling each time) and call it again."""
-    for number in itertools.count():
-        try:
-            return attempt()
-        except Retryable:
-            if number >= retries:
-                raise
-            time.sleep(min(30.0, backoff * 2**number))
-    raise AssertionError("itertools.count() ended")
+    """Call `attempt`; after a Retryable failure wait (`backoff` seconds, doubling, at most 30) and call it again,
+    `retries` times at most; the last Retryable is raised as it is (the callers turn it into one line)."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(Retryable),
+        stop=tenacity.stop_after_attempt(retries + 1),
+        wait=tenacity.wait_exponential(multiplier=backoff, max=30.0),
+        reraise=True,
+    )
+    return retrying(attempt)
 
 
 def printable(key: str) -> str:
