@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     dump = make_supabase_dump.dump_sample(args.scale, OUT)
     stripped = OUT / "stripped.sql"
-    psql = lifeos_env.pg_client("psql")
-    pg_dump = lifeos_env.pg_client("pg_dump")
+    with closing(lifeos_env.connect(dbname="postgres")) as conn:  # the server's own clients: a newer pg_dump
+        server = conn.server_version // 10000  # writes settings (transaction_timeout) an older server refuses
+    psql, pg_dump = lifeos_env.pg_client("psql", server), lifeos_env.pg_client("pg_dump", server)
     restore = [sys.executable, str(ROOT / "scripts" / "restore_v1.py"), str(dump)]
     print(f"psql {psql}, pg_dump {pg_dump}, server {os.environ['PGHOST']}:{os.environ.get('PGPORT', '')}")
     in_fresh_database(restore, [pg_dump, "--schema", "v1", "--no-owner", "--no-privileges", "-f", str(stripped)])
