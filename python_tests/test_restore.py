@@ -388,6 +388,16 @@ def test_copy_data_of_an_unqualified_table_is_skipped_whole(
     assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(dump))
 
 
+def test_a_backslash_line_after_unscanned_copy_data_keeps_its_place(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    """A long literal spaces out the scans; the COPY it hides (no `stdin;` line end) must still end at its \\. line."""
+    tasks = "COPY public.tasks "
+    hidden = f"SELECT '{'a' * 1000}\nx;\ny';\nCOPY public.other FROM stdin WITH (FORMAT text);\n1\n\\.\n"
+    dump = plain_with(supabase_source, tmp_path, lambda t: edit(t, tasks, hidden + tasks))
+    assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(dump))
+
+
 MORE_BAD_DUMPS: dict[str, tuple[Callable[[str], str], str]] = {
     "a \\. line outside COPY data": (
         lambda t: edit(t, "COPY public.tasks ", "\\.\nCOPY public.tasks "),

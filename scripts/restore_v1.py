@@ -421,6 +421,7 @@ class DumpReader:
         """
         pending: list[str] = []
         size = scan_at = 0
+        requeued = None  # a backslash line put back to be read after what the scan before it found
         for line in lines:
             stripped = line.strip()
             self.header = self.header or stripped.startswith("-- PostgreSQL database dump")
@@ -428,10 +429,13 @@ class DumpReader:
                 self.footer and (not stripped or stripped.startswith(("--", "\\unrestrict")))
             )
             meta = stripped.startswith("\\")
-            if meta and pending:  # between statements (a meta-command), or inside one?
+            if meta and pending and line is not requeued:  # between statements (a meta-command), or inside one?
+                requeued = line
+                self.read_ahead.append(line)  # read again after the data of a COPY the scan may find
                 rest = yield from self.split("".join(pending))
                 if rest is not None:
                     pending, size, scan_at = [rest] if rest else [], len(rest), 0
+                continue
             if not pending:
                 if meta:
                     self.meta_command(stripped)
