@@ -41,15 +41,6 @@
             );
             comment on table {{ meta }}.runs is
                 'One row per migration run: dbt build/run of v2 into the shadow schema, publish, rollback, cleanup.';
-            create table if not exists {{ meta }}.published_rows (
-                run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
-                table_name text not null,
-                row_md5 text not null
-            );
-            create index if not exists published_rows_lookup_idx
-                on {{ meta }}.published_rows (run_id, table_name, row_md5);
-            comment on table {{ meta }}.published_rows is
-                'md5 of every row a publish put live: live rows not in here were created or changed by the app.';
             create table if not exists {{ meta }}.accepted_losses (
                 run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
                 v1_table text not null,

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.errors
 import pytest
+from conftest import drop_database, new_database
 from psycopg2 import sql
 
 import lifeos_env
@@ -25,6 +26,9 @@ import publish
 import restore_v1
 
 SECRET = "pw-must-not-leak-7f3a"
+TABLE_MD5 = "select md5(coalesce(string_agg(t::text, e'\\n' order by t::text), '')) from {} t"  # all rows, in order
+# the app deletes a row no other table refers to, so no cascade changes other tables
+DELETE_A_LEAF = "delete from public.daily_focus where id = (select min(id::text)::uuid from public.daily_focus)"
 
 
 @pytest.fixture
@@ -46,11 +50,7 @@ def checksums(schema: str = "public") -> dict[str, str]:
     with lifeos_env.transaction() as cur:
         result = {}
         for table in publish.tables(cur, schema):
-            cur.execute(
-                sql.SQL("select md5(coalesce(string_agg(t::text, e'\\n' order by t::text), '')) from {} t").format(
-                    publish.qualified(schema, table)
-                )
-            )
+            cur.execute(sql.SQL(TABLE_MD5).format(publish.qualified(schema, table)))
             result[table] = cur.fetchone()[0]
     return result
 
@@ -101,6 +101,17 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
                 {"role": role},
             )
             assert cur.fetchone() == (True, True, False)
+        as_the_app = lifeos_env.connect()
+        try:  # the app's role writes through the change capture, and the guard sees it
+            with as_the_app.cursor() as cur:
+                cur.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+                cur.execute("insert into public.domains (name) values ('by the app')")
+                cur.execute(DELETE_A_LEAF)
+                cur.execute("reset role")
+                assert publish.app_changes(cur, "public") == {"daily_focus": (0, 1), "domains": (1, 0)}
+        finally:
+            as_the_app.rollback()
+            as_the_app.close()
     finally:
         with lifeos_env.transaction() as cur:
             cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
@@ -111,19 +122,51 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
     assert hashlib.sha256(Path(dump_path).read_bytes()).hexdigest() == dump_sha256
     listing = publish.run_client("pg_restore", "--list", dump_path)
     assert re.search(r"TABLE DATA public domains ", listing) and re.search(r"TABLE DATA public areas ", listing)
+    # the derived search_index is backed up without its rows, and rebuilt after a restore
+    assert re.search(r"TABLE public search_index ", listing) and "TABLE DATA public search_index " not in listing
+    assert restored_search_index(dump_path) == checksums(backup_schema)["search_index"]
     assert counts["domains"] == 5 and re.fullmatch(r"[0-9a-f]{40}", commit)
     assert SECRET not in "".join(capfd.readouterr())
 
 
+def restored_search_index(dump_path: str) -> str:
+    """Restore a backup into a new database holding the migration's ledger (its change capture calls it), rebuild
+    the search index as the README says; md5 of its rows."""
+    database = new_database()
+    try:
+        conn = psycopg2.connect(dbname=database)
+        with conn, conn.cursor() as cur:
+            publish.change_log(cur)
+        # not checked: pg_restore reports the schema public, which exists, and, on a server older than
+        # PostgreSQL 17, pg_dump 18's `set transaction_timeout`; the rows tell
+        subprocess.run([lifeos_env.pg_client("pg_restore"), "--no-owner", f"--dbname={database}", dump_path],
+                       capture_output=True, env=os.environ.copy())  # fmt: skip
+        with conn, conn.cursor() as cur:
+            cur.execute("select count(*) from public.search_index")
+            assert cur.fetchone() == (0,)
+            cur.execute("select public.refresh_search_index()")
+            cur.execute(sql.SQL(TABLE_MD5).format(publish.qualified("public", "search_index")))
+            (digest,) = cur.fetchone()
+        conn.close()
+    finally:
+        drop_database(database)
+    return digest
+
+
 def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path: Path) -> None:
     new_id = app_writes()
+    with lifeos_env.transaction() as cur:  # a hard delete, and a row the app makes and deletes again (no trace)
+        cur.execute(DELETE_A_LEAF + " returning id")
+        deleted_id = str(cur.fetchone()[0])
+        cur.execute("insert into public.domains (name) values ('short-lived') returning id")
+        cur.execute("delete from public.domains where id = %s", cur.fetchone())
     live = checksums()
     build()
     with pytest.raises(publish.ChangesWouldBeLost) as refused:
         publish.publish()
     message = str(refused.value)
     assert "\n" not in message
-    assert "areas 1, domains 1 rows" in message
+    assert "created or changed areas 1, domains 1 rows; deleted daily_focus 1 rows" in message
     assert "--force" in message and "export-changes" in message
     assert checksums() == live
     assert ledger()[-1][1] == "refused"
@@ -134,8 +177,12 @@ def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path:
         assert [row["id"] for row in csv.DictReader(rows)] == [new_id]
     with (out / "areas.csv").open() as rows:
         assert [row["name"] for row in csv.DictReader(rows)] == ["renamed in v2"]
+    with (out / "daily_focus.deleted.csv").open() as rows:
+        assert [row["id"] for row in csv.DictReader(rows)] == [deleted_id]
     statements = (out / "changes.sql").read_text()
     assert new_id in statements and "'Made in v2, \"quoted\", it''s new'" in statements
+    assert f"delete from daily_focus where id = '{deleted_id}';" in statements.splitlines()
+    assert "short-lived" not in statements
 
     # The SQL export replays: after a forced publish wipes the row, the export's INSERT brings it back.
     publish.publish(force=True)
@@ -147,19 +194,29 @@ def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path:
         cur.execute(domains_insert)
         cur.execute("select name from public.domains where id = %s", (new_id,))
         assert cur.fetchone() == ('Made in v2, "quoted", it\'s new',)
+        cur.execute("select count(*) from public.daily_focus where id = %s", (deleted_id,))
+        assert cur.fetchone() == (1,)  # the forced publish brought it back from v1; the export's DELETE replays
+        cur.execute(f"delete from daily_focus where id = '{deleted_id}'")
+        assert cur.rowcount == 1
+
+
+def live_dump() -> str:
+    """pg_dump of live v2 as text, without the random key of pg_dump 18's \\restrict lines (new in every dump)."""
+    dump = publish.run_client("pg_dump", "--schema=public")
+    return "\n".join(line for line in dump.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict ")))
 
 
 def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     published: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    before = publish.run_client("pg_dump", "--schema=public")
+    before = live_dump()
     with lifeos_env.transaction() as cur:
         cur.execute("update v1.domains set name = name || ' (renamed in v1)'")
     build()
     publish.publish()
-    assert publish.run_client("pg_dump", "--schema=public") != before
+    assert live_dump() != before
     assert publish.main(["rollback"]) == 0
-    assert publish.run_client("pg_dump", "--schema=public") == before
+    assert live_dump() == before
     command, result, displaced, *_ = ledger()[-1]
     assert (command, result) == ("rollback", "rolled back")
     assert displaced.startswith(publish.ROLLED_BACK_PREFIX)
@@ -177,8 +234,9 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     with lifeos_env.transaction() as cur:
         cur.execute("select nspname from pg_namespace where nspname !~ '^(pg_|information_schema)' order by 1")
         assert [name for (name,) in cur.fetchall()] == ["lifeos_migration", "public"]
-        cur.execute("select count(distinct run_id) from lifeos_migration.published_rows")
-        assert cur.fetchone() == (1,)  # only the hashes of the schema that is still live
+        cur.execute("select count(distinct schema_oid), bool_and(schema_oid = 'public'::regnamespace)"
+                    " from lifeos_migration.changes")  # fmt: skip
+        assert cur.fetchone() == (1, True)  # only the app's writes to the schema that is still live
     assert checksums() == live
     assert ledger()[-1][:2] == ("cleanup", "cleaned up")
     assert SECRET not in "".join(capfd.readouterr())

@@ -3,16 +3,17 @@
 `dbt build` writes v2 into the empty shadow schema and records its verdict in
 the ledger (<meta_schema>.runs, macros/migration_ledger.sql). `publish` then,
 in one transaction: locks the live tables against writes, refuses when they
-hold rows the app created or changed since the last publish (unless --force),
+hold rows the app created, changed or deleted since the last publish (unless --force),
 pg_dumps the live schema into the backups folder and checks that the dump reads
 back, renames live -> v2_backup_<UTC time> and shadow -> live, grants the app
-role (var app_role) its rights, and stores an md5 of every published row, which
-is how the next publish, rollback or export tells the app's rows from the
-migration's. scripts/migrate.py calls publish() right after its `dbt build`.
+role (var app_role) its rights, and installs triggers on the live tables that
+record each insert, update and delete the app makes in the ledger, which is how
+the next publish, rollback or export knows the app's writes. scripts/migrate.py
+calls publish() right after its `dbt build`.
 
     publish          publish the shadow of the last green `dbt build`
     rollback         make the newest v2_backup_* schema live again
-    export-changes   write the rows the app created or changed since the last publish, as CSV and SQL
+    export-changes   write the rows the app created, changed or deleted since the last publish, as CSV and SQL
     cleanup          drop the v1 copy, v2_work, dbt_test__audit, the shadow and every backup schema (asks, or --yes)
 """
 
@@ -49,14 +50,18 @@ APP_PRIVILEGES = {"tables": "select, insert, update, delete", "sequences": "usag
 BUILDS = ("build", "run")  # ledger commands that write the shadow schema
 ANY_RUN = (*BUILDS, "rollback", "cleanup")
 TEST_FAILURES_SCHEMA = "dbt_test__audit"  # where dbt stores failing test rows (store_failures), for scripts/report
-# The guard hashes each row's text form, which must not depend on the client's settings.
+# Derived tables: rebuilt from the others (refresh_search_index()), so the backup holds no rows of theirs and the
+# guard records no writes to them.
+DERIVED = ("search_index",)
+CAPTURE_TRIGGER = "lifeos_capture_changes"  # the triggers that record the app's writes, <name>_<insert|update|delete>
+# Exported rows are written in their text form, which must not depend on the client's settings.
 SESSION_OPTIONS = (
     "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex"
 )
 
 
 class ChangesWouldBeLost(lifeos_env.MigrationError):
-    """Live v2 holds rows the app created or changed since the last publish."""
+    """Live v2 holds rows the app created, changed or deleted since the last publish."""
 
 
 class WouldShrink(ChangesWouldBeLost):
@@ -186,35 +191,110 @@ def published_by(cur: Cursor, schema: str) -> int | None:
     return cur.fetchone()[0]
 
 
-def changed_rows(schema: str, table: str, run_id: int | None) -> sql.Composed:
-    """Query of the rows of schema.table that run `run_id` did not publish as they are now."""
+def change_log(cur: Cursor) -> None:
+    """The ledger's record of the app's writes, and the trigger function that fills it, unless they exist.
+
+    One row per row the app inserted, updated or deleted in a published schema (schema oids survive
+    renames): table, id, operation, time, and the row as it was when deleted. The function runs as its
+    owner (security definer), so the app's role needs no right on the ledger.
+    """
+    cur.execute(
+        sql.SQL("""
+        create schema if not exists {schema};
+        create table if not exists {changes} (
+            change_id bigint generated always as identity primary key,
+            schema_oid oid not null,
+            table_name text not null,
+            row_id text,
+            operation text not null,
+            changed_at timestamptz not null default clock_timestamp(),
+            old_row jsonb
+        );
+        create index if not exists changes_lookup_idx on {changes} (schema_oid, table_name, row_id);
+        comment on table {changes} is
+            'Every insert, update and delete the app made on a published schema: what publish and rollback guard.';
+        create or replace function {record}() returns trigger
+        language plpgsql security definer set search_path = pg_catalog, pg_temp
+        as $body$
+        begin
+            if tg_op = 'DELETE' then
+                insert into {changes} (schema_oid, table_name, row_id, operation, old_row)
+                select c.relnamespace, tg_table_name, to_jsonb(o) ->> 'id', tg_op, to_jsonb(o)
+                from old_rows o, pg_class c where c.oid = tg_relid;
+            else
+                insert into {changes} (schema_oid, table_name, row_id, operation)
+                select c.relnamespace, tg_table_name, to_jsonb(n) ->> 'id', tg_op
+                from new_rows n, pg_class c where c.oid = tg_relid;
+            end if;
+            return null;
+        end
+        $body$;
+        """).format(
+            schema=sql.Identifier(lifeos_env.dbt_var("meta_schema")),
+            changes=meta("changes"),
+            record=meta("record_changes"),
+        )
+    )
+
+
+def capture_changes(cur: Cursor, schema: str) -> None:
+    """Record every insert, update and delete on the tables of `schema` but the derived ones in the change log."""
+    change_log(cur)
+    events = {"insert": "new table as new_rows", "update": "new table as new_rows", "delete": "old table as old_rows"}
+    for table in tables(cur, schema):
+        if table in DERIVED:
+            continue
+        for event, transition in events.items():
+            cur.execute(
+                sql.SQL(
+                    "create or replace trigger {name} after {event} on {table} referencing {transition}"
+                    " for each statement execute function {record}()"
+                ).format(
+                    name=sql.Identifier(f"{CAPTURE_TRIGGER}_{event}"),
+                    event=sql.SQL(event),
+                    table=qualified(schema, table),
+                    transition=sql.SQL(transition),
+                    record=meta("record_changes"),
+                )
+            )
+
+
+def net_changes(schema: str) -> sql.Composed:
+    """Query of each row of `schema` the app wrote since the schema was published, once, with its table, id,
+    kind ('changed': created or updated, and still there; 'deleted': published, now gone) and, when deleted,
+    the row as it was. A row the app created and deleted again is not in it."""
     return sql.SQL(
-        "select t.* from {table} t where not exists (select from {hashes} p"
-        " where p.run_id = {run} and p.table_name = {name} and p.row_md5 = md5(t::text))"
-    ).format(
-        table=qualified(schema, table), hashes=meta("published_rows"), run=sql.Literal(run_id),
-        name=sql.Literal(table),
-    )  # fmt: skip
+        "select table_name, row_id, case when last_op = 'DELETE' then 'deleted' else 'changed' end as kind, old_row"
+        " from (select table_name, row_id, (array_agg(operation order by change_id))[1] as first_op,"
+        " (array_agg(operation order by change_id desc))[1] as last_op,"
+        " (array_agg(old_row order by change_id desc))[1] as old_row"
+        " from {changes} where schema_oid = (select oid from pg_namespace where nspname = {schema})"
+        " group by table_name, row_id) as written"
+        " where not (first_op = 'INSERT' and last_op = 'DELETE')"
+    ).format(changes=meta("changes"), schema=sql.Literal(schema))
 
 
-def row_counts(cur: Cursor, schema: str, *, changed_only: bool = False) -> dict[str, int]:
-    """Rows per table of `schema`; with changed_only, those the app created or changed since its publish."""
-    run_id = published_by(cur, schema)
+def row_counts(cur: Cursor, schema: str) -> dict[str, int]:
+    """Rows per table of `schema`."""
     counts = {}
     for table in tables(cur, schema):
-        rows = (
-            changed_rows(schema, table, run_id)
-            if changed_only
-            else sql.SQL("select from {}").format(qualified(schema, table))
-        )
-        cur.execute(sql.SQL("select count(*) from ({}) counted").format(rows))
+        cur.execute(sql.SQL("select count(*) from {}").format(qualified(schema, table)))
         counts[table] = cur.fetchone()[0]
     return counts
 
 
-def app_changes(cur: Cursor, schema: str) -> dict[str, int]:
-    """Per table of `schema` with any, how many rows the app created or changed since it was published."""
-    return {table: count for table, count in row_counts(cur, schema, changed_only=True).items() if count}
+def app_changes(cur: Cursor, schema: str) -> dict[str, tuple[int, int]]:
+    """Per table of `schema` the app wrote since it was published: the rows it created or changed, and deleted."""
+    cur.execute("select to_regclass(%s) is not null", (meta("changes").as_string(cur),))
+    if not cur.fetchone()[0]:
+        return {}
+    cur.execute(
+        sql.SQL(
+            "select table_name, count(*) filter (where kind = 'changed'), count(*) filter (where kind = 'deleted')"
+            " from ({}) as net group by table_name order by table_name"
+        ).format(net_changes(schema))
+    )
+    return {table: (changed, deleted) for table, changed, deleted in cur.fetchall()}
 
 
 def hold_live(cur: Cursor, live: str, action: str, force: bool) -> None:
@@ -229,11 +309,16 @@ def hold_live(cur: Cursor, live: str, action: str, force: bool) -> None:
         )
     changes = app_changes(cur, live)
     if changes and not force:
-        lost = ", ".join(f"{table} {count}" for table, count in changes.items())
+        counts = [
+            f"{what} " + ", ".join(f"{table} {counts[kind]}" for table, counts in changes.items() if counts[kind])
+            + " rows"
+            for kind, what in enumerate(("created or changed", "deleted"))
+            if any(counts[kind] for counts in changes.values())
+        ]  # fmt: skip
         raise ChangesWouldBeLost(
-            f"live v2 (schema {live}) holds rows the app created or changed since the last"
-            f" migration, which {action} would take out of v2 ({lost} rows); export them with"
-            f" `scripts/publish export-changes`, or {action} anyway with `scripts/publish {action} --force`"
+            f"live v2 (schema {live}) holds the app's writes since the last migration, which {action} would"
+            f" undo ({'; '.join(counts)}); export them with `scripts/publish export-changes`, or {action} anyway"
+            f" with `scripts/publish {action} --force`"
         )
 
 
@@ -259,11 +344,14 @@ def run_client(*args: str) -> str:
 
 
 def dump_schema(cur: Cursor, schema: str, folder: Path, stamp: str) -> tuple[Path, str]:
-    """pg_dump `schema` (custom format) into folder, check it reads back; return the file and its sha256."""
+    """pg_dump `schema` (custom format, derived tables' rows left out) into folder, check it reads back;
+    return the file and its sha256."""
     path = folder / f"{os.environ['PGDATABASE']}_{schema}_{stamp}.dump"
-    run_client("pg_dump", "--format=custom", f'--schema="{schema}"', f"--file={path}")
+    derived = [f'--exclude-table-data="{schema}"."{table}"' for table in DERIVED]
+    run_client("pg_dump", "--format=custom", f'--schema="{schema}"', *derived, f"--file={path}")
     entries = [line.split() for line in run_client("pg_restore", "--list", str(path)).splitlines()]
-    missing = set(tables(cur, schema)) - {fields[6] for fields in entries if fields[3:6] == ["TABLE", "DATA", schema]}
+    read_back = {fields[6] for fields in entries if fields[3:6] == ["TABLE", "DATA", schema]}
+    missing = set(tables(cur, schema)) - set(DERIVED) - read_back
     if missing:
         raise lifeos_env.MigrationError(f"backup {path} does not read back: pg_restore -l lacks {sorted(missing)}")
     digest = hashlib.sha256()
@@ -432,13 +520,7 @@ def publish(
         backup = BACKUP_PREFIX + when
         swap_in(cur, shadow, live, backup, app_role or build.app_role)
         notes += access_warning(cur, live)
-        for table in tables(cur, live):
-            cur.execute(
-                sql.SQL("insert into {} (run_id, table_name, row_md5) select %s, %s, md5(t::text) from {} t").format(
-                    meta("published_rows"), qualified(live, table)
-                ),
-                (build.run_id, table),
-            )
+        capture_changes(cur, live)
         cur.execute("select oid from pg_namespace where nspname = %s", (live,))
         finish_run(
             cur, build.run_id, result="published", published_schema_oid=cur.fetchone()[0],
@@ -465,6 +547,7 @@ def rollback(*, force: bool = False) -> str:
         hold_live(cur, live, "rollback", force)
         displaced = ROLLED_BACK_PREFIX + stamp()
         swap_in(cur, backups[0], live, displaced, template.app_role)
+        capture_changes(cur, live)  # a backup from before change capture gets it too
         finish_run(
             cur, run_id, result="rolled back", backup_schema=displaced, table_counts=row_counts(cur, live),
             detail=f"{backups[0]} is live v2 ({live}) again; the replaced live schema is kept as {displaced}",
@@ -489,31 +572,61 @@ def insert_statements(cur: Cursor, schema: str, table: str, rows: sql.Composed) 
     )
 
 
-def export_changes(out: Path | None = None, schema: str | None = None) -> dict[str, int]:
-    """Write every row of live v2 (or `schema`) the app created or changed since its publish, as CSV and SQL.
+def export_changes(out: Path | None = None, schema: str | None = None) -> dict[str, tuple[int, int]]:
+    """Write every row of live v2 (or `schema`) the app created, changed or deleted since its publish.
 
-    One <table>.csv per table with such rows and one changes.sql of INSERTs, into `out`
-    (default: changes_<database>_<time> in the backups folder). Return the rows per table.
+    Into `out` (default: changes_<database>_<time> in the backups folder): <table>.csv of the rows created or
+    changed as they are now, <table>.deleted.csv of the rows deleted as they were (from the change log), both
+    with a header, and changes.sql, one INSERT per created or changed row and one DELETE per deleted row.
+    Return the rows per table: (created or changed, deleted).
     """
     with closing(lifeos_env.connect(options=SESSION_OPTIONS)) as conn, conn.cursor() as cur:
         source = schema or last_run(cur, ANY_RUN).schemas["live"]
         changes = app_changes(cur, source)
         if not changes:
-            console.print(f"no rows in schema {source} were created or changed since it was published")
+            console.print(f"no rows in schema {source} were created, changed or deleted since it was published")
             return changes
         folder = out or backup_dir(None) / f"changes_{os.environ['PGDATABASE']}_{stamp()}"
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "changes.sql").open("w") as statements:
-            statements.write(f"-- rows of schema {source} created or changed after the migration published it\n")
-            run_id = published_by(cur, source)
-            for table in changes:
-                query = changed_rows(source, table, run_id)
-                with (folder / f"{table}.csv").open("w") as csv:
-                    cur.copy_expert(sql.SQL("copy ({}) to stdout with (format csv, header)").format(query), csv)
-                cur.execute(insert_statements(cur, source, table, query))
-                statements.writelines(line + "\n" for (line,) in cur.fetchall())
-    console.print(f"wrote {sum(changes.values())} changed rows of schema {source} to {folder}")
+            statements.write(f"-- the app's writes to schema {source} after the migration published it\n")
+            for table, (changed, deleted) in changes.items():
+                files = {"changed": (changed, f"{table}.csv"), "deleted": (deleted, f"{table}.deleted.csv")}
+                for kind, (count, name) in files.items():
+                    if count:
+                        query = written_rows(source, table, kind)
+                        with (folder / name).open("w") as csv:
+                            cur.copy_expert(sql.SQL("copy ({}) to stdout with (format csv, header)").format(query), csv)
+                        cur.execute(replay_statements(cur, source, table, query, kind))
+                        statements.writelines(line + "\n" for (line,) in cur.fetchall())
+    total = sum(changed + deleted for changed, deleted in changes.values())
+    console.print(f"wrote {total} rows of schema {source} the app created, changed or deleted to {folder}")
     return changes
+
+
+def written_rows(schema: str, table: str, kind: str) -> sql.Composed:
+    """Query of the rows of schema.table the app created or changed (kind 'changed') as they are now, or
+    deleted (kind 'deleted') as they were."""
+    rows = sql.SQL("select * from ({}) as net where table_name = {} and kind = {}").format(
+        net_changes(schema), sql.Literal(table), sql.Literal(kind)
+    )
+    if kind == "changed":
+        return sql.SQL("select t.* from {} t where t.id::text in (select row_id from ({}) as written)").format(
+            qualified(schema, table), rows
+        )
+    return sql.SQL("select r.* from ({}) as written, jsonb_populate_record(null::{}, written.old_row) as r").format(
+        rows, qualified(schema, table)
+    )
+
+
+def replay_statements(cur: Cursor, schema: str, table: str, rows: sql.Composed, kind: str) -> sql.Composed:
+    """Query of the SQL lines that replay the app's writes: `insert into <table> (...) values (...);` per
+    created or changed row, `delete from <table> where id = ...;` per deleted one."""
+    if kind == "deleted":
+        return sql.SQL("select format('delete from %I where id = %L;', {}, t.id) from ({}) t").format(
+            sql.Literal(table), rows
+        )
+    return insert_statements(cur, schema, table, rows)
 
 
 def cleanup(*, yes: bool = False) -> list[str]:
@@ -539,11 +652,9 @@ def cleanup(*, yes: bool = False) -> list[str]:
     with recorded(run_id) as cur:
         for name in doomed:
             cur.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
+        change_log(cur)
         cur.execute(
-            sql.SQL(
-                "delete from {hashes} p using {runs} r where p.run_id = r.run_id"
-                " and r.published_schema_oid not in (select oid from pg_namespace)"
-            ).format(hashes=meta("published_rows"), runs=meta("runs"))
+            sql.SQL("delete from {} where schema_oid not in (select oid from pg_namespace)").format(meta("changes"))
         )
         finish_run(cur, run_id, result="cleaned up", detail="dropped " + ", ".join(doomed))
     console.print(f"dropped {', '.join(doomed)}")
@@ -571,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rolling = commands.add_parser("rollback", help="make the newest backup schema live again")
     rolling.add_argument("--force", action="store_true", help="roll back over rows the app changed")
-    exporting = commands.add_parser("export-changes", help="write the rows the app created or changed, as CSV and SQL")
+    exporting = commands.add_parser("export-changes", help="write the app's writes since the publish, as CSV and SQL")
     exporting.add_argument("--out", type=Path, help="folder to write (default: under the backups folder)")
     exporting.add_argument("--schema", help="schema to export from (default: live v2)")
     cleaning = commands.add_parser("cleanup", help="drop the staging, shadow and backup schemas")
