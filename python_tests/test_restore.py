@@ -300,6 +300,22 @@ def test_bad_archives_are_refused(
     assert query(fresh_database, "select count(*) from pg_namespace where nspname like 'v1%%'") == [(0,)]
 
 
+def test_an_unreadable_archive_is_refused_before_any_connection(
+    supabase_source: tuple[str, dict[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 C: pg_restore -l checks the archive before a transaction opens on the target."""
+
+    def no_connection() -> None:
+        raise AssertionError("connected to the target before the archive was checked")
+
+    monkeypatch.setattr(lifeos_env, "connect", no_connection)
+    archive = supabase_source[1]["custom"].read_bytes()
+    bad = tmp_path / "bad.dump"
+    bad.write_bytes(archive[:6] + b"\x63" + archive[7:])
+    with pytest.raises(lifeos_env.MigrationError, match=r"is archive format 1\.99"):
+        restore_v1.restore(bad)
+
+
 def test_a_crafted_dump_runs_nothing(
     supabase_source: tuple[str, dict[str, Path]], fresh_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -490,21 +506,14 @@ def test_a_long_literal_costs_a_small_multiple_of_its_size(
     marker = "SET check_function_bodies = false;\n"
     big = plain_with(supabase_source, tmp_path, lambda t: edit(t, marker, f"{marker}SELECT '{'x' * size}';\n"))
     peaks = []
-    for dump in (supabase_source[1]["plain"], big):
-        done = subprocess.run(
-            [
-                "/usr/bin/time",
-                "-f",
-                "%M",
-                sys.executable,
-                str(lifeos_env.ROOT / "scripts" / "restore_v1.py"),
-                str(dump),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stdout
-        peaks.append(int(done.stderr.split()[-1]) * 1024)
+    for dump in (supabase_source[1]["plain"], big):  # the peak RSS (KiB) of a restore run as the only child
+        measure = "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True);"
+        measure += " print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        restore = [sys.executable, str(lifeos_env.ROOT / "scripts" / "restore_v1.py"), str(dump)]
+        done = subprocess.run([sys.executable, "-c", measure, *restore], capture_output=True, text=True, check=True)
+        returncode, peak = map(int, done.stdout.split())
+        assert returncode == 0
+        peaks.append(peak * 1024)
     assert peaks[1] - peaks[0] < 10 * size, peaks
 
 
