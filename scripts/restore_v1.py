@@ -65,7 +65,7 @@ STORAGE_TABLES = {
 }  # fmt: skip
 TOC_ENTRY = re.compile(r"\d+; \d+ \d+ (TABLE DATA|TABLE) (\S+) (\S+)")
 # A child process (pg_restore) that neither reads its input nor writes output for this long is stopped.
-STALL_SECONDS = 15.0
+STALL_SECONDS = 10.0
 # When a line ends like this, the text so far is scanned for complete statements at once: a COPY FROM stdin
 # must be recognised before its data lines. Other statement ends are found with scans spaced out (see split).
 MAY_END_COPY = re.compile(r"stdin\s*;\s*$", re.I)
