@@ -2153,7 +2153,7 @@ CREATE TABLE public.files (
 -- Name: TABLE files; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.files IS 'v2 files, from v1 files (plan 3.7). storage_path is the local path var(''storage_root'')/<object key>, the key read from any v1 shape and percent-decoded (int_files). A row whose key is unsafe is rejected.
+COMMENT ON TABLE public.files IS 'v2 files, from v1 files (plan 3.7). storage_path is the local path var(''storage_root'')/<object key>, the key read from any v1 shape (a URL''s key percent-decoded, a bare key literal; int_files). A row whose key is unsafe is rejected.
 ';
 
 
