@@ -505,3 +505,8 @@ def test_storage_keys_bare_keys_are_literal_urls_decoded_and_the_inventory_wins(
             assert detail.endswith(("has a . or .. segment", "has an empty segment (//)")), detail
         else:
             assert (rule, local.encode()) == (None, f"/srv/files/{key}".encode()), path
+
+
+def test_the_build_prints_no_warning(broken_build: tuple[Cursor, str]) -> None:
+    _, printed = broken_build
+    assert [line for line in printed.splitlines() if "WARNING" in line] == []
