@@ -167,6 +167,7 @@ def test_blobs_that_keep_failing_or_do_not_verify_fail_the_step_and_leave_no_fil
 def test_names_that_escape_the_storage_root_are_refused(fresh_database: str, root: Path, tmp_path: Path) -> None:
     """int_files' verdict refuses a row; a bucket name (or a row the model got wrong) never climbs out either."""
     objects = {"../escape.txt": b"x", "a/../../up.txt": b"x", "/abs.txt": b"x", "nul\x00.txt": b"x", "ok.txt": b"ok"}
+    objects |= {"up/..": b"x", "dot/.": b"x"}
     rows = {file_id(1): "a/../../up.txt", file_id(2): None, file_id(3): "ok.txt"}
     write_inputs(root, rows, {})
     with FakeStorage("life-os-files", objects, KEY) as storage:
@@ -175,12 +176,14 @@ def test_names_that_escape_the_storage_root_are_refused(fresh_database: str, roo
     statuses = {k: (r["status"], r["local_path"]) for k, r in manifest().items()}
     details = {k: r["detail"] for k, r in manifest().items()}
     assert details[None] == "unsafe_storage_path: storage_path /x gives an absolute object key"  # the model's verdict
-    assert details["a/../../up.txt"] == "'a/..' below the storage root is no plain folder name"
+    assert details["a/../../up.txt"] == "'a/..' below the storage root is no plain name"
     assert statuses == {
         "a/../../up.txt": ("refused", None),
         None: ("refused", None),
         "../escape.txt": ("refused", None),
         "/abs.txt": ("refused", None),
+        "up/..": ("refused", None),
+        "dot/.": ("refused", None),
         "nul\\x00.txt": ("refused", None),
         "ok.txt": ("copied", str(root / "ok.txt")),
     }

@@ -451,10 +451,16 @@ class StorageRoot:
             os.close(fd)
 
     @staticmethod
-    def step(parent: int, name: str, shown: str, create: bool) -> int:
-        """Open folder `name` in `parent` without following a link."""
+    def plain(name: str, shown: str) -> str:
+        """`name`, when opening it is one step down: not empty, `.` or `..`, and without a NUL."""
         if name in ("", ".", "..") or "\x00" in name:
-            raise Refused(f"{shown!r} below the storage root is no plain folder name")
+            raise Refused(f"{shown!r} below the storage root is no plain name")
+        return name
+
+    @classmethod
+    def step(cls, parent: int, name: str, shown: str, create: bool) -> int:
+        """Open folder `name` in `parent` without following a link."""
+        cls.plain(name, shown)
         created = False
         if create:
             try:
@@ -475,6 +481,7 @@ class StorageRoot:
     def digest(self, names: Sequence[str]) -> Digest | None:
         """The blob at `names`, or None when there is none; a link or a non-file there is refused."""
         *folders, name = names
+        self.plain(name, "/".join(names))  # the blob's own name; write() follows this check (Mover.place)
         try:
             with self.folder(folders, create=False) as parent:
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=parent)
