@@ -457,6 +457,13 @@ class DumpReader:
 
         After a COPY FROM stdin, the lines that follow it are its data: they go back to `lines`.
         """
+        try:  # the common case first: `text` is one whole statement, parsed once (no separate scan)
+            (raw,) = parse_sql(text)
+        except (ParseError, ValueError):
+            raw = None
+        if raw is not None and raw.stmt_len and not is_copy_from_stdin(raw.stmt):  # stmt_len 0: no `;` ends it
+            yield Statement(raw.stmt, text[raw.stmt_location : raw.stmt_location + raw.stmt_len])
+            return ""
         try:
             tokens = scan(text)
         except ParseError:
