@@ -79,3 +79,12 @@ def test_models_read_the_catalog_through_a_source() -> None:
     for model_sql in sorted(MODELS.rglob("*.sql")):
         hard_coded = re.findall(r"\b(?:information_schema|pg_catalog)\.\w+", model_sql.read_text())
         assert not hard_coded, f"{model_sql.relative_to(MODELS)} reads {hard_coded} instead of a source"
+
+
+def test_no_model_joins_a_source_to_a_model() -> None:
+    """dbt-project-evaluator's "direct join to source": a source is read by its staging view, and every
+    later model reads models only (migration_rejects takes each rejected row's v1_row from staging)."""
+    for model_sql in sorted(MODELS.rglob("*.sql")):
+        text = model_sql.read_text()
+        both = re.search(r"\bsource\(", text) and re.search(r"\bref\(", text)
+        assert not both, f"{model_sql.relative_to(MODELS)} reads a source and a model"

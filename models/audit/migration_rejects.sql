@@ -1,31 +1,36 @@
 {#
   Every v1 row that did not reach v2 unchanged: `rejected` rows broke a v2 rule
   and are not in v2; `adjusted` rows are in v2 with a dangling reference set to
-  NULL. Each keeps its whole v1 row as jsonb, drifted columns included. All
-  copies of a duplicated (or NULL) id share one verdict, so each v1 row appears
-  once; NULL ids are matched through the nil UUID.
+  NULL. The verdicts come from the int_ models; the whole v1 row (jsonb, drifted
+  columns included) from the staging view's v1_row, read only for these rows,
+  so no int_ model carries it. All copies of a duplicated (or NULL) id share one
+  verdict, so each v1 row appears once; NULL ids are matched through the nil UUID.
 #}
 {%- set nil_uuid = "'00000000-0000-0000-0000-000000000000'::uuid" -%}
+{#- v1 table: (its int_ model, its id in staging) -#}
 {%- set checked_tables = {
-    'domains': 'int_domains',
-    'areas': 'int_areas',
-    'projects': 'int_projects',
-    'context_types': 'int_context_types',
-    'tasks': 'int_tasks',
-    'notes': 'int_notes',
-    'capture': 'int_capture',
-    'links': 'int_bookmarks',
-    'files': 'int_files',
-    'daily_focus': 'int_daily_focus',
-    'reminders': 'int_reminders',
+    'domains': ('int_domains', 'domain_id'),
+    'areas': ('int_areas', 'area_id'),
+    'projects': ('int_projects', 'project_id'),
+    'context_types': ('int_context_types', 'context_type_id'),
+    'tasks': ('int_tasks', 'task_id'),
+    'notes': ('int_notes', 'note_id'),
+    'capture': ('int_capture', 'capture_id'),
+    'links': ('int_bookmarks', 'link_id'),
+    'files': ('int_files', 'file_id'),
+    'daily_focus': ('int_daily_focus', 'daily_focus_id'),
+    'reminders': ('int_reminders', 'reminder_id'),
 } -%}
 
 with
 
-{% for v1_table, int_model in checked_tables.items() %}
-    {{ v1_table }}_source as (
+{% for v1_table, (int_model, id_column) in checked_tables.items() %}
+    {{ v1_table }}_v1_rows as (
 
-        select * from {{ source('v1', v1_table) }}
+        select
+            {{ id_column }} as id,
+            v1_row
+        from {{ ref('stg_v1__' ~ v1_table) }}
 
     ),
 
@@ -49,10 +54,10 @@ with
             case when checked.reject_rule is null then 'adjusted' else 'rejected' end as action,
             coalesce(checked.reject_rule, 'orphan_fk_nulled') as rule,
             coalesce(checked.reject_detail, checked.adjustment) as detail,
-            to_jsonb(source) as v1_row
+            v1_rows.v1_row
         from {{ v1_table }}_checked as checked
-        inner join {{ v1_table }}_source as source
-            on coalesce(checked.id, {{ nil_uuid }}) = coalesce(source.id::uuid, {{ nil_uuid }})
+        inner join {{ v1_table }}_v1_rows as v1_rows
+            on coalesce(checked.id, {{ nil_uuid }}) = coalesce(v1_rows.id, {{ nil_uuid }})
 
     ),
 

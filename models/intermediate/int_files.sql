@@ -25,8 +25,23 @@ with
 
 files as (
 
+    -- every column but v1_row: `shaped` is materialized, and the whole v1 row would
+    -- ride through it; migration_rejects reads v1_row from staging
     select
-        *,
+        file_id,
+        domain_id,
+        project_id,
+        task_id,
+        capture_id,
+        filename,
+        original_filename,
+        storage_path,
+        mime_type,
+        size_bytes,
+        description,
+        tags,
+        created_at,
+        updated_at,
         count(*) over (partition by file_id) as copies
     from {{ ref('stg_v1__files') }}
 

@@ -9,8 +9,26 @@ with recursive
 
 tasks as (
 
+    -- every column but v1_row: this CTE is materialized (read twice), and the whole
+    -- v1 row would ride through its sort; migration_rejects reads v1_row from staging
     select
-        *,
+        task_id,
+        domain_id,
+        project_id,
+        parent_id,
+        title,
+        description,
+        priority,
+        status,
+        due_date,
+        deadline,
+        recurrence,
+        tags,
+        context,
+        is_custom_context,
+        created_at,
+        updated_at,
+        completed_at,
         count(*) over (partition by task_id) as copies
     from {{ ref('stg_v1__tasks') }}
 

@@ -12,7 +12,8 @@ renamed as (
         cast(id as uuid) as context_type_id,
         cast(value as text) as value,
         cast(label as text) as label,
-        cast(is_system as boolean) as is_system
+        cast(is_system as boolean) as is_system,
+        to_jsonb(source) as v1_row
     from source
 
 )

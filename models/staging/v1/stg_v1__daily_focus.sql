@@ -16,7 +16,8 @@ renamed as (
         cast(slot as bigint) as slot,
         cast(completed as boolean) as completed,
         cast(note as text) as note,
-        cast(created_at as timestamptz) as created_at
+        cast(created_at as timestamptz) as created_at,
+        to_jsonb(source) as v1_row
     from source
 
 )

@@ -12,7 +12,8 @@ renamed as (
         cast(id as uuid) as domain_id,
         cast(name as text) as name,
         cast(color as text) as color,
-        cast(created_at as timestamptz) as created_at
+        cast(created_at as timestamptz) as created_at,
+        to_jsonb(source) as v1_row
     from source
 
 )

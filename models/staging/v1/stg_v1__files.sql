@@ -22,7 +22,8 @@ renamed as (
         cast(description as text) as description,
         cast(tags as text[]) as tags,
         cast(created_at as timestamptz) as created_at,
-        cast(updated_at as timestamptz) as updated_at
+        cast(updated_at as timestamptz) as updated_at,
+        to_jsonb(source) as v1_row
     from source
 
 )

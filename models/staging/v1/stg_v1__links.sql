@@ -16,7 +16,8 @@ renamed as (
         cast(label as text) as label,
         cast(url as text) as url,
         cast(description as text) as description,
-        cast(created_at as timestamptz) as created_at
+        cast(created_at as timestamptz) as created_at,
+        to_jsonb(source) as v1_row
     from source
 
 )

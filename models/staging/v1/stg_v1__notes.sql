@@ -18,7 +18,8 @@ renamed as (
         cast(content_format as text) as content_format,
         cast(tags as text[]) as tags,
         cast(created_at as timestamptz) as created_at,
-        cast(updated_at as timestamptz) as updated_at
+        cast(updated_at as timestamptz) as updated_at,
+        to_jsonb(source) as v1_row
     from source
 
 )

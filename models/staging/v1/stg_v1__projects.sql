@@ -17,7 +17,8 @@ renamed as (
         cast(status as text) as status,
         cast(due_date as date) as due_date,
         cast(created_at as timestamptz) as created_at,
-        cast(updated_at as timestamptz) as updated_at
+        cast(updated_at as timestamptz) as updated_at,
+        to_jsonb(source) as v1_row
     from source
 
 )

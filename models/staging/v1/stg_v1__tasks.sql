@@ -26,7 +26,8 @@ renamed as (
         cast(is_custom_context as boolean) as is_custom_context,
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at,
-        cast(completed_at as timestamptz) as completed_at
+        cast(completed_at as timestamptz) as completed_at,
+        to_jsonb(source) as v1_row
     from source
 
 )
