@@ -126,6 +126,25 @@ def test_a_live_database_restores_exact_floats_whatever_its_defaults(
         lifeos_env.drop_database(source)
 
 
+def test_a_live_database_is_read_through_connect_read_only(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the README says: a live v1 is read over lifeos_env.connect_read_only, the one read-only session."""
+    opened: list[psycopg2.extensions.connection] = []
+    connect_read_only = lifeos_env.connect_read_only
+
+    def recorded(dsn: str) -> psycopg2.extensions.connection:
+        opened.append(connect_read_only(dsn))
+        assert opened[-1].readonly
+        return opened[-1]
+
+    monkeypatch.setattr(lifeos_env, "connect_read_only", recorded)
+    restored = restore_v1.restore(dsn=f"dbname={supabase_source[0]}")
+    assert restored["tasks"] > 0
+    assert [conn.dsn for conn in opened] == [f"dbname={supabase_source[0]}"]
+    assert opened[0].closed
+
+
 def test_supabase_objects_are_never_created(supabase_source: tuple[str, dict[str, Path]], fresh_database: str) -> None:
     restore_v1.restore(supabase_source[1]["extensions"])
     checks = {

@@ -94,13 +94,28 @@ def connect(**kwargs: str) -> psycopg2.extensions.connection:
 
 
 def connect_read_only(dsn: str) -> psycopg2.extensions.connection:
-    """A connection to a live v1 (or any source) on which every transaction is read-only, checked."""
-    conn = psycopg2.connect(dsn, options="-c default_transaction_read_only=on")
+    """A connection to a live v1 on which every transaction is read-only, checked; the one way to read v1 live.
+
+    No startup options, so that it works through Supabase's connection pooler too: the session's
+    default is set, and each transaction begins READ ONLY (psycopg2's set_session), which a
+    transaction-mode pooler keeps as well.
+    """
+    try:
+        conn = psycopg2.connect(dsn)
+    except psycopg2.OperationalError as error:
+        raise MigrationError(f"cannot connect to the v1 database: {str(error).strip().splitlines()[0]}") from None
+    conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("show default_transaction_read_only")
-        if cur.fetchone()[0] != "on":
-            conn.close()
-            raise MigrationError("the source server ignored default_transaction_read_only=on; not reading from it")
+        cur.execute("set default_transaction_read_only = on")
+    conn.autocommit = False
+    conn.set_session(readonly=True)
+    with conn.cursor() as cur:
+        cur.execute("show transaction_read_only")
+        read_only = cur.fetchone()[0] == "on"
+    conn.rollback()
+    if not read_only:
+        conn.close()
+        raise MigrationError("the v1 server does not keep the session read-only; not reading from it")
     return conn
 
 

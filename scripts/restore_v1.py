@@ -808,20 +808,10 @@ def check_plain(path: Path, head: bytes) -> None:
 
 
 def read_live(dsn: str, loader: Loader) -> None:
-    """Copy the tables from a live v1 database: a read-only session, one repeatable-read snapshot.
-
-    No startup options, so that it works through Supabase's connection pooler too.
-    """
+    """Copy the tables from a live v1 database: a read-only session, one repeatable-read snapshot."""
+    source = lifeos_env.connect_read_only(dsn)
     try:
-        source = psycopg2.connect(dsn)
-    except psycopg2.OperationalError as error:
-        raise MigrationError(f"cannot connect to the v1 database: {str(error).strip().splitlines()[0]}") from None
-    try:
-        source.autocommit = True
-        with source.cursor() as cur:
-            cur.execute("set default_transaction_read_only = on")
-        source.autocommit = False
-        source.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        source.set_session(isolation_level="REPEATABLE READ")
         source.set_client_encoding("UTF8")
         with source.cursor() as cur:
             cur.execute("set local extra_float_digits = 3")  # exact floats, whatever the database's default
