@@ -480,6 +480,35 @@ def test_a_backslash_line_after_unscanned_copy_data_keeps_its_place(
     assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(dump))
 
 
+def test_the_dumps_date_style_and_time_zone_read_its_values(
+    supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    """A dump that sets DateStyle and TimeZone before its data is read as PostgreSQL reads it, not in ours."""
+    head, _, rest = supabase_source[1]["plain"].read_text(encoding="utf-8").partition("COPY public.tasks (")
+    columns, _, rows = rest.partition(") FROM stdin;\n")
+    names = columns.split(", ")
+    lines = rows.split("\n")
+    at = next(n for n, line in enumerate(lines) if line.split("\t")[names.index("due_date")] != "\\N")
+    values = lines[at].split("\t")
+    due, created = values[names.index("due_date")], values[names.index("created_at")].removesuffix("+00")
+    year, month, day = due.split("-")
+    values[names.index("due_date")] = f"{day}/{month}/{year}"  # as DateStyle SQL, DMY reads it
+    values[names.index("created_at")] = created  # no zone: the dump's TimeZone applies
+    lines[at] = "\t".join(values)
+    settings = "SET datestyle = 'SQL, DMY';\nSET TIME ZONE 'Asia/Tokyo';\n"
+    body = "\n".join(lines)
+    dump = plain_with(
+        supabase_source, tmp_path, lambda t: f"{head}{settings}COPY public.tasks ({columns}) FROM stdin;\n{body}"
+    )
+    restore_v1.restore(dump)
+    restored = query(
+        fresh_database,
+        "select due_date = %s::date, created_at = %s::timestamp at time zone 'Asia/Tokyo' from v1.tasks where id = %s",
+        (due, created, values[names.index("id")]),
+    )
+    assert restored == [(True, True)]
+
+
 def test_a_data_only_dump_without_rows_for_a_table_v1_has_warns(
     supabase_source: tuple[str, dict[str, Path]],
     fresh_database: str,

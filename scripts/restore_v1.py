@@ -70,6 +70,8 @@ STALL_SECONDS = 10.0
 # must be recognised before its data lines. Other statement ends are found with scans spaced out (see split).
 MAY_END_COPY = re.compile(r"stdin\s*;\s*$", re.I)
 FOOTER = "-- PostgreSQL database dump complete"
+# Settings that change how PostgreSQL reads a value: the dump's are applied to the restore's transaction.
+VALUE_SETTINGS = ("datestyle", "intervalstyle", "timezone")
 # What an ALTER TABLE on a restored table may do without changing its rows or columns.
 HARMLESS_ALTERATIONS = {
     getattr(enums.AlterTableType, name)
@@ -521,6 +523,8 @@ class DumpReader:
                 calls(node)
                 for name, value in calls.calls:
                     check_setting(name, value)
+                    if value is not None:  # set_config(name, NULL, ...) changes nothing
+                        self.apply(name, value)
             elif isinstance(node, ast.CreateStmt):
                 self.create(node)
             elif isinstance(node, ast.CopyStmt):
@@ -537,13 +541,32 @@ class DumpReader:
             )
 
     def setting(self, node: ast.VariableSetStmt) -> None:
-        if node.kind == enums.VariableSetKind.VAR_RESET_ALL:
+        kinds = enums.VariableSetKind
+        if node.kind == kinds.VAR_RESET_ALL:
             self.reset_all = True
-        elif node.kind == enums.VariableSetKind.VAR_SET_VALUE and node.args:
+            for name in VALUE_SETTINGS:
+                self.apply(name, None)
+        elif node.kind in (kinds.VAR_SET_DEFAULT, kinds.VAR_RESET):
+            self.apply(node.name, None)
+        elif node.kind == kinds.VAR_SET_VALUE and node.args:
             try:
-                check_setting(node.name, ", ".join(str(literal(value)) for value in node.args))
+                value = ", ".join(str(literal(value)) for value in node.args)
             except ValueError:
-                pass  # a value PostgreSQL computes (SET TIME ZONE INTERVAL ...): no setting that changes reading
+                if node.name.lower() in VALUE_SETTINGS:
+                    raise MigrationError(f"{self.where()}: cannot read the value the dump gives {node.name}") from None
+                return  # a computed value of a setting that does not change how values read
+            check_setting(node.name, value)
+            self.apply(node.name, value)
+
+    def apply(self, name: str, value: str | None) -> None:
+        """A setting that changes how values read (dates, intervals, time zones): set in the restore's transaction
+        as the dump sets it, so its rows read as PostgreSQL reads them; None: back to the default."""
+        if name.lower() not in VALUE_SETTINGS:
+            return
+        if value is None:
+            self.loader.cur.execute(sql.SQL("set local {} to default").format(sql.Identifier(name.lower())))
+        else:
+            self.loader.cur.execute("select set_config(%s, %s, true)", (name, value))
 
     def create(self, node: ast.CreateStmt) -> None:
         self.saw_ddl = True
