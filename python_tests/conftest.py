@@ -118,15 +118,12 @@ def sample_template(request: pytest.FixtureRequest) -> str:
             if cur.fetchone()[0]:
                 return name
         building = new_database()
-        previous = os.environ["PGDATABASE"]
-        os.environ["PGDATABASE"] = building
         try:
-            assert migrate.main(["--sample"]) == 0
+            with lifeos_env.using_database(building):
+                assert migrate.main(["--sample"]) == 0
         except BaseException:
             drop_database(building)
             raise
-        finally:
-            os.environ["PGDATABASE"] = previous
         on_server(sql.SQL("alter database {} rename to {}").format(*map(sql.Identifier, (building, name))))
     return name
 

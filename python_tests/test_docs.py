@@ -50,12 +50,8 @@ def docs_site(
 ) -> Iterator[Path]:
     """`dbt docs generate` for the migrated sample, reading the marts from the schema that holds them."""
     site = tmp_path_factory.mktemp("docs_site")
-    previous = os.environ["PGDATABASE"]
-    os.environ["PGDATABASE"] = migrated_sample
-    try:
+    with lifeos_env.using_database(migrated_sample):
         migrate.dbt("docs", "generate", "--vars", f"{{v2_schema: {migrated_v2_schema}}}", "--target-path", str(site))
-    finally:
-        os.environ["PGDATABASE"] = previous
     yield site
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import psycopg2.extensions
+import pytest
 from psycopg2 import sql
 
 import lifeos_env
@@ -84,3 +85,17 @@ def test_reading_commands_see_live_v2_even_right_after_a_build(migrated_sample: 
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(listing.stdout) == {"schema": "public"}
+
+
+def test_a_scratch_database_is_named_while_used_and_dropped_even_on_failure() -> None:
+    """lifeos_env.scratch_database and using_database: the one way scripts make and point at a throwaway database."""
+    before = os.environ["PGDATABASE"]
+    with pytest.raises(RuntimeError), lifeos_env.scratch_database("lifeos_test_scratch") as name:
+        with lifeos_env.using_database(name), lifeos_env.transaction() as cur:
+            cur.execute("select current_database()")
+            assert cur.fetchone() == (name,)
+        raise RuntimeError
+    assert os.environ["PGDATABASE"] == before
+    with lifeos_env.transaction() as cur:
+        cur.execute("select count(*) from pg_database where datname = %s", (name,))
+        assert cur.fetchone() == (0,)

@@ -256,9 +256,7 @@ def dbt_output(*args: str) -> str:
 def broken_build() -> Iterator[tuple[Cursor, str]]:
     """The sample with its v1 constraints dropped and broken rows added, built once: a cursor and dbt's output."""
     name = new_database()
-    previous = os.environ["PGDATABASE"]
-    os.environ["PGDATABASE"] = name
-    try:
+    with lifeos_env.using_database(name):
         generate_sample.main(["--schema", "v1"])
         with lifeos_env.transaction() as cur:
             cur.execute(
@@ -272,8 +270,6 @@ def broken_build() -> Iterator[tuple[Cursor, str]]:
                 ))  # fmt: skip
             cur.execute(BROKEN_ROWS)
         printed = dbt_output("build", "--vars", "{accept_rejects: true, files_checked: false}")
-    finally:
-        os.environ["PGDATABASE"] = previous
     conn = psycopg2.connect(dbname=name)
     try:
         with conn.cursor() as cur:

@@ -60,8 +60,7 @@ class LossyDump:
 def lossy_dump(tmp_path: Path) -> LossyDump:
     """A Supabase-shaped dump with what real v1 data has: a reminder and a daily_focus row whose task
     was deleted (no FK there), an extra column, and its bucket without one files row's blob."""
-    database = f"lifeos_supabase_{uuid.uuid4().hex[:8]}"
-    try:
+    with lifeos_env.scratch_database("lifeos_supabase") as database:
         generator = make_supabase_dump.build_source(database, 1)
         conn = psycopg2.connect(dbname=database)
         with conn, conn.cursor() as cur:
@@ -77,8 +76,6 @@ def lossy_dump(tmp_path: Path) -> LossyDump:
             file_id, key = cur.fetchone()
         conn.close()
         dump = make_supabase_dump.write_dumps(database, tmp_path, ["plain"])["plain"]
-    finally:
-        lifeos_env.drop_database(database)
     bucket = tmp_path / "bucket"
     generate_sample.write_blobs(generator.blobs, bucket)
     (bucket / key).unlink()

@@ -27,10 +27,9 @@ Fingerprint = list[tuple[object, ...]]
 @pytest.fixture(scope="session")
 def supabase_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Path]]]:
     """A Supabase-like database holding the sample, and its dumps in every variant."""
-    name = f"lifeos_test_supabase_{uuid.uuid4().hex[:8]}"
-    make_supabase_dump.build_source(name, 1)
-    yield name, make_supabase_dump.write_dumps(name, tmp_path_factory.mktemp("dumps"), make_supabase_dump.VARIANTS)
-    lifeos_env.drop_database(name)
+    with lifeos_env.scratch_database("lifeos_test_supabase") as name:
+        make_supabase_dump.build_source(name, 1)
+        yield name, make_supabase_dump.write_dumps(name, tmp_path_factory.mktemp("dumps"), make_supabase_dump.VARIANTS)
 
 
 def query(database: str, statement: sql.Composable | str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:

@@ -7,7 +7,6 @@ Each test runs a bounded number of random examples, so the suite stays fast.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -73,12 +72,10 @@ def databases() -> Iterator[tuple[str, str]]:
         columns = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in table.expected.items()]
         query(source, sql.SQL("create table public.{} ({}, primary key (id))").format(
             sql.Identifier(table.name), sql.SQL(", ").join(columns)))  # fmt: skip
-    previous = os.environ["PGDATABASE"]
-    os.environ["PGDATABASE"] = target
     try:
-        yield source, target
+        with lifeos_env.using_database(target):
+            yield source, target
     finally:
-        os.environ["PGDATABASE"] = previous
         for name in (source, target):
             lifeos_env.drop_database(name)
 

@@ -12,7 +12,6 @@ has one build of its own, of the sample with an orphaned area.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -196,9 +195,7 @@ def orphaned_area() -> Iterator[tuple[str, str, bool, dict[str, str]]]:
     """The sample with one area's domain gone (its FK dropped, as a careless dump has it), built once:
     the database, the orphaned area's id, and the build's success and checks."""
     name = new_database()
-    previous = os.environ["PGDATABASE"]
-    os.environ["PGDATABASE"] = name
-    try:
+    with lifeos_env.using_database(name):
         generate_sample.main(["--schema", "v1"])
         with lifeos_env.transaction() as cur:
             cur.execute("alter table v1.areas drop constraint areas_domain_id_fkey")
@@ -208,8 +205,6 @@ def orphaned_area() -> Iterator[tuple[str, str, bool, dict[str, str]]]:
             )
             orphan = cur.fetchone()[0]
         success, outcomes, _ = run_dbt("build", "--vars", "{files_checked: false}")
-    finally:
-        os.environ["PGDATABASE"] = previous
     yield name, orphan, success, outcomes
     drop_database(name)
 

@@ -15,12 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import psycopg2
-from psycopg2 import sql
 
 import generate_sample
 import lifeos_env
@@ -67,27 +61,9 @@ def dump_schema_ddl(database: str, schema: str = BUILT_SCHEMA) -> str:
     return normalise(result.stdout, schema)
 
 
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """A new, empty database on the target server, named by PGDATABASE while in use, then dropped."""
-    name = f"lifeos_ddl_{uuid.uuid4().hex[:12]}"
-    lifeos_env.create_database(name)
-    previous = os.environ["PGDATABASE"]
-    os.environ["PGDATABASE"] = name
-    try:
-        yield name
-    finally:
-        os.environ["PGDATABASE"] = previous
-        conn = psycopg2.connect(dbname="postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.close()
-
-
 def build_and_dump() -> str:
     """Build v2 from the sample into a scratch database and return its normalised DDL."""
-    with scratch_database() as database:
+    with lifeos_env.scratch_database("lifeos_ddl") as database, lifeos_env.using_database(database):
         generate_sample.main(["--schema", "v1"])
         migrate.dbt("build", "--resource-type", "seed", "--resource-type", "model")  # the DDL; tests run elsewhere
         return dump_schema_ddl(database)

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,6 +87,28 @@ def drop_database(name: str) -> None:
             cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
     finally:
         conn.close()
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A new, empty database `<prefix>_<random>` on the target server, dropped on the way out, also on failure."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    create_database(name)
+    try:
+        yield name
+    finally:
+        drop_database(name)
+
+
+@contextmanager
+def using_database(name: str) -> Iterator[None]:
+    """Inside the block PGDATABASE, the database dbt and every script connect to, names `name`."""
+    previous = os.environ["PGDATABASE"]
+    os.environ["PGDATABASE"] = name
+    try:
+        yield
+    finally:
+        os.environ["PGDATABASE"] = previous
 
 
 def connect(**kwargs: str) -> psycopg2.extensions.connection:

@@ -26,7 +26,6 @@ import argparse
 import hashlib
 import json
 import mimetypes
-import os
 import shutil
 import subprocess
 import sys
@@ -110,17 +109,12 @@ def create_roles() -> None:
 
 
 def build_source(database: str, scale: int) -> generate_sample.Generator:
-    """Make `database` (new) look like Supabase holding the v1 sample at `scale`; return its generator."""
-    lifeos_env.create_database(database)
+    """Make `database` (new, empty) look like Supabase holding the v1 sample at `scale`; return its generator."""
     create_roles()
     generator = generate_sample.Generator(scale)
     tables = generator.tables()
-    previous = os.environ["PGDATABASE"]
-    os.environ["PGDATABASE"] = database
-    try:
+    with lifeos_env.using_database(database):
         generate_sample.load("public", tables)
-    finally:
-        os.environ["PGDATABASE"] = previous
     conn = psycopg2.connect(dbname=database)
     with conn, conn.cursor() as cur:
         cur.execute(SUPABASE_SQL)
@@ -242,12 +236,9 @@ def write_dumps(database: str, out: Path, variants: list[str], major: int | None
 
 def make_dumps(scale: int, out: Path, variants: list[str]) -> dict[str, Path]:
     """Build a throwaway Supabase-like database at `scale`, dump it in `variants` into `out`, drop it."""
-    database = f"lifeos_supabase_{uuid.uuid4().hex[:8]}"
-    try:
+    with lifeos_env.scratch_database("lifeos_supabase") as database:
         build_source(database, scale)
         return write_dumps(database, out, variants)
-    finally:
-        lifeos_env.drop_database(database)
 
 
 def dump_sample(scale: int, out: Path | str) -> Path:
