@@ -5,9 +5,9 @@
   - the indexes of contract_indexes(): <table>_<column>_idx on every foreign-key
     column, and on is_active, which every list query of the app filters on
     (soft delete), plus those the model declares in config.meta.indexes;
-  - a table with an updated_at column gets trigger <table>_set_updated_at, which
-    keeps it current. The function is named through the table's own schema,
-    which the publish step renames as a whole.
+  - the triggers of contract_triggers() (macros/app_triggers.sql): updated_at,
+    polymorphic references, cycles ... Their functions are named through the
+    table's own schema, which the publish step renames as a whole.
 #}
 {% macro mart_post_hook() %}
     {%- set keys = contract_keys(model, this) -%}
@@ -21,11 +21,9 @@
             {%- if index.using %} using {{ index.using }}{% endif %} ({{ index.columns | join(', ') }})
             {%- if index.where %} where {{ index.where }}{% endif %};
     {%- endfor %}
-    {%- if 'updated_at' in model.columns %}
-        create trigger {{ this.identifier }}_set_updated_at
-            before update on {{ this }}
-            for each row execute function {{ adapter.quote(this.schema) }}.set_updated_at();
-    {%- endif -%}
+    {%- for trigger in contract_triggers(model) %}
+        {{ create_trigger(trigger, this) }}
+    {%- endfor -%}
 {% endmacro %}
 
 {#

@@ -22,8 +22,8 @@ import report
 
 Cursor = psycopg2.extensions.cursor
 POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")
-# the mapping's lookup table: plan 3.10 gives context_types neither created_at nor updated_at
-UNTIMESTAMPED = {"context_types"}
+# the universal columns a table leaves out, each for the reason its YAML gives
+OMITTED = {"activity_log": {"sort_order"}, "search_index": {"sort_order"}}
 # the name the published copy's v2 schema gets; not public, so that the rename always happens
 LIVE = "lifeos_live"
 
@@ -101,6 +101,15 @@ def test_ddl_file_applies_to_an_empty_database_and_dumps_back_the_same() -> None
 
 
 def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor) -> None:
+    """Plan §3: id, created_at, updated_at (with its trigger), is_active and sort_order on every table; a table
+    leaves one out only where its YAML says why (config.meta.universal_columns_omitted, with a comment)."""
+    manifest = json.loads((lifeos_env.ROOT / "target" / "manifest.json").read_text())
+    omitted = {
+        node["alias"]: set(node["config"]["meta"].get("universal_columns_omitted", []))
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"].get("contract", {}).get("enforced")
+    }
+    assert omitted == {table: OMITTED.get(table, set()) for table in omitted}
     v2.execute(
         """
         select t.table_name, c.column_name, c.data_type, c.is_nullable, c.column_default
@@ -113,22 +122,21 @@ def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor) -> None:
     columns: dict[str, dict[str, tuple[str, str, str]]] = {}
     for table, column, data_type, nullable, default in v2.fetchall():
         columns.setdefault(table, {})[column] = (data_type, nullable, default)
-    assert len(columns) == 34
+    assert set(columns) == set(omitted) and len(columns) == 34
     universal = {
         "id": ("uuid", "NO", "gen_random_uuid()"),
         "created_at": ("timestamp with time zone", "NO", "now()"),
         "updated_at": ("timestamp with time zone", "NO", "now()"),
         "is_active": ("boolean", "NO", "true"),
+        "sort_order": ("integer", "NO", "0"),
     }
     for table, found in columns.items():
-        expected = {k: v for k, v in universal.items() if table not in UNTIMESTAMPED or not k.endswith("_at")}
-        assert {k: v for k, v in found.items() if k != "sort_order"} == expected, table
-        assert found.get("sort_order", ("integer", "NO", "0")) == ("integer", "NO", "0"), table
+        assert found == {k: v for k, v in universal.items() if k not in omitted[table]}, table
     v2.execute(
         "select c.relname from pg_trigger t join pg_class c on c.oid = t.tgrelid"
         " where c.relnamespace = current_schema()::regnamespace and t.tgname = c.relname || '_set_updated_at'"
     )
-    assert {name for (name,) in v2.fetchall()} == set(columns) - UNTIMESTAMPED
+    assert {name for (name,) in v2.fetchall()} == set(columns)
 
 
 def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> None:
@@ -151,6 +159,7 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
             "catalog_matches_contract_contacts": [
                 ("constraint", "contacts_pkey"),
                 ("index", "contacts_is_active_idx"),
+                ("trigger", "contacts_delete_references"),
                 ("trigger", "contacts_set_updated_at"),
             ],
             "catalog_matches_contract_contact_group_members": [("constraint", "contact_group_members_contact_id_fkey")],
@@ -175,6 +184,8 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
             create index contacts_is_active_idx on contacts (is_active);
             create trigger contacts_set_updated_at before update on contacts
                 for each row execute function set_updated_at();
+            create trigger contacts_delete_references after delete on contacts
+                for each row execute function delete_polymorphic_references('contact');
             alter table contact_group_members add constraint contact_group_members_contact_id_fkey
                 foreign key (contact_id) references contacts (id) on delete cascade;
             alter table event_attendees add constraint event_attendees_contact_id_fkey
@@ -207,6 +218,7 @@ def test_polymorphic_checks_allow_exactly_what_their_test_resolves(v2: Cursor) -
 
 
 def test_polymorphic_references_that_point_nowhere_fail(live: Cursor) -> None:
+    """The write-time triggers refuse such rows (test_app.py); rows that got in around them still fail the test."""
     live.execute(
         """
         insert into tags (name) values ('Urgent'), ('errands');
@@ -223,12 +235,14 @@ def test_polymorphic_references_that_point_nowhere_fail(live: Cursor) -> None:
         assert failing(dbt_test("test_name:polymorphic_reference_resolves")) == {}
         live.execute(
             """
+            set session_replication_role = replica;  -- no triggers: the rows the app is refused
             insert into note_links (note_id, entity_type, entity_id)
                 values ((select min(id::text)::uuid from notes), 'task', '00000000-0000-0000-0000-00000000abcd');
             insert into entity_tags (tag_id, entity_type, entity_id)
                 values ((select id from tags where name = 'Urgent'), 'contact', '00000000-0000-0000-0000-00000000abce');
             insert into activity_log (entity_type, entity_id, action)
                 values ('milestone', '00000000-0000-0000-0000-00000000abcf', 'updated');
+            reset session_replication_role;
             """
         )
         assert failing(dbt_test("test_name:polymorphic_reference_resolves")) == {
@@ -255,7 +269,14 @@ def test_task_dependencies_refuse_self_and_duplicate_edges_and_cycles_fail(live:
         with pytest.raises(psycopg2.errors.UniqueViolation):
             live.execute("insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s)", (a, b))
         assert failing(dbt_test("test_name:acyclic")) == {}
-        live.execute("insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s)", (c, a))
+        with pytest.raises(psycopg2.errors.CheckViolation):  # refused at write time (test_app.py) ...
+            live.execute("insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s)", (c, a))
+        live.execute(  # ... and caught by the test when it gets in around the trigger
+            "set session_replication_role = replica;"
+            " insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s);"
+            " reset session_replication_role",
+            (c, a),
+        )
         cycles = failing(dbt_test("test_name:acyclic"))
         assert list(cycles) == ["task_dependencies_acyclic"]
         assert {start for start, _ in cycles["task_dependencies_acyclic"]} == {a, b, c}
@@ -270,7 +291,13 @@ def test_bookmark_folders_nest_and_a_loop_fails(live: Cursor) -> None:
     (child,) = live.fetchone()
     try:
         assert failing(dbt_test("bookmark_folders_acyclic")) == {}
-        live.execute("update bookmark_folders set parent_id = %s where id = %s", (child, top))
+        with pytest.raises(psycopg2.errors.CheckViolation):
+            live.execute("update bookmark_folders set parent_id = %s where id = %s", (child, top))
+        live.execute(
+            "set session_replication_role = replica; update bookmark_folders set parent_id = %s where id = %s;"
+            " reset session_replication_role",
+            (child, top),
+        )
         assert list(failing(dbt_test("bookmark_folders_acyclic"))) == ["bookmark_folders_acyclic"]
         live.execute("delete from bookmark_folders where id = %s", (child,))  # cascades to its subfolders
         live.execute("select count(*) from bookmark_folders")
@@ -303,7 +330,7 @@ def test_search_index_covers_the_five_tables_and_finds_words(v2: Cursor) -> None
     assert v2.fetchone() == ("gin",)
 
 
-def test_the_app_refreshes_search_after_publish(live: Cursor) -> None:
+def test_search_is_current_at_commit_and_a_refresh_changes_nothing(live: Cursor) -> None:
     index_content = "select md5(string_agg(s::text, ',' order by s.id)) from search_index s"
     live.execute(index_content)
     before = live.fetchone()
@@ -323,9 +350,13 @@ def test_the_app_refreshes_search_after_publish(live: Cursor) -> None:
     )
     try:
         live.execute(search)
-        assert live.fetchall() == []
-        live.execute("select refresh_search_index()")
-        live.execute(search)
         assert live.fetchall() == [("note", note)]
+        live.execute(index_content)
+        kept = live.fetchone()
+        live.execute("select refresh_search_index()")
+        live.execute(index_content)
+        assert live.fetchone() == kept
     finally:
-        live.execute("delete from notes where id = %s; select refresh_search_index()", (note,))
+        live.execute("delete from notes where id = %s", (note,))
+    live.execute(index_content)
+    assert live.fetchone() == before

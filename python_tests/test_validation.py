@@ -148,7 +148,7 @@ def test_a_parent_cycle_fails_the_task_hierarchy() -> None:
     """
     with tampered("tasks", cycle):
         outcomes, _ = dbt_test("tasks")
-    assert failed(outcomes) == {"hierarchy_matches_v1:tasks", "copied_columns_match:tasks"}
+    assert failed(outcomes) == {"hierarchy_matches_v1:tasks", "acyclic:tasks", "copied_columns_match:tasks"}
 
 
 @pytest.mark.usefixtures("live_v2")

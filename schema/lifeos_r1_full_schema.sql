@@ -16,6 +16,72 @@ SET xmloption = content;
 SET client_min_messages = warning;
 SET row_security = off;
 
+--
+-- Name: delete_polymorphic_references(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.delete_polymorphic_references() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+    -- arg: the entity_type of the deleted row's table
+    begin
+        if tg_argv[0] in ('domain', 'area', 'project', 'task', 'note', 'bookmark', 'file', 'capture', 'daily_focus', 'reminder', 'contact', 'list', 'calendar_event', 'milestone', 'release') then
+            execute format('insert into %I.activity_log (entity_type, entity_id, action, source)'
+                ' values ($1, $2, $3, $4)', tg_table_schema)
+                using tg_argv[0], old.id, 'deleted'::text, 'system'::text;
+        end if;
+        if tg_argv[0] in ('task', 'project', 'note', 'bookmark', 'file', 'calendar_event', 'contact', 'list') then
+            execute format('delete from %I.entity_tags where entity_type = $1 and entity_id = $2',
+                tg_table_schema) using tg_argv[0], old.id;
+        end if;
+        if tg_argv[0] in ('task', 'project', 'note', 'bookmark', 'file', 'domain', 'area', 'calendar_event', 'contact', 'list', 'milestone', 'release') then
+            execute format('delete from %I.note_links where entity_type = $1 and entity_id = $2',
+                tg_table_schema) using tg_argv[0], old.id;
+        end if;
+        if tg_argv[0] in ('task', 'project', 'calendar_event', 'milestone', 'note', 'list') then
+            execute format('delete from %I.reminders where entity_type = $1 and entity_id = $2',
+                tg_table_schema) using tg_argv[0], old.id;
+        end if;
+        if tg_argv[0] in ('task', 'note', 'bookmark', 'project', 'capture') then
+            execute format('delete from %I.search_index where entity_type = $1 and entity_id = $2',
+                tg_table_schema) using tg_argv[0], old.id;
+        end if;
+        return null;
+    end;
+    $_$;
+
+
+--
+-- Name: FUNCTION delete_polymorphic_references(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.delete_polymorphic_references() IS 'Applies each polymorphic table''s rule when an entity is deleted (trigger <table>_delete_references).';
+
+
+--
+-- Name: fill_domain_id_from_task(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.fill_domain_id_from_task() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+    begin
+        if new.domain_id is null and new.task_id is not null then
+            execute format('select domain_id from %I.tasks where id = $1', tg_table_schema)
+                into new.domain_id using new.task_id;
+        end if;
+        return new;
+    end;
+    $_$;
+
+
+--
+-- Name: FUNCTION fill_domain_id_from_task(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.fill_domain_id_from_task() IS 'Derives domain_id from task_id when the row leaves it NULL (plan 3.8).';
+
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -537,7 +603,7 @@ CREATE TABLE public.search_index (
 -- Name: TABLE search_index; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.search_index IS 'Full-text search over tasks, notes, bookmarks, projects and capture: one row per item with a weighted tsvector (title A, tags or URL B, body C; configuration ''simple'', as the user writes in several languages) and a GIN index. Built from the migrated rows by the load; the app refreshes it with `select refresh_search_index();` (created beside the table) and queries it with `document @@ websearch_to_tsquery(''simple'', :q)`, ranked by `ts_rank(document, ...)`.
+COMMENT ON TABLE public.search_index IS 'Full-text search over tasks, notes, bookmarks, projects and capture: one row per item with a weighted tsvector (title A, tags or URL B, body C; configuration ''simple'', as the user writes in several languages) and a GIN index. Built set-based from the migrated rows by the load, then kept current by the triggers <table>_search_index_sync of the five tables (an item is searchable at commit); `select refresh_search_index();` (created beside the table) is a full rebuild for repair, safe to run concurrently (macros/search_index.sql). The app queries it with `document @@ websearch_to_tsquery(''simple'', :q)`, ranked by `ts_rank(document, ...)`.
 ';
 
 
@@ -841,7 +907,7 @@ COMMENT ON COLUMN public.tasks.template_id IS 'The task template the task came f
 CREATE FUNCTION public.refresh_search_index() RETURNS void
     LANGUAGE sql
     BEGIN ATOMIC
- DELETE FROM public.search_index;
+ SELECT pg_advisory_xact_lock((('public.search_index'::regclass)::oid)::bigint) AS pg_advisory_xact_lock;
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -1025,7 +1091,184 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.updated_at,
                      final.id,
                      final.document
-                    FROM final) documents;
+                    FROM final) documents ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active
+   WHERE ((search_index.domain_id IS DISTINCT FROM excluded.domain_id) OR (search_index.project_id IS DISTINCT FROM excluded.project_id) OR (search_index.title IS DISTINCT FROM excluded.title) OR (search_index.body IS DISTINCT FROM excluded.body) OR (search_index.document IS DISTINCT FROM excluded.document) OR (search_index.created_at IS DISTINCT FROM excluded.created_at) OR (search_index.updated_at IS DISTINCT FROM excluded.updated_at) OR (search_index.is_active IS DISTINCT FROM excluded.is_active));
+ DELETE FROM public.search_index indexed
+   WHERE (NOT (EXISTS ( SELECT
+            FROM ( WITH tasks AS (
+                          SELECT tasks.id,
+                             tasks.domain_id,
+                             tasks.project_id,
+                             tasks.parent_id,
+                             tasks.title,
+                             tasks.description,
+                             tasks.priority,
+                             tasks.status,
+                             tasks.due_date,
+                             tasks.deadline,
+                             tasks.recurrence,
+                             tasks.tags,
+                             tasks.context,
+                             tasks.is_custom_context,
+                             tasks.created_at,
+                             tasks.updated_at,
+                             tasks.completed_at,
+                             tasks.assigned_to,
+                             tasks.estimated_minutes,
+                             tasks.actual_minutes,
+                             tasks.energy_level,
+                             tasks.is_active,
+                             tasks.sort_order,
+                             tasks.template_id
+                            FROM public.tasks
+                         ), notes AS (
+                          SELECT notes.id,
+                             notes.domain_id,
+                             notes.project_id,
+                             notes.task_id,
+                             notes.title,
+                             notes.body,
+                             notes.content_format,
+                             notes.tags,
+                             notes.created_at,
+                             notes.updated_at,
+                             notes.is_pinned,
+                             notes.is_active,
+                             notes.sort_order
+                            FROM public.notes
+                         ), bookmarks AS (
+                          SELECT bookmarks.id,
+                             bookmarks.domain_id,
+                             bookmarks.project_id,
+                             bookmarks.task_id,
+                             bookmarks.label,
+                             bookmarks.url,
+                             bookmarks.description,
+                             bookmarks.created_at,
+                             bookmarks.updated_at,
+                             bookmarks.folder_id,
+                             bookmarks.favicon_url,
+                             bookmarks.is_active,
+                             bookmarks.sort_order,
+                             bookmarks.tags
+                            FROM public.bookmarks
+                         ), projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), capture AS (
+                          SELECT capture.id,
+                             capture.raw_text,
+                             capture.processed,
+                             capture.task_id,
+                             capture.created_at,
+                             capture.domain_id,
+                             capture.project_id,
+                             capture.source,
+                             capture.updated_at,
+                             capture.is_active,
+                             capture.sort_order
+                            FROM public.capture
+                         ), documents AS (
+                          SELECT 'task'::text AS entity_type,
+                             tasks.id AS entity_id,
+                             tasks.domain_id,
+                             tasks.project_id,
+                             tasks.title,
+                             array_to_string(tasks.tags, ' '::text) AS keywords,
+                             tasks.description AS body,
+                             tasks.is_active,
+                             tasks.created_at,
+                             tasks.updated_at
+                            FROM tasks
+                         UNION ALL
+                          SELECT 'note'::text AS entity_type,
+                             notes.id AS entity_id,
+                             notes.domain_id,
+                             notes.project_id,
+                             notes.title,
+                             array_to_string(notes.tags, ' '::text) AS keywords,
+                             notes.body,
+                             notes.is_active,
+                             notes.created_at,
+                             notes.updated_at
+                            FROM notes
+                         UNION ALL
+                          SELECT 'bookmark'::text AS entity_type,
+                             bookmarks.id AS entity_id,
+                             bookmarks.domain_id,
+                             bookmarks.project_id,
+                             bookmarks.label AS title,
+                             bookmarks.url AS keywords,
+                             bookmarks.description AS body,
+                             bookmarks.is_active,
+                             bookmarks.created_at,
+                             bookmarks.updated_at
+                            FROM bookmarks
+                         UNION ALL
+                          SELECT 'project'::text AS entity_type,
+                             projects.id AS entity_id,
+                             projects.domain_id,
+                             projects.id AS project_id,
+                             projects.name AS title,
+                             NULL::text AS keywords,
+                             projects.description AS body,
+                             projects.is_active,
+                             projects.created_at,
+                             projects.updated_at
+                            FROM projects
+                         UNION ALL
+                          SELECT 'capture'::text AS entity_type,
+                             capture.id AS entity_id,
+                             capture.domain_id,
+                             capture.project_id,
+                             NULL::text AS title,
+                             NULL::text AS keywords,
+                             capture.raw_text AS body,
+                             capture.is_active,
+                             capture.created_at,
+                             capture.updated_at
+                            FROM capture
+                         ), final AS (
+                          SELECT documents_1.entity_type,
+                             documents_1.entity_id,
+                             documents_1.domain_id,
+                             documents_1.project_id,
+                             documents_1.title,
+                             documents_1.body,
+                             documents_1.is_active,
+                             documents_1.created_at,
+                             documents_1.updated_at,
+                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                             ((setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.title, ''::text)), 'A'::"char") || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.keywords, ''::text)), 'B'::"char")) || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.body, ''::text)), 'C'::"char")) AS document
+                            FROM documents documents_1
+                         )
+                  SELECT final.entity_type,
+                     final.entity_id,
+                     final.domain_id,
+                     final.project_id,
+                     final.title,
+                     final.body,
+                     final.is_active,
+                     final.created_at,
+                     final.updated_at,
+                     final.id,
+                     final.document
+                    FROM final) documents
+           WHERE ((documents.entity_type = indexed.entity_type) AND (documents.entity_id = indexed.entity_id)))));
 END;
 
 
@@ -1033,7 +1276,355 @@ END;
 -- Name: FUNCTION refresh_search_index(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.refresh_search_index() IS 'Rebuilds search_index from tasks, notes, bookmarks, projects and capture; call after writing them.';
+COMMENT ON FUNCTION public.refresh_search_index() IS 'Rebuilds search_index from its sources; the triggers keep it current, so this is only a repair.';
+
+
+--
+-- Name: refuse_cycle(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.refuse_cycle() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+    -- args: the child and the parent column of an edge
+    declare
+        child uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
+        parent uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
+        closes_loop boolean;
+    begin
+        if parent is null then
+            return new;
+        end if;
+        -- one writer of this graph at a time, so two edges that close a loop together cannot both pass
+        perform pg_advisory_xact_lock(tg_relid::bigint);
+        execute format(
+            'with recursive ancestors (node) as ('
+            '    select $1'
+            '    union'
+            '    select edges.%2$I from %3$I.%4$I as edges'
+            '    inner join ancestors on edges.%1$I = ancestors.node'
+            '    where edges.%2$I is not null'
+            ') select exists (select from ancestors where node = $2)',
+            tg_argv[0], tg_argv[1], tg_table_schema, tg_table_name
+        ) into closes_loop using parent, child;
+        if closes_loop then
+            raise exception using
+                errcode = 'check_violation',
+                message = format('%s: %s %s -> %s %s would close a cycle', tg_table_name, tg_argv[0], child,
+                    tg_argv[1], parent);
+        end if;
+        return new;
+    end;
+    $_$;
+
+
+--
+-- Name: FUNCTION refuse_cycle(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.refuse_cycle() IS 'Refuses an edge that closes a cycle (trigger <table>_no_cycle).';
+
+
+--
+-- Name: refuse_dangling_reference(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.refuse_dangling_reference() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked
+    declare
+        entity_type text := to_jsonb(new) ->> tg_argv[0];
+        entity_id uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
+        checked boolean;
+        found_id uuid;
+        target text := case entity_type
+            when 'area' then 'areas'
+            when 'bookmark' then 'bookmarks'
+            when 'calendar_event' then 'calendar_events'
+            when 'capture' then 'capture'
+            when 'contact' then 'contacts'
+            when 'daily_focus' then 'daily_focus'
+            when 'domain' then 'domains'
+            when 'file' then 'files'
+            when 'list' then 'lists'
+            when 'milestone' then 'milestones'
+            when 'note' then 'notes'
+            when 'project' then 'projects'
+            when 'release' then 'releases'
+            when 'reminder' then 'reminders'
+            when 'task' then 'tasks'
+        end;
+    begin
+        execute format('select %s from (select ($1).*) as row_', tg_argv[2]) into checked using new;
+        if target is null or not coalesce(checked, false) then
+            return new;  -- an entity_type the CHECK refuses, or a row the rule exempts
+        end if;
+        -- FOR KEY SHARE, as a foreign key does: the entity cannot be deleted before this commits
+        execute format('select id from %I.%I where id = $1 for key share', tg_table_schema, target)
+            into found_id using entity_id;
+        if found_id is null then
+            raise exception using
+                errcode = 'foreign_key_violation',
+                message = format('%s: %s %s does not exist', tg_table_name, entity_type, entity_id),
+                hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
+        end if;
+        return new;
+    end;
+    $_$;
+
+
+--
+-- Name: FUNCTION refuse_dangling_reference(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.refuse_dangling_reference() IS 'Refuses a polymorphic reference (entity_type, entity_id) to no row (trigger <table>_entity_exists).';
+
+
+--
+-- Name: search_index_hold(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_hold() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+    begin
+        -- taken before the statement locks any row; refresh_search_index() waits for it, and it for a refresh
+        perform pg_advisory_xact_lock_shared(format('%I.search_index', tg_table_schema)::regclass::oid::bigint);
+        return null;
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_hold(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_hold() IS 'Holds search_index against a concurrent refresh while the app writes a search source.';
+
+
+--
+-- Name: search_index_sync(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_sync() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+    -- arg: the entity_type of the written table
+    begin
+        execute format('select %I.search_index_upsert($1, $2)', tg_table_schema) using tg_argv[0], new.id;
+        return null;
+    end;
+    $_$;
+
+
+--
+-- Name: FUNCTION search_index_sync(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_sync() IS 'Writes the inserted or updated item''s search_index row (trigger <table>_search_index_sync).';
+
+
+--
+-- Name: search_index_upsert(text, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert(item_type text, item_id uuid) RETURNS void
+    LANGUAGE sql
+    BEGIN ATOMIC
+ INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
+             documents.entity_type,
+             documents.entity_id,
+             documents.domain_id,
+             documents.project_id,
+             documents.title,
+             documents.body,
+             documents.document,
+             documents.created_at,
+             documents.updated_at,
+             documents.is_active
+            FROM ( WITH tasks AS (
+                          SELECT tasks.id,
+                             tasks.domain_id,
+                             tasks.project_id,
+                             tasks.parent_id,
+                             tasks.title,
+                             tasks.description,
+                             tasks.priority,
+                             tasks.status,
+                             tasks.due_date,
+                             tasks.deadline,
+                             tasks.recurrence,
+                             tasks.tags,
+                             tasks.context,
+                             tasks.is_custom_context,
+                             tasks.created_at,
+                             tasks.updated_at,
+                             tasks.completed_at,
+                             tasks.assigned_to,
+                             tasks.estimated_minutes,
+                             tasks.actual_minutes,
+                             tasks.energy_level,
+                             tasks.is_active,
+                             tasks.sort_order,
+                             tasks.template_id
+                            FROM public.tasks
+                         ), notes AS (
+                          SELECT notes.id,
+                             notes.domain_id,
+                             notes.project_id,
+                             notes.task_id,
+                             notes.title,
+                             notes.body,
+                             notes.content_format,
+                             notes.tags,
+                             notes.created_at,
+                             notes.updated_at,
+                             notes.is_pinned,
+                             notes.is_active,
+                             notes.sort_order
+                            FROM public.notes
+                         ), bookmarks AS (
+                          SELECT bookmarks.id,
+                             bookmarks.domain_id,
+                             bookmarks.project_id,
+                             bookmarks.task_id,
+                             bookmarks.label,
+                             bookmarks.url,
+                             bookmarks.description,
+                             bookmarks.created_at,
+                             bookmarks.updated_at,
+                             bookmarks.folder_id,
+                             bookmarks.favicon_url,
+                             bookmarks.is_active,
+                             bookmarks.sort_order,
+                             bookmarks.tags
+                            FROM public.bookmarks
+                         ), projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), capture AS (
+                          SELECT capture.id,
+                             capture.raw_text,
+                             capture.processed,
+                             capture.task_id,
+                             capture.created_at,
+                             capture.domain_id,
+                             capture.project_id,
+                             capture.source,
+                             capture.updated_at,
+                             capture.is_active,
+                             capture.sort_order
+                            FROM public.capture
+                         ), documents AS (
+                          SELECT 'task'::text AS entity_type,
+                             tasks.id AS entity_id,
+                             tasks.domain_id,
+                             tasks.project_id,
+                             tasks.title,
+                             array_to_string(tasks.tags, ' '::text) AS keywords,
+                             tasks.description AS body,
+                             tasks.is_active,
+                             tasks.created_at,
+                             tasks.updated_at
+                            FROM tasks
+                         UNION ALL
+                          SELECT 'note'::text AS entity_type,
+                             notes.id AS entity_id,
+                             notes.domain_id,
+                             notes.project_id,
+                             notes.title,
+                             array_to_string(notes.tags, ' '::text) AS keywords,
+                             notes.body,
+                             notes.is_active,
+                             notes.created_at,
+                             notes.updated_at
+                            FROM notes
+                         UNION ALL
+                          SELECT 'bookmark'::text AS entity_type,
+                             bookmarks.id AS entity_id,
+                             bookmarks.domain_id,
+                             bookmarks.project_id,
+                             bookmarks.label AS title,
+                             bookmarks.url AS keywords,
+                             bookmarks.description AS body,
+                             bookmarks.is_active,
+                             bookmarks.created_at,
+                             bookmarks.updated_at
+                            FROM bookmarks
+                         UNION ALL
+                          SELECT 'project'::text AS entity_type,
+                             projects.id AS entity_id,
+                             projects.domain_id,
+                             projects.id AS project_id,
+                             projects.name AS title,
+                             NULL::text AS keywords,
+                             projects.description AS body,
+                             projects.is_active,
+                             projects.created_at,
+                             projects.updated_at
+                            FROM projects
+                         UNION ALL
+                          SELECT 'capture'::text AS entity_type,
+                             capture.id AS entity_id,
+                             capture.domain_id,
+                             capture.project_id,
+                             NULL::text AS title,
+                             NULL::text AS keywords,
+                             capture.raw_text AS body,
+                             capture.is_active,
+                             capture.created_at,
+                             capture.updated_at
+                            FROM capture
+                         ), final AS (
+                          SELECT documents_1.entity_type,
+                             documents_1.entity_id,
+                             documents_1.domain_id,
+                             documents_1.project_id,
+                             documents_1.title,
+                             documents_1.body,
+                             documents_1.is_active,
+                             documents_1.created_at,
+                             documents_1.updated_at,
+                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                             ((setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.title, ''::text)), 'A'::"char") || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.keywords, ''::text)), 'B'::"char")) || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.body, ''::text)), 'C'::"char")) AS document
+                            FROM documents documents_1
+                         )
+                  SELECT final.entity_type,
+                     final.entity_id,
+                     final.domain_id,
+                     final.project_id,
+                     final.title,
+                     final.body,
+                     final.is_active,
+                     final.created_at,
+                     final.updated_at,
+                     final.id,
+                     final.document
+                    FROM final) documents
+           WHERE ((documents.entity_type = search_index_upsert.item_type) AND (documents.entity_id = search_index_upsert.item_id)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+END;
+
+
+--
+-- Name: FUNCTION search_index_upsert(item_type text, item_id uuid); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert(item_type text, item_id uuid) IS 'Writes one item''s search_index row from its table (trigger <table>_search_index_sync).';
 
 
 --
@@ -1043,11 +1634,11 @@ COMMENT ON FUNCTION public.refresh_search_index() IS 'Rebuilds search_index from
 CREATE FUNCTION public.set_updated_at() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
-            begin
-                new.updated_at := now();
-                return new;
-            end;
-            $$;
+    begin
+        new.updated_at := now();
+        return new;
+    end;
+    $$;
 
 
 --
@@ -1081,7 +1672,7 @@ CREATE TABLE public.activity_log (
 -- Name: TABLE activity_log; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.activity_log IS 'Audit trail of changes to entities (polymorphic: entity_type + entity_id). Rows of action ''deleted'' may name a row that is gone, so the resolve test skips them.
+COMMENT ON TABLE public.activity_log IS 'Audit trail of changes to entities (polymorphic: entity_type + entity_id). Rows of action ''deleted'' may name a row that is gone, so the resolve test and the write-time check skip them; when an entity is deleted its history stays and one row (action ''deleted'', source ''system'') records it, after which the resolve test treats the entity''s rows as history.
 ';
 
 
@@ -1353,6 +1944,7 @@ CREATE TABLE public.calendar_events (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
     CONSTRAINT calendar_events_time_range_check CHECK (((ends_at IS NULL) OR (ends_at >= starts_at)))
 );
 
@@ -1467,6 +2059,13 @@ COMMENT ON COLUMN public.calendar_events.updated_at IS 'Last change; kept curren
 --
 
 COMMENT ON COLUMN public.calendar_events.is_active IS 'Soft-delete flag; false means deleted. Indexed, as every list query filters on it.';
+
+
+--
+-- Name: COLUMN calendar_events.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
 
 
 --
@@ -1732,7 +2331,9 @@ CREATE TABLE public.context_types (
     label text NOT NULL,
     is_system boolean DEFAULT false NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
-    sort_order integer DEFAULT 0 NOT NULL
+    sort_order integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
@@ -1784,6 +2385,20 @@ COMMENT ON COLUMN public.context_types.is_active IS 'Soft-delete flag; false mea
 --
 
 COMMENT ON COLUMN public.context_types.sort_order IS 'Display order, 10, 20, 30 ... system types first, then by value.';
+
+
+--
+-- Name: COLUMN context_types.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.context_types.created_at IS 'When the row was created; the time of the migration for migrated rows (v1 had none).';
+
+
+--
+-- Name: COLUMN context_types.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.context_types.updated_at IS 'The time of the migration for migrated rows, then kept current by trigger context_types_set_updated_at.';
 
 
 --
@@ -1990,6 +2605,7 @@ CREATE TABLE public.entity_tags (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
     CONSTRAINT entity_tags_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'project'::text, 'note'::text, 'bookmark'::text, 'file'::text, 'calendar_event'::text, 'contact'::text, 'list'::text])))
 );
 
@@ -2052,6 +2668,13 @@ COMMENT ON COLUMN public.entity_tags.is_active IS 'Soft-delete flag; false means
 
 
 --
+-- Name: COLUMN entity_tags.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.entity_tags.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
+
+
+--
 -- Name: event_attendees; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2063,6 +2686,7 @@ CREATE TABLE public.event_attendees (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
     CONSTRAINT event_attendees_response_status_check CHECK ((response_status = ANY (ARRAY['needs_action'::text, 'accepted'::text, 'declined'::text, 'tentative'::text])))
 );
 
@@ -2121,6 +2745,13 @@ COMMENT ON COLUMN public.event_attendees.updated_at IS 'Last change; kept curren
 --
 
 COMMENT ON COLUMN public.event_attendees.is_active IS 'Soft-delete flag; false means deleted. Indexed, as every list query filters on it.';
+
+
+--
+-- Name: COLUMN event_attendees.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.event_attendees.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
 
 
 --
@@ -3170,6 +3801,7 @@ CREATE TABLE public.task_dependencies (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
     CONSTRAINT task_dependencies_dependency_type_check CHECK ((dependency_type = ANY (ARRAY['finish_to_start'::text, 'start_to_start'::text, 'finish_to_finish'::text, 'start_to_finish'::text]))),
     CONSTRAINT task_dependencies_no_self_edge_check CHECK ((task_id <> depends_on_task_id))
 );
@@ -3230,6 +3862,13 @@ COMMENT ON COLUMN public.task_dependencies.updated_at IS 'Last change; kept curr
 --
 
 COMMENT ON COLUMN public.task_dependencies.is_active IS 'Soft-delete flag; false means deleted. Indexed, as every list query filters on it.';
+
+
+--
+-- Name: COLUMN task_dependencies.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.task_dependencies.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
 
 
 --
@@ -3395,6 +4034,7 @@ CREATE TABLE public.time_blocks (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
     CONSTRAINT time_blocks_block_type_check CHECK ((block_type = ANY (ARRAY['focus'::text, 'deep_work'::text, 'pomodoro'::text, 'meeting'::text, 'break'::text, 'admin'::text]))),
     CONSTRAINT time_blocks_time_range_check CHECK ((ends_at > starts_at))
 );
@@ -3489,6 +4129,13 @@ COMMENT ON COLUMN public.time_blocks.updated_at IS 'Last change; kept current on
 --
 
 COMMENT ON COLUMN public.time_blocks.is_active IS 'Soft-delete flag; false means deleted. Indexed, as every list query filters on it.';
+
+
+--
+-- Name: COLUMN time_blocks.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.time_blocks.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
 
 
 --
@@ -3613,6 +4260,7 @@ CREATE TABLE public.time_entries (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
     CONSTRAINT time_entries_time_range_check CHECK (((ended_at IS NULL) OR (ended_at >= started_at)))
 );
 
@@ -3696,6 +4344,13 @@ COMMENT ON COLUMN public.time_entries.is_active IS 'Soft-delete flag; false mean
 
 
 --
+-- Name: COLUMN time_entries.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.time_entries.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
+
+
+--
 -- Name: user_settings; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -3706,7 +4361,8 @@ CREATE TABLE public.user_settings (
     description text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    is_active boolean DEFAULT true NOT NULL
+    is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL
 );
 
 
@@ -3767,6 +4423,13 @@ COMMENT ON COLUMN public.user_settings.is_active IS 'Soft-delete flag; false mea
 
 
 --
+-- Name: COLUMN user_settings.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_settings.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
+
+
+--
 -- Name: activity_log activity_log_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3815,14 +4478,6 @@ ALTER TABLE ONLY public.capture
 
 
 --
--- Name: contact_group_members contact_group_members_contact_group_id_contact_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.contact_group_members
-    ADD CONSTRAINT contact_group_members_contact_group_id_contact_id_key UNIQUE (contact_group_id, contact_id);
-
-
---
 -- Name: contact_group_members contact_group_members_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3855,14 +4510,6 @@ ALTER TABLE ONLY public.context_types
 
 
 --
--- Name: context_types context_types_value_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.context_types
-    ADD CONSTRAINT context_types_value_key UNIQUE (value);
-
-
---
 -- Name: daily_focus daily_focus_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3884,22 +4531,6 @@ ALTER TABLE ONLY public.domains
 
 ALTER TABLE ONLY public.entity_tags
     ADD CONSTRAINT entity_tags_pkey PRIMARY KEY (id);
-
-
---
--- Name: entity_tags entity_tags_tag_id_entity_type_entity_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.entity_tags
-    ADD CONSTRAINT entity_tags_tag_id_entity_type_entity_id_key UNIQUE (tag_id, entity_type, entity_id);
-
-
---
--- Name: event_attendees event_attendees_calendar_event_id_contact_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.event_attendees
-    ADD CONSTRAINT event_attendees_calendar_event_id_contact_id_key UNIQUE (calendar_event_id, contact_id);
 
 
 --
@@ -3943,14 +4574,6 @@ ALTER TABLE ONLY public.milestones
 
 
 --
--- Name: note_links note_links_note_id_entity_type_entity_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.note_links
-    ADD CONSTRAINT note_links_note_id_entity_type_entity_id_key UNIQUE (note_id, entity_type, entity_id);
-
-
---
 -- Name: note_links note_links_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3972,14 +4595,6 @@ ALTER TABLE ONLY public.notes
 
 ALTER TABLE ONLY public.project_contacts
     ADD CONSTRAINT project_contacts_pkey PRIMARY KEY (id);
-
-
---
--- Name: project_contacts project_contacts_project_id_contact_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.project_contacts
-    ADD CONSTRAINT project_contacts_project_id_contact_id_key UNIQUE (project_id, contact_id);
 
 
 --
@@ -4095,14 +4710,6 @@ ALTER TABLE ONLY public.time_entries
 
 
 --
--- Name: user_settings user_settings_key_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.user_settings
-    ADD CONSTRAINT user_settings_key_key UNIQUE (key);
-
-
---
 -- Name: user_settings user_settings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -4181,6 +4788,13 @@ CREATE INDEX bookmarks_folder_id_idx ON public.bookmarks USING btree (folder_id)
 
 
 --
+-- Name: bookmarks_folder_id_sort_order_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bookmarks_folder_id_sort_order_idx ON public.bookmarks USING btree (folder_id, sort_order) WHERE is_active;
+
+
+--
 -- Name: bookmarks_is_active_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -4244,6 +4858,13 @@ CREATE INDEX capture_domain_id_idx ON public.capture USING btree (domain_id);
 
 
 --
+-- Name: capture_inbox_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX capture_inbox_idx ON public.capture USING btree (sort_order) WHERE ((NOT processed) AND is_active);
+
+
+--
 -- Name: capture_is_active_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -4262,6 +4883,13 @@ CREATE INDEX capture_project_id_idx ON public.capture USING btree (project_id);
 --
 
 CREATE INDEX capture_task_id_idx ON public.capture USING btree (task_id);
+
+
+--
+-- Name: contact_group_members_contact_group_id_contact_id_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX contact_group_members_contact_group_id_contact_id_key ON public.contact_group_members USING btree (contact_group_id, contact_id) WHERE is_active;
 
 
 --
@@ -4307,10 +4935,24 @@ CREATE INDEX context_types_is_active_idx ON public.context_types USING btree (is
 
 
 --
+-- Name: context_types_value_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX context_types_value_key ON public.context_types USING btree (value) WHERE is_active;
+
+
+--
 -- Name: daily_focus_domain_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX daily_focus_domain_id_idx ON public.daily_focus USING btree (domain_id);
+
+
+--
+-- Name: daily_focus_focus_date_sort_order_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX daily_focus_focus_date_sort_order_idx ON public.daily_focus USING btree (focus_date, sort_order) WHERE is_active;
 
 
 --
@@ -4349,10 +4991,24 @@ CREATE INDEX entity_tags_is_active_idx ON public.entity_tags USING btree (is_act
 
 
 --
+-- Name: entity_tags_tag_id_entity_type_entity_id_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX entity_tags_tag_id_entity_type_entity_id_key ON public.entity_tags USING btree (tag_id, entity_type, entity_id) WHERE is_active;
+
+
+--
 -- Name: entity_tags_tag_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX entity_tags_tag_id_idx ON public.entity_tags USING btree (tag_id);
+
+
+--
+-- Name: event_attendees_calendar_event_id_contact_id_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX event_attendees_calendar_event_id_contact_id_key ON public.event_attendees USING btree (calendar_event_id, contact_id) WHERE is_active;
 
 
 --
@@ -4496,6 +5152,13 @@ CREATE INDEX note_links_is_active_idx ON public.note_links USING btree (is_activ
 
 
 --
+-- Name: note_links_note_id_entity_type_entity_id_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX note_links_note_id_entity_type_entity_id_key ON public.note_links USING btree (note_id, entity_type, entity_id) WHERE is_active;
+
+
+--
 -- Name: note_links_note_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -4524,6 +5187,13 @@ CREATE INDEX notes_project_id_idx ON public.notes USING btree (project_id);
 
 
 --
+-- Name: notes_project_id_pinned_updated_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notes_project_id_pinned_updated_at_idx ON public.notes USING btree (project_id, is_pinned DESC, updated_at DESC) WHERE is_active;
+
+
+--
 -- Name: notes_task_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -4542,6 +5212,13 @@ CREATE INDEX project_contacts_contact_id_idx ON public.project_contacts USING bt
 --
 
 CREATE INDEX project_contacts_is_active_idx ON public.project_contacts USING btree (is_active);
+
+
+--
+-- Name: project_contacts_project_id_contact_id_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX project_contacts_project_id_contact_id_key ON public.project_contacts USING btree (project_id, contact_id) WHERE is_active;
 
 
 --
@@ -4591,6 +5268,20 @@ CREATE INDEX releases_domain_id_idx ON public.releases USING btree (domain_id);
 --
 
 CREATE INDEX releases_is_active_idx ON public.releases USING btree (is_active);
+
+
+--
+-- Name: reminders_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX reminders_due_idx ON public.reminders USING btree (COALESCE(snoozed_until, remind_at)) WHERE ((NOT delivered) AND is_active);
+
+
+--
+-- Name: reminders_entity_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX reminders_entity_idx ON public.reminders USING btree (entity_type, entity_id);
 
 
 --
@@ -4646,7 +5337,7 @@ CREATE INDEX tags_is_active_idx ON public.tags USING btree (is_active);
 -- Name: tags_name_key; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE UNIQUE INDEX tags_name_key ON public.tags USING btree (lower(name));
+CREATE UNIQUE INDEX tags_name_key ON public.tags USING btree (lower(name)) WHERE is_active;
 
 
 --
@@ -4706,6 +5397,13 @@ CREATE INDEX tasks_domain_id_idx ON public.tasks USING btree (domain_id);
 
 
 --
+-- Name: tasks_domain_id_sort_order_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_domain_id_sort_order_idx ON public.tasks USING btree (domain_id, sort_order) WHERE is_active;
+
+
+--
 -- Name: tasks_is_active_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -4720,10 +5418,24 @@ CREATE INDEX tasks_parent_id_idx ON public.tasks USING btree (parent_id);
 
 
 --
+-- Name: tasks_parent_id_sort_order_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_parent_id_sort_order_idx ON public.tasks USING btree (parent_id, sort_order) WHERE is_active;
+
+
+--
 -- Name: tasks_project_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX tasks_project_id_idx ON public.tasks USING btree (project_id);
+
+
+--
+-- Name: tasks_project_id_sort_order_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_project_id_sort_order_idx ON public.tasks USING btree (project_id, sort_order) WHERE is_active;
 
 
 --
@@ -4839,10 +5551,31 @@ CREATE INDEX user_settings_is_active_idx ON public.user_settings USING btree (is
 
 
 --
+-- Name: user_settings_key_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX user_settings_key_key ON public.user_settings USING btree (key) WHERE is_active;
+
+
+--
+-- Name: activity_log activity_log_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER activity_log_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.activity_log FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'action <> ''deleted''');
+
+
+--
 -- Name: activity_log activity_log_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER activity_log_set_updated_at BEFORE UPDATE ON public.activity_log FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: areas areas_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER areas_delete_references AFTER DELETE ON public.areas FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('area');
 
 
 --
@@ -4853,10 +5586,38 @@ CREATE TRIGGER areas_set_updated_at BEFORE UPDATE ON public.areas FOR EACH ROW E
 
 
 --
+-- Name: bookmark_folders bookmark_folders_no_cycle; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER bookmark_folders_no_cycle BEFORE INSERT OR UPDATE OF id, parent_id ON public.bookmark_folders FOR EACH ROW EXECUTE FUNCTION public.refuse_cycle('id', 'parent_id');
+
+
+--
 -- Name: bookmark_folders bookmark_folders_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER bookmark_folders_set_updated_at BEFORE UPDATE ON public.bookmark_folders FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: bookmarks bookmarks_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER bookmarks_delete_references AFTER DELETE ON public.bookmarks FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('bookmark');
+
+
+--
+-- Name: bookmarks bookmarks_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER bookmarks_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.bookmarks FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
+
+
+--
+-- Name: bookmarks bookmarks_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER bookmarks_search_index_sync AFTER INSERT OR UPDATE ON public.bookmarks FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('bookmark');
 
 
 --
@@ -4867,10 +5628,38 @@ CREATE TRIGGER bookmarks_set_updated_at BEFORE UPDATE ON public.bookmarks FOR EA
 
 
 --
+-- Name: calendar_events calendar_events_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER calendar_events_delete_references AFTER DELETE ON public.calendar_events FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('calendar_event');
+
+
+--
 -- Name: calendar_events calendar_events_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER calendar_events_set_updated_at BEFORE UPDATE ON public.calendar_events FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: capture capture_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER capture_delete_references AFTER DELETE ON public.capture FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('capture');
+
+
+--
+-- Name: capture capture_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER capture_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.capture FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
+
+
+--
+-- Name: capture capture_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER capture_search_index_sync AFTER INSERT OR UPDATE ON public.capture FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('capture');
 
 
 --
@@ -4895,10 +5684,38 @@ CREATE TRIGGER contact_groups_set_updated_at BEFORE UPDATE ON public.contact_gro
 
 
 --
+-- Name: contacts contacts_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER contacts_delete_references AFTER DELETE ON public.contacts FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('contact');
+
+
+--
 -- Name: contacts contacts_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER contacts_set_updated_at BEFORE UPDATE ON public.contacts FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: context_types context_types_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER context_types_set_updated_at BEFORE UPDATE ON public.context_types FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: daily_focus daily_focus_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER daily_focus_delete_references AFTER DELETE ON public.daily_focus FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('daily_focus');
+
+
+--
+-- Name: daily_focus daily_focus_domain_from_task; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER daily_focus_domain_from_task BEFORE INSERT OR UPDATE OF task_id, domain_id ON public.daily_focus FOR EACH ROW EXECUTE FUNCTION public.fill_domain_id_from_task();
 
 
 --
@@ -4909,10 +5726,24 @@ CREATE TRIGGER daily_focus_set_updated_at BEFORE UPDATE ON public.daily_focus FO
 
 
 --
+-- Name: domains domains_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER domains_delete_references AFTER DELETE ON public.domains FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('domain');
+
+
+--
 -- Name: domains domains_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER domains_set_updated_at BEFORE UPDATE ON public.domains FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: entity_tags entity_tags_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER entity_tags_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.entity_tags FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --
@@ -4930,6 +5761,13 @@ CREATE TRIGGER event_attendees_set_updated_at BEFORE UPDATE ON public.event_atte
 
 
 --
+-- Name: files files_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER files_delete_references AFTER DELETE ON public.files FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('file');
+
+
+--
 -- Name: files files_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -4944,10 +5782,24 @@ CREATE TRIGGER list_items_set_updated_at BEFORE UPDATE ON public.list_items FOR 
 
 
 --
+-- Name: lists lists_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER lists_delete_references AFTER DELETE ON public.lists FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('list');
+
+
+--
 -- Name: lists lists_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER lists_set_updated_at BEFORE UPDATE ON public.lists FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: milestones milestones_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER milestones_delete_references AFTER DELETE ON public.milestones FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('milestone');
 
 
 --
@@ -4958,10 +5810,38 @@ CREATE TRIGGER milestones_set_updated_at BEFORE UPDATE ON public.milestones FOR 
 
 
 --
+-- Name: note_links note_links_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER note_links_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.note_links FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
 -- Name: note_links note_links_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER note_links_set_updated_at BEFORE UPDATE ON public.note_links FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: notes notes_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER notes_delete_references AFTER DELETE ON public.notes FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('note');
+
+
+--
+-- Name: notes notes_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER notes_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.notes FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
+
+
+--
+-- Name: notes notes_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER notes_search_index_sync AFTER INSERT OR UPDATE ON public.notes FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('note');
 
 
 --
@@ -4979,6 +5859,27 @@ CREATE TRIGGER project_contacts_set_updated_at BEFORE UPDATE ON public.project_c
 
 
 --
+-- Name: projects projects_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER projects_delete_references AFTER DELETE ON public.projects FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('project');
+
+
+--
+-- Name: projects projects_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER projects_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.projects FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
+
+
+--
+-- Name: projects projects_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER projects_search_index_sync AFTER INSERT OR UPDATE ON public.projects FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('project');
+
+
+--
 -- Name: projects projects_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -4986,10 +5887,31 @@ CREATE TRIGGER projects_set_updated_at BEFORE UPDATE ON public.projects FOR EACH
 
 
 --
+-- Name: releases releases_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER releases_delete_references AFTER DELETE ON public.releases FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('release');
+
+
+--
 -- Name: releases releases_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER releases_set_updated_at BEFORE UPDATE ON public.releases FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: reminders reminders_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER reminders_delete_references AFTER DELETE ON public.reminders FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('reminder');
+
+
+--
+-- Name: reminders reminders_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER reminders_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.reminders FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --
@@ -5007,6 +5929,13 @@ CREATE TRIGGER saved_views_set_updated_at BEFORE UPDATE ON public.saved_views FO
 
 
 --
+-- Name: search_index search_index_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER search_index_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.search_index FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
 -- Name: search_index search_index_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -5021,6 +5950,13 @@ CREATE TRIGGER tags_set_updated_at BEFORE UPDATE ON public.tags FOR EACH ROW EXE
 
 
 --
+-- Name: task_dependencies task_dependencies_no_cycle; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER task_dependencies_no_cycle BEFORE INSERT OR UPDATE OF task_id, depends_on_task_id ON public.task_dependencies FOR EACH ROW EXECUTE FUNCTION public.refuse_cycle('task_id', 'depends_on_task_id');
+
+
+--
 -- Name: task_dependencies task_dependencies_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -5032,6 +5968,34 @@ CREATE TRIGGER task_dependencies_set_updated_at BEFORE UPDATE ON public.task_dep
 --
 
 CREATE TRIGGER task_templates_set_updated_at BEFORE UPDATE ON public.task_templates FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: tasks tasks_delete_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_delete_references AFTER DELETE ON public.tasks FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('task');
+
+
+--
+-- Name: tasks tasks_no_cycle; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_no_cycle BEFORE INSERT OR UPDATE OF id, parent_id ON public.tasks FOR EACH ROW EXECUTE FUNCTION public.refuse_cycle('id', 'parent_id');
+
+
+--
+-- Name: tasks tasks_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.tasks FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
+
+
+--
+-- Name: tasks tasks_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_search_index_sync AFTER INSERT OR UPDATE ON public.tasks FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('task');
 
 
 --

@@ -72,6 +72,8 @@ final as (
         is_system,
         true as is_active,
         {{ sort_order(order_by='reject_rule is not null, is_system desc nulls last, value, id') }} as sort_order,
+        now() as created_at,
+        now() as updated_at,
         reject_rule,
         reject_detail,
         null::text as adjustment

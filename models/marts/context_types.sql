@@ -14,7 +14,9 @@ final as (
         label,
         is_system,
         is_active,
-        sort_order
+        sort_order,
+        created_at,
+        updated_at
     from context_types
     where reject_rule is null
 

@@ -3,7 +3,7 @@
   each named constraint (primary key, foreign keys, unique, checks) and each
   column CHECK under its name (check_constraint_name) in pg_constraint, each
   index of contract_indexes() in pg_index, each NOT NULL in pg_attribute, each
-  column default in pg_attrdef and the updated_at trigger in pg_trigger. dbt rebuilds
+  column default in pg_attrdef and each trigger of contract_triggers() in pg_trigger. dbt rebuilds
   a table with DROP ... CASCADE, which silently takes its children's foreign
   keys with it; this test names what went missing. Put it on every mart.
 #}
@@ -32,9 +32,9 @@
             {%- endif -%}
         {%- endfor -%}
     {%- endfor -%}
-    {%- if 'updated_at' in node.columns -%}
-        {%- do expected.append(('trigger', node.alias ~ '_set_updated_at')) -%}
-    {%- endif -%}
+    {%- for trigger in contract_triggers(node) -%}
+        {%- do expected.append(('trigger', trigger.name)) -%}
+    {%- endfor -%}
 {%- endif -%}
 {%- set table = "'" ~ adapter.quote(model.schema) ~ "." ~ adapter.quote(model.identifier) ~ "'::regclass" -%}
 

@@ -2,6 +2,9 @@
   A polymorphic reference (entity_type, entity_id) resolves: every row's id
   exists in the table its entity_type names (macro entity_type_models), and
   its entity_type is one of `entity_types`, the values the column's CHECK allows.
+  A table whose rows stay when their entity is deleted (config.meta
+  on_entity_delete: {insert: ...}, as activity_log's history) records the
+  deletion in a row of those values; the rows of an entity so recorded are history.
   Fails with the rows that point nowhere.
 #}
 {% test polymorphic_reference_resolves(model, column_name, id_column, entity_types) %}
@@ -9,9 +12,13 @@
 {#- the targets by the relation names dbt gives them for this command; no ref():
     the model depends on them (macro depends_on_entity_tables) -#}
 {%- set relations = {} -%}
+{%- set deletion = {} -%}
 {%- if execute -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
         {%- do relations.update({node.name: node.relation_name}) -%}
+        {%- if node.relation_name in model | string and node.config.meta.get('on_entity_delete', {}).insert -%}
+            {%- do deletion.update({'relation': node.relation_name, 'values': node.config.meta.on_entity_delete.insert}) -%}
+        {%- endif -%}
     {%- endfor -%}
 {%- endif -%}
 
@@ -46,7 +53,19 @@ final as (
         on
             references_.entity_type = targets.entity_type
             and references_.entity_id = targets.entity_id
-    where targets.entity_id is null
+    where
+        targets.entity_id is null
+        {%- if deletion %}
+        and not exists (
+            select from {{ deletion.relation }} as deletions
+            where
+                deletions.{{ column_name }} = references_.entity_type
+                and deletions.{{ id_column }} = references_.entity_id
+                {%- for column, value in deletion['values'].items() %}
+                and deletions.{{ column }} = '{{ value }}'
+                {%- endfor %}
+        )
+        {%- endif %}
 
 )
 

@@ -4,10 +4,11 @@
   configuration: the user writes in several languages, so words are not stemmed.
   Deterministic, so that a re-run or a refresh of unchanged items gives the
   same rows: id is derived from (entity_type, entity_id), and created_at and
-  updated_at are the item's own. The post-hook creates refresh_search_index(),
-  whose body is this query.
+  updated_at are the item's own. The post-hook creates search_index_upsert()
+  and refresh_search_index(), whose bodies are this query, and the triggers
+  that keep the index current (macros/search_index.sql).
 #}
-{{ config(post_hook="{{ create_refresh_search_index() }}") }}
+{{ config(post_hook="{{ create_search_index_functions() }}") }}
 
 with
 

@@ -1,0 +1,250 @@
+{#
+  The rules v2 enforces on the app's own writes, as triggers, each derived from
+  what the YAML already declares so nothing is declared twice:
+  - every table with updated_at: set_updated_at keeps it current;
+  - a polymorphic table (test polymorphic_reference_resolves on its
+    entity_type column): refuse_dangling_reference refuses a row whose
+    (entity_type, entity_id) names no row, and each entity table
+    (macro entity_type_models) runs delete_polymorphic_references on delete,
+    which applies each polymorphic table's `config.meta.on_entity_delete`;
+  - a graph with the test `acyclic`: refuse_cycle refuses the edge that would
+    close a loop;
+  - a search source (a model search_index refs): search_index_hold and
+    search_index_sync keep search_index current (macros/search_index.sql);
+  - `config.meta.triggers` of a model: any other trigger, e.g. daily_focus's
+    domain derived from its task.
+  The functions are created once per build in the shadow schema
+  (app_trigger_functions, from reset_shadow_schema); they name other tables
+  through TG_TABLE_SCHEMA, so they keep working once publish renames the schema.
+  The triggers are created after the bulk load (mart_post_hook), so the
+  migration pays nothing per row, and search_index is built set-based.
+#}
+
+{#
+  The triggers of a mart, as dicts: name, timing, events, level (row or
+  statement), function and args.
+#}
+{% macro contract_triggers(node) %}
+    {%- set triggers = [] -%}
+    {%- if 'updated_at' in node.columns -%}
+        {%- do triggers.append({
+            'name': node.alias ~ '_set_updated_at', 'timing': 'before', 'events': 'update',
+            'level': 'row', 'function': 'set_updated_at', 'args': []}) -%}
+    {%- endif -%}
+    {%- for test in attached_tests(node, 'polymorphic_reference_resolves') -%}
+        {%- set kwargs = test.test_metadata.kwargs -%}
+        {%- do triggers.append({
+            'name': node.alias ~ '_entity_exists', 'timing': 'before',
+            'events': 'insert or update of ' ~ kwargs.column_name ~ ', ' ~ kwargs.id_column,
+            'level': 'row', 'function': 'refuse_dangling_reference',
+            'args': [kwargs.column_name, kwargs.id_column, test.config.where or 'true']}) -%}
+    {%- endfor -%}
+    {%- if entity_type_of(node.name) -%}
+        {%- do triggers.append({
+            'name': node.alias ~ '_delete_references', 'timing': 'after', 'events': 'delete',
+            'level': 'row', 'function': 'delete_polymorphic_references', 'args': [entity_type_of(node.name)]}) -%}
+    {%- endif -%}
+    {%- for test in attached_tests(node, 'acyclic') -%}
+        {%- set kwargs = test.test_metadata.kwargs -%}
+        {%- do triggers.append({
+            'name': node.alias ~ '_no_cycle', 'timing': 'before',
+            'events': 'insert or update of ' ~ kwargs.child_column ~ ', ' ~ kwargs.parent_column,
+            'level': 'row', 'function': 'refuse_cycle', 'args': [kwargs.child_column, kwargs.parent_column]}) -%}
+    {%- endfor -%}
+    {%- if node.unique_id in search_index_node().depends_on.nodes -%}
+        {%- do triggers.append({
+            'name': node.alias ~ '_search_index_hold', 'timing': 'before', 'events': 'insert or update or delete',
+            'level': 'statement', 'function': 'search_index_hold', 'args': []}) -%}
+        {%- do triggers.append({
+            'name': node.alias ~ '_search_index_sync', 'timing': 'after', 'events': 'insert or update',
+            'level': 'row', 'function': 'search_index_sync', 'args': [entity_type_of(node.name)]}) -%}
+    {%- endif -%}
+    {%- for trigger in node.config.meta.get('triggers', []) -%}
+        {%- do triggers.append(trigger) -%}
+    {%- endfor -%}
+    {{ return(triggers) }}
+{% endmacro %}
+
+{# `create trigger` for one entry of contract_triggers on `relation`; the function is named through its schema. #}
+{% macro create_trigger(trigger, relation) -%}
+    create trigger {{ trigger.name }}
+        {{ trigger.timing }} {{ trigger.events }} on {{ relation }}
+        for each {{ trigger.level }} execute function {{ adapter.quote(relation.schema) }}.{{ trigger.function }}(
+            {%- for arg in trigger.args %}'{{ arg | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor -%}
+        );
+{%- endmacro %}
+
+{# The data tests named `test_name` attached to the model `node`. #}
+{% macro attached_tests(node, test_name) %}
+    {%- set tests = [] -%}
+    {%- if execute -%}
+        {%- for test in graph.nodes.values() if test.resource_type == 'test'
+            and test.attached_node == node.unique_id
+            and test.test_metadata and test.test_metadata.name == test_name -%}
+            {%- do tests.append(test) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(tests) }}
+{% endmacro %}
+
+{# The entity_type whose rows `table` holds (macro entity_type_models), or none. #}
+{% macro entity_type_of(table) %}
+    {%- for entity_type, model_name in entity_type_models().items() if model_name == table -%}
+        {{ return(entity_type) }}
+    {%- endfor -%}
+    {{ return(none) }}
+{% endmacro %}
+
+{% macro search_index_node() %}
+    {%- if execute -%}
+        {{ return(graph.nodes.values() | selectattr('name', 'equalto', 'search_index') | first) }}
+    {%- endif -%}
+    {{ return({'depends_on': {'nodes': []}}) }}
+{% endmacro %}
+
+{#
+  Each polymorphic table, as a dict (table, column, id_column, entity_types,
+  on_entity_delete): what delete_polymorphic_references does when an entity
+  goes. on_entity_delete is `cascade` (the rows go with their entity) or
+  `{insert: {column: value ...}}` (the rows stay as history, and one row with
+  those values records the deletion).
+#}
+{% macro polymorphic_tables() %}
+    {%- set tables = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
+            {%- for test in attached_tests(node, 'polymorphic_reference_resolves') -%}
+                {%- set rule = node.config.meta.get('on_entity_delete') -%}
+                {%- if not rule -%}
+                    {{ exceptions.raise_compiler_error(
+                        node.name ~ ": a polymorphic table states config.meta.on_entity_delete (cascade or {insert: ...})") }}
+                {%- endif -%}
+                {%- do tables.append({
+                    'table': node.alias, 'column': test.test_metadata.kwargs.column_name,
+                    'id_column': test.test_metadata.kwargs.id_column,
+                    'entity_types': test.test_metadata.kwargs.entity_types, 'on_entity_delete': rule}) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(tables | sort(attribute='table')) }}
+{% endmacro %}
+
+{# on-run-start of a build (reset_shadow_schema): the trigger functions, in `schema`. #}
+{% macro app_trigger_functions(schema) %}
+    {%- set s = adapter.quote(schema) -%}
+    create function {{ s }}.set_updated_at() returns trigger
+    language plpgsql as $$
+    begin
+        new.updated_at := now();
+        return new;
+    end;
+    $$;
+    comment on function {{ s }}.set_updated_at() is
+        'Keeps updated_at current on every UPDATE (trigger <table>_set_updated_at).';
+
+    create function {{ s }}.refuse_dangling_reference() returns trigger
+    language plpgsql as $$
+    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked
+    declare
+        entity_type text := to_jsonb(new) ->> tg_argv[0];
+        entity_id uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
+        checked boolean;
+        found_id uuid;
+        target text := case entity_type
+            {%- for entity_type, table in entity_type_models().items() %}
+            when '{{ entity_type }}' then '{{ table }}'
+            {%- endfor %}
+        end;
+    begin
+        execute format('select %s from (select ($1).*) as row_', tg_argv[2]) into checked using new;
+        if target is null or not coalesce(checked, false) then
+            return new;  -- an entity_type the CHECK refuses, or a row the rule exempts
+        end if;
+        -- FOR KEY SHARE, as a foreign key does: the entity cannot be deleted before this commits
+        execute format('select id from %I.%I where id = $1 for key share', tg_table_schema, target)
+            into found_id using entity_id;
+        if found_id is null then
+            raise exception using
+                errcode = 'foreign_key_violation',
+                message = format('%s: %s %s does not exist', tg_table_name, entity_type, entity_id),
+                hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
+        end if;
+        return new;
+    end;
+    $$;
+    comment on function {{ s }}.refuse_dangling_reference() is
+        'Refuses a polymorphic reference (entity_type, entity_id) to no row (trigger <table>_entity_exists).';
+
+    create function {{ s }}.delete_polymorphic_references() returns trigger
+    language plpgsql as $$
+    -- arg: the entity_type of the deleted row's table
+    begin
+        {%- for ref in polymorphic_tables() %}
+        if tg_argv[0] in ({% for t in ref.entity_types %}'{{ t }}'{{ ", " if not loop.last }}{% endfor %}) then
+            {%- if ref.on_entity_delete == 'cascade' %}
+            execute format('delete from %I.{{ ref.table }} where {{ ref.column }} = $1 and {{ ref.id_column }} = $2',
+                tg_table_schema) using tg_argv[0], old.id;
+            {%- else %}
+            {%- set values = ref.on_entity_delete.insert %}
+            execute format('insert into %I.{{ ref.table }} ({{ ref.column }}, {{ ref.id_column }}, {{ values.keys() | join(", ") }})'
+                ' values ($1, $2{% for _ in values %}, ${{ loop.index + 2 }}{% endfor %})', tg_table_schema)
+                using tg_argv[0], old.id{% for value in values.values() %}, '{{ value }}'::text{% endfor %};
+            {%- endif %}
+        end if;
+        {%- endfor %}
+        return null;
+    end;
+    $$;
+    comment on function {{ s }}.delete_polymorphic_references() is
+        'Applies each polymorphic table''s rule when an entity is deleted (trigger <table>_delete_references).';
+
+    create function {{ s }}.refuse_cycle() returns trigger
+    language plpgsql as $$
+    -- args: the child and the parent column of an edge
+    declare
+        child uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
+        parent uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
+        closes_loop boolean;
+    begin
+        if parent is null then
+            return new;
+        end if;
+        -- one writer of this graph at a time, so two edges that close a loop together cannot both pass
+        perform pg_advisory_xact_lock(tg_relid::bigint);
+        execute format(
+            'with recursive ancestors (node) as ('
+            '    select $1'
+            '    union'
+            '    select edges.%2$I from %3$I.%4$I as edges'
+            '    inner join ancestors on edges.%1$I = ancestors.node'
+            '    where edges.%2$I is not null'
+            ') select exists (select from ancestors where node = $2)',
+            tg_argv[0], tg_argv[1], tg_table_schema, tg_table_name
+        ) into closes_loop using parent, child;
+        if closes_loop then
+            raise exception using
+                errcode = 'check_violation',
+                message = format('%s: %s %s -> %s %s would close a cycle', tg_table_name, tg_argv[0], child,
+                    tg_argv[1], parent);
+        end if;
+        return new;
+    end;
+    $$;
+    comment on function {{ s }}.refuse_cycle() is
+        'Refuses an edge that closes a cycle (trigger <table>_no_cycle).';
+
+    create function {{ s }}.fill_domain_id_from_task() returns trigger
+    language plpgsql as $$
+    begin
+        if new.domain_id is null and new.task_id is not null then
+            execute format('select domain_id from %I.tasks where id = $1', tg_table_schema)
+                into new.domain_id using new.task_id;
+        end if;
+        return new;
+    end;
+    $$;
+    comment on function {{ s }}.fill_domain_id_from_task() is
+        'Derives domain_id from task_id when the row leaves it NULL (plan 3.8).';
+
+    {{ search_index_trigger_functions(schema) }}
+{% endmacro %}
