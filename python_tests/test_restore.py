@@ -479,6 +479,17 @@ def test_a_backslash_line_after_unscanned_copy_data_keeps_its_place(
     assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(dump))
 
 
+@pytest.mark.parametrize("options", [["--clean"], ["--clean", "--if-exists"]])
+def test_a_dump_that_drops_before_it_creates_restores_every_value(
+    options: list[str], supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
+) -> None:
+    """pg_dump --clean opens with DROP TABLE and ALTER TABLE ... DROP CONSTRAINT: harmless before the CREATE TABLE."""
+    dump = tmp_path / "clean.sql"
+    subprocess.run([lifeos_env.pg_client("pg_dump"), *options, "--file", str(dump), supabase_source[0]], check=True)
+    assert "DROP TABLE" in dump.read_text(encoding="utf-8")
+    assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(dump))
+
+
 def test_the_dumps_date_style_and_time_zone_read_its_values(
     supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
 ) -> None:

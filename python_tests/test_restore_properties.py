@@ -190,9 +190,13 @@ def spoil(dump: Path, corruption: Corruption, out: Path) -> tuple[Path, str]:
     return copy, f"{kind}: {what}"
 
 
+BaseDumps = tuple[dict[str, Path], dict[str, str]]
+
+
 @pytest.fixture(scope="module")
-def base_dumps(databases: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Dumps, in every format, of notes holding hard values; restored once, so v1 exists before each corruption."""
+def base_dumps(databases: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> BaseDumps:
+    """Dumps, in every format, of notes holding hard values, and the tables as restored from them (before each
+    corruption, v1 exists)."""
     source, _ = databases
     notes = [
         (uuid.UUID(int=n + 1), f"title {n}{hard}", f"body\n{hard}\t{n}", [hard, "b"]) for n, hard in enumerate(HARD)
@@ -201,7 +205,7 @@ def base_dumps(databases: tuple[str, str], tmp_path_factory: pytest.TempPathFact
     out = tmp_path_factory.mktemp("base_dumps")
     dumps = {kind: pg_dump(source, kind, out) for kind in FORMATS}
     assert restored(dumps["plain"])[0] is not None
-    return dumps
+    return dumps, tables_of(databases[1], "v1")
 
 
 @given(corruption=CORRUPTIONS)
@@ -213,7 +217,7 @@ def base_dumps(databases: tuple[str, str], tmp_path_factory: pytest.TempPathFact
 @example(corruption=("tar", "truncate", 0.6, False, ""))  # pg_restore spins on it
 @settings(EXAMPLES, max_examples=18)
 def test_a_corrupted_dump_restores_as_postgresql_reads_it_or_fails_leaving_v1(
-    corruption: Corruption, base_dumps: dict[str, Path], databases: tuple[str, str], tmp_path: Path,
+    corruption: Corruption, base_dumps: BaseDumps, databases: tuple[str, str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(restore_v1, "STALL_SECONDS", 2.0)
@@ -221,7 +225,8 @@ def test_a_corrupted_dump_restores_as_postgresql_reads_it_or_fails_leaving_v1(
     kind = corruption[0]
     out = tmp_path / uuid.uuid4().hex
     out.mkdir()
-    dump, what = spoil(base_dumps[kind], corruption, out)
+    dumps, original = base_dumps
+    dump, what = spoil(dumps[kind], corruption, out)
     before = fingerprint(target)
     counts, error = restored(dump)
     if counts is None:
@@ -231,7 +236,9 @@ def test_a_corrupted_dump_restores_as_postgresql_reads_it_or_fails_leaving_v1(
     scratch = f"lifeos_test_oracle_{uuid.uuid4().hex[:8]}"
     lifeos_env.create_database(scratch)
     try:
-        assert postgres_reads(dump, kind, scratch), f"{what}: restored a dump PostgreSQL does not read"
-        assert tables_of(target, "v1") == tables_of(scratch, "public"), f"{what}: restored different data"
+        # PostgreSQL's reading, or where psql stops at a statement that acts on nothing restored (a DELETE
+        # before the table exists, as pg_dump --clean writes DROPs), the rows of the dump as written
+        expected = tables_of(scratch, "public") if postgres_reads(dump, kind, scratch) else original
+        assert tables_of(target, "v1") == expected, f"{what}: restored different data"
     finally:
         lifeos_env.drop_database(scratch)

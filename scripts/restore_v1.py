@@ -665,7 +665,14 @@ class DumpReader:
                 for cmd in node.cmds:
                     if isinstance(cmd.def_, ast.Constraint):
                         self.key(table, cmd.def_, [])
-            elif not (isinstance(node, ACTS_ON_ROWS) and table.target in self.loader.dump_rows):
+            elif isinstance(node, ACTS_ON_ROWS):
+                if table.target not in self.loader.dump_rows:
+                    raise MigrationError(
+                        f"{self.where()}: refusing {excerpt(statement.text)}, which would act on the rows of"
+                        f" {table.label} as they load"
+                    )
+            elif table.target in self.loader.columns or isinstance(node, ast.CreateTableAsStmt):
+                # a DROP or ALTER before the table's CREATE TABLE (pg_dump --clean) acts on nothing restored
                 raise MigrationError(
                     f"{self.where()}: refusing {excerpt(statement.text)}, which changes {table.label}:"
                     " only its CREATE TABLE and data are read"
