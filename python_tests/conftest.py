@@ -166,3 +166,21 @@ def migrated_v2_schema(migrated_sample: str) -> str:
         (schema,) = cur.fetchall()
     conn.close()
     return schema[0]
+
+
+# the name a published copy's v2 schema gets; not public, so that the rename always happens
+LIVE = "lifeos_live"
+
+
+@pytest.fixture(scope="module")
+def published(sample_template: str, migrated_v2_schema: str) -> Iterator[str]:
+    """A copy of the migrated sample whose v2 schema is renamed, as publishing does, to LIVE."""
+    name = copy_database(sample_template)
+    conn = psycopg2.connect(dbname=name)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("alter schema {} rename to {}").format(sql.Identifier(migrated_v2_schema), sql.Identifier(LIVE))
+        )
+    conn.close()
+    yield name
+    drop_database(name)

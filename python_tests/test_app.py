@@ -23,7 +23,7 @@ import psycopg2
 import pytest
 import sqlalchemy
 import sqlalchemy.exc
-from conftest import drop_database
+from conftest import LIVE
 from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
@@ -32,8 +32,6 @@ from sqlalchemy.engine import Engine
 import lifeos_env
 import publish
 
-# publish renames the built schema; the app's must work under any name, so not the build's
-LIVE = "lifeos_app"
 SEARCH_SOURCES = {
     "tasks": "task",
     "notes": "note",
@@ -122,31 +120,10 @@ def app_engine(database: str, role: str) -> Engine:
 
 
 @pytest.fixture(scope="module")
-def app_db(migrated_sample: str, migrated_v2_schema: str) -> Iterator[str]:
-    """A copy of the migrated sample with live v2 under another name, as publish leaves it."""
-    name = f"lifeos_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(
-            sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(migrated_sample))
-        )
-    admin.close()
-    conn = psycopg2.connect(dbname=name)
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("alter schema {} rename to {}").format(sql.Identifier(migrated_v2_schema), sql.Identifier(LIVE))
-        )
-    conn.close()
-    yield name
-    drop_database(name)
-
-
-@pytest.fixture(scope="module")
-def app_role(app_db: str) -> Iterator[str]:
+def app_role(published: str) -> Iterator[str]:
     """A NON-SUPERUSER login role, with the grants publish gives the app's role (--app-role)."""
     role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
-    conn = psycopg2.connect(dbname=app_db)
+    conn = psycopg2.connect(dbname=published)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(sql.SQL("create role {} login nosuperuser nocreatedb nocreaterole").format(sql.Identifier(role)))
@@ -158,8 +135,8 @@ def app_role(app_db: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def app(app_db: str, app_role: str) -> Iterator[Engine]:
-    engine = app_engine(app_db, app_role)
+def app(published: str, app_role: str) -> Iterator[Engine]:
+    engine = app_engine(published, app_role)
     with engine.connect() as conn:
         assert conn.execute(text("select rolsuper from pg_roles where rolname = current_user")).scalar() is False
     yield engine
@@ -239,10 +216,10 @@ def asyncpg_query(query: str) -> tuple[str, list[str]]:
     return str(compiled), list(compiled.positiontup)
 
 
-def test_asyncpg_writes_and_finds_a_task(app_db: str, app_role: str) -> None:
+def test_asyncpg_writes_and_finds_a_task(published: str, app_role: str) -> None:
     async def scenario() -> tuple[uuid.UUID, list[uuid.UUID], uuid.UUID, uuid.UUID]:
         host = os.environ["PGHOST"]
-        conn = await asyncpg.connect(host=host, port=int(os.environ["PGPORT"]), user=app_role, database=app_db,
+        conn = await asyncpg.connect(host=host, port=int(os.environ["PGPORT"]), user=app_role, database=published,
                                      server_settings={"search_path": LIVE})  # fmt: skip
 
         async def run(query: str, **params: Any) -> list[asyncpg.Record]:
@@ -417,9 +394,9 @@ def dbt_test_on_live(database: str, *args: str) -> subprocess.CompletedProcess[s
     return subprocess.run(command, cwd=lifeos_env.ROOT, env=env, text=True, capture_output=True)
 
 
-def test_dbt_test_on_live_v2_stays_green(app_db: str) -> None:
+def test_dbt_test_on_live_v2_stays_green(published: str) -> None:
     """After the app's writes above: every check but the comparisons with v1, which flag app rows by design."""
-    run = dbt_test_on_live(app_db, "--exclude", *(f"test_name:{name}" for name in V1_CHECKS[:-1]), "rejects_policy")
+    run = dbt_test_on_live(published, "--exclude", *(f"test_name:{name}" for name in V1_CHECKS[:-1]), "rejects_policy")
     assert run.returncode == 0, run.stdout[-3000:]
     assert "PASS=" in run.stdout and " ERROR=0 " in run.stdout
 
@@ -468,11 +445,11 @@ def refresh(database: str, role: str, worker: int, rounds: int) -> dict[str, tup
     return expected
 
 
-def test_writers_and_refreshes_at_once_lose_nothing(app_db: str, app_role: str, app: Engine) -> None:
+def test_writers_and_refreshes_at_once_lose_nothing(published: str, app_role: str, app: Engine) -> None:
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=6, mp_context=spawn) as pool:
-        jobs = [pool.submit(write_items, app_db, app_role, worker, 12) for worker in range(4)]
-        jobs += [pool.submit(refresh, app_db, app_role, worker, 6) for worker in range(2)]
+        jobs = [pool.submit(write_items, published, app_role, worker, 12) for worker in range(4)]
+        jobs += [pool.submit(refresh, published, app_role, worker, 6) for worker in range(2)]
         expected: dict[str, tuple[str, bool] | None] = {}
         for job in jobs:
             expected.update(job.result())  # re-raises any error of a process

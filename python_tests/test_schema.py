@@ -13,7 +13,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import pytest
-from conftest import copy_database, drop_database
+from conftest import LIVE
 from psycopg2 import sql
 
 import export_ddl
@@ -24,22 +24,6 @@ Cursor = psycopg2.extensions.cursor
 POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")
 # the universal columns a table leaves out, each for the reason its YAML gives
 OMITTED = {"activity_log": {"sort_order"}, "search_index": {"sort_order"}}
-# the name the published copy's v2 schema gets; not public, so that the rename always happens
-LIVE = "lifeos_live"
-
-
-@pytest.fixture(scope="module")
-def published(sample_template: str, migrated_v2_schema: str) -> Iterator[str]:
-    """A copy of the migrated sample whose v2 schema is renamed, as publishing does, to LIVE."""
-    name = copy_database(sample_template)
-    conn = psycopg2.connect(dbname=name)
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("alter schema {} rename to {}").format(sql.Identifier(migrated_v2_schema), sql.Identifier(LIVE))
-        )
-    conn.close()
-    yield name
-    drop_database(name)
 
 
 @pytest.fixture
