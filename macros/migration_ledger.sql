@@ -48,6 +48,13 @@
                 loss text not null,
                 detail text
             );
+            create table if not exists {{ meta }}.owned_objects (
+                run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
+                object text not null
+            );
+            comment on table {{ meta }}.owned_objects is
+                'The relations (by name) and routines (name(args)) a publish put live: the rest of live v2 is the'
+                ' app''s own, which publish and rollback carry into the new live schema.';
             comment on table {{ meta }}.accepted_losses is
                 'Losses a build accepted (--accept-rejects): rejected v1 rows by rule, files rows whose blob was missing'
                 ' at the source (blob_missing). `dbt test` on live v2 accepts those of the run that published it.';

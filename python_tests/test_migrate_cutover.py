@@ -247,3 +247,65 @@ def test_a_shrinking_v2_is_refused_unless_allowed_and_reported(fresh_database: s
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from public.tasks")
         assert cur.fetchone() == (200,)
+
+
+def app_catalog() -> dict[str, object]:
+    """The app's own objects in live v2, and what they point at."""
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            "select (select version_num from public.alembic_version),"
+            " (select count(*) from public.task_comments),"
+            " (select confrelid = 'public.tasks'::regclass from pg_constraint"
+            "   where conrelid = 'public.task_comments'::regclass and contype = 'f'),"
+            " (select bool_and(d.refobjid = 'public.tasks'::regclass) from pg_depend d"
+            "   join pg_rewrite r on r.oid = d.objid where r.ev_class = 'public.open_tasks'::regclass"
+            "   and d.refclassid = 'pg_class'::regclass and d.refobjid <> r.ev_class),"
+            " (select count(*) from public.open_tasks) = (select count(*) from public.tasks where status = 'open'),"
+            " public.task_total() = (select count(*) from public.tasks)"
+        )
+        alembic, comments, fk_live, view_live, view_rows, function_live = cur.fetchone()
+    return {"alembic": alembic, "comments": comments, "fk": fk_live, "view": view_live, "view rows": view_rows,
+            "function": function_live}  # fmt: skip
+
+
+def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_publish_refuses_naming_them(
+    fresh_database: str,
+) -> None:
+    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    build = ["build", "--vars", json.dumps({"files_checked": False})]
+    migrate.dbt(*build)
+    publish.publish()
+    with lifeos_env.transaction() as cur:  # what a FastAPI app with Alembic adds to its schema
+        cur.execute(
+            "create table public.alembic_version (version_num varchar(32) primary key);"
+            " insert into public.alembic_version values ('3f2a1c9d');"
+            " create table public.task_comments (id serial primary key,"
+            "   task_id uuid not null references public.tasks (id) on delete cascade, body text);"
+            " insert into public.task_comments (task_id, body) select id, 'mine' from public.tasks limit 2;"
+            " create view public.open_tasks as select id, title from public.tasks where status = 'open';"
+            " create function public.task_total() returns bigint language sql stable"
+            "   begin atomic select count(*) from public.tasks; end"
+        )
+    expected = {"alembic": "3f2a1c9d", "comments": 2, "fk": True, "view": True, "view rows": True, "function": True}
+    assert app_catalog() == expected
+
+    with lifeos_env.transaction() as cur:
+        cur.execute("update v1.tasks set status = 'done' where id = (select min(id::text)::uuid from v1.tasks)")
+    migrate.dbt(*build)
+    publish.publish()  # the app's objects are no app changes: nothing to refuse
+    assert app_catalog() == expected
+    with lifeos_env.transaction() as cur:
+        cur.execute("insert into public.task_comments (task_id, body) select id, 'later' from public.tasks limit 1")
+    publish.rollback()
+    assert app_catalog() == expected | {"comments": 3}
+
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            "create materialized view public.task_stats as select count(*) from public.tasks;"
+            " create index tasks_title_app_idx on public.tasks (title)"
+        )
+    migrate.dbt(*build)
+    with pytest.raises(publish.ChangesWouldBeLost) as refused:
+        publish.publish()
+    assert "materialized view task_stats, index tasks_title_app_idx on tasks" in str(refused.value)
+    assert app_catalog() == expected | {"comments": 3}

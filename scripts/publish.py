@@ -297,8 +297,9 @@ def app_changes(cur: Cursor, schema: str) -> dict[str, tuple[int, int]]:
     return {table: (changed, deleted) for table, changed, deleted in cur.fetchall()}
 
 
-def hold_live(cur: Cursor, live: str, action: str, force: bool) -> None:
-    """Lock the live tables against writes (reads go on), then refuse if the app changed any."""
+def hold_live(cur: Cursor, live: str, action: str, force: bool, carried: list[str]) -> None:
+    """Lock the live tables against writes (reads go on), then refuse if the app changed any that do not
+    stay live (the app's own tables, `carried`, do)."""
     cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
     live_tables = tables(cur, live)
     if live_tables:
@@ -307,7 +308,7 @@ def hold_live(cur: Cursor, live: str, action: str, force: bool) -> None:
                 sql.SQL(", ").join(qualified(live, table) for table in live_tables)
             )
         )
-    changes = app_changes(cur, live)
+    changes = {table: rows for table, rows in app_changes(cur, live).items() if table not in carried}
     if changes and not force:
         counts = [
             f"{what} " + ", ".join(f"{table} {counts[kind]}" for table, counts in changes.items() if counts[kind])
@@ -361,8 +362,9 @@ def dump_schema(cur: Cursor, schema: str, folder: Path, stamp: str) -> tuple[Pat
     return path, digest.hexdigest()
 
 
-def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str | None) -> None:
-    """Rename live -> outgoing and incoming -> live; extensions and privileges follow the live name."""
+def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str | None, apps: AppObjects) -> None:
+    """Rename live -> outgoing and incoming -> live; extensions, the app's objects and privileges follow the live
+    name."""
     if schema_exists(cur, live):
         cur.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(live), sql.Identifier(outgoing)))
     cur.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(incoming), sql.Identifier(live)))
@@ -376,6 +378,7 @@ def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str 
             raise lifeos_env.MigrationError(f"extension {extension} lives in schema {live} and cannot move with it")
         cur.execute(sql.SQL("alter extension {} set schema {}").format(sql.Identifier(extension), sql.Identifier(live)))
     if schema_exists(cur, outgoing):
+        carry_app_objects(cur, apps, outgoing, live)
         carry_over_privileges(cur, outgoing, live)
     if app_role:
         grant_app_role(cur, live, app_role)
@@ -465,7 +468,8 @@ def access_warning(cur: Cursor, live: str) -> list[str]:
 
 def refuse_shrink(cur: Cursor, live: str, shadow: str, allow: bool) -> list[str]:
     """Refuse (unless `allow`) when a table of `shadow` has far fewer rows than live v2 had when published,
-    or none where it had some. Return the note for the report when allowed."""
+    or none where it had some (a table only live v2 has stays live). Return the note for the report when
+    allowed."""
     run_id = published_by(cur, live)
     before: dict[str, int] = {}
     if run_id is not None:
@@ -473,9 +477,9 @@ def refuse_shrink(cur: Cursor, live: str, shadow: str, allow: bool) -> list[str]
         before = cur.fetchone()[0] or {}
     after = row_counts(cur, shadow)
     shrunk = [
-        f"{table} {rows} -> {after.get(table, 0)}"
+        f"{table} {rows} -> {after[table]}"
         for table, rows in sorted(before.items())
-        if rows and (after.get(table, 0) == 0 or rows - after.get(table, 0) > SHRINK_TOLERANCE * rows)
+        if table in after and rows and (after[table] == 0 or rows - after[table] > SHRINK_TOLERANCE * rows)
     ]
     if not shrunk:
         return []
@@ -485,6 +489,139 @@ def refuse_shrink(cur: Cursor, live: str, shadow: str, allow: bool) -> list[str]
             f" {SHRINK_TOLERANCE:.0%} fewer, or emptied); check the dump, or publish anyway with --allow-shrink"
         )
     return [f"published although v2 shrank (--allow-shrink): {', '.join(shrunk)} rows"]
+
+
+# The objects of a schema a publish or rollback swaps, oldest first: relations (not indexes, not those a column or
+# an extension owns) by name, routines by name(argument types); each with its oid and kind in words.
+INVENTORY = """
+select c.oid, c.relname::text, case c.relkind when 'v' then 'view' when 'm' then 'materialized view'
+    when 'S' then 'sequence' when 'f' then 'foreign table' when 'c' then 'type' else 'table' end
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = %(schema)s and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c') and not c.relispartition
+    and not exists (select from pg_depend d
+        where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype in ('a', 'e', 'i'))
+union all
+select p.oid, format('%%s(%%s)', p.proname, pg_get_function_identity_arguments(p.oid)), case p.prokind
+    when 'f' then 'function' when 'p' then 'procedure' when 'a' then 'aggregate' else 'window function' end
+from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+where n.nspname = %(schema)s and not exists (select from pg_depend d
+        where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+order by 1
+"""
+# What else of the app's a swap would leave behind in schema %(live)s: its types, and its triggers (not the
+# change capture's, which every publish installs) and indexes on the tables the swap replaces (those %(incoming)s
+# holds too).
+LEFT_BEHIND = """
+select format('type %%I', t.typname)
+from pg_type t join pg_namespace n on n.oid = t.typnamespace
+where n.nspname = %(live)s and t.typtype in ('e', 'd', 'r', 'm')
+    and not exists (select from pg_depend d
+        where d.classid = 'pg_type'::regclass and d.objid = t.oid and d.deptype = 'e')
+    and not exists (select from pg_type i
+        where i.typnamespace = to_regnamespace(%(incoming)s) and i.typname = t.typname)
+union all
+select format('trigger %%I on %%I', g.tgname, c.relname)
+from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+    join pg_class i on i.relnamespace = to_regnamespace(%(incoming)s) and i.relname = c.relname
+where n.nspname = %(live)s and not g.tgisinternal and not starts_with(g.tgname, %(capture)s)
+    and not exists (select from pg_trigger ig where ig.tgrelid = i.oid and ig.tgname = g.tgname)
+union all
+select format('index %%I on %%I', x.relname, c.relname)
+from pg_index ix join pg_class x on x.oid = ix.indexrelid join pg_class c on c.oid = ix.indrelid
+    join pg_namespace n on n.oid = c.relnamespace
+    join pg_class i on i.relnamespace = to_regnamespace(%(incoming)s) and i.relname = c.relname
+where n.nspname = %(live)s
+    and not exists (select from pg_class ix2 where ix2.relnamespace = i.relnamespace and ix2.relname = x.relname)
+order by 1
+"""
+CARRIED_KINDS = ("table", "sequence", "view", "function", "procedure")
+
+
+@dataclass
+class AppObjects:
+    """What the app keeps in live v2 that the migration does not own, carried into the new live schema."""
+
+    tables: list[str]  # moved, with their rows, indexes, triggers and owned sequences
+    sequences: list[str]  # standalone ones, moved
+    foreign_keys: list[tuple[str, str, str]]  # table, constraint, definition naming the tables it references bare
+    statements: list[str]  # CREATE FUNCTION / PROCEDURE / VIEW and ALTER ... OWNER, naming tables bare, in order
+
+
+def inventory(cur: Cursor, schema: str) -> dict[str, tuple[int, str]]:
+    """Name -> (oid, kind) of each object of `schema` a swap moves with it (INVENTORY)."""
+    cur.execute(INVENTORY, {"schema": schema})
+    return {name: (oid, kind) for oid, name, kind in cur.fetchall()}
+
+
+def owned_objects(cur: Cursor, schema: str) -> set[str]:
+    """The objects the migration put in `schema` when it published it (none when it did not)."""
+    cur.execute(
+        sql.SQL("select object from {} where run_id = %s").format(meta("owned_objects")), (published_by(cur, schema),)
+    )
+    return {name for (name,) in cur.fetchall()}
+
+
+def app_objects(cur: Cursor, live: str, incoming: str, action: str) -> AppObjects:
+    """The app's objects in `live`: neither the migration's nor in `incoming` (alembic_version, its tables,
+    views and functions). Refuses, naming each, when any of the app's objects cannot be carried over."""
+    theirs = set(inventory(cur, incoming)) | owned_objects(cur, live)
+    mine = {name: found for name, found in inventory(cur, live).items() if name not in theirs}
+    cur.execute(LEFT_BEHIND, {"live": live, "incoming": incoming, "capture": CAPTURE_TRIGGER})
+    stuck = [f"{kind} {name}" for name, (_, kind) in mine.items() if kind not in CARRIED_KINDS]
+    stuck += [name for (name,) in cur.fetchall()]
+    if stuck:
+        raise ChangesWouldBeLost(
+            f"live v2 (schema {live}) holds objects the migration does not own that {action} cannot carry over:"
+            f" {', '.join(stuck)}; move or drop them, then {action} again"
+        )
+    tables = [name for name, (_, kind) in mine.items() if kind == "table"]
+    cur.execute(sql.SQL("set local search_path = {}").format(sql.Identifier(live)))  # definitions name them bare
+    cur.execute(
+        "select c.relname, k.conname, pg_get_constraintdef(k.oid) from pg_constraint k"
+        " join pg_class c on c.oid = k.conrelid join pg_class r on r.oid = k.confrelid"
+        " where c.relnamespace = to_regnamespace(%s) and k.contype = 'f' and c.relname = any(%s)"
+        " and r.relnamespace = c.relnamespace and not r.relname = any(%s) order by 1, 2",
+        (live, tables, tables),
+    )
+    foreign_keys = cur.fetchall()
+    statements = []
+    for oid, kind in mine.values():
+        if kind in ("function", "procedure"):
+            cur.execute("select pg_get_functiondef(%s), %s || ' ' || %s::regprocedure::text, proowner::regrole::text"
+                        " from pg_proc where oid = %s", (oid, kind, oid, oid))  # fmt: skip
+        elif kind == "view":
+            cur.execute(
+                "select format('create view %%I%%s as %%s', relname, coalesce(' with (' || array_to_string(reloptions,"
+                " ', ') || ')', ''), pg_get_viewdef(oid)), format('view %%I', relname), relowner::regrole::text"
+                " from pg_class where oid = %s",
+                (oid,),
+            )
+        else:
+            continue
+        create, named, owner = cur.fetchone()
+        statements += [create, f"alter {named} owner to {owner}"]
+    cur.execute("set local search_path to default")
+    sequences = [name for name, (_, kind) in mine.items() if kind == "sequence"]
+    return AppObjects(tables, sequences, foreign_keys, statements)
+
+
+def carry_app_objects(cur: Cursor, objects: AppObjects, outgoing: str, live: str) -> None:
+    """Move the app's tables (rows and all) from `outgoing` into the new `live`, point their foreign keys at
+    the new tables, and re-create its functions and views there, against the new tables."""
+    for kind, names in (("table", objects.tables), ("sequence", objects.sequences)):
+        for name in names:
+            move = sql.SQL("alter {} {} set schema {}")
+            cur.execute(move.format(sql.SQL(kind), qualified(outgoing, name), sql.Identifier(live)))
+    cur.execute(sql.SQL("set local search_path = {}").format(sql.Identifier(live)))
+    for table, constraint, definition in objects.foreign_keys:
+        cur.execute(
+            sql.SQL("alter table {table} drop constraint {name}, add constraint {name} {definition}").format(
+                table=sql.Identifier(table), name=sql.Identifier(constraint), definition=sql.SQL(definition)
+            )
+        )
+    for statement in objects.statements:
+        cur.execute(statement)
+    cur.execute("set local search_path to default")
 
 
 def stamp() -> str:
@@ -511,14 +648,19 @@ def publish(
     with recorded(build.run_id) as cur:
         if not tables(cur, shadow):
             raise lifeos_env.MigrationError(f"the shadow schema {shadow} holds no tables: run `dbt build` again")
-        hold_live(cur, live, "publish", force)
+        apps = app_objects(cur, live, shadow, "publish")
+        hold_live(cur, live, "publish", force, apps.tables)
         notes = refuse_shrink(cur, live, shadow, allow_shrink)
+        cur.execute(
+            sql.SQL("insert into {} (run_id, object) select %s, unnest(%s::text[])").format(meta("owned_objects")),
+            (build.run_id, list(inventory(cur, shadow))),
+        )
         when = stamp()
         dump_path, dump_sha256 = (
             dump_schema(cur, live, backup_dir(backup_to), when) if tables(cur, live) else (None, None)
         )
         backup = BACKUP_PREFIX + when
-        swap_in(cur, shadow, live, backup, app_role or build.app_role)
+        swap_in(cur, shadow, live, backup, app_role or build.app_role, apps)
         notes += access_warning(cur, live)
         capture_changes(cur, live)
         cur.execute("select oid from pg_namespace where nspname = %s", (live,))
@@ -544,9 +686,10 @@ def rollback(*, force: bool = False) -> str:
         run_id = new_run(cur, "rollback", template)
     live = template.schemas["live"]
     with recorded(run_id) as cur:
-        hold_live(cur, live, "rollback", force)
+        apps = app_objects(cur, live, backups[0], "rollback")
+        hold_live(cur, live, "rollback", force, apps.tables)
         displaced = ROLLED_BACK_PREFIX + stamp()
-        swap_in(cur, backups[0], live, displaced, template.app_role)
+        swap_in(cur, backups[0], live, displaced, template.app_role, apps)
         capture_changes(cur, live)  # a backup from before change capture gets it too
         finish_run(
             cur, run_id, result="rolled back", backup_schema=displaced, table_counts=row_counts(cur, live),
