@@ -19,6 +19,7 @@ import sys
 import generate_sample
 import lifeos_env
 import migrate
+import publish
 
 DDL_FILE = lifeos_env.ROOT / "schema" / "lifeos_r1_full_schema.sql"
 BUILT_SCHEMA = "v2_shadow"
@@ -39,6 +40,9 @@ def normalise(dump: str, schema: str) -> str:
     # some servers (the PostgreSQL 15 service of CI among them) tag every column with an attribute
     # option pg_attver; it is the server's, not part of the v2 DDL
     text = re.sub(r"ALTER TABLE ONLY \S+ ALTER COLUMN \S+ SET \(pg_attver=\d+\);\n", "", text)
+    # publish's change capture records the app's writes in the migration's ledger: the migration's, not v2's DDL
+    capture = re.escape(publish.CAPTURE_TRIGGER)
+    text = re.sub(rf"--\n-- Name: \S+ {capture}_\w+; Type: TRIGGER;[^\n]*\n--\n\nCREATE TRIGGER [^\n]*\n\n\n", "", text)
     name = re.escape(schema)
     text = re.sub(rf"--\n-- Name: {name}; Type: SCHEMA;[^\n]*\n--\n\nCREATE SCHEMA {name};\n\n\n", "", text)
     return HEADER + re.sub(rf"\b{name}\b", APP_SCHEMA, text)
