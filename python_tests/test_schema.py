@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg2
 import psycopg2.errors
@@ -18,12 +19,20 @@ from psycopg2 import sql
 
 import export_ddl
 import lifeos_env
+import migrate
 import report
 
 Cursor = psycopg2.extensions.cursor
 POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")
 # the universal columns a table leaves out, each for the reason its YAML gives
 OMITTED = {"activity_log": {"sort_order"}, "search_index": {"sort_order"}}
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict[str, Any]:
+    """dbt's manifest of the project as it is, parsed into this worker's target folder."""
+    migrate.dbt("parse")
+    return json.loads((report.TARGET / "manifest.json").read_text())
 
 
 @pytest.fixture
@@ -84,10 +93,9 @@ def test_ddl_file_applies_to_an_empty_database_and_dumps_back_the_same() -> None
     assert export_ddl.dump_schema_ddl(os.environ["PGDATABASE"], "public") == export_ddl.DDL_FILE.read_text()
 
 
-def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor) -> None:
+def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor, manifest: dict[str, Any]) -> None:
     """Plan §3: id, created_at, updated_at (with its trigger), is_active and sort_order on every table; a table
     leaves one out only where its YAML says why (config.meta.universal_columns_omitted, with a comment)."""
-    manifest = json.loads((lifeos_env.ROOT / "target" / "manifest.json").read_text())
     omitted = {
         node["alias"]: set(node["config"]["meta"].get("universal_columns_omitted", []))
         for node in manifest["nodes"].values()
@@ -183,8 +191,7 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
     assert failing(dbt_test("test_name:catalog_matches_contract")) == {}
 
 
-def test_polymorphic_checks_allow_exactly_what_their_test_resolves(v2: Cursor) -> None:
-    manifest = json.loads((report.TARGET / "manifest.json").read_text())
+def test_polymorphic_checks_allow_exactly_what_their_test_resolves(v2: Cursor, manifest: dict[str, Any]) -> None:
     resolved = {
         node["attached_node"].split(".")[-1]: sorted(node["test_metadata"]["kwargs"]["entity_types"])
         for node in manifest["nodes"].values()
