@@ -22,7 +22,7 @@
 
 {#
   The triggers of a mart, as dicts: name, timing, events, level (row or
-  statement), function and args.
+  statement), function, args and referencing (transition tables).
 #}
 {% macro contract_triggers(node) %}
     {%- set triggers = [] -%}
@@ -55,9 +55,12 @@
         {%- do triggers.append({
             'name': node.alias ~ '_search_index_hold', 'timing': 'before', 'events': 'insert or update or delete',
             'level': 'statement', 'function': 'search_index_hold', 'args': []}) -%}
-        {%- do triggers.append({
-            'name': node.alias ~ '_search_index_sync', 'timing': 'after', 'events': 'insert or update',
-            'level': 'row', 'function': 'search_index_sync', 'args': [entity_type_of(node.name)]}) -%}
+        {%- for event in ['insert', 'update'] -%}
+            {%- do triggers.append({
+                'name': node.alias ~ '_search_index_sync_' ~ event, 'timing': 'after', 'events': event,
+                'referencing': 'new table as changed', 'level': 'statement', 'function': 'search_index_sync',
+                'args': [entity_type_of(node.name)]}) -%}
+        {%- endfor -%}
     {%- endif -%}
     {%- for trigger in node.config.meta.get('triggers', []) -%}
         {%- do triggers.append(trigger) -%}
@@ -69,6 +72,7 @@
 {% macro create_trigger(trigger, relation) -%}
     create trigger {{ trigger.name }}
         {{ trigger.timing }} {{ trigger.events }} on {{ relation }}
+        {%- if trigger.referencing %} referencing {{ trigger.referencing }}{% endif %}
         for each {{ trigger.level }} execute function {{ adapter.quote(relation.schema) }}.{{ trigger.function }}(
             {%- for arg in trigger.args %}'{{ arg | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor -%}
         );

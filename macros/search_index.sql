@@ -1,8 +1,9 @@
 {#
   search_index is kept current by the database itself:
   - a search source (each model search_index refs) gets, once its rows are
-    in (mart_post_hook), trigger <table>_search_index_sync, which upserts the
-    changed item's row on insert and update (a soft delete sets its is_active),
+    in (mart_post_hook), triggers <table>_search_index_sync_insert and _update,
+    which upsert the rows of the items each statement wrote, in one statement
+    (a soft delete sets its is_active),
     so the item is searchable when the transaction commits; a hard delete
     removes it with the item (search_index's on_entity_delete: cascade);
   - refresh_search_index() is a full rebuild: it upserts every item's row and
@@ -22,19 +23,19 @@
     {%- set columns = model.columns.keys() | list -%}
     {%- set keys = ['id', 'entity_type', 'entity_id'] -%}
     {%- set values = columns | reject('in', keys) | list -%}
-    create function {{ s }}.search_index_upsert(item_type text, item_id uuid) returns void
+    create function {{ s }}.search_index_upsert(item_type text, item_ids uuid[]) returns void
     language sql
     begin atomic
         insert into {{ this }} ({{ columns | join(', ') }})
         select {{ columns | join(', ') }} from ({{ model.compiled_code }}) as documents
-        where documents.entity_type = item_type and documents.entity_id = item_id
+        where documents.entity_type = item_type and documents.entity_id = any(item_ids)
         on conflict (entity_type, entity_id) do update set
             {%- for column in values %}
             {{ column }} = excluded.{{ column }}{{ "," if not loop.last }}
             {%- endfor %};
     end;
-    comment on function {{ s }}.search_index_upsert(text, uuid) is
-        'Writes one item''s search_index row from its table (trigger <table>_search_index_sync).';
+    comment on function {{ s }}.search_index_upsert(text, uuid[]) is
+        'Writes the items'' search_index rows from their table (triggers <table>_search_index_sync_*).';
 
     create function {{ s }}.refresh_search_index() returns void
     language sql
@@ -77,12 +78,13 @@
 
     create function {{ s }}.search_index_sync() returns trigger
     language plpgsql as $$
-    -- arg: the entity_type of the written table
+    -- arg: the entity_type of the written table; the statement's rows are the transition table `changed`
     begin
-        execute format('select %I.search_index_upsert($1, $2)', tg_table_schema) using tg_argv[0], new.id;
+        execute format('select %I.search_index_upsert($1, array(select id from changed))', tg_table_schema)
+            using tg_argv[0];
         return null;
     end;
     $$;
     comment on function {{ s }}.search_index_sync() is
-        'Writes the inserted or updated item''s search_index row (trigger <table>_search_index_sync).';
+        'Writes the search_index rows of the items a statement inserted or updated (triggers <table>_search_index_sync_*).';
 {% endmacro %}

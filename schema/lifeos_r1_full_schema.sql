@@ -603,7 +603,7 @@ CREATE TABLE public.search_index (
 -- Name: TABLE search_index; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.search_index IS 'Full-text search over tasks, notes, bookmarks, projects and capture: one row per item with a weighted tsvector (title A, tags or URL B, body C; configuration ''simple'', as the user writes in several languages) and a GIN index. Built set-based from the migrated rows by the load, then kept current by the triggers <table>_search_index_sync of the five tables (an item is searchable at commit); `select refresh_search_index();` (created beside the table) is a full rebuild for repair, safe to run concurrently (macros/search_index.sql). The app queries it with `document @@ websearch_to_tsquery(''simple'', :q)`, ranked by `ts_rank(document, ...)`.
+COMMENT ON TABLE public.search_index IS 'Full-text search over tasks, notes, bookmarks, projects and capture: one row per item with a weighted tsvector (title A, tags or URL B, body C; configuration ''simple'', as the user writes in several languages) and a GIN index. Built set-based from the migrated rows by the load, then kept current by the triggers <table>_search_index_sync_insert and _update of the five tables (an item is searchable at commit); `select refresh_search_index();` (created beside the table) is a full rebuild for repair, safe to run concurrently (macros/search_index.sql). The app queries it with `document @@ websearch_to_tsquery(''simple'', :q)`, ranked by `ts_rank(document, ...)`.
 ';
 
 
@@ -1410,9 +1410,10 @@ COMMENT ON FUNCTION public.search_index_hold() IS 'Holds search_index against a 
 CREATE FUNCTION public.search_index_sync() RETURNS trigger
     LANGUAGE plpgsql
     AS $_$
-    -- arg: the entity_type of the written table
+    -- arg: the entity_type of the written table; the statement's rows are the transition table `changed`
     begin
-        execute format('select %I.search_index_upsert($1, $2)', tg_table_schema) using tg_argv[0], new.id;
+        execute format('select %I.search_index_upsert($1, array(select id from changed))', tg_table_schema)
+            using tg_argv[0];
         return null;
     end;
     $_$;
@@ -1422,14 +1423,14 @@ CREATE FUNCTION public.search_index_sync() RETURNS trigger
 -- Name: FUNCTION search_index_sync(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_sync() IS 'Writes the inserted or updated item''s search_index row (trigger <table>_search_index_sync).';
+COMMENT ON FUNCTION public.search_index_sync() IS 'Writes the search_index rows of the items a statement inserted or updated (triggers <table>_search_index_sync_*).';
 
 
 --
--- Name: search_index_upsert(text, uuid); Type: FUNCTION; Schema: public; Owner: -
+-- Name: search_index_upsert(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.search_index_upsert(item_type text, item_id uuid) RETURNS void
+CREATE FUNCTION public.search_index_upsert(item_type text, item_ids uuid[]) RETURNS void
     LANGUAGE sql
     BEGIN ATOMIC
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
@@ -1616,15 +1617,15 @@ CREATE FUNCTION public.search_index_upsert(item_type text, item_id uuid) RETURNS
                      final.id,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = search_index_upsert.item_type) AND (documents.entity_id = search_index_upsert.item_id)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+           WHERE ((documents.entity_type = search_index_upsert.item_type) AND (documents.entity_id = ANY (search_index_upsert.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
 END;
 
 
 --
--- Name: FUNCTION search_index_upsert(item_type text, item_id uuid); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION search_index_upsert(item_type text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert(item_type text, item_id uuid) IS 'Writes one item''s search_index row from its table (trigger <table>_search_index_sync).';
+COMMENT ON FUNCTION public.search_index_upsert(item_type text, item_ids uuid[]) IS 'Writes the items'' search_index rows from their table (triggers <table>_search_index_sync_*).';
 
 
 --
@@ -5614,10 +5615,17 @@ CREATE TRIGGER bookmarks_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON 
 
 
 --
--- Name: bookmarks bookmarks_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+-- Name: bookmarks bookmarks_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER bookmarks_search_index_sync AFTER INSERT OR UPDATE ON public.bookmarks FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('bookmark');
+CREATE TRIGGER bookmarks_search_index_sync_insert AFTER INSERT ON public.bookmarks REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('bookmark');
+
+
+--
+-- Name: bookmarks bookmarks_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER bookmarks_search_index_sync_update AFTER UPDATE ON public.bookmarks REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('bookmark');
 
 
 --
@@ -5656,10 +5664,17 @@ CREATE TRIGGER capture_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON pu
 
 
 --
--- Name: capture capture_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+-- Name: capture capture_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER capture_search_index_sync AFTER INSERT OR UPDATE ON public.capture FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('capture');
+CREATE TRIGGER capture_search_index_sync_insert AFTER INSERT ON public.capture REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('capture');
+
+
+--
+-- Name: capture capture_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER capture_search_index_sync_update AFTER UPDATE ON public.capture REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('capture');
 
 
 --
@@ -5838,10 +5853,17 @@ CREATE TRIGGER notes_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON publ
 
 
 --
--- Name: notes notes_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+-- Name: notes notes_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER notes_search_index_sync AFTER INSERT OR UPDATE ON public.notes FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('note');
+CREATE TRIGGER notes_search_index_sync_insert AFTER INSERT ON public.notes REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('note');
+
+
+--
+-- Name: notes notes_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER notes_search_index_sync_update AFTER UPDATE ON public.notes REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('note');
 
 
 --
@@ -5873,10 +5895,17 @@ CREATE TRIGGER projects_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON p
 
 
 --
--- Name: projects projects_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+-- Name: projects projects_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER projects_search_index_sync AFTER INSERT OR UPDATE ON public.projects FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('project');
+CREATE TRIGGER projects_search_index_sync_insert AFTER INSERT ON public.projects REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('project');
+
+
+--
+-- Name: projects projects_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER projects_search_index_sync_update AFTER UPDATE ON public.projects REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('project');
 
 
 --
@@ -5992,10 +6021,17 @@ CREATE TRIGGER tasks_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON publ
 
 
 --
--- Name: tasks tasks_search_index_sync; Type: TRIGGER; Schema: public; Owner: -
+-- Name: tasks tasks_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER tasks_search_index_sync AFTER INSERT OR UPDATE ON public.tasks FOR EACH ROW EXECUTE FUNCTION public.search_index_sync('task');
+CREATE TRIGGER tasks_search_index_sync_insert AFTER INSERT ON public.tasks REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('task');
+
+
+--
+-- Name: tasks tasks_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_search_index_sync_update AFTER UPDATE ON public.tasks REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('task');
 
 
 --
