@@ -2,8 +2,8 @@
 -- SQLAlchemy text() with bound :parameters. Each names the index that serves it, declared in
 -- its table's YAML contract (config.meta.indexes); python_tests/test_app.py checks, with
 -- enable_seqscan = off, that the plan reads that index and, unless it says `sorted: no`, needs
--- no Sort because a plain index scan gives the order (there with enable_bitmapscan = off too:
--- the sample is too small for the planner to prefer an ordered index scan on its own).
+-- no Sort because a plain index scan gives the order (there with enable_bitmapscan and
+-- enable_sort off too: the sample is too small for the planner to prefer the ordered scan alone).
 
 -- name: tasks of a project
 -- index: tasks_project_id_sort_order_idx
