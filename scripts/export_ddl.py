@@ -22,9 +22,9 @@ import migrate
 import publish
 
 DDL_FILE = lifeos_env.ROOT / "schema" / "lifeos_r1_full_schema.sql"
-BUILT_SCHEMA = "v2_shadow"
+BUILT_SCHEMA = lifeos_env.dbt_var("shadow_schema")
 # The file names the app's schema, the default of var v2_schema, whatever schema it was dumped from.
-APP_SCHEMA = "public"
+APP_SCHEMA = lifeos_env.dbt_var("v2_schema")
 # pg_dump of v2's major version: its output, the committed file, is the same on every machine.
 PG_DUMP_MAJOR = 16
 HEADER = (
@@ -68,7 +68,7 @@ def dump_schema_ddl(database: str, schema: str = BUILT_SCHEMA) -> str:
 def build_and_dump() -> str:
     """Build v2 from the sample into a scratch database and return its normalised DDL."""
     with lifeos_env.scratch_database("lifeos_ddl") as database, lifeos_env.using_database(database):
-        generate_sample.main(["--schema", "v1"])
+        generate_sample.main(["--schema", lifeos_env.dbt_var("v1_schema")])
         migrate.dbt("build", "--resource-type", "seed", "--resource-type", "model")  # the DDL; tests run elsewhere
         return dump_schema_ddl(database)
 

@@ -30,7 +30,7 @@ from psycopg2 import sql
 import lifeos_env
 
 SCHEMA_FILE = lifeos_env.ROOT / "sample" / "v1_schema.sql"
-BUCKET = "life-os-files"
+BUCKET = lifeos_env.dbt_var("storage_bucket")
 SUPABASE_URL = "https://abcdefghijklmnop.supabase.co"
 EPOCH = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 COPY_BATCH = 10_000  # rows per COPY in load(): a large scale's whole table as one buffer would not fit in memory

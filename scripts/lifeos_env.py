@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -177,8 +178,9 @@ def pg_client(program: str, major: int | None = None) -> str:
     return path
 
 
-def dbt_var(name: str) -> str:
-    """The default value of a dbt var, as dbt_project.yml declares it."""
+@functools.cache
+def dbt_var(name: str) -> Any:
+    """The default value of a dbt var, as dbt_project.yml declares it: the one place scripts read it from."""
     return yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"][name]
 
 

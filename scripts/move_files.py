@@ -57,10 +57,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 import lifeos_env
 
-BUCKET = "life-os-files"
+BUCKET = lifeos_env.dbt_var("storage_bucket")
 DEFAULT_MANIFEST = lifeos_env.ROOT / "target" / "file_manifest.json"
 WORK_SCHEMA = "v2_work"
-V1_SCHEMA = "v1"
+V1_SCHEMA = lifeos_env.dbt_var("v1_schema")
 PLACEHOLDER = ".emptyFolderPlaceholder"
 ORPHANS = "orphans"
 CHUNK = 1 << 20

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg2.extensions
-import yaml
 from psycopg2 import sql
 from rich.console import Console
 from rich.markup import escape
@@ -189,8 +188,8 @@ def build(target: Path = TARGET) -> Report:
     nodes = manifest["nodes"]
     run_results = load_json(target / "run_results.json")
     outcomes = {r["unique_id"]: r for r in run_results["results"]}
-    project_vars = yaml.safe_load((lifeos_env.ROOT / "dbt_project.yml").read_text())["vars"]
-    accept_rejects = bool({**project_vars, **(run_results["args"].get("vars") or {})}["accept_rejects"])
+    run_vars = run_results["args"].get("vars") or {}
+    accept_rejects = bool(run_vars.get("accept_rejects", lifeos_env.dbt_var("accept_rejects")))
     disabled = [n for versions in manifest.get("disabled", {}).values() for n in versions]
 
     tests = [node for node in nodes.values() if node["resource_type"] == "test"]
