@@ -20,44 +20,7 @@
             'v1': var('v1_schema'), 'work': target.schema, 'shadow': var('shadow_schema'), 'live': var('v2_schema')
         } -%}
         {%- call statement('ledger_build_started') -%}
-            create schema if not exists {{ meta }};
-            create table if not exists {{ meta }}.runs (
-                run_id bigint generated always as identity primary key,
-                started_at timestamptz not null default now(),
-                finished_at timestamptz,
-                command text not null,
-                full_build boolean not null default false,
-                dbt_invocation_id text,
-                git_commit text,
-                schemas jsonb not null,
-                app_role text,
-                dump_path text,
-                dump_sha256 text,
-                backup_schema text,
-                published_schema_oid oid,
-                table_counts jsonb,
-                result text not null,
-                detail text
-            );
-            comment on table {{ meta }}.runs is
-                'One row per migration run: dbt build/run of v2 into the shadow schema, publish, rollback, cleanup.';
-            create table if not exists {{ meta }}.accepted_losses (
-                run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
-                v1_table text not null,
-                v1_id text,
-                loss text not null,
-                detail text
-            );
-            create table if not exists {{ meta }}.owned_objects (
-                run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
-                object text not null
-            );
-            comment on table {{ meta }}.owned_objects is
-                'The relations (by name) and routines (name(args)) a publish put live: the rest of live v2 is the'
-                ' app''s own, which publish and rollback carry into the new live schema.';
-            comment on table {{ meta }}.accepted_losses is
-                'Losses a build accepted (--accept-rejects): rejected v1 rows by rule, files rows whose blob was missing'
-                ' at the source (blob_missing). `dbt test` on live v2 accepts those of the run that published it.';
+            {{ meta_schema_runs(meta) }}
             update {{ meta }}.runs set result = 'interrupted', finished_at = now() where result = 'building';
             insert into {{ meta }}.runs (command, full_build, dbt_invocation_id, schemas, app_role, result)
             values (

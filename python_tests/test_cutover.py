@@ -136,7 +136,7 @@ def restored_search_index(dump_path: str) -> str:
     try:
         conn = psycopg2.connect(dbname=database)
         with conn, conn.cursor() as cur:
-            publish.change_log(cur)
+            lifeos_env.create_meta_tables(cur, "changes")
         # not checked: pg_restore reports the schema public, which exists, and, on a server older than
         # PostgreSQL 17, pg_dump 18's `set transaction_timeout`; the rows tell
         subprocess.run([lifeos_env.pg_client("pg_restore"), "--no-owner", f"--dbname={database}", dump_path],

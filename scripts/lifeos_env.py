@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import psycopg2
 import psycopg2.extensions
 import yaml
@@ -32,6 +33,7 @@ from psycopg2 import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DATA = ROOT / ".pgdata"
+META_SCHEMA_DDL = ROOT / "macros" / "meta_schema.sql"
 DEFAULT_DATABASE = "lifeos_dev"
 # The embedded default is a sandbox: its blobs and pg_dump backups stay in the project too.
 SANDBOX = ROOT / ".storage"
@@ -182,6 +184,14 @@ def pg_client(program: str, major: int | None = None) -> str:
 def dbt_var(name: str) -> Any:
     """The default value of a dbt var, as dbt_project.yml declares it: the one place scripts read it from."""
     return yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"][name]
+
+
+def create_meta_tables(cur: psycopg2.extensions.cursor, part: str) -> None:
+    """Create one part of the migration's durable schema (var meta_schema) unless it exists: `file_manifest`
+    or `changes`, as the macro meta_schema_<part> of macros/meta_schema.sql, the schema's one definition,
+    defines it (plain Jinja, rendered here with the quoted schema name)."""
+    macros = jinja2.Environment(autoescape=False).from_string(META_SCHEMA_DDL.read_text()).module
+    cur.execute(getattr(macros, f"meta_schema_{part}")(sql.Identifier(dbt_var("meta_schema")).as_string(cur)))
 
 
 @contextmanager

@@ -61,6 +61,7 @@ BUCKET = lifeos_env.dbt_var("storage_bucket")
 DEFAULT_MANIFEST = lifeos_env.ROOT / "target" / "file_manifest.json"
 WORK_SCHEMA = "v2_work"
 V1_SCHEMA = lifeos_env.dbt_var("v1_schema")
+MANIFEST = f"{lifeos_env.dbt_var('meta_schema')}.file_manifest"  # its DDL: macros/meta_schema.sql
 PLACEHOLDER = ".emptyFolderPlaceholder"
 ORPHANS = "orphans"
 CHUNK = 1 << 20
@@ -69,32 +70,6 @@ RETRIES = 5  # after the first attempt; pauses of BACKOFF seconds, doubling each
 BACKOFF = 0.5
 CONCURRENCY = 8
 IN_PLACE = ("copied", "present", "repaired", "orphan")
-MANIFEST_DDL = """
-create schema if not exists lifeos_migration;
-create table if not exists lifeos_migration.file_manifest (
-    file_id uuid,
-    object_key text,
-    local_path text,
-    size_bytes bigint,
-    sha256 text,
-    md5 text,
-    status text not null
-        check (status in ('copied', 'present', 'repaired', 'orphan', 'missing', 'refused', 'failed')),
-    detail text,
-    recorded_at timestamptz not null default now()
-);
-comment on table lifeos_migration.file_manifest is
-    'One row per v1 files row and per orphan bucket object: where its blob is and how the files step left it';
-comment on column lifeos_migration.file_manifest.file_id is 'v1 files.id; null for an object no files row references';
-comment on column lifeos_migration.file_manifest.object_key is 'int_files.object_key, or an orphan''s key';
-comment on column lifeos_migration.file_manifest.local_path is 'the blob: int_files.storage_path, or under orphans/';
-comment on column lifeos_migration.file_manifest.size_bytes is 'bytes on disk (planned size when not in place)';
-comment on column lifeos_migration.file_manifest.sha256 is 'sha256 of the bytes on disk, hex';
-comment on column lifeos_migration.file_manifest.md5 is 'md5 of the bytes on disk, hex (Storage eTags are md5s)';
-comment on column lifeos_migration.file_manifest.status is
-    'in place: copied, present (already right), repaired (was wrong), orphan; not: missing, refused, failed';
-comment on column lifeos_migration.file_manifest.detail is 'why, for anything but a plain copy';
-"""
 console = Console()
 T = TypeVar("T")
 
@@ -339,12 +314,11 @@ def read_inputs(bucket: str) -> tuple[list[FileRow], dict[str, Expected], dict[t
                 for name, size, etag in cur.fetchall()
                 if name.rpartition("/")[2] != PLACEHOLDER
             }
-        cur.execute("select to_regclass('lifeos_migration.file_manifest')")
+        cur.execute("select to_regclass(%s)", (MANIFEST,))
         previous: dict[tuple[str, str], str] = {}
         if cur.fetchone()[0] is not None:
             cur.execute(
-                "select distinct object_key, local_path, sha256 from lifeos_migration.file_manifest"
-                " where status = any(%s)",
+                f"select distinct object_key, local_path, sha256 from {MANIFEST} where status = any(%s)",
                 (list(IN_PLACE),),
             )
             previous = {(key, path): sha for key, path, sha in cur.fetchall()}
@@ -619,11 +593,11 @@ def write_manifest(entries: list[Entry], json_path: Path) -> None:
     rows = [row for entry in entries for row in entry.rows()]
     columns = ["file_id", "object_key", "local_path", "size_bytes", "sha256", "md5", "status", "detail"]
     with lifeos_env.transaction() as cur:
-        cur.execute(MANIFEST_DDL)
-        cur.execute("delete from lifeos_migration.file_manifest")
+        lifeos_env.create_meta_tables(cur, "file_manifest")
+        cur.execute(f"delete from {MANIFEST}")
         execute_values(
             cur,
-            f"insert into lifeos_migration.file_manifest ({', '.join(columns)}) values %s",
+            f"insert into {MANIFEST} ({', '.join(columns)}) values %s",
             [tuple(row[c] for c in columns) for row in rows],
         )
     json_path.parent.mkdir(parents=True, exist_ok=True)

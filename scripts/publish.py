@@ -194,55 +194,9 @@ def published_by(cur: Cursor, schema: str) -> int | None:
     return cur.fetchone()[0]
 
 
-def change_log(cur: Cursor) -> None:
-    """The ledger's record of the app's writes, and the trigger function that fills it, unless they exist.
-
-    One row per row the app inserted, updated or deleted in a published schema (schema oids survive
-    renames): table, id, operation, time, and the row as it was when deleted. The function runs as its
-    owner (security definer), so the app's role needs no right on the ledger.
-    """
-    cur.execute(
-        sql.SQL("""
-        create schema if not exists {schema};
-        create table if not exists {changes} (
-            change_id bigint generated always as identity primary key,
-            schema_oid oid not null,
-            table_name text not null,
-            row_id text,
-            operation text not null,
-            changed_at timestamptz not null default clock_timestamp(),
-            old_row jsonb
-        );
-        create index if not exists changes_lookup_idx on {changes} (schema_oid, table_name, row_id);
-        comment on table {changes} is
-            'Every insert, update and delete the app made on a published schema: what publish and rollback guard.';
-        create or replace function {record}() returns trigger
-        language plpgsql security definer set search_path = pg_catalog, pg_temp
-        as $body$
-        begin
-            if tg_op = 'DELETE' then
-                insert into {changes} (schema_oid, table_name, row_id, operation, old_row)
-                select c.relnamespace, tg_table_name, to_jsonb(o) ->> 'id', tg_op, to_jsonb(o)
-                from old_rows o, pg_class c where c.oid = tg_relid;
-            else
-                insert into {changes} (schema_oid, table_name, row_id, operation)
-                select c.relnamespace, tg_table_name, to_jsonb(n) ->> 'id', tg_op
-                from new_rows n, pg_class c where c.oid = tg_relid;
-            end if;
-            return null;
-        end
-        $body$;
-        """).format(
-            schema=sql.Identifier(lifeos_env.dbt_var("meta_schema")),
-            changes=meta("changes"),
-            record=meta("record_changes"),
-        )
-    )
-
-
 def capture_changes(cur: Cursor, schema: str) -> None:
     """Record every insert, update and delete on the tables of `schema` but the derived ones in the change log."""
-    change_log(cur)
+    lifeos_env.create_meta_tables(cur, "changes")
     events = {"insert": "new table as new_rows", "update": "new table as new_rows", "delete": "old table as old_rows"}
     for table in tables(cur, schema):
         if table in DERIVED:
@@ -798,7 +752,7 @@ def cleanup(*, yes: bool = False) -> list[str]:
     with recorded(run_id) as cur:
         for name in doomed:
             cur.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
-        change_log(cur)
+        lifeos_env.create_meta_tables(cur, "changes")
         cur.execute(
             sql.SQL("delete from {} where schema_oid not in (select oid from pg_namespace)").format(meta("changes"))
         )

@@ -1,0 +1,116 @@
+{#
+  The one home of the durable schema var('meta_schema') (default lifeos_migration),
+  which no build drops. Each macro creates one part, unless it exists, and is run
+  by the step that first writes it:
+    meta_schema_runs           the run ledger (runs, accepted_losses, owned_objects): every dbt build's
+                               on-run-start (macros/migration_ledger.sql)
+    meta_schema_file_manifest  where each blob is and how the files step left it
+                               (scripts/move_files.py; check 4 reads it, and refuses to
+                               run without it)
+    meta_schema_changes        the log of the app's writes to a published schema, one row
+                               per inserted, updated or deleted row (schema oids survive
+                               renames), and the trigger function that fills it, which runs
+                               as its owner so the app's role needs no right on the ledger
+                               (scripts/publish.py)
+  They are plain Jinja on the quoted schema name, nothing of dbt: the scripts render
+  them with lifeos_env.create_meta_tables.
+#}
+{% macro meta_schema_runs(meta) %}
+    create schema if not exists {{ meta }};
+    create table if not exists {{ meta }}.runs (
+        run_id bigint generated always as identity primary key,
+        started_at timestamptz not null default now(),
+        finished_at timestamptz,
+        command text not null,
+        full_build boolean not null default false,
+        dbt_invocation_id text,
+        git_commit text,
+        schemas jsonb not null,
+        app_role text,
+        dump_path text,
+        dump_sha256 text,
+        backup_schema text,
+        published_schema_oid oid,
+        table_counts jsonb,
+        result text not null,
+        detail text
+    );
+    comment on table {{ meta }}.runs is
+        'One row per migration run: dbt build/run of v2 into the shadow schema, publish, rollback, cleanup.';
+    create table if not exists {{ meta }}.accepted_losses (
+        run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
+        v1_table text not null,
+        v1_id text,
+        loss text not null,
+        detail text
+    );
+    create table if not exists {{ meta }}.owned_objects (
+        run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
+        object text not null
+    );
+    comment on table {{ meta }}.owned_objects is
+        'The relations (by name) and routines (name(args)) a publish put live: the rest of live v2 is the'
+        ' app''s own, which publish and rollback carry into the new live schema.';
+    comment on table {{ meta }}.accepted_losses is
+        'Losses a build accepted (--accept-rejects): rejected v1 rows by rule, files rows whose blob was missing'
+        ' at the source (blob_missing). `dbt test` on live v2 accepts those of the run that published it.';
+{% endmacro %}
+
+{% macro meta_schema_file_manifest(meta) %}
+    create schema if not exists {{ meta }};
+    create table if not exists {{ meta }}.file_manifest (
+        file_id uuid,
+        object_key text,
+        local_path text,
+        size_bytes bigint,
+        sha256 text,
+        md5 text,
+        status text not null
+            check (status in ('copied', 'present', 'repaired', 'orphan', 'missing', 'refused', 'failed')),
+        detail text,
+        recorded_at timestamptz not null default now()
+    );
+    comment on table {{ meta }}.file_manifest is
+        'One row per v1 files row and per orphan bucket object: where its blob is and how the files step left it';
+    comment on column {{ meta }}.file_manifest.file_id is 'v1 files.id; null for an object no files row references';
+    comment on column {{ meta }}.file_manifest.object_key is 'int_files.object_key, or an orphan''s key';
+    comment on column {{ meta }}.file_manifest.local_path is 'the blob: int_files.storage_path, or under orphans/';
+    comment on column {{ meta }}.file_manifest.size_bytes is 'bytes on disk (planned size when not in place)';
+    comment on column {{ meta }}.file_manifest.sha256 is 'sha256 of the bytes on disk, hex';
+    comment on column {{ meta }}.file_manifest.md5 is 'md5 of the bytes on disk, hex (Storage eTags are md5s)';
+    comment on column {{ meta }}.file_manifest.status is
+        'in place: copied, present (already right), repaired (was wrong), orphan; not: missing, refused, failed';
+    comment on column {{ meta }}.file_manifest.detail is 'why, for anything but a plain copy';
+{% endmacro %}
+
+{% macro meta_schema_changes(meta) %}
+    create schema if not exists {{ meta }};
+    create table if not exists {{ meta }}.changes (
+        change_id bigint generated always as identity primary key,
+        schema_oid oid not null,
+        table_name text not null,
+        row_id text,
+        operation text not null,
+        changed_at timestamptz not null default clock_timestamp(),
+        old_row jsonb
+    );
+    create index if not exists changes_lookup_idx on {{ meta }}.changes (schema_oid, table_name, row_id);
+    comment on table {{ meta }}.changes is
+        'Every insert, update and delete the app made on a published schema: what publish and rollback guard.';
+    create or replace function {{ meta }}.record_changes() returns trigger
+    language plpgsql security definer set search_path = pg_catalog, pg_temp
+    as $body$
+    begin
+        if tg_op = 'DELETE' then
+            insert into {{ meta }}.changes (schema_oid, table_name, row_id, operation, old_row)
+            select c.relnamespace, tg_table_name, to_jsonb(o) ->> 'id', tg_op, to_jsonb(o)
+            from old_rows o, pg_class c where c.oid = tg_relid;
+        else
+            insert into {{ meta }}.changes (schema_oid, table_name, row_id, operation)
+            select c.relnamespace, tg_table_name, to_jsonb(n) ->> 'id', tg_op
+            from new_rows n, pg_class c where c.oid = tg_relid;
+        end if;
+        return null;
+    end
+    $body$;
+{% endmacro %}
