@@ -92,11 +92,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="accept the known losses (rejected rows, blobs missing at the source); they stay listed as accepted",
     )
-    parser.add_argument(
-        "--app-role",
-        metavar="ROLE",
-        default=os.environ.get("LIFEOS_APP_ROLE") or None,
-        help="the app's database role: publish grants it what the app needs (LIFEOS_APP_ROLE)",
+    publish.add_app_role_option(
+        parser, "the app's database role: publish grants it what the app needs (LIFEOS_APP_ROLE)"
     )
     parser.add_argument(
         "--allow-shrink",

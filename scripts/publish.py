@@ -761,6 +761,12 @@ def cleanup(*, yes: bool = False) -> list[str]:
     return doomed
 
 
+def add_app_role_option(parser: argparse.ArgumentParser, description: str) -> None:
+    """The option --app-role ROLE of scripts/publish and scripts/migrate, by default LIFEOS_APP_ROLE."""
+    role = os.environ.get("LIFEOS_APP_ROLE") or None
+    parser.add_argument("--app-role", metavar="ROLE", default=role, help=description)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -769,12 +775,7 @@ def main(argv: list[str] | None = None) -> int:
     publishing.add_argument(
         "--allow-shrink", action="store_true", help="publish even when a table would lose rows or be emptied"
     )
-    publishing.add_argument(
-        "--app-role",
-        metavar="ROLE",
-        default=os.environ.get("LIFEOS_APP_ROLE") or None,
-        help="the app's role to grant (LIFEOS_APP_ROLE; default: the one the build recorded)",
-    )
+    add_app_role_option(publishing, "the app's role to grant (LIFEOS_APP_ROLE; default: the one the build recorded)")
     publishing.add_argument(
         "--backup-dir",
         type=Path,
