@@ -10,12 +10,14 @@ Run as a command it prints `export` lines, so a shell can use plain dbt:
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import importlib.util
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -41,6 +43,48 @@ SANDBOX = ROOT / ".storage"
 
 class MigrationError(Exception):
     """A failure that is reported to the user as one clear line."""
+
+
+class Interrupted(MigrationError):
+    """SIGTERM or SIGINT stopped the run; its child programs were stopped too."""
+
+
+_children: set[subprocess.Popen] = set()  # the child programs running now, for stop_on_signals
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGINT stop the run: pass the signal on to the running child programs (dbt,
+    pg_dump), then raise Interrupted, so the run is recorded as interrupted and nothing goes on orphaned."""
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in list(_children):
+            child.send_signal(signum)
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+
+
+def end_with_parent() -> None:
+    """In a child program: get SIGTERM when the parent dies, even by kill -9 (Linux prctl PR_SET_PDEATHSIG)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+
+
+def run_child(command: list[str], **options: Any) -> subprocess.CompletedProcess:
+    """subprocess.run for a child program that ends with this run: signals reach it (stop_on_signals),
+    it is waited for when the run stops, and it gets SIGTERM if the run is killed."""
+    with subprocess.Popen(command, preexec_fn=end_with_parent, **options) as child:
+        _children.add(child)
+        try:
+            stdout, stderr = child.communicate()
+        except BaseException:
+            child.terminate()
+            child.wait()
+            raise
+        finally:
+            _children.discard(child)
+    return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
 
 
 def ensure_target() -> dict[str, str]:
