@@ -3,7 +3,7 @@
   rule) or a files row whose blob was missing at the source (loss
   'blob_missing'). A build decides with var accept_rejects (scripts/migrate
   --accept-rejects). A reading command (`dbt test` on live v2) accepts what the
-  run that published the live schema accepted, as recorded in
+  build behind live v2 accepted (its publish names it in build_run_id), as recorded in
   <meta_schema>.accepted_losses by ledger_build_finished: the accepted losses
   stay green, anything new fails.
 #}
@@ -17,9 +17,9 @@
     {%- else -%}
         exists (
             select from {{ adapter.quote(meta) }}.accepted_losses as accepted
-            inner join {{ adapter.quote(meta) }}.runs as runs on accepted.run_id = runs.run_id
+            inner join {{ adapter.quote(meta) }}.runs as publishes on accepted.run_id = publishes.build_run_id
             where
-                runs.published_schema_oid = to_regnamespace({{ sql_literal(var('v2_schema')) }})::oid
+                publishes.published_schema_oid = to_regnamespace({{ sql_literal(var('v2_schema')) }})::oid
                 and accepted.v1_table = {{ v1_table }}
                 and accepted.v1_id is not distinct from {{ v1_id }}
                 and accepted.loss = {{ loss }}

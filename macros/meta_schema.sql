@@ -32,9 +32,15 @@
         backup_schema text,
         published_schema_oid oid,
         table_counts jsonb,
-        result text not null,
-        detail text
+        result text not null check (result in (
+            'building', 'interrupted', 'build failed', 'built', 'running', 'refused', 'failed', 'published',
+            'rolled back', 'cleaned up'
+        )),
+        detail text,
+        build_run_id bigint references {{ meta }}.runs (run_id)
     );
+    alter table {{ meta }}.runs add column if not exists build_run_id bigint;  -- a ledger of an older version
+    comment on column {{ meta }}.runs.build_run_id is 'of a publish: the build whose shadow it published';
     comment on table {{ meta }}.runs is
         'One row per migration run: dbt build/run of v2 into the shadow schema, publish, rollback, cleanup.';
     create table if not exists {{ meta }}.accepted_losses (

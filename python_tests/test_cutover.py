@@ -116,8 +116,15 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
         with lifeos_env.transaction() as cur:
             cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
     runs = ledger()
-    assert [(command, result) for command, result, *_ in runs] == [("build", "published"), ("build", "published")]
-    _, _, backup_schema, dump_path, dump_sha256, commit, counts, _ = runs[1]
+    assert [(command, result) for command, result, *_ in runs] == [
+        ("build", "built"),
+        ("publish", "published"),
+        ("build", "built"),
+        ("publish", "failed"),  # each attempt is a row of its own
+        ("publish", "published"),
+    ]
+    _, _, backup_schema, dump_path, dump_sha256, commit, counts, detail = runs[-1]
+    assert detail.startswith("the shadow of build run ")  # not the failed attempt's message
     assert checksums(backup_schema) == first
     assert hashlib.sha256(Path(dump_path).read_bytes()).hexdigest() == dump_sha256
     listing = publish.run_client("pg_restore", "--list", dump_path)
@@ -300,12 +307,19 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(published: str) -> Non
         assert checksums() == live, point
         assert SECRET not in output
         if "<publish>" not in patterns:
-            with pytest.raises(lifeos_env.MigrationError, match=r"is building; publish follows a green full"):
+            with pytest.raises(lifeos_env.MigrationError, match=r"is interrupted; publish follows a green full"):
                 publish.publish()  # a build that did not finish is never published
     # live v2 stays usable, and the next run publishes
     assert migrate.main(["--sample", "--scale", "2"]) == 0
     assert checksums() != live
-    assert [result for _, result, *_ in ledger()][-4:-1] == ["interrupted", "interrupted", "built"]
+    assert [result for _, result, *_ in ledger()][-6:] == [
+        "interrupted",
+        "interrupted",
+        "built",
+        "interrupted",  # the killed publish: the next run marks it
+        "built",
+        "published",
+    ]
 
 
 def test_only_a_green_full_build_is_published(fresh_database: str) -> None:

@@ -39,6 +39,12 @@ def last_build() -> tuple[str, str | None]:
         return cur.fetchone()
 
 
+def last_publish() -> str:
+    with lifeos_env.transaction() as cur:
+        cur.execute("select result from lifeos_migration.runs where command = 'publish' order by run_id desc limit 1")
+        return cur.fetchone()[0]
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """scripts/migrate as a person runs it, on the test's database."""
     return subprocess.run(
@@ -239,7 +245,7 @@ def test_a_shrinking_v2_is_refused_unless_allowed_and_reported(fresh_database: s
     (line,) = [line for line in refused.stdout.splitlines() if "migration failed" in line]
     assert "the new v2 would shrink live v2 (schema public): " in line and f"tasks {tasks} -> 200" in line
     assert "--allow-shrink" in line
-    assert last_build()[0] == "refused"
+    assert last_build()[0] == "built" and last_publish() == "refused"  # the build stays publishable
     assert live_tables() == before
 
     assert migrate.main(["--sample", "--allow-shrink"]) == 0

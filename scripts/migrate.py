@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +31,7 @@ import move_files
 import publish
 import report
 import restore_v1
+import run_lock
 
 console = Console(soft_wrap=True)  # a one-line message stays one line
 
@@ -40,7 +40,7 @@ def dbt(*args: str) -> None:
     """Run one dbt command in the project; raise when it fails."""
     command = ["dbt", *args]
     console.print(f"[bold]$ {' '.join(command)}[/bold]")
-    if subprocess.run(command, cwd=lifeos_env.ROOT, env=os.environ.copy()).returncode != 0:
+    if lifeos_env.run_child(command, cwd=lifeos_env.ROOT, env=os.environ.copy()).returncode != 0:
         raise lifeos_env.MigrationError(f"`{' '.join(command)}` failed; its output above names the model or test")
 
 
@@ -105,6 +105,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="rehearsal: stop after the report; the build stays publishable with `scripts/publish publish`",
     )
+    publish.add_lock_wait(parser)
     return parser.parse_args(argv)
 
 
@@ -112,45 +113,51 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.storage_root:
         os.environ["LIFEOS_STORAGE_ROOT"] = str(args.storage_root.absolute())
+    lifeos_env.stop_on_signals()
     try:
         lifeos_env.ensure_target()
         console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
-        if args.app_role:
-            with lifeos_env.transaction() as cur:
-                publish.check_role(cur, args.app_role)
-        with tempfile.TemporaryDirectory() as scratch:
-            dump, files_from = args.dump, args.files_from
-            if args.sample:
-                dump = (
-                    restore_v1.SAMPLE_DUMP if args.scale == 1 else make_supabase_dump.dump_sample(args.scale, scratch)
-                )
-                if files_from is None:
-                    files_from = generate_sample.write_sample_blobs(args.scale, Path(scratch) / "blobs")
-            restore_v1.restore(dump, args.from_dsn)
-            notes = files_not_moved(files_from is not None, args.skip_files)
-            if files_from:
-                build_int_files()
-                move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), lifeos_env.storage_root())
-        dbt_vars = {"files_checked": files_from is not None, "accept_rejects": args.accept_rejects}
-        try:
-            # unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
-            # dbt advises leaving them out of production runs
-            dbt("build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars | app_role_var(args)))
-        finally:
-            reconciled = report.run()  # audits the shadow the build wrote, and says what failed when it did
-        report.note(reconciled, notes)
-        if args.no_publish:
-            console.print(
-                f"rehearsal: nothing published; the build in schema {lifeos_env.dbt_var('shadow_schema')} is kept"
-                " for review (dbt docs) and `scripts/publish publish`",
-                soft_wrap=True,
-            )
-            return 0
-        report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink))
+        with run_lock.one_run("migrate", lifeos_env.storage_root()):
+            migrate(args)
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
         return 1
     return 0
+
+
+def migrate(args: argparse.Namespace) -> None:
+    """Restore, files, build, report and publish (not with --no-publish), under the run lock."""
+    if args.app_role:
+        with lifeos_env.transaction() as cur:
+            publish.check_role(cur, args.app_role)
+    with tempfile.TemporaryDirectory() as scratch:
+        dump, files_from = args.dump, args.files_from
+        if args.sample:
+            dump = restore_v1.SAMPLE_DUMP if args.scale == 1 else make_supabase_dump.dump_sample(args.scale, scratch)
+            if files_from is None:
+                files_from = generate_sample.write_sample_blobs(args.scale, Path(scratch) / "blobs")
+        restore_v1.restore(dump, args.from_dsn)
+        notes = files_not_moved(files_from is not None, args.skip_files)
+        if files_from:
+            build_int_files()
+            move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), lifeos_env.storage_root())
+    dbt_vars = {"files_checked": files_from is not None, "accept_rejects": args.accept_rejects}
+    try:
+        # unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
+        # dbt advises leaving them out of production runs
+        dbt("build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars | app_role_var(args)))
+    finally:
+        if not isinstance(sys.exc_info()[1], lifeos_env.Interrupted):  # a stopped run stops here
+            reconciled = report.run()  # audits the shadow the build wrote, and says what failed when it did
+    report.note(reconciled, notes)
+    if args.no_publish:
+        console.print(
+            f"rehearsal: nothing published; the build in schema {lifeos_env.dbt_var('shadow_schema')} is kept"
+            " for review (dbt docs) and `scripts/publish publish`",
+            soft_wrap=True,
+        )
+        return
+    report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
 
 
 def app_role_var(args: argparse.Namespace) -> dict[str, str]:

@@ -56,6 +56,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 import lifeos_env
+import run_lock
 
 BUCKET = lifeos_env.dbt_var("storage_bucket")
 DEFAULT_MANIFEST = lifeos_env.ROOT / "target" / "file_manifest.json"
@@ -689,15 +690,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lifeos_env.ensure_target()
         source = source_from(args.files_from, args.bucket, args.retries, args.concurrency)
-        move(
-            source,
-            args.storage_root or lifeos_env.storage_root(),
-            bucket=args.bucket,
-            concurrency=args.concurrency,
-            dry_run=args.dry_run,
-            manifest_json=args.manifest,
-            retries=args.retries,
-        )
+        root = args.storage_root or lifeos_env.storage_root()
+        with run_lock.one_run("files", root):
+            move(
+                source,
+                root,
+                bucket=args.bucket,
+                concurrency=args.concurrency,
+                dry_run=args.dry_run,
+                manifest_json=args.manifest,
+                retries=args.retries,
+            )
     except lifeos_env.MigrationError as error:
         console.print(f"files step failed: {error}", style="red", markup=False, soft_wrap=True)
         return 1

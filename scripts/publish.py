@@ -17,41 +17,54 @@ calls publish() right after its `dbt build`.
     publish          publish the shadow of the last green `dbt build`
     rollback         make the newest v2_backup_* schema live again
     export-changes   write the rows the app created, changed or deleted since the last publish, as CSV and SQL
-    cleanup          drop the v1 copy, v2_work, dbt_test__audit, the shadow and every backup schema (asks, or --yes)
+    cleanup          drop the v1 copy, v2_work, dbt_test__audit, the shadow and every backup schema (asks, or --yes);
+                     a backup schema no dump holds yet is dumped first
+    restore-backup   restore a backup dump into a new database
 """
 
 from __future__ import annotations
 
 import argparse
+import graphlib
 import hashlib
 import os
+import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import IO, TypeVar
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
+import tenacity
 from psycopg2 import sql
 from psycopg2.extras import Json
 from rich.console import Console
 
 import lifeos_env
+import run_lock
 
 Cursor = psycopg2.extensions.cursor
+Connection = psycopg2.extensions.connection
+T = TypeVar("T")
 console = Console(soft_wrap=True)  # a one-line message stays one line
 BACKUP_PREFIX = "v2_backup_"
 ROLLED_BACK_PREFIX = "v2_rolledback_"
 DEFAULT_BACKUP_DIR = Path("/opt/lifeos/backups")
-LOCK_TIMEOUT = "30s"
+LOCK_TRY = "500ms"  # the longest one try waits for a lock: app queries queued behind it wait no longer
+LOCK_WAIT = 30.0  # seconds of tries before giving up (--lock-wait)
 SHRINK_TOLERANCE = 0.05  # a table may lose up to this share of its published rows (rows deleted in v1) unasked
 # What the app's role gets on live v2, on its objects now and (default privileges) on those created later.
 APP_PRIVILEGES = {"tables": "select, insert, update, delete", "sequences": "usage, select", "functions": "execute"}
 BUILDS = ("build", "run")  # ledger commands that write the shadow schema
-ANY_RUN = (*BUILDS, "rollback", "cleanup")
+ANY_RUN = (*BUILDS, "publish", "rollback", "cleanup")
 TEST_FAILURES_SCHEMA = "dbt_test__audit"  # where dbt stores failing test rows (store_failures), for scripts/report
 # Derived tables: rebuilt from the others (refresh_search_index()), so the backup holds no rows of theirs and the
 # guard records no writes to them.
@@ -69,6 +82,10 @@ class ChangesWouldBeLost(lifeos_env.MigrationError):
 
 class WouldShrink(ChangesWouldBeLost):
     """The new v2 has far fewer rows than live v2 in a migrated table: rows would leave v2."""
+
+
+class LockBusy(lifeos_env.MigrationError):
+    """A lock was not free within one try (LOCK_TRY)."""
 
 
 @dataclass
@@ -114,13 +131,14 @@ def git_commit() -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def new_run(cur: Cursor, command: str, template: Run) -> int:
-    """Record the start of a rollback or clean-up, committed at once so a failure is recorded too."""
+def new_run(cur: Cursor, command: str, template: Run, build_run_id: int | None = None) -> int:
+    """Record the start of a publish, rollback or clean-up, committed at once so a failure is recorded too."""
     cur.execute(
         sql.SQL(
-            "insert into {} (command, schemas, app_role, result) values (%s, %s, %s, 'running') returning run_id"
+            "insert into {} (command, schemas, app_role, build_run_id, result)"
+            " values (%s, %s, %s, %s, 'running') returning run_id"
         ).format(meta("runs")),
-        (command, Json(template.schemas), template.app_role),
+        (command, Json(template.schemas), template.app_role, build_run_id),
     )
     run_id = cur.fetchone()[0]
     cur.connection.commit()
@@ -138,22 +156,71 @@ def finish_run(cur: Cursor, run_id: int, **fields: object) -> None:
     )
 
 
-@contextmanager
-def recorded(run_id: int) -> Iterator[Cursor]:
-    """One transaction for the work; on failure it is rolled back and the run's result says why."""
-    with closing(lifeos_env.connect(options=SESSION_OPTIONS)) as conn, conn.cursor() as cur:
+def recorded(run_id: int, work: Callable[[Cursor], T], lock_wait: float, schemas: list[str]) -> T:
+    """Run work(cur) as one transaction; on failure it is rolled back and the run's result says why.
+
+    Each lock the work takes is waited for LOCK_TRY at most (so the app's queries never queue behind it for
+    long); when one is busy, the transaction is rolled back and tried again, for up to lock_wait seconds,
+    then the run fails naming the sessions that hold locks on `schemas`.
+    """
+    with closing(lifeos_env.connect(options=SESSION_OPTIONS)) as conn:
         try:
-            yield cur
-            conn.commit()
+            return in_short_tries(conn, work, lock_wait, schemas)
         except (lifeos_env.MigrationError, psycopg2.Error) as error:
             conn.rollback()
             message = str(error).strip().splitlines()[0]
-            result = "refused" if isinstance(error, ChangesWouldBeLost) else "failed"
-            finish_run(cur, run_id, result=result, detail=message)
-            conn.commit()
+            result = (
+                "refused"
+                if isinstance(error, ChangesWouldBeLost)
+                else "interrupted"
+                if isinstance(error, lifeos_env.Interrupted)
+                else "failed"
+            )
+            with conn, conn.cursor() as cur:
+                finish_run(cur, run_id, result=result, detail=message)
             if isinstance(error, psycopg2.Error):
                 raise lifeos_env.MigrationError(message) from error
             raise
+
+
+def in_short_tries(conn: Connection, work: Callable[[Cursor], T], lock_wait: float, schemas: list[str]) -> T:
+    def once() -> T:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(LOCK_TRY)))
+            return work(cur)
+
+    busy = (LockBusy, psycopg2.errors.LockNotAvailable)
+    try:
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(busy),
+            stop=tenacity.stop_after_delay(lock_wait),
+            wait=tenacity.wait_random(0.1, 0.5),
+            reraise=True,
+        )(once)
+    except busy:
+        with conn, conn.cursor() as cur:
+            holders = sessions_in_the_way(cur, schemas)
+        raise lifeos_env.MigrationError(
+            f"gave up after {lock_wait:g} s of waiting for the tables of {', '.join(schemas)}: {holders}"
+        ) from None
+
+
+def sessions_in_the_way(cur: Cursor, schemas: list[str]) -> str:
+    """The other sessions that hold or wait for locks (beyond reading) on tables of `schemas`."""
+    cur.execute(
+        "select a.pid, a.application_name, a.state, min(coalesce(a.xact_start, a.backend_start))"
+        " from pg_locks l join pg_class c on c.oid = l.relation join pg_stat_activity a on a.pid = l.pid"
+        " where l.database = (select oid from pg_database where datname = current_database())"
+        " and c.relnamespace in (select oid from pg_namespace where nspname = any(%s))"
+        " and l.mode <> 'AccessShareLock' and l.pid <> pg_backend_pid()"
+        " group by 1, 2, 3 order by 4",
+        (schemas,),
+    )
+    sessions = [
+        f"pid {pid} (application {name!r}, {state} since {since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)"
+        for pid, name, state, since in cur.fetchall()
+    ]
+    return "held by " + ", ".join(sessions) if sessions else "no session holds them now"
 
 
 def tables(cur: Cursor, schema: str) -> list[str]:
@@ -257,7 +324,6 @@ def app_changes(cur: Cursor, schema: str) -> dict[str, tuple[int, int]]:
 def hold_live(cur: Cursor, live: str, action: str, force: bool, carried: list[str]) -> None:
     """Lock the live tables against writes (reads go on), then refuse if the app changed any that do not
     stay live (the app's own tables, `carried`, do)."""
-    cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
     live_tables = tables(cur, live)
     if live_tables:
         cur.execute(
@@ -280,43 +346,111 @@ def hold_live(cur: Cursor, live: str, action: str, force: bool, carried: list[st
         )
 
 
-def backup_dir(chosen: Path | None) -> Path:
-    folder = chosen or Path(os.environ.get("LIFEOS_BACKUP_DIR") or DEFAULT_BACKUP_DIR)
+def private_folder(folder: Path, what: str, choose: str) -> Path:
+    """Create `folder` (the `what`) open to its owner only (0700): backups and exports hold a person's whole life.
+
+    A folder of ours that others can read is closed; a shared one (another owner, or sticky like /tmp) is
+    refused, saying how to `choose` another.
+    """
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = folder.stat()
+        if status.st_mode & 0o077:
+            if status.st_uid != os.getuid() or status.st_mode & stat.S_ISVTX:
+                raise lifeos_env.MigrationError(
+                    f"the {what} {folder} is open to other users (mode {stat.S_IMODE(status.st_mode):o}) and is"
+                    f" not ours to close; {choose}"
+                )
+            folder.chmod(0o700)
     except OSError as error:
-        raise lifeos_env.MigrationError(
-            f"cannot write to the backups folder {folder}: {error.strerror}; choose one with --backup-dir"
-            " or LIFEOS_BACKUP_DIR"
-        ) from error
+        raise lifeos_env.MigrationError(f"cannot write to the {what} {folder}: {error.strerror}; {choose}") from error
     return folder
 
 
-def run_client(*args: str) -> str:
-    """Run a PostgreSQL client program on the target (PG* variables); its stdout, or a one-line error."""
-    done = subprocess.run([lifeos_env.pg_client(args[0]), *args[1:]], capture_output=True, text=True)
+def private_file(path: Path, mode: str = "wb") -> IO:
+    """A new file, readable by its owner only (0600); never an existing one."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), mode)
+
+
+def backup_dir(chosen: Path | None) -> Path:
+    folder = chosen or Path(os.environ.get("LIFEOS_BACKUP_DIR") or DEFAULT_BACKUP_DIR)
+    return private_folder(folder, "backups folder", "choose one with --backup-dir or LIFEOS_BACKUP_DIR")
+
+
+def run_client(*args: str, into: IO | None = None, major: int | None = None) -> str:
+    """Run a PostgreSQL client program (the newest, or version `major`) on the target (PG* variables): its
+    stdout (or `into` a file), or an error."""
+    done = lifeos_env.run_child(
+        [lifeos_env.pg_client(args[0], major), *args[1:]],
+        stdout=into or subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise lifeos_env.MigrationError(f"{args[0]} failed: {last}")
+        busy = "Query was: LOCK TABLE" in done.stderr  # pg_dump --lock-wait-timeout ran out
+        raise (LockBusy if busy else lifeos_env.MigrationError)(f"{args[0]} failed: {last}")
     return done.stdout
 
 
-def dump_schema(cur: Cursor, schema: str, folder: Path, stamp: str) -> tuple[Path, str]:
-    """pg_dump `schema` (custom format, derived tables' rows left out) into folder, check it reads back;
-    return the file and its sha256."""
-    path = folder / f"{os.environ['PGDATABASE']}_{schema}_{stamp}.dump"
-    derived = [f'--exclude-table-data="{schema}"."{table}"' for table in DERIVED]
-    run_client("pg_dump", "--format=custom", f'--schema="{schema}"', *derived, f"--file={path}")
-    entries = [line.split() for line in run_client("pg_restore", "--list", str(path)).splitlines()]
-    read_back = {fields[6] for fields in entries if fields[3:6] == ["TABLE", "DATA", schema]}
-    missing = set(tables(cur, schema)) - set(DERIVED) - read_back
-    if missing:
-        raise lifeos_env.MigrationError(f"backup {path} does not read back: pg_restore -l lacks {sorted(missing)}")
+def server_major(conn: Connection) -> int | None:
+    """The server's major version when its own client programs are installed: a backup written by its pg_dump
+    restores into the same server with its pg_restore (a newer one would send settings it does not know)."""
+    major = conn.server_version // 10000
+    return major if major in lifeos_env.pg_clients("pg_dump") and major in lifeos_env.pg_clients("pg_restore") else None
+
+
+def holds_objects(cur: Cursor, schema: str) -> bool:
+    """Whether `schema` holds anything of its own (tables, views, sequences, functions, types), extensions aside."""
+    cur.execute(
+        "select exists (select from ("
+        " select 'pg_class'::regclass, oid from pg_class where relnamespace = n.oid"
+        " union all select 'pg_proc'::regclass, oid from pg_proc where pronamespace = n.oid"
+        " union all select 'pg_type'::regclass, oid from pg_type"
+        "  where typnamespace = n.oid and typrelid = 0 and typcategory <> 'A'"
+        ") o (classid, objid) where not exists (select from pg_depend d"
+        "  where d.classid = o.classid and d.objid = o.objid and d.deptype = 'e'))"
+        " from pg_namespace n where n.nspname = %s",
+        (schema,),
+    )
+    found = cur.fetchone()
+    return bool(found and found[0])
+
+
+def dump_schemas(cur: Cursor, schemas: list[str], folder: Path, name: str) -> tuple[Path, str]:
+    """pg_dump `schemas` (custom format, derived tables' rows left out), as the transaction of `cur` sees
+    them, into a new private file folder/<database>_<name>.dump, check that it reads back; return the file and
+    its sha256. A file that is not complete is removed. pg_dump waits LOCK_TRY at most for a lock: one queued
+    behind a session that waits for this transaction's locks would otherwise wait for ever."""
+    path = folder / f"{os.environ['PGDATABASE']}_{name}.dump"
+    cur.execute("select pg_export_snapshot()")
+    snapshot = cur.fetchone()[0]
+    options = ("--format=custom", f"--snapshot={snapshot}", f"--lock-wait-timeout={LOCK_TRY}")
+    derived = [f'--exclude-table-data="{schema}"."{table}"' for schema in schemas for table in DERIVED]
+    try:
+        with private_file(path) as dump:
+            schema_options = (f'--schema="{schema}"' for schema in schemas)
+            run_client("pg_dump", *options, *schema_options, *derived, into=dump, major=server_major(cur.connection))
+        entries = [line.split() for line in run_client("pg_restore", "--list", str(path)).splitlines()]
+        for schema in schemas:
+            read_back = {fields[6] for fields in entries if fields[3:6] == ["TABLE", "DATA", schema]}
+            missing = set(tables(cur, schema)) - set(DERIVED) - read_back
+            if missing:
+                raise lifeos_env.MigrationError(
+                    f"backup {path} does not read back: pg_restore -l lacks {schema} {sorted(missing)}"
+                )
+        return path, sha256(path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as dump:
         for block in iter(lambda: dump.read(1 << 20), b""):
             digest.update(block)
-    return path, digest.hexdigest()
+    return digest.hexdigest()
 
 
 def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str | None, apps: AppObjects) -> None:
@@ -582,92 +716,187 @@ def carry_app_objects(cur: Cursor, objects: AppObjects, outgoing: str, live: str
 
 
 def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    """UTC time to the microsecond: names of backup schemas and files never collide, and sort by time."""
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
 
 
-def publish(
-    *, force: bool = False, backup_to: Path | None = None, allow_shrink: bool = False, app_role: str | None = None
-) -> list[str]:
-    """Publish the shadow of the last green, full `dbt build` as live v2.
-
-    The app's role is `app_role`, else the one the build recorded. Return notes for the report
-    (an allowed shrink, no app role with access)."""
-    with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
-        build = last_run(cur, BUILDS)
-    # refused or failed: a publish of this green build was tried and rolled back; the shadow is as built
-    if build.result not in ("built", "refused", "failed") or not build.full_build:
+def publishable_build(cur: Cursor) -> Run:
+    """The last build, when it is green, full and not yet published."""
+    build = last_run(cur, BUILDS)
+    if build.result != "built" or not build.full_build:
         raise lifeos_env.MigrationError(
             f"nothing to publish: the last `dbt {build.command}` (run {build.run_id}) is {build.result}"
             + ("" if build.full_build else ", and not a full build")
             + "; publish follows a green full `dbt build` (scripts/migrate)"
         )
-    live, shadow = build.schemas["live"], build.schemas["shadow"]
-    with recorded(build.run_id) as cur:
-        if not tables(cur, shadow):
-            raise lifeos_env.MigrationError(f"the shadow schema {shadow} holds no tables: run `dbt build` again")
-        apps = app_objects(cur, live, shadow, "publish")
-        hold_live(cur, live, "publish", force, apps.tables)
-        notes = refuse_shrink(cur, live, shadow, allow_shrink)
-        cur.execute(
-            sql.SQL("insert into {} (run_id, object) select %s, unnest(%s::text[])").format(meta("owned_objects")),
-            (build.run_id, list(inventory(cur, shadow))),
+    cur.execute(
+        sql.SQL("select max(run_id) from {} where build_run_id = %s and result = 'published'").format(meta("runs")),
+        (build.run_id,),
+    )
+    published_in = cur.fetchone()[0]
+    if published_in:
+        raise lifeos_env.MigrationError(
+            f"nothing to publish: the last `dbt build` (run {build.run_id}) was published by run {published_in};"
+            " build again (scripts/migrate)"
         )
-        when = stamp()
-        dump_path, dump_sha256 = (
-            dump_schema(cur, live, backup_dir(backup_to), when) if tables(cur, live) else (None, None)
+    return build
+
+
+def publish(
+    *,
+    force: bool = False,
+    backup_to: Path | None = None,
+    allow_shrink: bool = False,
+    app_role: str | None = None,
+    lock_wait: float = LOCK_WAIT,
+) -> list[str]:
+    """Publish the shadow of the last green, full `dbt build` as live v2.
+
+    The app's role is `app_role`, else the one the build recorded. Return notes for the report
+    (an allowed shrink, no app role with access)."""
+    with run_lock.one_run("publish"):
+        with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
+            build = publishable_build(cur)
+            run_id = new_run(cur, "publish", build, build_run_id=build.run_id)
+        live, shadow = build.schemas["live"], build.schemas["shadow"]
+        options = {"force": force, "backup_to": backup_to, "allow_shrink": allow_shrink, "app_role": app_role}
+        dump_path, notes = recorded(
+            run_id, partial(publish_in, build=build, run_id=run_id, **options), lock_wait, [live]
         )
-        backup = BACKUP_PREFIX + when
-        swap_in(cur, shadow, live, backup, app_role or build.app_role, apps)
-        notes += access_warning(cur, live)
-        capture_changes(cur, live)
-        cur.execute("select oid from pg_namespace where nspname = %s", (live,))
-        finish_run(
-            cur, build.run_id, result="published", published_schema_oid=cur.fetchone()[0],
-            backup_schema=backup if schema_exists(cur, backup) else None,
-            dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256, table_counts=row_counts(cur, live),
-            detail="; ".join(notes) or None,
-        )  # fmt: skip
     console.print(f"published schema {shadow} as live v2 ({live})" + (f"; backup {dump_path}" if dump_path else ""))
     for note in notes:
         console.print(f"[yellow]note: {note}[/yellow]", markup=True, highlight=False)
     return notes
 
 
-def rollback(*, force: bool = False) -> str:
-    """Make the newest backup schema live again; the replaced live schema is kept. Return the restored backup."""
-    with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
-        template = last_run(cur, ANY_RUN)
-        backups = schemas_like(cur, BACKUP_PREFIX)
-        if not backups:
-            raise lifeos_env.MigrationError(f"nothing to roll back to: there is no {BACKUP_PREFIX}* schema")
-        run_id = new_run(cur, "rollback", template)
-    live = template.schemas["live"]
-    with recorded(run_id) as cur:
-        apps = app_objects(cur, live, backups[0], "rollback")
-        hold_live(cur, live, "rollback", force, apps.tables)
-        displaced = ROLLED_BACK_PREFIX + stamp()
-        swap_in(cur, backups[0], live, displaced, template.app_role, apps)
-        capture_changes(cur, live)  # a backup from before change capture gets it too
+def publish_in(
+    cur: Cursor,
+    *,
+    build: Run,
+    run_id: int,
+    force: bool,
+    backup_to: Path | None,
+    allow_shrink: bool,
+    app_role: str | None,
+) -> tuple[Path | None, list[str]]:
+    """The publish transaction: guards, back up live v2, swap the shadow in; return the backup file and the
+    notes for the report."""
+    live, shadow = build.schemas["live"], build.schemas["shadow"]
+    if not tables(cur, shadow):
+        raise lifeos_env.MigrationError(f"the shadow schema {shadow} holds no tables: run `dbt build` again")
+    apps = app_objects(cur, live, shadow, "publish")
+    hold_live(cur, live, "publish", force, apps.tables)
+    notes = refuse_shrink(cur, live, shadow, allow_shrink)
+    cur.execute(
+        sql.SQL("insert into {} (run_id, object) select %s, unnest(%s::text[])").format(meta("owned_objects")),
+        (run_id, list(inventory(cur, shadow))),
+    )
+    when = stamp()
+    dump_path, dump_sha256 = (
+        dump_schemas(cur, [live], backup_dir(backup_to), f"{live}_{when}") if holds_objects(cur, live) else (None, None)
+    )
+    with removed_on_failure(dump_path):
+        backup = BACKUP_PREFIX + when
+        swap_in(cur, shadow, live, backup, app_role or build.app_role, apps)
+        notes += access_warning(cur, live)
+        capture_changes(cur, live)
+        cur.execute("select oid from pg_namespace where nspname = %s", (live,))
         finish_run(
-            cur, run_id, result="rolled back", backup_schema=displaced, table_counts=row_counts(cur, live),
-            detail=f"{backups[0]} is live v2 ({live}) again; the replaced live schema is kept as {displaced}",
+            cur, run_id, result="published", published_schema_oid=cur.fetchone()[0],
+            detail="; ".join([f"the shadow of build run {build.run_id} is live v2 ({live})", *notes]),
+            backup_schema=backup if schema_exists(cur, backup) else None,
+            dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256, table_counts=row_counts(cur, live),
         )  # fmt: skip
+    return dump_path, notes
+
+
+@contextmanager
+def removed_on_failure(path: Path | None) -> Iterator[None]:
+    """A backup whose transaction fails is not listed in the ledger: remove it."""
+    try:
+        yield
+    except BaseException:
+        if path:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def rollback(*, force: bool = False, lock_wait: float = LOCK_WAIT) -> str:
+    """Make the newest backup schema live again; the replaced live schema is kept. Return the restored backup."""
+    with run_lock.one_run("rollback"):
+        with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
+            template = last_run(cur, ANY_RUN)
+            backups = schemas_like(cur, BACKUP_PREFIX)
+            if not backups:
+                raise lifeos_env.MigrationError(f"nothing to roll back to: there is no {BACKUP_PREFIX}* schema")
+            run_id = new_run(cur, "rollback", template)
+        live = template.schemas["live"]
+        work = partial(roll_back_in, backup=backups[0], template=template, run_id=run_id, force=force)
+        displaced = recorded(run_id, work, lock_wait, [live, backups[0]])
     console.print(f"rolled back: {backups[0]} is live v2 ({live}) again; the replaced one is kept as {displaced}")
     return backups[0]
 
 
-def insert_statements(cur: Cursor, schema: str, table: str, rows: sql.Composed) -> sql.Composed:
-    """Query of one `insert into <table> (...) values (...);` line per row of the query `rows`."""
+def roll_back_in(cur: Cursor, *, backup: str, template: Run, run_id: int, force: bool) -> str:
+    """The rollback transaction: guard, swap `backup` in; return the name the replaced live schema keeps."""
+    live = template.schemas["live"]
+    apps = app_objects(cur, live, backup, "rollback")
+    hold_live(cur, live, "rollback", force, apps.tables)
+    displaced = ROLLED_BACK_PREFIX + stamp()
+    swap_in(cur, backup, live, displaced, template.app_role, apps)
+    capture_changes(cur, live)  # a backup from before change capture gets it too
+    finish_run(
+        cur, run_id, result="rolled back", backup_schema=displaced, table_counts=row_counts(cur, live),
+        detail=f"{backup} is live v2 ({live}) again; the replaced live schema is kept as {displaced}",
+    )  # fmt: skip
+    return displaced
+
+
+def in_foreign_key_order(cur: Cursor, schema: str, names: list[str]) -> list[str]:
+    """`names`, each table after the tables of `schema` its foreign keys reference."""
     cur.execute(
-        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
-        " order by attnum",
-        (qualified(schema, table).as_string(cur),),
+        "select t.relname, r.relname from pg_constraint c"
+        " join pg_class t on t.oid = c.conrelid join pg_class r on r.oid = c.confrelid"
+        " where c.contype = 'f' and t.relnamespace = %s::regnamespace",
+        (sql.Identifier(schema).as_string(cur),),
     )
-    columns = [sql.Identifier(name) for (name,) in cur.fetchall()]
-    return sql.SQL("select format('insert into %I (%s) values (%s);', {}, {}, concat_ws(', ', {})) from ({}) t").format(
+    graph: dict[str, set[str]] = {name: set() for name in names}
+    for child, parent in cur.fetchall():
+        if child in graph and parent in graph and child != parent:
+            graph[child].add(parent)
+    return list(graphlib.TopologicalSorter(graph).static_order())
+
+
+def column_names(cur: Cursor, schema: str, table: str, *, key: bool = False) -> list[str]:
+    """The columns a statement can write (generated ones aside), or with key, the primary key's."""
+    cur.execute(
+        "select a.attname from pg_attribute a left join pg_index i on i.indrelid = a.attrelid and i.indisprimary"
+        " where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''"
+        " and (not %s or a.attnum = any(i.indkey)) order by a.attnum",
+        (qualified(schema, table).as_string(cur), key),
+    )
+    return [name for (name,) in cur.fetchall()]
+
+
+def upsert_statements(cur: Cursor, schema: str, table: str, rows: sql.Composed) -> sql.Composed:
+    """Query of one `insert ... on conflict (<primary key>) do update` line per row of the query `rows`:
+    a replay adds the rows the app created and puts back the ones it changed."""
+    columns, key = column_names(cur, schema, table), column_names(cur, schema, table, key=True)
+    listed = sql.SQL(", ").join(map(sql.Identifier, columns))
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(column)) for column in columns if column not in key
+    )
+    on_conflict = sql.SQL(" on conflict ({}) do {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, key)),
+        sql.SQL("update set {}").format(updates) if updates.seq else sql.SQL("nothing"),
+    )
+    return sql.SQL(
+        "select format('insert into %I (%s) values (%s)%s;', {}, {}, concat_ws(', ', {}), {}) from ({}) t"
+    ).format(
         sql.Literal(table),
-        sql.Literal(sql.SQL(", ").join(columns).as_string(cur)),
-        sql.SQL(", ").join(sql.SQL("quote_nullable(t.{})").format(column) for column in columns),
+        sql.Literal(listed.as_string(cur)),
+        sql.SQL(", ").join(sql.SQL("quote_nullable(t.{})").format(sql.Identifier(column)) for column in columns),
+        sql.Literal(on_conflict.as_string(cur) if key else ""),
         rows,
     )
 
@@ -675,33 +904,50 @@ def insert_statements(cur: Cursor, schema: str, table: str, rows: sql.Composed) 
 def export_changes(out: Path | None = None, schema: str | None = None) -> dict[str, tuple[int, int]]:
     """Write every row of live v2 (or `schema`) the app created, changed or deleted since its publish.
 
-    Into `out` (default: changes_<database>_<time> in the backups folder): <table>.csv of the rows created or
-    changed as they are now, <table>.deleted.csv of the rows deleted as they were (from the change log), both
-    with a header, and changes.sql, one INSERT per created or changed row and one DELETE per deleted row.
-    Return the rows per table: (created or changed, deleted).
+    Into the new private folder `out` (default: changes_<database>_<time> in the backups folder):
+    <table>.csv of the rows created or changed as they are now, <table>.deleted.csv of the rows deleted as
+    they were (from the change log), both with a header, and changes.sql, one transaction that replays them:
+    upserts in foreign-key order, then deletes in the reverse order. Return the rows per table: (created or
+    changed, deleted).
     """
     with closing(lifeos_env.connect(options=SESSION_OPTIONS)) as conn, conn.cursor() as cur:
         source = schema or last_run(cur, ANY_RUN).schemas["live"]
+        if not schema_exists(cur, source):
+            raise lifeos_env.MigrationError(f"there is no schema {source} to export from")
         changes = app_changes(cur, source)
         if not changes:
             console.print(f"no rows in schema {source} were created, changed or deleted since it was published")
             return changes
-        folder = out or backup_dir(None) / f"changes_{os.environ['PGDATABASE']}_{stamp()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / "changes.sql").open("w") as statements:
-            statements.write(f"-- the app's writes to schema {source} after the migration published it\n")
-            for table, (changed, deleted) in changes.items():
-                files = {"changed": (changed, f"{table}.csv"), "deleted": (deleted, f"{table}.deleted.csv")}
-                for kind, (count, name) in files.items():
-                    if count:
-                        query = written_rows(source, table, kind)
-                        with (folder / name).open("w") as csv:
-                            cur.copy_expert(sql.SQL("copy ({}) to stdout with (format csv, header)").format(query), csv)
-                        cur.execute(replay_statements(cur, source, table, query, kind))
-                        statements.writelines(line + "\n" for (line,) in cur.fetchall())
+        folder = private_folder(
+            out or backup_dir(None) / f"changes_{os.environ['PGDATABASE']}_{stamp()}",
+            "export folder",
+            "choose one with --out",
+        )
+        if any(folder.iterdir()):
+            raise lifeos_env.MigrationError(f"the folder {folder} is not empty: export into a new one")
+        try:
+            write_changes(cur, source, changes, folder)
+        except OSError as error:
+            raise lifeos_env.MigrationError(f"cannot write the export to {folder}: {error.strerror}") from error
     total = sum(changed + deleted for changed, deleted in changes.values())
     console.print(f"wrote {total} rows of schema {source} the app created, changed or deleted to {folder}")
     return changes
+
+
+def write_changes(cur: Cursor, source: str, changes: dict[str, tuple[int, int]], folder: Path) -> None:
+    """The CSV files, and changes.sql: one transaction that replays them all, or nothing."""
+    ordered = in_foreign_key_order(cur, source, list(changes))
+    steps = [(table, "changed", f"{table}.csv") for table in ordered if changes[table][0]]
+    steps += [(table, "deleted", f"{table}.deleted.csv") for table in reversed(ordered) if changes[table][1]]
+    with private_file(folder / "changes.sql", "w") as statements:
+        statements.write(f"-- the app's writes to schema {source} after the migration published it\nbegin;\n")
+        for table, kind, name in steps:
+            query = written_rows(source, table, kind)
+            with private_file(folder / name, "w") as csv:
+                cur.copy_expert(sql.SQL("copy ({}) to stdout with (format csv, header)").format(query), csv)
+            cur.execute(replay_statements(cur, source, table, query, kind))
+            statements.writelines(line + "\n" for (line,) in cur.fetchall())
+        statements.write("commit;\n")
 
 
 def written_rows(schema: str, table: str, kind: str) -> sql.Composed:
@@ -720,45 +966,153 @@ def written_rows(schema: str, table: str, kind: str) -> sql.Composed:
 
 
 def replay_statements(cur: Cursor, schema: str, table: str, rows: sql.Composed, kind: str) -> sql.Composed:
-    """Query of the SQL lines that replay the app's writes: `insert into <table> (...) values (...);` per
-    created or changed row, `delete from <table> where id = ...;` per deleted one."""
+    """Query of the SQL lines that replay the app's writes: an upsert per created or changed row,
+    `delete from <table> where id = ...;` per deleted one."""
     if kind == "deleted":
         return sql.SQL("select format('delete from %I where id = %L;', {}, t.id) from ({}) t").format(
             sql.Literal(table), rows
         )
-    return insert_statements(cur, schema, table, rows)
+    return upsert_statements(cur, schema, table, rows)
 
 
-def cleanup(*, yes: bool = False) -> list[str]:
+def kept_in(cur: Cursor, schema: str) -> str | None:
+    """The dump the ledger lists for backup schema `schema` (taken when it was replaced), if the file is intact."""
+    cur.execute(
+        sql.SQL(
+            "select dump_path, dump_sha256 from {} where backup_schema = %s and dump_path is not null"
+            " order by run_id desc limit 1"
+        ).format(meta("runs")),
+        (schema,),
+    )
+    found = cur.fetchone()
+    return found[0] if found and Path(found[0]).is_file() and sha256(Path(found[0])) == found[1] else None
+
+
+def cleanup_plan(cur: Cursor, schemas: dict[str, str]) -> dict[str, str | None]:
+    """Each schema clean-up would drop, with what keeps its rows; None: nothing yet, dump it first."""
+    rebuilt = "rebuilt by dbt build"
+    staging = {schemas["v1"]: "a copy of the v1 source", schemas["work"]: rebuilt, schemas["shadow"]: rebuilt}
+    plan: dict[str, str | None] = {
+        name: note for name, note in (staging | {TEST_FAILURES_SCHEMA: rebuilt}).items() if schema_exists(cur, name)
+    }
+    for name in schemas_like(cur, BACKUP_PREFIX) + schemas_like(cur, ROLLED_BACK_PREFIX):
+        dump = kept_in(cur, name)
+        plan[name] = f"kept in {dump}" if dump else None if holds_objects(cur, name) else "empty"
+    return plan
+
+
+def listing(plan: dict[str, str | None]) -> str:
+    return ", ".join(f"{name} ({kept or 'dumped first'})" for name, kept in plan.items())
+
+
+def confirm(question: str) -> None:
+    try:
+        answer = input(question)
+    except EOFError:
+        raise lifeos_env.MigrationError("there is no terminal to ask on: pass --yes to clean up") from None
+    if answer.strip() != "yes":
+        raise lifeos_env.MigrationError("clean-up cancelled; nothing was dropped")
+
+
+def cleanup(*, yes: bool = False, backup_to: Path | None = None, lock_wait: float = LOCK_WAIT) -> dict[str, str]:
     """Drop the v1 copy, v2_work, dbt's test failures, the shadow and every backup schema, once v2 is live.
 
-    Return the schemas dropped.
+    A backup or rolled-back schema whose rows no intact dump of the ledger holds is dumped first.
+    Return each schema dropped, with what keeps its rows.
     """
-    with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
-        template = last_run(cur, ANY_RUN)
-        schemas = template.schemas
-        if not tables(cur, schemas["live"]):
-            raise lifeos_env.MigrationError(f"live v2 (schema {schemas['live']}) is empty: publish before cleaning up")
-        staging = (schemas["v1"], schemas["work"], schemas["shadow"], TEST_FAILURES_SCHEMA)
-        doomed = [name for name in staging if schema_exists(cur, name)]
-        doomed += schemas_like(cur, BACKUP_PREFIX) + schemas_like(cur, ROLLED_BACK_PREFIX)
-        if not doomed:
-            console.print("nothing to clean up")
-            return doomed
-        question = f"Drop schemas {', '.join(doomed)} with everything in them? Type yes to go on: "
-        if not yes and input(question).strip() != "yes":
-            raise lifeos_env.MigrationError("clean-up cancelled; nothing was dropped")
-        run_id = new_run(cur, "cleanup", template)
-    with recorded(run_id) as cur:
-        for name in doomed:
+    with run_lock.one_run("cleanup"):
+        with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
+            template = last_run(cur, ANY_RUN)
+            schemas = template.schemas
+            if not tables(cur, schemas["live"]):
+                raise lifeos_env.MigrationError(
+                    f"live v2 (schema {schemas['live']}) is empty: publish before cleaning up"
+                )
+            plan = cleanup_plan(cur, schemas)
+            if not plan:
+                console.print("nothing to clean up")
+                return {}
+            if not yes:
+                confirm(f"Drop schemas {listing(plan)} with everything in them? Type yes to go on: ")
+            run_id = new_run(cur, "cleanup", template)
+        done = recorded(
+            run_id, partial(drop_schemas, plan=plan, run_id=run_id, backup_to=backup_to), lock_wait, list(plan)
+        )
+    console.print(f"dropped {listing(done)}")
+    return done
+
+
+def drop_schemas(cur: Cursor, *, plan: dict[str, str | None], run_id: int, backup_to: Path | None) -> dict[str, str]:
+    """The clean-up transaction: dump what no dump keeps yet, then drop the schemas of `plan`."""
+    unkept = [name for name, kept in plan.items() if kept is None]
+    dump_path, dump_sha256 = (
+        dump_schemas(cur, unkept, backup_dir(backup_to), f"cleanup_{stamp()}") if unkept else (None, None)
+    )
+    with removed_on_failure(dump_path):
+        done = {name: kept or f"kept in {dump_path}" for name, kept in plan.items()}
+        for name in done:
             cur.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
         lifeos_env.create_meta_tables(cur, "changes")
         cur.execute(
             sql.SQL("delete from {} where schema_oid not in (select oid from pg_namespace)").format(meta("changes"))
         )
-        finish_run(cur, run_id, result="cleaned up", detail="dropped " + ", ".join(doomed))
-    console.print(f"dropped {', '.join(doomed)}")
-    return doomed
+        finish_run(
+            cur, run_id, result="cleaned up", detail="dropped " + listing(done),
+            dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256,
+        )  # fmt: skip
+    return done
+
+
+def add_lock_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=LOCK_WAIT,
+        metavar="SECONDS",
+        help=f"give up after this long waiting for the app's locks, in tries of {LOCK_TRY} (default {LOCK_WAIT:g})",
+    )
+
+
+def restore_backup(dump: Path, database: str) -> dict[str, int]:
+    """Restore a backup or clean-up dump into the new database `database` on the target server, in one
+    transaction; return the rows per restored table. A restore that fails leaves no database behind."""
+    if not dump.is_file():
+        raise lifeos_env.MigrationError(f"there is no backup file {dump}")
+    with closing(lifeos_env.connect(dbname="postgres")) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from pg_database where datname = %s", (database,))
+        if cur.fetchone()[0]:
+            raise lifeos_env.MigrationError(f"database {database} already exists: restore into a new one")
+        major = server_major(conn)
+    # The dump creates its schemas, `public` too, which every new database already has: leave that one out, and
+    # the triggers that record the app's writes in the ledger (scripts/publish capture_changes): not restored.
+    listed = [
+        line
+        for line in run_client("pg_restore", "--list", str(dump)).splitlines()
+        if line.split()[3:6] != ["SCHEMA", "-", "public"] and f" {CAPTURE_TRIGGER}_" not in line
+    ]
+    lifeos_env.create_database(database)
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".list") as listing:
+            listing.write("\n".join(listed) + "\n")
+            listing.flush()
+            run_client(
+                "pg_restore", "--single-transaction", "--exit-on-error", f"--use-list={listing.name}",
+                f"--dbname={database}", str(dump), major=major,
+            )  # fmt: skip
+    except BaseException:
+        lifeos_env.drop_database(database)
+        raise
+    with closing(lifeos_env.connect(dbname=database)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " where c.relkind in ('r', 'p') and n.nspname !~ '^(pg_|information_schema)'"
+        )
+        counts = {}
+        for schema, table in cur.fetchall():
+            cur.execute(sql.SQL("select count(*) from {}").format(qualified(schema, table)))
+            counts[f"{schema}.{table}"] = cur.fetchone()[0]
+    console.print(f"restored {dump} into database {database}: {len(counts)} tables, {sum(counts.values())} rows")
+    return counts
 
 
 def add_app_role_option(parser: argparse.ArgumentParser, description: str) -> None:
@@ -783,22 +1137,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     rolling = commands.add_parser("rollback", help="make the newest backup schema live again")
     rolling.add_argument("--force", action="store_true", help="roll back over rows the app changed")
-    exporting = commands.add_parser("export-changes", help="write the app's writes since the publish, as CSV and SQL")
+    for waiting in (publishing, rolling):
+        add_lock_wait(waiting)
+    exporting = commands.add_parser("export-changes", help="write the rows the app created or changed, as CSV and SQL")
     exporting.add_argument("--out", type=Path, help="folder to write (default: under the backups folder)")
     exporting.add_argument("--schema", help="schema to export from (default: live v2)")
     cleaning = commands.add_parser("cleanup", help="drop the staging, shadow and backup schemas")
     cleaning.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    cleaning.add_argument("--backup-dir", type=Path, help="folder of the dumps of backup schemas no dump holds yet")
+    add_lock_wait(cleaning)
+    restoring = commands.add_parser("restore-backup", help="restore a backup dump into a new database")
+    restoring.add_argument("dump", type=Path, metavar="FILE", help="a dump the ledger lists (dump_path)")
+    restoring.add_argument("--into", required=True, metavar="DATABASE", help="the new database to restore into")
     args = parser.parse_args(argv)
+    lifeos_env.stop_on_signals()
     try:
         lifeos_env.ensure_target()
         if args.command == "publish":
-            publish(force=args.force, backup_to=args.backup_dir, allow_shrink=args.allow_shrink, app_role=args.app_role)
+            publish(
+                force=args.force, backup_to=args.backup_dir, allow_shrink=args.allow_shrink, app_role=args.app_role,
+                lock_wait=args.lock_wait,
+            )  # fmt: skip
         elif args.command == "rollback":
-            rollback(force=args.force)
+            rollback(force=args.force, lock_wait=args.lock_wait)
         elif args.command == "export-changes":
             export_changes(args.out, args.schema)
+        elif args.command == "cleanup":
+            cleanup(yes=args.yes, backup_to=args.backup_dir, lock_wait=args.lock_wait)
         else:
-            cleanup(yes=args.yes)
+            restore_backup(args.dump, args.into)
     except lifeos_env.MigrationError as error:
         console.print(f"[red]{args.command} failed: {error}[/red]")
         return 1
