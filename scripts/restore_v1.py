@@ -48,6 +48,7 @@ import generate_sample
 import lifeos_env
 
 SOURCES_YML = lifeos_env.ROOT / "models" / "staging" / "v1" / "_v1__sources.yml"
+V1_SCHEMA = lifeos_env.dbt_var("v1_schema")
 SAMPLE_DUMP = lifeos_env.ROOT / "sample" / "life_os_v1_backup.sql"
 # The blob inventory, Supabase Storage's tables: target -> (name in schema storage, the columns the files step
 # needs, the types of all the columns Supabase gives them, for dumps without DDL such as CLI data dumps).
@@ -911,7 +912,7 @@ def warn_emptied(cur: psycopg2.extensions.cursor, schema: str, counts: list[tupl
     return warnings
 
 
-def restore(dump: Path | None = None, dsn: str | None = None, schema: str = "v1") -> dict[str, int]:
+def restore(dump: Path | None = None, dsn: str | None = None, schema: str = V1_SCHEMA) -> dict[str, int]:
     """Restore v1 from a dump file or a live database into `schema`, atomically; return rows per table."""
     tables = contract()
     listing = inspect(Path(dump)) if dsn is None else None
@@ -963,7 +964,9 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("dump", nargs="?", type=Path, help="the pg_dump file (plain, custom, tar, directory, CLI)")
     source.add_argument("--from-dsn", metavar="DSN", help="read a live v1 database instead (read-only session)")
-    parser.add_argument("--schema", default="v1", help="the schema to restore into (dbt var v1_schema, default v1)")
+    parser.add_argument(
+        "--schema", default=V1_SCHEMA, help=f"the schema to restore into (dbt var v1_schema, default {V1_SCHEMA})"
+    )
     args = parser.parse_args(argv)
     try:
         lifeos_env.ensure_target()
