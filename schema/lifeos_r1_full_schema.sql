@@ -2392,14 +2392,14 @@ COMMENT ON COLUMN public.context_types.sort_order IS 'Display order, 10, 20, 30 
 -- Name: COLUMN context_types.created_at; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.context_types.created_at IS 'When the row was created; the time of the migration for migrated rows (v1 had none).';
+COMMENT ON COLUMN public.context_types.created_at IS 'When the row was created; for migrated rows the start of v1 (its earliest domain), as v1 kept none.';
 
 
 --
 -- Name: COLUMN context_types.updated_at; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.context_types.updated_at IS 'The time of the migration for migrated rows, then kept current by trigger context_types_set_updated_at.';
+COMMENT ON COLUMN public.context_types.updated_at IS 'Equal to created_at for migrated rows, then kept current by trigger context_types_set_updated_at.';
 
 
 --

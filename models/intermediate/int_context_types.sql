@@ -22,6 +22,20 @@ defaults as (
 
 ),
 
+domains as (
+
+    select * from {{ ref('stg_v1__domains') }}
+
+),
+
+v1_start as (
+
+    -- v1 kept no timestamps for context types: they date from the start of
+    -- the person's v1 (its first domain), so a re-migration gives the same rows
+    select coalesce(min(created_at), timestamptz 'epoch') as created_at from domains
+
+),
+
 checked as (
 
     select
@@ -63,6 +77,16 @@ all_types as (
 
 ),
 
+dated as (
+
+    select
+        all_types.*,
+        v1_start.created_at
+    from all_types
+    cross join v1_start
+
+),
+
 final as (
 
     select
@@ -72,12 +96,12 @@ final as (
         is_system,
         true as is_active,
         {{ sort_order(order_by='reject_rule is not null, is_system desc nulls last, value, id') }} as sort_order,
-        now() as created_at,
-        now() as updated_at,
+        created_at,
+        created_at as updated_at,
         reject_rule,
         reject_detail,
         null::text as adjustment
-    from all_types
+    from dated
 
 )
 
