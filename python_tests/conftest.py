@@ -89,10 +89,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def target_server(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The server under test; blobs and backups of the whole run (every worker) go to one temporary folder."""
+    """The server under test; backups of the whole run (every worker) go to one temporary folder, blobs to one
+    storage root per worker (a migration holds its root, so two workers' runs must not share one)."""
     base = tmp_path_factory.getbasetemp()
     sandbox = (base.parent if WORKER != "main" else base) / "lifeos"
-    os.environ["LIFEOS_STORAGE_ROOT"] = str(sandbox / "files")
+    os.environ["LIFEOS_STORAGE_ROOT"] = str(sandbox / f"files_{WORKER}")
     os.environ["LIFEOS_BACKUP_DIR"] = str(sandbox / "backups")
     return lifeos_env.ensure_target()
 

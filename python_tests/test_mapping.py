@@ -128,9 +128,13 @@ def test_contract_is_in_the_catalog(sample_db: Cursor) -> None:
         ("files", "files_capture_id_fkey"): foreign_key("capture_id", "capture", "SET NULL"),
         ("notes", "notes_task_id_fkey"): foreign_key("task_id", "tasks", "SET NULL"),
         ("bookmarks", "bookmarks_project_id_fkey"): foreign_key("project_id", "projects", "SET NULL"),
-        ("context_types", "context_types_value_key"): "UNIQUE (value)",
     }
     assert {key: catalog.get(key) for key in expected} == expected
+    # a value is unique among active types only (issue 17): a soft-deleted one can be re-created
+    sample_db.execute("select pg_get_indexdef('public.context_types_value_key'::regclass)")
+    assert sample_db.fetchone()[0].endswith(
+        "UNIQUE INDEX context_types_value_key ON public.context_types USING btree (value) WHERE is_active"
+    )
     for table in V1_TO_V2.values():
         assert catalog.get((table, f"{table}_pkey")) == "PRIMARY KEY (id)"
     sample_db.execute(

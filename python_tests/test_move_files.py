@@ -22,6 +22,7 @@ import lifeos_env
 import migrate
 import move_files
 import restore_v1
+import run_lock
 
 KEY = "sb-service-key-7f3a9c-DO-NOT-PRINT"
 FAST = {"retries": 3, "backoff": 0.01}
@@ -398,12 +399,11 @@ def test_a_read_only_or_busy_storage_root_is_one_clear_line(fresh_database: str,
     assert (code, output) == (1, f"files step failed: storage root {root}: cannot write there ({READ_ONLY}); choose"
                                  " another --storage-root\n")  # fmt: skip
     assert list(root.iterdir()) == []
-    with move_files.claimed(root):  # a files step under way on the same root
+    with run_lock.storage_lock("files", root):  # a files step under way on the same root
         code, output = run_cli("--files-from", str(staging), "--storage-root", str(root))
-    assert (code, output) == (
-        1,
-        f"files step failed: storage root {root}: another files step is writing there; wait for it to finish\n",
-    )
+    assert code == 1 and output.count("\n") == 1
+    assert output.startswith(f"files step failed: another run is using the storage root {root}: lifeos files pid ")
+    assert output.endswith(" UTC; wait for it to end\n")
     assert list(root.iterdir()) == []
     assert run_cli("--files-from", str(staging), "--storage-root", str(root))[0] == 0
     assert (root / "ok.txt").read_bytes() == b"ok"

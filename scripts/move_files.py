@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import fcntl
 import hashlib
 import itertools
 import json
@@ -555,13 +554,8 @@ class Mover:
                 raise
 
 
-@contextmanager
-def claimed(root: Path) -> Iterator[None]:
-    """The storage root, made (0750) if missing, proven writable, and held by this run alone.
-
-    The hold is an exclusive flock on the root folder itself (no lock file to leave behind): a second files
-    step on the same root stops at once instead of sweeping away the first one's temporary files.
-    """
+def make_writable(root: Path) -> None:
+    """The storage root, made (0750) if missing and proven writable. The run holds it (run_lock), not this step."""
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -572,21 +566,10 @@ def claimed(root: Path) -> Iterator[None]:
         probe = root / f".lifeos-{secrets.token_hex(8)}.part"
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         probe.unlink()
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
         raise lifeos_env.MigrationError(
             f"storage root {root}: cannot write there ({error.strerror}); choose another --storage-root"
         ) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise lifeos_env.MigrationError(
-                f"storage root {root}: another files step is writing there; wait for it to finish"
-            ) from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def write_manifest(entries: list[Entry], json_path: Path) -> None:
@@ -634,14 +617,14 @@ def move(
         entries = plan(source, root, bucket)
         print_entries(f"plan: {len(entries)} blobs into {root} (dry run, nothing copied)", entries)
         return entries
-    with claimed(root):
-        return move_all(source, root, bucket, concurrency, manifest_json, retries, backoff)
+    make_writable(root)
+    return move_all(source, root, bucket, concurrency, manifest_json, retries, backoff)
 
 
 def move_all(
     source: Source, root: Path, bucket: str, concurrency: int, manifest_json: Path, retries: int, backoff: float
 ) -> list[Entry]:
-    """Plan and move every blob into the claimed root, write the manifest; raise when a blob could not be moved."""
+    """Plan and move every blob into the writable root, write the manifest; raise when a blob could not be moved."""
     entries = plan(source, root, bucket)
     to_move = [e for e in entries if e.status in ("copy", "orphan")]
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())

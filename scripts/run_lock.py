@@ -22,7 +22,7 @@ from psycopg2 import sql
 import lifeos_env
 
 LOCK_KEY = 0x4C6966654F5332  # "LifeOS2": the session-level advisory lock of a run
-LOCK_FILE = ".lifeos-run.lock"
+LOCK_FILE = ".lifeos-run.lock"  # <parent of the root>/.<root name>.lifeos-run.lock
 _held: set[str] = set()  # the locks this process holds: a nested step (migrate -> publish) goes on under them
 
 
@@ -98,11 +98,15 @@ def close_open_runs(cur: psycopg2.extensions.cursor, why: str) -> None:
 
 @contextmanager
 def storage_lock(command: str, root: Path) -> Iterator[None]:
+    """Hold the storage root through its lock file, which sits beside the root (never among the blobs)."""
+    root = Path(os.path.abspath(root))
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = (root / LOCK_FILE).open("a+")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        lock = (root.parent / f".{root.name}{LOCK_FILE}").open("a+")
     except OSError as error:
-        raise lifeos_env.MigrationError(f"cannot lock the storage root {root}: {error.strerror}") from error
+        raise lifeos_env.MigrationError(
+            f"storage root {root}: cannot lock it ({error.strerror}); choose another --storage-root"
+        ) from None
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
