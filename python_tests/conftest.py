@@ -18,6 +18,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import psycopg2
 import psycopg2.extensions
@@ -87,6 +88,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         template_lock(session.config).unlink(missing_ok=True)
 
 
+# the storage root of the template's blobs: its copies' files.storage_path point there (set by target_server)
+TEMPLATE_STORAGE: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def target_server(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The server under test; backups of the whole run (every worker) go to one temporary folder, blobs to one
@@ -94,6 +99,7 @@ def target_server(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     base = tmp_path_factory.getbasetemp()
     sandbox = (base.parent if WORKER != "main" else base) / "lifeos"
     os.environ["LIFEOS_STORAGE_ROOT"] = str(sandbox / f"files_{WORKER}")
+    TEMPLATE_STORAGE["LIFEOS_STORAGE_ROOT"] = str(sandbox / "files_template")
     os.environ["LIFEOS_BACKUP_DIR"] = str(sandbox / "backups")
     return lifeos_env.ensure_target()
 
@@ -120,7 +126,7 @@ def sample_template(request: pytest.FixtureRequest) -> str:
                 return name
         building = new_database()
         try:
-            with lifeos_env.using_database(building):
+            with lifeos_env.using_database(building), mock.patch.dict(os.environ, TEMPLATE_STORAGE):
                 assert migrate.main(["--sample"]) == 0
         except BaseException:
             drop_database(building)

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.errors
 import pytest
-from conftest import drop_database, new_database
+from conftest import TEMPLATE_STORAGE, drop_database, new_database
 from psycopg2 import sql
 
 import lifeos_env
@@ -36,6 +36,7 @@ def published(sample_copy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     """A database of the test's own with the sample migrated and published once (a copy of the run's
     migration: scripts/migrate --sample); backups go to tmp_path/backups."""
     monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
+    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", TEMPLATE_STORAGE["LIFEOS_STORAGE_ROOT"])  # where the copy's blobs are
     monkeypatch.setenv("PGPASSWORD", SECRET)  # the servers trust local users: a password that must never be shown
     return sample_copy
 
