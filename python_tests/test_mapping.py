@@ -17,7 +17,7 @@ from urllib.parse import quote
 import psycopg2
 import psycopg2.extensions
 import pytest
-from conftest import drop_database, new_database
+from conftest import TEMPLATE_STORAGE, drop_database, new_database
 from psycopg2 import sql
 
 import generate_sample
@@ -57,7 +57,7 @@ def test_file_paths_are_the_bucket_keys_of_every_shape(sample_db: Cursor) -> Non
     generator = generate_sample.Generator(scale=1)
     generator.tables()
     sample_db.execute("select storage_path from public.files")
-    root = lifeos_env.storage_root()  # what dbt's var storage_root read during the migration
+    root = TEMPLATE_STORAGE["LIFEOS_STORAGE_ROOT"]  # what dbt's var storage_root read during the migration
     assert sorted(path for (path,) in sample_db.fetchall()) == sorted(f"{root}/{key}" for key in generator.blobs)
     sample_db.execute("select count(distinct substring(storage_path from '/object/([a-z]+)/')) from v1.files")
     assert sample_db.fetchone() == (3,)  # the sample holds public, authenticated and signed URLs
