@@ -764,8 +764,6 @@ def publish(
             run_id, partial(publish_in, build=build, run_id=run_id, **options), lock_wait, [live]
         )
     console.print(f"published schema {shadow} as live v2 ({live})" + (f"; backup {dump_path}" if dump_path else ""))
-    for note in notes:
-        console.print(f"[yellow]note: {note}[/yellow]", markup=True, highlight=False)
     return notes
 
 
@@ -1154,10 +1152,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lifeos_env.ensure_target()
         if args.command == "publish":
-            publish(
+            notes = publish(
                 force=args.force, backup_to=args.backup_dir, allow_shrink=args.allow_shrink, app_role=args.app_role,
                 lock_wait=args.lock_wait,
             )  # fmt: skip
+            for note in notes:  # scripts/migrate prints them with its report instead (report.note)
+                console.print(f"[yellow]note: {note}[/yellow]", markup=True, highlight=False)
         elif args.command == "rollback":
             rollback(force=args.force, lock_wait=args.lock_wait)
         elif args.command == "export-changes":
