@@ -9,9 +9,14 @@
                                run without it)
     meta_schema_changes        the log of the app's writes to a published schema, one row
                                per inserted, updated or deleted row (schema oids survive
-                               renames), and the trigger function that fills it, which runs
-                               as its owner so the app's role needs no right on the ledger
+                               renames), with the row as it was before an update or delete,
+                               and the trigger function that fills it, which runs as its
+                               owner so the app's role needs no right on the ledger
                                (scripts/publish.py)
+    meta_schema_carry_forward  what `scripts/migrate --carry-forward` merged of the app's
+                               writes into a shadow (carried) and what it could not
+                               (conflicts): with the ledger, by every build, because the
+                               validation tests read carried (scripts/carry_forward.py)
   They are plain Jinja on the quoted schema name, nothing of dbt: the scripts render
   them with lifeos_env.create_meta_tables.
 #}
@@ -43,6 +48,7 @@
     comment on column {{ meta }}.runs.build_run_id is 'of a publish: the build whose shadow it published';
     comment on table {{ meta }}.runs is
         'One row per migration run: dbt build/run of v2 into the shadow schema, publish, rollback, cleanup.';
+    {{ meta_schema_carry_forward(meta) }}
     create table if not exists {{ meta }}.accepted_losses (
         run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
         v1_table text not null,
@@ -98,8 +104,13 @@
         row_id text,
         operation text not null,
         changed_at timestamptz not null default clock_timestamp(),
-        old_row jsonb
+        old_row jsonb,
+        merged_into bigint
     );
+    alter table {{ meta }}.changes add column if not exists merged_into bigint;  -- a log of an older version
+    comment on column {{ meta }}.changes.old_row is 'the row before an update or delete (null for an insert)';
+    comment on column {{ meta }}.changes.merged_into is
+        'the build (runs.run_id) whose shadow scripts/migrate --carry-forward merged this write into';
     create index if not exists changes_lookup_idx on {{ meta }}.changes (schema_oid, table_name, row_id);
     comment on table {{ meta }}.changes is
         'Every insert, update and delete the app made on a published schema: what publish and rollback guard.';
@@ -111,7 +122,16 @@
             insert into {{ meta }}.changes (schema_oid, table_name, row_id, operation, old_row)
             select c.relnamespace, tg_table_name, to_jsonb(o) ->> 'id', tg_op, to_jsonb(o)
             from old_rows o, pg_class c where c.oid = tg_relid;
-        else
+        elsif tg_op = 'UPDATE' and (select tgoldtable from pg_trigger where tgrelid = tg_relid and tgname = tg_name)
+            is not null then
+            -- paired by id: a row whose id changed is a delete of the old id and an insert of the new one
+            insert into {{ meta }}.changes (schema_oid, table_name, row_id, operation, old_row)
+            select c.relnamespace, tg_table_name, coalesce(n.id, o.id),
+                case when o.id is null then 'INSERT' when n.id is null then 'DELETE' else tg_op end, o.old_row
+            from (select to_jsonb(n) ->> 'id' as id from new_rows n) as n
+            full join (select to_jsonb(o) ->> 'id' as id, to_jsonb(o) as old_row from old_rows o) as o on o.id = n.id
+            cross join pg_class c where c.oid = tg_relid;
+        else  -- an insert, or an update trigger of an older version, which has no old rows
             insert into {{ meta }}.changes (schema_oid, table_name, row_id, operation)
             select c.relnamespace, tg_table_name, to_jsonb(n) ->> 'id', tg_op
             from new_rows n, pg_class c where c.oid = tg_relid;
@@ -119,4 +139,37 @@
         return null;
     end
     $body$;
+{% endmacro %}
+
+{% macro meta_schema_carry_forward(meta) %}
+    create schema if not exists {{ meta }};
+    create table if not exists {{ meta }}.carried (
+        build_run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
+        schema_oid oid not null,
+        table_name text not null,
+        row_id text not null,
+        action text not null check (action in ('inserted', 'updated', 'deleted'))
+    );
+    create index if not exists carried_lookup_idx on {{ meta }}.carried (schema_oid, table_name, row_id);
+    comment on table {{ meta }}.carried is
+        'Each row of the app''s that scripts/migrate --carry-forward merged into a shadow (schema_oid: its oid,'
+        ' which it keeps when published), and how. The v1 checks (tests/generic/) read it: these rows are the'
+        ' app''s, not v1''s.';
+    create table if not exists {{ meta }}.conflicts (
+        conflict_id bigint generated always as identity primary key,
+        build_run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
+        table_name text not null,
+        row_id text not null,
+        reason text not null,
+        columns text[],
+        app_version jsonb,
+        v1_version jsonb,
+        published_version jsonb,
+        recorded_at timestamptz not null default now()
+    );
+    comment on table {{ meta }}.conflicts is
+        'Each write of the app''s to live v2 that scripts/migrate --carry-forward did not merge into the shadow of'
+        ' build build_run_id, with why: app_version is the row in live v2 (null: the app deleted it), v1_version'
+        ' the row in the new shadow (null: not there), published_version the row as last published.';
+    comment on column {{ meta }}.conflicts.columns is 'the columns both sides changed to different values';
 {% endmacro %}

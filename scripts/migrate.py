@@ -9,7 +9,10 @@ passed; nothing is published after a failed step.
 Known losses (rows v2 rejects, blobs missing at the source) stop the run
 before publishing, each named, unless --accept-rejects accepts them on purpose.
 --no-publish stops after the report (a rehearsal): `scripts/publish publish`
-publishes that build later.
+publishes that build later. When the app wrote to live v2 since the last
+publish, the publish stops, unless --carry-forward merges the app's writes into
+the new build first (scripts/carry_forward.py), tests it again, and publishes
+it with the conflicts listed in the report.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from psycopg2 import sql
 from rich.console import Console
 
+import carry_forward
 import generate_sample
 import lifeos_env
 import make_supabase_dump
@@ -34,6 +38,7 @@ import restore_v1
 import run_lock
 
 console = Console(soft_wrap=True)  # a one-line message stays one line
+CARRY_TRIES = 3  # merges, each followed by a publish that finds the app wrote in between, before giving up
 
 
 def dbt(*args: str) -> None:
@@ -105,8 +110,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="rehearsal: stop after the report; the build stays publishable with `scripts/publish publish`",
     )
+    parser.add_argument(
+        "--carry-forward",
+        action="store_true",
+        help="merge the rows the app created, changed or deleted in live v2 into the new v2 before publishing;"
+        " what conflicts is left out and listed in the report and lifeos_migration.conflicts",
+    )
     publish.add_lock_wait(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.carry_forward and args.no_publish:
+        parser.error("--carry-forward merges the app's writes into a build it publishes: drop --no-publish")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +171,55 @@ def migrate(args: argparse.Namespace) -> None:
             soft_wrap=True,
         )
         return
-    report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
+    if not args.carry_forward:
+        report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
+        return
+    for attempt in range(1, CARRY_TRIES + 1):
+        reconciled = carry_app_writes(dbt_vars | app_role_var(args), reconciled)
+        try:
+            report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
+            return
+        except publish.LateChanges:
+            if attempt == CARRY_TRIES:
+                raise
+            console.print("the app wrote to live v2 during the carry-forward: carrying its new writes forward too")
+
+
+def carry_app_writes(dbt_vars: dict[str, object], reconciled: report.Report) -> report.Report:
+    """Merge the app's writes to live v2 (those not merged yet) into the shadow of the last build, and when
+    anything changed, run the tests on the merged shadow again; return its report."""
+    with lifeos_env.transaction() as cur:
+        build = publish.last_run(cur, publish.BUILDS)
+    merged = carry_forward.merge(build)
+    if not (merged.carried or merged.conflicts):
+        return reconciled
+    try:
+        dbt(
+            "test", "--exclude-resource-type", "unit_test",
+            "--vars", json.dumps(dbt_vars | {"v2_schema": build.schemas["shadow"]}),
+        )  # fmt: skip
+        reconciled = report.run()
+    except lifeos_env.MigrationError as error:
+        with lifeos_env.transaction() as cur:  # the merged shadow is no longer publishable
+            cur.execute(
+                sql.SQL("update {} set result = 'build failed', detail = %s where run_id = %s").format(
+                    publish.meta("runs")
+                ),
+                (f"the tests failed on the shadow after carrying the app's writes forward: {error}", build.run_id),
+            )
+        raise
+    carried = "; ".join(
+        f"{table} " + ", ".join(f"{rows} {action}" for action, rows in actions.items())
+        for table, actions in merged.carried.items()
+    )
+    notes = [f"carried the app's writes to live v2 forward: {carried or 'none'}"]
+    if merged.conflicts:
+        notes.append(
+            f"{len(merged.conflicts)} of the app's writes conflict with v1's and were not carried forward: listed"
+            " in the report's conflicts and in lifeos_migration.conflicts, with both versions"
+        )
+    report.note(reconciled, notes)
+    return reconciled
 
 
 def app_role_var(args: argparse.Namespace) -> dict[str, str]:

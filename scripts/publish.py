@@ -80,6 +80,10 @@ class ChangesWouldBeLost(lifeos_env.MigrationError):
     """Live v2 holds rows the app created, changed or deleted since the last publish."""
 
 
+class LateChanges(ChangesWouldBeLost):
+    """The app wrote to live v2 after its writes were merged into the shadow (scripts/migrate --carry-forward)."""
+
+
 class WouldShrink(ChangesWouldBeLost):
     """The new v2 has far fewer rows than live v2 in a migrated table: rows would leave v2."""
 
@@ -264,7 +268,11 @@ def published_by(cur: Cursor, schema: str) -> int | None:
 def capture_changes(cur: Cursor, schema: str) -> None:
     """Record every insert, update and delete on the tables of `schema` but the derived ones in the change log."""
     lifeos_env.create_meta_tables(cur, "changes")
-    events = {"insert": "new table as new_rows", "update": "new table as new_rows", "delete": "old table as old_rows"}
+    events = {
+        "insert": "new table as new_rows",
+        "update": "old table as old_rows new table as new_rows",
+        "delete": "old table as old_rows",
+    }
     for table in tables(cur, schema):
         if table in DERIVED:
             continue
@@ -283,19 +291,26 @@ def capture_changes(cur: Cursor, schema: str) -> None:
             )
 
 
-def net_changes(schema: str) -> sql.Composed:
-    """Query of each row of `schema` the app wrote since the schema was published, once, with its table, id,
-    kind ('changed': created or updated, and still there; 'deleted': published, now gone) and, when deleted,
-    the row as it was. A row the app created and deleted again is not in it."""
+def net_changes(schema: str, unmerged_by: int | None = None) -> sql.Composed:
+    """Query of each row of `schema` the app wrote since the schema was published (with `unmerged_by`, a build's
+    run id: not yet merged into its shadow), once, with its table, id, kind ('changed': created or updated, and
+    still there; 'deleted': published, now gone) and, when deleted, the row as it was. A row the app created and
+    deleted again is not in it."""
     return sql.SQL(
         "select table_name, row_id, case when last_op = 'DELETE' then 'deleted' else 'changed' end as kind, old_row"
         " from (select table_name, row_id, (array_agg(operation order by change_id))[1] as first_op,"
         " (array_agg(operation order by change_id desc))[1] as last_op,"
         " (array_agg(old_row order by change_id desc))[1] as old_row"
         " from {changes} where schema_oid = (select oid from pg_namespace where nspname = {schema})"
-        " group by table_name, row_id) as written"
+        " {unmerged} group by table_name, row_id) as written"
         " where not (first_op = 'INSERT' and last_op = 'DELETE')"
-    ).format(changes=meta("changes"), schema=sql.Literal(schema))
+    ).format(
+        changes=meta("changes"),
+        schema=sql.Literal(schema),
+        unmerged=sql.SQL("and merged_into is distinct from {}").format(sql.Literal(unmerged_by))
+        if unmerged_by
+        else sql.SQL(""),
+    )
 
 
 def row_counts(cur: Cursor, schema: str) -> dict[str, int]:
@@ -307,23 +322,27 @@ def row_counts(cur: Cursor, schema: str) -> dict[str, int]:
     return counts
 
 
-def app_changes(cur: Cursor, schema: str) -> dict[str, tuple[int, int]]:
-    """Per table of `schema` the app wrote since it was published: the rows it created or changed, and deleted."""
+def app_changes(cur: Cursor, schema: str, unmerged_by: int | None = None) -> dict[str, tuple[int, int]]:
+    """Per table of `schema` the app wrote since it was published (with `unmerged_by`: not merged into that
+    build's shadow): the rows it created or changed, and deleted."""
     cur.execute("select to_regclass(%s) is not null", (meta("changes").as_string(cur),))
     if not cur.fetchone()[0]:
         return {}
+    if unmerged_by:
+        lifeos_env.create_meta_tables(cur, "changes")  # a log of an older version gets merged_into
     cur.execute(
         sql.SQL(
             "select table_name, count(*) filter (where kind = 'changed'), count(*) filter (where kind = 'deleted')"
             " from ({}) as net group by table_name order by table_name"
-        ).format(net_changes(schema))
+        ).format(net_changes(schema, unmerged_by))
     )
     return {table: (changed, deleted) for table, changed, deleted in cur.fetchall()}
 
 
-def hold_live(cur: Cursor, live: str, action: str, force: bool, carried: list[str]) -> None:
+def hold_live(cur: Cursor, live: str, action: str, force: bool, carried: list[str], build: int | None = None) -> None:
     """Lock the live tables against writes (reads go on), then refuse if the app changed any that do not
-    stay live (the app's own tables, `carried`, do)."""
+    stay live (the app's own tables, `carried`, do) and that scripts/migrate --carry-forward did not merge
+    into the shadow of `build` (a publish's build run id)."""
     live_tables = tables(cur, live)
     if live_tables:
         cur.execute(
@@ -331,7 +350,12 @@ def hold_live(cur: Cursor, live: str, action: str, force: bool, carried: list[st
                 sql.SQL(", ").join(qualified(live, table) for table in live_tables)
             )
         )
-    changes = {table: rows for table, rows in app_changes(cur, live).items() if table not in carried}
+    changes = {table: rows for table, rows in app_changes(cur, live, build).items() if table not in carried}
+    if changes and not force and build and merged_any(cur, live, build):
+        raise LateChanges(
+            f"the app wrote to live v2 (schema {live}) after its writes were carried into the shadow of build run"
+            f" {build}: carry them forward again"
+        )
     if changes and not force:
         counts = [
             f"{what} " + ", ".join(f"{table} {counts[kind]}" for table, counts in changes.items() if counts[kind])
@@ -341,9 +365,23 @@ def hold_live(cur: Cursor, live: str, action: str, force: bool, carried: list[st
         ]  # fmt: skip
         raise ChangesWouldBeLost(
             f"live v2 (schema {live}) holds the app's writes since the last migration, which {action} would"
-            f" undo ({'; '.join(counts)}); export them with `scripts/publish export-changes`, or {action} anyway"
-            f" with `scripts/publish {action} --force`"
+            f" undo ({'; '.join(counts)}); "
+            + ("carry them into the new v2 with `scripts/migrate --carry-forward`, " if action == "publish" else "")
+            + f"export them with `scripts/publish export-changes`, or {action} anyway with"
+            f" `scripts/publish {action} --force`"
         )
+
+
+def merged_any(cur: Cursor, live: str, build: int) -> bool:
+    """Whether scripts/migrate --carry-forward merged writes of the app's to `live` into the shadow of `build`."""
+    cur.execute(
+        sql.SQL(
+            "select exists (select from {} where merged_into = %s"
+            " and schema_oid = (select oid from pg_namespace where nspname = %s))"
+        ).format(meta("changes")),
+        (build, live),
+    )
+    return cur.fetchone()[0]
 
 
 def private_folder(folder: Path, what: str, choose: str) -> Path:
@@ -783,7 +821,7 @@ def publish_in(
     if not tables(cur, shadow):
         raise lifeos_env.MigrationError(f"the shadow schema {shadow} holds no tables: run `dbt build` again")
     apps = app_objects(cur, live, shadow, "publish")
-    hold_live(cur, live, "publish", force, apps.tables)
+    hold_live(cur, live, "publish", force, apps.tables, build.run_id)
     notes = refuse_shrink(cur, live, shadow, allow_shrink)
     cur.execute(
         sql.SQL("insert into {} (run_id, object) select %s, unnest(%s::text[])").format(meta("owned_objects")),

@@ -8,7 +8,10 @@ from the relations that run read. Written to the terminal as a rich table and
 to target/report.md and target/report.json. Exit status 0 only when every
 check passed, every v1 row is accounted for, and no loss (a rejected row, a
 blob missing at the source) is left unaccepted. scripts/migrate adds what its
-publish step noted (an allowed shrink, no app role) to the same report.
+publish step noted (an allowed shrink, no app role) to the same report. The
+app's writes to live v2 that `scripts/migrate --carry-forward` could not merge
+into the last build (conflicts) are listed with both versions; they are kept
+in lifeos_migration.conflicts and fail nothing.
 """
 
 from __future__ import annotations
@@ -81,6 +84,17 @@ class MissingBlob:
 
 
 @dataclass
+class Conflict:
+    """A write of the app's to live v2 that the carry-forward did not merge (scripts/carry_forward.py)."""
+
+    table: str
+    row_id: str
+    reason: str
+    app_version: dict | None  # the row in live v2; None: the app deleted it
+    v1_version: dict | None  # the row in the new v2; None: not there
+
+
+@dataclass
 class Report:
     tables: list[TableLine]
     checks: list[Check]  # every dbt test that is not a per-table validation check, e.g. rejects_policy
@@ -88,6 +102,7 @@ class Report:
     accept_rejects: bool  # the run's var accept_rejects (scripts/migrate --accept-rejects)
     missing_blobs: list[MissingBlob] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what a person should know though nothing failed
+    conflicts: list[Conflict] = field(default_factory=list)  # of the last build's carry-forward
 
     def passed_check(self, name: str) -> bool:
         return any(c.name == name and c.status in GOOD for c in self.checks)
@@ -182,6 +197,21 @@ def missing_blobs(cur: psycopg2.extensions.cursor) -> list[MissingBlob]:
     return [MissingBlob(*row) for row in cur.fetchall()]
 
 
+def conflicts(cur: psycopg2.extensions.cursor) -> list[Conflict]:
+    """The conflicts the carry-forward recorded for the newest full build."""
+    meta = sql.Identifier(lifeos_env.dbt_var("meta_schema"))
+    cur.execute("select to_regclass(%s) is not null", (sql.SQL("{}.conflicts").format(meta).as_string(cur),))
+    if not cur.fetchone()[0]:
+        return []
+    cur.execute(
+        sql.SQL(
+            "select table_name, row_id, reason, app_version, v1_version from {0}.conflicts where build_run_id ="
+            " (select max(run_id) from {0}.runs where full_build) order by conflict_id"
+        ).format(meta)
+    )
+    return [Conflict(*row) for row in cur.fetchall()]
+
+
 def build(target: Path = TARGET) -> Report:
     """Read the last dbt run's results and manifest, and count rows in the relations it read."""
     manifest = load_json(target / "manifest.json")
@@ -236,12 +266,15 @@ def build(target: Path = TARGET) -> Report:
                 other.append(Check(test["name"], status, "" if status in GOOD else outcome["message"] or ""))
         files_checked = any(t.v1_table == "files" and CHECKS["file_blobs_verified"] in t.checks for t in lines.values())
         blobs = missing_blobs(cur) if files_checked else []
+        carried_over = conflicts(cur)
     for test in disabled:
         check = (test.get("test_metadata") or {}).get("name")
         line = lines.get(test.get("attached_node") or "")
         if check in CHECKS and line:
             line.checks[CHECKS[check]] = NOT_CHECKED
-    return Report(sorted(lines.values(), key=lambda t: t.table), other, rejects, accept_rejects, blobs)
+    return Report(
+        sorted(lines.values(), key=lambda t: t.table), other, rejects, accept_rejects, blobs, conflicts=carried_over
+    )
 
 
 def style(text: str, wrong: bool) -> str:
@@ -315,11 +348,27 @@ def markdown(report: Report) -> str:
         "",
         *(f"- {text}" for text, _ in report.losses()),
     ]
+    if report.conflicts:
+        text += [
+            "",
+            "## Conflicts: the app's writes not carried forward (lifeos_migration.conflicts)",
+            "",
+            *(line for conflict in report.conflicts for line in conflict_lines(conflict)),
+        ]
     if report.notes:
         text += ["", "## Notes", "", *(f"- {note}" for note in report.notes)]
     if report.failures:
         text += ["", "## Failures", "", *(f"- {failure}" for failure in report.failures)]
     return "\n".join(text) + "\n"
+
+
+def conflict_lines(conflict: Conflict) -> list[str]:
+    """A conflict in words, then both versions."""
+    return [
+        f"- {conflict.table} {conflict.row_id}: {conflict.reason}",
+        f"  - app (live v2): {json.dumps(conflict.app_version, sort_keys=True)}",
+        f"  - v1 (new v2): {json.dumps(conflict.v1_version, sort_keys=True)}",
+    ]
 
 
 def note(report: Report, notes: list[str], target: Path = TARGET) -> None:
@@ -347,6 +396,9 @@ def run(target: Path = TARGET) -> Report:
         console.print(style(escape(text), not accepted), highlight=False, soft_wrap=True)
     for failure in failures:
         console.print(style(escape(failure), True), highlight=False, soft_wrap=True)
+    for conflict in report.conflicts:
+        for line in conflict_lines(conflict):
+            console.print(f"[yellow]{escape(line)}[/yellow]", highlight=False, soft_wrap=True)
     note(report, [], target)
     if not report.passed:
         raise lifeos_env.MigrationError(
