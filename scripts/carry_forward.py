@@ -7,14 +7,16 @@ foreign-key order (deletes in the reverse order):
 - a row the app created, when its parents are in the new shadow;
 - a row the app updated: each column it changed that v1 did not takes the app's value (a column both changed
   to the same value is no conflict; `updated_at`, changed by both, takes the later time);
-- a row the app deleted that v1 did not change, when no row of the new shadow refers to it.
+- a row the app deleted that v1 did not change, when no row of the new shadow refers to it;
+- a row the app created that v1 holds too (it came to v1 from the app, by `scripts/publish export-changes
+  --to-v1`): the app's version, when it equals v1's in every column v1 holds (the Copy and Rename columns).
 Anything else is a conflict, left as v1 has it and recorded in <meta_schema>.conflicts with both versions and
-the reason: a column both sides changed differently, a row the app changed that v1 deleted, a new row whose
-parent is not in the new shadow, a unique clash, a row the app deleted that v1 changed or that new rows refer
-to. Each change merged is marked merged_into the build in the log, so a second pass (writes that arrived in
-between) merges only those, and publish accepts exactly the merged ones. The app's triggers of the shadow
-stay off during the merge (the app's own writes already did what they do, and were recorded); search_index
-is rebuilt after it.
+the reason: a column both sides changed differently (or, of a row both created, differ in), a row the app
+changed that v1 deleted, a new row whose parent is not in the new shadow, a unique clash, a row the app
+deleted that v1 changed or that new rows refer to. Each change merged is marked merged_into the build in the
+log, so a second pass (writes that arrived in between) merges only those, and publish accepts exactly the
+merged ones. The app's triggers of the shadow stay off during the merge (the app's own writes already did
+what they do, and were recorded); search_index is rebuilt after it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,24 @@ def merge(build: publish.Run) -> Merged:
             return Pass(cur, build).run()
 
 
+def v1_held_columns() -> dict[str, set[str]]:
+    """Per v2 table, the columns whose values come from v1 (the Copy and Rename columns its checks compare with
+    v1: copied_columns_match, content_hash_matches), as the last dbt run's manifest lists them."""
+    held: dict[str, set[str]] = {}
+    for node in report.load_json(report.TARGET / "manifest.json")["nodes"].values():
+        check = node.get("test_metadata") or {}
+        if node["resource_type"] == "test" and check.get("name") in ("copied_columns_match", "content_hash_matches"):
+            held.setdefault(node["attached_node"].split(".")[-1], set()).update(check["kwargs"]["columns"])
+    return held
+
+
+def pairs(template: str, columns: list[str], others: list[str] | None = None) -> sql.Composable:
+    """`template` (with {0}, and {1} from `others`) for each column, joined with and."""
+    return sql.SQL(" and ").join(
+        sql.SQL(template).format(*map(sql.Identifier, names)) for names in zip(columns, others or columns, strict=True)
+    )
+
+
 class Pass:
     """One merge pass, on the cursor of its transaction."""
 
@@ -75,6 +95,7 @@ class Pass:
         self.cur, self.build = cur, build.run_id
         self.live, self.shadow = build.schemas["live"], build.schemas["shadow"]
         self.merged = Merged()
+        self.v1_columns: dict[str, set[str]] | None = None
 
     def execute(self, query: sql.Composable, params: object = None) -> int:
         self.cur.execute(query, params)
@@ -125,6 +146,11 @@ class Pass:
             {"live": self.live, "build": self.build, "derived": list(publish.DERIVED)},
         )
 
+    def migrated(self, table: str) -> set[str]:
+        if self.v1_columns is None:
+            self.v1_columns = v1_held_columns()
+        return self.v1_columns.get(table, set())
+
     def columns(self, table: str) -> list[str]:
         """The columns live v2 and the shadow both have (a column only the new shadow has keeps v1's value)."""
         ours = set(publish.column_names(self.cur, self.live, table))
@@ -153,11 +179,14 @@ class Pass:
             ),
             compared,
         )
-        both_created = names(lambda c: differ("o", "t", c), compared)
-        app_changed = names(lambda c: sql.SQL("({} and {})").format(differ("o", "b", c), differ("o", "t", c)), columns)
+        # a row both created came to v1 from the app (export-changes --to-v1): only the columns v1 holds compare
+        both_created = names(lambda c: differ("o", "t", c), [name for name in compared if name in self.migrated(table)])
+        app_changed = names(
+            lambda c: sql.SQL("((created or {}) and {})").format(differ("o", "b", c), differ("o", "t", c)), columns
+        )
         v1_changed = names(lambda c: differ("t", "b", c), columns)
         merged = [
-            sql.SQL("{}, case when {} then {} else (t).{} end").format(
+            sql.SQL("{}, case when created or {} then {} else (t).{} end").format(
                 sql.Literal(name),
                 differ("o", "b", name),
                 sql.SQL("greatest((o).{0}, (t).{0})" if name == UPDATED_AT else "(o).{0}").format(sql.Identifier(name)),
@@ -185,7 +214,7 @@ class Pass:
                 " update {rows} set action = case"
                 "  when (o).id is not null and (t).id is null then case when created then 'insert' else 'conflict' end"
                 "  when (o).id is not null and cardinality(columns) > 0 then 'conflict'"
-                "  when (o).id is not null and not created and cardinality({app_changed}) > 0 then 'update'"
+                "  when (o).id is not null and cardinality({app_changed}) > 0 then 'update'"
                 "  when (o).id is null and (t).id is not null and cardinality({v1_changed}) > 0 then 'conflict'"
                 "  when (o).id is null and (t).id is not null then 'delete'"
                 "  else 'none' end,"
@@ -232,43 +261,32 @@ class Pass:
             ).format(table=self.table(table), columns=columns, values=values, rows=sql.Identifier(rows))
         )
 
+    def refuse(self, rows: str, actions: list[str], reason: sql.Composable, condition: sql.Composable) -> int:
+        """Make the rows of temp table `rows` with one of `actions` for which `condition` (on alias r) holds
+        conflicts, for `reason`; return how many."""
+        return self.execute(
+            sql.SQL("update {} r set action = 'conflict', reason = {} where r.action = any({}) and {}").format(
+                sql.Identifier(rows), reason, sql.Literal(actions), condition
+            )
+        )
+
     def orphans(self, table: str, rows: str, foreign_keys: list[ForeignKey]) -> int:
         """Mark inserts and updates whose parent row is in neither the shadow nor (same table) among the inserts."""
         refused = 0
         for key in foreign_keys:
-            matches = sql.SQL(" and ").join(
-                sql.SQL("p.{} = (r.m).{}").format(sql.Identifier(parent), sql.Identifier(child))
-                for child, parent in zip(key.columns, key.parent_columns, strict=True)
+            condition = sql.SQL("{} and not exists (select from {} p where {})").format(
+                pairs("(r.m).{} is not null", key.columns),
+                self.table(key.parent),
+                pairs("p.{1} = (r.m).{0}", key.columns, key.parent_columns),
             )
-            present = sql.SQL(" and ").join(
-                sql.SQL("(r.m).{} is not null").format(sql.Identifier(c)) for c in key.columns
-            )
-            among_inserts = sql.SQL(" and ").join(
-                sql.SQL("(p.m).{} = (r.m).{}").format(sql.Identifier(parent), sql.Identifier(child))
-                for child, parent in zip(key.columns, key.parent_columns, strict=True)
-            )
-            same_table = (
-                sql.SQL(" and not exists (select from {} p where p.action = 'insert' and {})").format(
-                    sql.Identifier(rows), among_inserts
+            if key.parent == table:
+                condition += sql.SQL(" and not exists (select from {} p where p.action = 'insert' and {})").format(
+                    sql.Identifier(rows), pairs("(p.m).{1} = (r.m).{0}", key.columns, key.parent_columns)
                 )
-                if key.parent == table
-                else sql.SQL("")
+            reason = sql.SQL("{} || ' is not in the new v2 (v1 deleted it, or it is a conflict)'").format(
+                sql.Literal(f"its parent in {key.parent}")
             )
-            refused += self.execute(
-                sql.SQL(
-                    "update {rows} r set action = 'conflict',"
-                    " reason = 'its parent in ' || {parent_name} || ' is not in the new v2 (v1 deleted it, or it"
-                    " is a conflict)' where r.action in ('insert', 'update') and {present}"
-                    " and not exists (select from {parent} p where {matches}){same_table}"
-                ).format(
-                    rows=sql.Identifier(rows),
-                    parent_name=sql.Literal(key.parent),
-                    present=present,
-                    parent=self.table(key.parent),
-                    matches=matches,
-                    same_table=same_table,
-                )
-            )
+            refused += self.refuse(rows, ["insert", "update"], reason, condition)
         return refused
 
     def clashes(self, table: str, rows: str, uniques: list[UniqueKey]) -> int:
@@ -276,57 +294,32 @@ class Pass:
         refused = 0
         for unique in uniques:
             key = sql.SQL("row({})").format(sql.SQL(", ").join(map(sql.SQL, unique.expressions)))
-            refused += self.execute(
-                sql.SQL(
-                    "update {rows} r set action = 'conflict', reason = 'unique clash on ' || {name}"
-                    " || ' with row ' || other.id::text"
-                    " from (select id, {key} as key from {table} where {predicate}) as other"
-                    " where r.action in ('insert', 'update') and other.id <> (r.m).id"
-                    " and other.id::text not in (select row_id from {rows} where action = 'update')"
-                    " and other.key = (select {key} from (select (r.m).*) as merged where {predicate})"
-                ).format(
-                    rows=sql.Identifier(rows),
-                    name=sql.Literal(unique.name),
-                    key=key,
-                    table=self.table(table),
-                    predicate=sql.SQL(unique.predicate),
-                )
-            )
+            condition = sql.SQL(
+                "exists (select from (select id, {key} as key from {table} where {predicate}) as other"
+                " where other.id <> (r.m).id"
+                " and other.id::text not in (select row_id from {rows} where action = 'update')"
+                " and other.key = (select {key} from (select (r.m).*) as merged where {predicate}))"
+            ).format(key=key, table=self.table(table), predicate=sql.SQL(unique.predicate), rows=sql.Identifier(rows))
+            refused += self.refuse(rows, ["insert", "update"], sql.Literal(f"unique clash on {unique.name}"), condition)
         return refused
 
     def delete(self, table: str, rows: str) -> None:
         """Refuse the deletes of rows other rows of the shadow still refer to (each time a refusal can keep a
         row of the same table referred to), then delete the rest."""
         referring = [key for key in self.foreign_keys() if key.parent == table]
-        while True:
-            refused = 0
+        refused = True
+        while refused:
+            refused = False
             for key in referring:
-                matches = sql.SQL(" and ").join(
-                    sql.SQL("c.{} = (r.t).{}").format(sql.Identifier(child), sql.Identifier(parent))
-                    for child, parent in zip(key.columns, key.parent_columns, strict=True)
+                condition = sql.SQL("exists (select from {} c where {}").format(
+                    self.table(key.child), pairs("c.{} = (r.t).{}", key.columns, key.parent_columns)
                 )
-                leaving = (
-                    sql.SQL(" and c.id::text not in (select row_id from {} where action = 'delete')").format(
-                        sql.Identifier(rows)
-                    )
-                    if key.child == table
-                    else sql.SQL("")
-                )
-                refused += self.execute(
-                    sql.SQL(
-                        "update {rows} r set action = 'conflict', reason = 'rows of ' || {child_name}"
-                        " || ' in the new v2 refer to the row the app deleted'"
-                        " where r.action = 'delete' and exists (select from {child} c where {matches}{leaving})"
-                    ).format(
-                        rows=sql.Identifier(rows),
-                        child_name=sql.Literal(key.child),
-                        child=self.table(key.child),
-                        matches=matches,
-                        leaving=leaving,
-                    )
-                )
-            if not refused:
-                break
+                if key.child == table:
+                    condition += sql.SQL(
+                        " and c.id::text not in (select row_id from {} where action = 'delete')"
+                    ).format(sql.Identifier(rows))
+                reason = sql.Literal(f"rows of {key.child} in the new v2 refer to the row the app deleted")
+                refused |= self.refuse(rows, ["delete"], reason, condition + sql.SQL(")")) > 0
         self.execute(
             sql.SQL("delete from {} where id::text in (select row_id from {} where action = 'delete')").format(
                 self.table(table), sql.Identifier(rows)

@@ -55,9 +55,10 @@
             carried.inserted_rows,
             carried.deleted_rows,
             'v2 rows ' || v2.v2_rows || ' + rejected ' || rejected.rejected_rows
-            || ' + deleted by the app ' || carried.deleted_rows
+            || case when carried.deleted_rows > 0 then ' + deleted by the app ' || carried.deleted_rows else '' end
             || ' != v1 rows ' || v1.v1_rows || ' + added ' || added.added_rows
-            || ' + created by the app ' || carried.inserted_rows as problem
+            || case when carried.inserted_rows > 0 then ' + created by the app ' || carried.inserted_rows else '' end
+            as problem
         from v1
         cross join v2
         cross join rejected
