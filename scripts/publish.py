@@ -3,15 +3,17 @@
 `dbt build` writes v2 into the empty shadow schema and records its verdict in
 the ledger (<meta_schema>.runs, macros/migration_ledger.sql). `publish` then,
 in one transaction: locks the live tables against writes, refuses when they
-hold rows the app created, changed or deleted since the last publish (unless
---force) or when the new v2 would shrink a table (unless --allow-shrink),
+hold rows the app created, changed or deleted since the last publish that
+`scripts/migrate --carry-forward` did not merge into the build (unless --force)
+or when the new v2 would shrink a table (unless --allow-shrink),
 pg_dumps the live schema into the backups folder and checks that the dump reads
 back, renames live -> v2_backup_<UTC time> and shadow -> live, carries the app's
 own objects (alembic_version, its tables, views, functions) and the replaced
 schema's privileges into the new live schema, grants the app's role its rights,
 and installs triggers on the live tables that record each insert, update and
-delete the app makes in the ledger, which is how the next publish, rollback or
-export knows the app's writes. Rollback swaps the same way. scripts/migrate.py
+delete the app makes in the ledger (with the row as it was before an update or
+delete), which is how the next publish, rollback, export or carry-forward knows
+the app's writes. Rollback swaps the same way. scripts/migrate.py
 calls publish() right after its `dbt build`.
 
     publish          publish the shadow of the last green `dbt build`
