@@ -29,6 +29,7 @@ from typing import Any
 
 import jinja2
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import yaml
 from psycopg2 import sql
@@ -120,7 +121,10 @@ def create_database(name: str) -> None:
         with conn.cursor() as cur:
             cur.execute("select 1 from pg_database where datname = %s", (name,))
             if cur.fetchone() is None:
-                cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+                try:
+                    cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+                except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+                    pass  # another process created it meanwhile (two test workers on a fresh server)
     finally:
         conn.close()
 
