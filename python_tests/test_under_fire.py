@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import stat
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from test_cutover import build, checksums, ledger, published, wait_for_lock_wait
+from test_cutover import assert_search_finds_a_migrated_task, build, checksums, ledger, published, wait_for_lock_wait
 
 import lifeos_env
 import migrate
@@ -345,24 +346,41 @@ def test_publish_never_hangs_behind_a_session_queued_for_its_own_locks(published
     assert ledger()[-1][:2] == ("publish", "published")
 
 
-def test_a_backup_restores_into_a_new_database_table_for_table(published: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """R8: the README's restore command brings back every table of a backup, row for row."""
+def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_its_items(
+    published: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """R8: the README's restore command brings back every table of a backup, row for row, and rebuilds the
+    search_index rows the backup leaves out; so does it from a backup of an older version (one custom-format
+    file, not a folder), which clean-up counts as kept."""
+    with lifeos_env.transaction() as cur:
+        major = publish.server_major(cur.connection)
+    older = tmp_path / "older.dump"  # live v2 backed up as publish did before the directory format
+    publish.run_client("pg_dump", "--format=custom", "--schema=public", f"--file={older}", major=major)
     build()
     publish.publish()
     _, _, backup_schema, dump, *_ = ledger()[-1]
+    assert Path(dump).is_dir()
     kept = checksums(backup_schema)
-    restored = f"{published}_restored"
-    try:
-        done = run_publish("restore-backup", dump, "--into", restored)
-        assert done.returncode == 0, done.stdout
-        assert f"restored {dump} into database {restored}: {len(kept)} tables" in done.stdout
-        assert "already exists" in one_line(run_publish("restore-backup", dump, "--into", restored))
-        monkeypatch.setenv("PGDATABASE", restored)
-        with lifeos_env.transaction() as cur:  # the derived search_index is backed up without its rows
-            cur.execute("select public.refresh_search_index()")
-        assert checksums("public") == kept
-    finally:
-        lifeos_env.drop_database(restored)
+    with lifeos_env.transaction() as cur:  # as an older version listed its backup: the file and its sha256
+        cur.execute(
+            "update lifeos_migration.runs set dump_path = %s, dump_sha256 = %s where backup_schema = %s",
+            (str(older), hashlib.sha256(older.read_bytes()).hexdigest(), backup_schema),
+        )
+        plan = publish.cleanup_plan(cur, publish.last_run(cur, publish.ANY_RUN).schemas)
+        assert plan[backup_schema] == f"kept in {older}"
+    for backup in (dump, str(older)):
+        restored = f"{published}_restored"
+        try:
+            done = run_publish("restore-backup", backup, "--into", restored)
+            assert done.returncode == 0, done.stdout
+            assert f"restored {backup} into database {restored}: {len(kept)} tables" in done.stdout
+            assert "already exists" in one_line(run_publish("restore-backup", backup, "--into", restored))
+            with monkeypatch.context() as patched:
+                patched.setenv("PGDATABASE", restored)
+                assert checksums("public") == kept  # search_index's rows rebuilt as they were
+                assert_search_finds_a_migrated_task()
+        finally:
+            lifeos_env.drop_database(restored)
 
 
 def test_two_runs_on_one_storage_root_cannot_overlap(fresh_database: str, tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ in one transaction: locks the live tables against writes, refuses when they
 hold rows the app created, changed or deleted since the last publish that
 `scripts/migrate --carry-forward` did not merge into the build (unless --force)
 or when the new v2 would shrink a table (unless --allow-shrink),
-pg_dumps the live schema into the backups folder and checks that the dump reads
+pg_dumps the live schema into the backups folder (a folder in pg_dump's
+directory format, written by parallel jobs) and checks that the dump reads
 back, renames live -> v2_backup_<UTC time> and shadow -> live, carries the app's
 own objects (alembic_version, its tables, views, functions) and the replaced
 schema's privileges into the new live schema, grants the app's role its rights,
@@ -21,7 +22,7 @@ calls publish() right after its `dbt build`.
     export-changes   write the rows the app created, changed or deleted since the last publish, as CSV and SQL
     cleanup          drop the v1 copy, v2_work, dbt_test__audit, the shadow and every backup schema (asks, or --yes);
                      a backup schema no dump holds yet is dumped first
-    restore-backup   restore a backup dump into a new database
+    restore-backup   restore a backup dump into a new database, search_index's rows rebuilt
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import argparse
 import graphlib
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -419,16 +421,18 @@ def backup_dir(chosen: Path | None) -> Path:
 
 def run_client(*args: str, into: IO | None = None, major: int | None = None) -> str:
     """Run a PostgreSQL client program (the newest, or version `major`) on the target (PG* variables): its
-    stdout (or `into` a file), or an error."""
+    stdout (or `into` a file), or an error. What it writes (a backup's files) is its owner's only (umask 077)."""
     done = lifeos_env.run_child(
         [lifeos_env.pg_client(args[0], major), *args[1:]],
         stdout=into or subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        umask=0o077,
     )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        busy = "Query was: LOCK TABLE" in done.stderr  # pg_dump --lock-wait-timeout ran out
+        # pg_dump's --lock-wait-timeout ran out, or one of its jobs found a lock queued since its leader's (NOWAIT)
+        busy = "Query was: LOCK TABLE" in done.stderr or "could not obtain lock on relation" in done.stderr
         raise (LockBusy if busy else lifeos_env.MigrationError)(f"{args[0]} failed: {last}")
     return done.stdout
 
@@ -457,20 +461,39 @@ def holds_objects(cur: Cursor, schema: str) -> bool:
     return bool(found and found[0])
 
 
+def dump_jobs(cur: Cursor) -> tuple[int, str | None]:
+    """How many pg_dump jobs a backup runs: one per core, as many as the server has connections free for
+    (each job is a session; pg_dump's leader is one more); when one, why."""
+    cur.execute(
+        "select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+        " - (select count(*) from pg_stat_activity where backend_type = 'client backend')"
+    )
+    free = cur.fetchone()[0]
+    jobs = min(os.cpu_count() or 1, free - 1)
+    if jobs > 1:
+        return jobs, None
+    return 1, "one core" if (os.cpu_count() or 1) == 1 else f"the server has {max(free, 0)} connections free"
+
+
 def dump_schemas(cur: Cursor, schemas: list[str], folder: Path, name: str) -> tuple[Path, str]:
-    """pg_dump `schemas` (custom format, derived tables' rows left out), as the transaction of `cur` sees
-    them, into a new private file folder/<database>_<name>.dump, check that it reads back; return the file and
-    its sha256. A file that is not complete is removed. pg_dump waits LOCK_TRY at most for a lock: one queued
-    behind a session that waits for this transaction's locks would otherwise wait for ever."""
+    """pg_dump `schemas` (derived tables' rows left out), as the transaction of `cur` sees them, into a new
+    private folder folder/<database>_<name>.dump (pg_dump's directory format: toc.dat and a file per table,
+    written by parallel jobs, each on this transaction's snapshot), check that it reads back; return the
+    folder and its checksum (sha256). A dump that is not complete is removed. pg_dump waits LOCK_TRY at most
+    for a lock: one queued behind a session that waits for this transaction's locks would otherwise wait for
+    ever (its jobs do not wait at all: a lock queued since pg_dump's own is a busy try too)."""
     path = folder / f"{os.environ['PGDATABASE']}_{name}.dump"
     cur.execute("select pg_export_snapshot()")
     snapshot = cur.fetchone()[0]
-    options = ("--format=custom", f"--snapshot={snapshot}", f"--lock-wait-timeout={LOCK_TRY}")
+    jobs, serial = dump_jobs(cur)
+    if serial:
+        console.print(f"[yellow]note: the backup is dumped by one pg_dump job: {serial}[/yellow]", highlight=False)
+    options = ("--format=directory", f"--jobs={jobs}", f"--snapshot={snapshot}", f"--lock-wait-timeout={LOCK_TRY}")
     derived = [f'--exclude-table-data="{schema}"."{table}"' for schema in schemas for table in DERIVED]
     try:
-        with private_file(path) as dump:
-            schema_options = (f'--schema="{schema}"' for schema in schemas)
-            run_client("pg_dump", *options, *schema_options, *derived, into=dump, major=server_major(cur.connection))
+        path.mkdir(mode=0o700)  # new and private; pg_dump fills an empty folder
+        schema_options = (f'--schema="{schema}"' for schema in schemas)
+        run_client("pg_dump", *options, *schema_options, *derived, f"--file={path}", major=server_major(cur.connection))
         entries = [line.split() for line in run_client("pg_restore", "--list", str(path)).splitlines()]
         for schema in schemas:
             read_back = {fields[6] for fields in entries if fields[3:6] == ["TABLE", "DATA", schema]}
@@ -481,13 +504,40 @@ def dump_schemas(cur: Cursor, schemas: list[str], folder: Path, name: str) -> tu
                 )
         return path, sha256(path)
     except BaseException:
-        path.unlink(missing_ok=True)
+        remove_dump(path)
         raise
 
 
+def remove_dump(path: Path) -> None:
+    """Remove a dump: a folder (directory format) or a file (the custom format of older backups). A stopped
+    pg_dump's jobs may write one last file as they stop: a folder that is not yet empty is tried again."""
+    if not path.is_dir() or path.is_symlink():
+        path.unlink(missing_ok=True)
+        return
+    tries = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(OSError), stop=tenacity.stop_after_attempt(10),
+        wait=tenacity.wait_fixed(0.1), reraise=True,
+    )  # fmt: skip
+    for attempt in tries:
+        with attempt:
+            if path.exists():
+                shutil.rmtree(path)
+
+
 def sha256(path: Path) -> str:
+    """The checksum the ledger keeps of a dump (dump_sha256). Of a file (the custom format of older backups):
+    its sha256. Of a folder (directory format): the sha256 of the `sha256sum` lines of its files in name order,
+    what `cd FOLDER && LC_ALL=C sha256sum -- * | sha256sum` prints; toc.dat is one of them, so a changed,
+    missing or added file changes it."""
+    if not path.is_dir():
+        return file_sha256(path)
+    lines = "".join(f"{file_sha256(entry)}  {entry.name}\n" for entry in sorted(path.iterdir()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as dump:
+    with path.open("rb") as dump:  # a folder in a dump's folder: IsADirectoryError
         for block in iter(lambda: dump.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -855,7 +905,7 @@ def removed_on_failure(path: Path | None) -> Iterator[None]:
         yield
     except BaseException:
         if path:
-            path.unlink(missing_ok=True)
+            remove_dump(path)
         raise
 
 
@@ -1023,7 +1073,15 @@ def kept_in(cur: Cursor, schema: str) -> str | None:
         (schema,),
     )
     found = cur.fetchone()
-    return found[0] if found and Path(found[0]).is_file() and sha256(Path(found[0])) == found[1] else None
+    return found[0] if found and intact(Path(found[0]), found[1]) else None
+
+
+def intact(dump: Path, checksum: str) -> bool:
+    """Whether the dump (file or folder) is there with the checksum the ledger lists."""
+    try:
+        return dump.exists() and sha256(dump) == checksum
+    except OSError:  # a folder in the folder, a file we may not read
+        return False
 
 
 def cleanup_plan(cur: Cursor, schemas: dict[str, str]) -> dict[str, str | None]:
@@ -1112,10 +1170,12 @@ def add_lock_wait(parser: argparse.ArgumentParser) -> None:
 
 
 def restore_backup(dump: Path, database: str) -> dict[str, int]:
-    """Restore a backup or clean-up dump into the new database `database` on the target server, in one
-    transaction; return the rows per restored table. A restore that fails leaves no database behind."""
-    if not dump.is_file():
-        raise lifeos_env.MigrationError(f"there is no backup file {dump}")
+    """Restore a backup or clean-up dump (a folder, or the file of an older backup) into the new database
+    `database` on the target server, in one transaction, then rebuild the derived tables the dump holds
+    without rows (refresh_search_index()); return the rows per restored table. A restore that fails leaves no
+    database behind."""
+    if not dump.exists():
+        raise lifeos_env.MigrationError(f"there is no backup {dump}")
     with closing(lifeos_env.connect(dbname="postgres")) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from pg_database where datname = %s", (database,))
         if cur.fetchone()[0]:
@@ -1137,6 +1197,8 @@ def restore_backup(dump: Path, database: str) -> dict[str, int]:
                 "pg_restore", "--single-transaction", "--exit-on-error", f"--use-list={listing.name}",
                 f"--dbname={database}", str(dump), major=major,
             )  # fmt: skip
+        with closing(lifeos_env.connect(dbname=database)) as conn:
+            rebuild_derived(conn)
     except BaseException:
         lifeos_env.drop_database(database)
         raise
@@ -1151,6 +1213,21 @@ def restore_backup(dump: Path, database: str) -> dict[str, int]:
             counts[f"{schema}.{table}"] = cur.fetchone()[0]
     console.print(f"restored {dump} into database {database}: {len(counts)} tables, {sum(counts.values())} rows")
     return counts
+
+
+def rebuild_derived(conn: Connection) -> None:
+    """Rebuild the rows of every derived table of the database (the backups leave them out) with its refresh
+    function, refresh_<table>() beside it, one transaction each (as the README asks of a refresh)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "select n.nspname, p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+            " where p.proname = any(%s) and p.pronargs = 0 order by 1, 2",
+            ([f"refresh_{table}" for table in DERIVED],),
+        )
+        refreshes = cur.fetchall()
+    for schema, function in refreshes:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("select {}()").format(qualified(schema, function)))
 
 
 def add_app_role_option(parser: argparse.ArgumentParser, description: str) -> None:
@@ -1185,7 +1262,12 @@ def main(argv: list[str] | None = None) -> int:
     cleaning.add_argument("--backup-dir", type=Path, help="folder of the dumps of backup schemas no dump holds yet")
     add_lock_wait(cleaning)
     restoring = commands.add_parser("restore-backup", help="restore a backup dump into a new database")
-    restoring.add_argument("dump", type=Path, metavar="FILE", help="a dump the ledger lists (dump_path)")
+    restoring.add_argument(
+        "dump",
+        type=Path,
+        metavar="DUMP",
+        help="a dump the ledger lists (dump_path): a folder, or an older backup's file",
+    )
     restoring.add_argument("--into", required=True, metavar="DATABASE", help="the new database to restore into")
     args = parser.parse_args(argv)
     lifeos_env.stop_on_signals()
