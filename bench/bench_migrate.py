@@ -66,7 +66,7 @@ def one_run(dump: Path, blobs: Path, storage: Path, loader: bool) -> dict[str, f
         "dbt_parse": ["dbt", "parse"],
         "dbt_run": ["dbt", "build", "--resource-type", "seed", "--resource-type", "model"],
         "files": [python, "scripts/move_files.py", "--files-from", str(blobs)],
-        "dbt_test": ["dbt", "test", "--exclude-resource-type", "unit_test", "--vars", "{v2_schema: v2_shadow}"],
+        "dbt_test": ["dbt", "test", "--exclude-resource-type", "unit_test"],
         "dbt_unit_tests": ["dbt", "test", "--resource-type", "unit_test"],
         "dbt_build": ["dbt", "build", "--exclude-resource-type", "unit_test"],
         "report": [python, "scripts/report.py", "--target", str(TARGET)],

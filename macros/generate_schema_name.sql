@@ -1,36 +1,40 @@
 {#
   Schemas are used exactly as named, never prefixed with the target schema.
-  The marts (`+schema: v2`) are written by `dbt build` / `dbt run` into the empty
-  shadow schema (var shadow_schema) and read by every other command (`dbt test`,
-  `dbt docs`, `dbt show`) from the live schema (var v2_schema), so `dbt test`
-  after publishing validates what the app sees.
+  The marts (`+schema: v2`) are in the schema var marts_schema names, whatever
+  the command: the schema this invocation writes or validates. Its default is
+  the shadow, v2_shadow, where `dbt build` writes v2 before publishing; the
+  live schema the app reads (var v2_schema, `public`) is validated by naming
+  it: `dbt test --vars '{marts_schema: public}'`. The schema depends on the
+  vars alone, never on the command, so a parsed manifest serves every command
+  run with the same vars (partial parsing).
+
+  An invocation writes v2 when it materializes a mart (is_writing_v2): only
+  then does on-run-start empty marts_schema first (reset_shadow_schema) and the
+  ledger record a run (migration_ledger.sql). A writing invocation refuses when
+  marts_schema is the live schema.
 #}
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {%- if custom_schema_name is none -%}
         {{ target.schema }}
     {%- elif custom_schema_name | trim == 'v2' -%}
-        {{ v2_schema_for_this_command() }}
+        {{ var('marts_schema') }}
     {%- else -%}
         {{ custom_schema_name | trim }}
     {%- endif -%}
 {%- endmacro %}
 
-{% macro is_writing_v2() -%}
-    {{ return(flags.WHICH in ('build', 'run')) }}
-{%- endmacro %}
-
 {#
-  Reading commands may point v2_schema at the shadow on purpose
-  (`dbt test --vars '{v2_schema: v2_shadow}'` audits a build before publishing);
-  a writing command never may: its on-run-start empties the shadow schema.
+  Whether this invocation materializes at least one mart: one is among dbt's
+  selected_resources (a `dbt test` selects tests, `dbt seed` seeds, and
+  `dbt run --select int_files` no mart). On-run-start hooks run only in
+  commands that execute nodes, of which `dbt build` and `dbt run` select models.
 #}
-{% macro v2_schema_for_this_command() -%}
-    {%- if is_writing_v2() -%}
-        {%- if var('shadow_schema') == var('v2_schema') -%}
-            {{ exceptions.raise_compiler_error("vars shadow_schema and v2_schema must differ: the build would empty live v2") }}
+{% macro is_writing_v2() -%}
+    {%- for unique_id in selected_resources if unique_id in graph.nodes -%}
+        {%- set node = graph.nodes[unique_id] -%}
+        {%- if node.resource_type == 'model' and node.config.schema == 'v2' -%}
+            {{ return(true) }}
         {%- endif -%}
-        {{ var('shadow_schema') }}
-    {%- else -%}
-        {{ var('v2_schema') }}
-    {%- endif -%}
+    {%- endfor -%}
+    {{ return(false) }}
 {%- endmacro %}

@@ -1,8 +1,8 @@
 {#
   The migration's ledger, in the durable schema var('meta_schema') that no
-  build drops. Every `dbt build` / `dbt run` that writes the shadow schema gets
-  a row in <meta>.runs when it starts (result 'building'), and its verdict when
-  it ends ('built' only when it was a full `dbt build` and every model and test
+  build drops. Every `dbt build` / `dbt run` that writes v2 (is_writing_v2: it
+  materializes a mart into the shadow, var marts_schema) gets a row in
+  <meta>.runs when it starts (result 'building'), and its verdict when it ends ('built' only when it was a full `dbt build` and every model and test
   passed). A build killed part way through stays 'building' and is marked
   'interrupted' by the next run (scripts/run_lock.py). Each publish, rollback
   and clean-up of scripts/publish.py gets a row of its own; a publish takes
@@ -18,7 +18,7 @@
             or invocation_args_dict.get('selector') or invocation_args_dict.get('empty')
         ) -%}
         {%- set schemas = {
-            'v1': var('v1_schema'), 'work': target.schema, 'shadow': var('shadow_schema'), 'live': var('v2_schema')
+            'v1': var('v1_schema'), 'work': target.schema, 'shadow': var('marts_schema'), 'live': var('v2_schema')
         } -%}
         {%- call statement('ledger_build_started') -%}
             {{ meta_schema_runs(meta) }}

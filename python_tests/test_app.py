@@ -404,7 +404,7 @@ def test_hot_query_is_served_by_its_index(app: Engine, query: dict[str, str]) ->
 
 def dbt_test_on_live(database: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PGDATABASE": database}
-    command = ["dbt", "test", "--vars", f"{{v2_schema: {LIVE}}}", *args]
+    command = ["dbt", "test", "--vars", f"{{marts_schema: {LIVE}}}", *args]
     return subprocess.run(command, cwd=lifeos_env.ROOT, env=env, text=True, capture_output=True)
 
 

@@ -51,7 +51,7 @@ def docs_site(
     """`dbt docs generate` for the migrated sample, reading the marts from the schema that holds them."""
     site = tmp_path_factory.mktemp("docs_site")
     with lifeos_env.using_database(migrated_sample):
-        migrate.dbt("docs", "generate", "--vars", f"{{v2_schema: {migrated_v2_schema}}}", "--target-path", str(site))
+        migrate.dbt("docs", "generate", "--vars", f"{{marts_schema: {migrated_v2_schema}}}", "--target-path", str(site))
     yield site
 
 

@@ -11,6 +11,7 @@ import pytest
 from psycopg2 import sql
 
 import lifeos_env
+import migrate
 
 Cursor = psycopg2.extensions.cursor
 
@@ -77,14 +78,54 @@ def test_app_inserts_get_defaults_and_updates_touch_updated_at(sample_db: Cursor
     assert all(touched for (touched,) in sample_db.fetchall())
 
 
-def test_reading_commands_see_live_v2_even_right_after_a_build(migrated_sample: str) -> None:
-    """A manifest parsed by `dbt build` must not leak the shadow schema into `dbt test` or `dbt ls`."""
+def marts_schema(*dbt_args: str) -> str:
+    """The schema `dbt ls` resolves for the mart domains with these arguments."""
     listing = subprocess.run(
-        ["dbt", "ls", "-s", "domains", "--resource-type", "model", "--output", "json", "--output-keys", "schema", "-q"],
-        cwd=lifeos_env.ROOT, env=os.environ | {"PGDATABASE": migrated_sample},
-        capture_output=True, text=True, check=True,
+        ["dbt", "ls", "-s", "domains", "--resource-type", "model", "--output", "json", "--output-keys", "schema",
+         "-q", *dbt_args],
+        cwd=lifeos_env.ROOT, env=os.environ.copy(), capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert json.loads(listing.stdout) == {"schema": "public"}
+    return json.loads(listing.stdout)["schema"]
+
+
+def test_the_marts_schema_is_the_var_marts_schema_whatever_the_command() -> None:
+    """The shadow by default; live v2 when named: the same for dbt build, test, ls and docs."""
+    assert marts_schema() == "v2_shadow"
+    assert marts_schema("--vars", "{marts_schema: public}") == "public"
+
+
+def shadow_and_ledger() -> tuple[list[str], int]:
+    """The tables of the shadow, and the rows of the ledger."""
+    with lifeos_env.transaction() as cur:
+        cur.execute("select table_name from information_schema.tables where table_schema = 'v2_shadow' order by 1")
+        tables = [name for (name,) in cur.fetchall()]
+        cur.execute("select count(*) from lifeos_migration.runs")
+        return tables, cur.fetchone()[0]
+
+
+def test_only_an_invocation_that_materializes_a_mart_writes_v2(
+    sample_copy: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A run of staging or int_ models leaves the shadow and the ledger alone; a run of a mart empties the shadow
+    first and is recorded; and no invocation may write the marts into the live schema."""
+    with lifeos_env.transaction() as cur:
+        cur.execute("create schema v2_shadow; create table v2_shadow.under_review ()")
+        cur.execute("select count(*) from information_schema.tables where table_schema = 'public'")
+        live_tables = cur.fetchone()[0]
+    before = shadow_and_ledger()
+    assert before[0] == ["under_review"]
+    migrate.dbt("run", "--select", "stg_v1__domains", "--vars", "{marts_schema: public}")
+    assert shadow_and_ledger() == before
+    with pytest.raises(lifeos_env.MigrationError):
+        migrate.dbt("run", "--select", "domains", "--vars", "{marts_schema: public}")
+    refusal = "refusing to build the marts into the live schema public (var marts_schema): the build empties it first"
+    assert refusal in capfd.readouterr().out
+    assert shadow_and_ledger() == before
+    with lifeos_env.transaction() as cur:
+        cur.execute("select count(*) from information_schema.tables where table_schema = 'public'")
+        assert cur.fetchone()[0] == live_tables
+    migrate.dbt("run", "--select", "domains")
+    assert shadow_and_ledger() == (["domains"], before[1] + 1)
 
 
 def test_a_scratch_database_is_named_while_used_and_dropped_even_on_failure() -> None:

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy
 from psycopg2 import sql
 from sqlalchemy import text
-from test_validation import run_dbt
+from test_validation import on_live, run_dbt
 
 import generate_sample
 import lifeos_env
@@ -118,8 +118,8 @@ def test_known_losses_stop_the_run_each_named_until_accepted_and_stay_accepted_i
         cur.execute("select status, file_id from lifeos_migration.file_manifest where status = 'present' limit 1")
         in_place, other_file = cur.fetchone()  # present: the refused run had copied it
 
-    # a later plain `dbt test` on live v2: green with the accepted losses ...
-    success, outcomes, log = run_dbt("test")
+    # a later `dbt test` on live v2: green with the accepted losses ...
+    success, outcomes, log = run_dbt("test", "--vars", on_live())
     assert success, log
     assert outcomes["rejects_policy"] == outcomes["file_blobs_verified:files"] == "pass"
     # ... and red on a new one, and on a blob of the wrong size even when accepting
@@ -129,15 +129,15 @@ def test_known_losses_stop_the_run_each_named_until_accepted_and_stay_accepted_i
     )
     other = f"lifeos_migration.file_manifest set {{}} where file_id = '{other_file}'"
     for tamper, undo, check, dbt_vars in [
-        (new_reject, "delete from v2_work.migration_rejects where detail = 'new'", "rejects_policy", {}),
-        (other.format("status = 'missing'"), other.format(f"status = '{in_place}'"), "file_blobs_verified:files", {}),
+        (new_reject, "delete from v2_work.migration_rejects where detail = 'new'", "rejects_policy", "{}"),
+        (other.format("status = 'missing'"), other.format(f"status = '{in_place}'"), "file_blobs_verified:files", "{}"),
         (other.format("size_bytes = size_bytes + 1"), other.format("size_bytes = size_bytes - 1"),
-         "file_blobs_verified:files", {"accept_rejects": True}),
+         "file_blobs_verified:files", "{accept_rejects: true}"),
     ]:  # fmt: skip
         with lifeos_env.transaction() as cur:
             cur.execute(tamper if tamper.startswith("insert") else f"update {tamper}")
         try:
-            _, outcomes, _ = run_dbt("test", "--select", "files migration_rejects", "--vars", json.dumps(dbt_vars))
+            _, outcomes, _ = run_dbt("test", "--select", "files migration_rejects", "--vars", on_live(dbt_vars))
         finally:
             with lifeos_env.transaction() as cur:
                 cur.execute(undo if undo.startswith("delete") else f"update {undo}")

@@ -56,7 +56,7 @@ def v2(sample_db: Cursor, migrated_v2_schema: str) -> Cursor:
 
 def dbt_test(select: str) -> dict[str, list[tuple[object, ...]]]:
     """Run `dbt test --select` on the live schema; each test's name -> the rows its query finds (empty = passed)."""
-    command = ["dbt", "test", "--select", select, "--vars", f"{{v2_schema: {LIVE}}}"]
+    command = ["dbt", "test", "--select", select, "--vars", f"{{marts_schema: {LIVE}}}"]
     run = subprocess.run(command, cwd=lifeos_env.ROOT, env=os.environ.copy(), text=True,
                          capture_output=True)  # fmt: skip
     results = [

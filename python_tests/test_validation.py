@@ -12,6 +12,7 @@ has one build of its own, of the sample with an orphaned area.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -52,9 +53,14 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
     return result.success, outcomes, "\n".join(log)
 
 
+def on_live(dbt_vars: str = "{}") -> str:
+    """--vars for an invocation that validates live v2 (var marts_schema names it), with `dbt_vars` (YAML)."""
+    return json.dumps({"marts_schema": lifeos_env.dbt_var("v2_schema")} | yaml.safe_load(dbt_vars))
+
+
 def dbt_test(select: str, dbt_vars: str = "{}") -> tuple[dict[str, str], str]:
     """Run `dbt test --select` on live v2; return {check: status} and dbt's log."""
-    _, outcomes, output = run_dbt("test", "--vars", dbt_vars, "--select", select)
+    _, outcomes, output = run_dbt("test", "--vars", on_live(dbt_vars), "--select", select)
     assert outcomes, output
     return outcomes, output
 

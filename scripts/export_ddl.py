@@ -22,7 +22,7 @@ import migrate
 import publish
 
 DDL_FILE = lifeos_env.ROOT / "schema" / "lifeos_r1_full_schema.sql"
-BUILT_SCHEMA = lifeos_env.dbt_var("shadow_schema")
+BUILT_SCHEMA = lifeos_env.dbt_var("marts_schema")
 # The file names the app's schema, the default of var v2_schema, whatever schema it was dumped from.
 APP_SCHEMA = lifeos_env.dbt_var("v2_schema")
 # pg_dump of v2's major version: its output, the committed file, is the same on every machine.

@@ -166,7 +166,7 @@ def migrate(args: argparse.Namespace) -> None:
     report.note(reconciled, notes)
     if args.no_publish:
         console.print(
-            f"rehearsal: nothing published; the build in schema {lifeos_env.dbt_var('shadow_schema')} is kept"
+            f"rehearsal: nothing published; the build in schema {lifeos_env.dbt_var('marts_schema')} is kept"
             " for review (dbt docs) and `scripts/publish publish`",
             soft_wrap=True,
         )

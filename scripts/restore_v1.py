@@ -874,7 +874,7 @@ def read_live(dsn: str, loader: Loader) -> None:
 
 # Schemas a restore must never replace: live v2, the shadow, the ledger (dbt vars); v2_* holds the work
 # schema, backups and rolled-back copies; PostgreSQL's own.
-PROTECTED_VARS = ("v2_schema", "shadow_schema", "meta_schema")
+PROTECTED_VARS = ("v2_schema", "marts_schema", "meta_schema")
 
 
 def check_schema(cur: psycopg2.extensions.cursor, schema: str, tables: Iterable[Table]) -> None:
