@@ -31,6 +31,7 @@ os.environ["DBT_TARGET_PATH"] = f"target/pytest_{WORKER}"
 os.environ["DBT_LOG_PATH"] = str(Path(__file__).resolve().parent.parent / "logs" / f"pytest_{WORKER}")
 
 import lifeos_env  # noqa: E402
+import make_supabase_dump  # noqa: E402
 import migrate  # noqa: E402
 from lifeos_env import drop_database  # noqa: E402
 
@@ -191,3 +192,17 @@ def published(sample_template: str, migrated_v2_schema: str) -> Iterator[str]:
     conn.close()
     yield name
     drop_database(name)
+
+
+@pytest.fixture
+def supabase_v1() -> Iterator[str]:
+    """A scratch database holding v1 as Supabase has it (roles, auth.users and auth.uid(), the app's
+    `user_id default auth.uid()` columns, RLS, v1's own keys and CHECKs) with the rows of the bundled sample:
+    the database sample/life_os_v1_backup.sql was dumped from (scripts/make_supabase_dump.py)."""
+    with lifeos_env.scratch_database("lifeos_v1") as database:
+        make_supabase_dump.build_source(database, 1)
+        conn = psycopg2.connect(dbname=database)
+        with conn, conn.cursor() as cur:  # v1's foreign keys are checked as the tables' owner, a superuser on Supabase
+            cur.execute("grant usage on schema public to supabase_admin, anon, authenticated, service_role")
+        conn.close()
+        yield database
