@@ -98,7 +98,9 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
     renamed, both, clash, gone, untouched = leaves
     (project,) = some_ids("select id from projects order by id limit 1")
     (focus,) = some_ids("select id from daily_focus order by id limit 1")
-    (note,) = some_ids("select id from notes order by id limit 1")
+    note, deleted_note = some_ids(
+        "select id from notes n where not exists (select from files f where f.note_id = n.id) order by id limit 2"
+    )
 
     with app_engine(app_role).begin() as conn:  # the app, as its role, in v2
         domain = conn.execute(text("insert into domains (name) values ('Made in v2') returning id")).scalar_one()
@@ -127,14 +129,21 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
         conn.execute(text("update tasks set status = 'in_progress' where id = :t"), {"t": both})
         conn.execute(text("update tasks set title = 'the app''s title' where id = :t"), {"t": clash})
         conn.execute(text("delete from daily_focus where id = :f"), {"f": focus})
-    orphan = str(orphan)
+        conn.execute(text("delete from notes where id = :n"), {"n": deleted_note})
+        garden = conn.execute(
+            text("insert into context_types (value, label) values ('garden', 'Garden') returning id")
+        ).scalar_one()
+    orphan, garden = str(orphan), str(garden)
     app_versions = {row_id: live_row("tasks", row_id) for row_id in (clash, orphan)}
+    app_versions[garden] = live_row("context_types", garden)
 
     # v1's app, meanwhile
     source.execute("update tasks set priority = 1, updated_at = now() where id = %s", (both,))
     source.execute("update tasks set title = 'v1''s title', updated_at = now() where id = %s", (clash,))
     source.execute("delete from tasks where id = %s", (gone,))
     source.execute("update notes set body = 'edited in v1', updated_at = now() where id = %s", (note,))
+    source.execute("update notes set body = 'the app deleted it', updated_at = now() where id = %s", (deleted_note,))
+    source.execute("insert into context_types (value, label) values ('garden', 'Garden in v1')")
     ((v1_domain,),) = source.execute("insert into domains (name) values ('Made in v1') returning id::text")
     dump = source.dump(tmp_path / "dump")
     again = ["--dump", str(dump), "--files-from", str(source.bucket), "--app-role", app_role]
@@ -179,6 +188,8 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
     # the conflicts stay as v1 has them, and the app's versions are kept whole in the conflicts table
     assert live_row("tasks", clash)["title"] == "v1's title"
     assert live_row("tasks", orphan) is None
+    assert live_row("notes", deleted_note)["body"] == "the app deleted it"
+    assert live_row("context_types", garden) is None
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select row_id, reason, app_version, v1_version from lifeos_migration.conflicts"
@@ -186,6 +197,8 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
         )
         conflicts = {row_id: (reason, mine, theirs) for row_id, reason, mine, theirs in cur.fetchall()}
     assert conflicts == {
+        deleted_note: ("the app deleted the row v1 changed (body, updated_at)", None, live_row("notes", deleted_note)),
+        garden: ("unique clash on context_types_value_key", app_versions[garden], None),
         clash: ("both sides changed title differently", app_versions[clash], live_row("tasks", clash)),
         orphan: ("its parent in tasks is not in the new v2 (v1 deleted it, or it is a conflict)",
                       app_versions[orphan], None),

@@ -33,6 +33,7 @@ import report
 
 Cursor = psycopg2.extensions.cursor
 UPDATED_AT = "updated_at"  # a bookkeeping column both sides set on every change: the later time wins
+CARRYING = "the app's writes to live v2 are merged in; the tests run again"  # the build's ledger detail meanwhile
 
 
 @dataclass
@@ -107,6 +108,13 @@ class Pass:
         written = {name for (name,) in self.cur.fetchall()}
         names = sorted(written & set(publish.tables(self.cur, self.live)) & set(publish.tables(self.cur, self.shadow)))
         ordered = publish.in_foreign_key_order(self.cur, self.shadow, names)
+        if ordered:  # not publishable until the tests pass on the merged shadow (a killed run stays unpublishable)
+            self.execute(
+                sql.SQL("update {} set result = 'building', detail = %s where run_id = %s").format(
+                    publish.meta("runs")
+                ),
+                (CARRYING, self.build),
+            )
         for table in ordered:
             self.execute(sql.SQL("alter table {} disable trigger user").format(self.table(table)))
         for number, table in enumerate(ordered):
@@ -125,8 +133,9 @@ class Pass:
         return publish.qualified(schema or self.shadow, name)
 
     def collect(self) -> None:
-        """carry_net: each row the app wrote and this shadow lacks, with its first and last operation and its
-        base (the old row of its first change); the log's records of them are marked merged into the build."""
+        """carry_net: each row the app wrote that is not merged into this shadow yet, with its first operation
+        and its base (the old row of its first change); the log's records of them are marked merged into the
+        build."""
         self.execute(
             sql.SQL(
                 "create temp table carry_changes on commit drop as"
@@ -141,8 +150,10 @@ class Pass:
                 "   (array_agg(operation order by change_id desc))[1] as last_op,"
                 "   (array_agg(old_row order by change_id))[1] as base"
                 "  from carry_changes group by table_name, row_id) as written"
-                " where not (first_op = 'INSERT' and last_op = 'DELETE')"
-            ).format(changes=publish.meta("changes")),
+                " where not (first_op = 'INSERT' and last_op = 'DELETE');"
+                # the records of shadows dropped since (a later build's): an oid the server gives again finds none
+                " delete from {carried} where schema_oid not in (select oid from pg_namespace)"
+            ).format(changes=publish.meta("changes"), carried=publish.meta("carried")),
             {"live": self.live, "build": self.build, "derived": list(publish.DERIVED)},
         )
 

@@ -196,18 +196,14 @@ def carry_app_writes(dbt_vars: dict[str, object], reconciled: report.Report) -> 
     try:
         dbt(
             "test", "--exclude-resource-type", "unit_test",
-            "--vars", json.dumps(dbt_vars | {"v2_schema": build.schemas["shadow"]}),
+            "--vars", json.dumps(dbt_vars | {"marts_schema": build.schemas["shadow"]}),
         )  # fmt: skip
         reconciled = report.run()
     except lifeos_env.MigrationError as error:
-        with lifeos_env.transaction() as cur:  # the merged shadow is no longer publishable
-            cur.execute(
-                sql.SQL("update {} set result = 'build failed', detail = %s where run_id = %s").format(
-                    publish.meta("runs")
-                ),
-                (f"the tests failed on the shadow after carrying the app's writes forward: {error}", build.run_id),
-            )
+        detail = f"the tests failed on the shadow after carrying the app's writes forward: {error}"
+        mark_build(build.run_id, "build failed", detail)
         raise
+    mark_build(build.run_id, "built", None)  # publishable again
     carried = "; ".join(
         f"{table} " + ", ".join(f"{rows} {action}" for action, rows in actions.items())
         for table, actions in merged.carried.items()
@@ -220,6 +216,15 @@ def carry_app_writes(dbt_vars: dict[str, object], reconciled: report.Report) -> 
         )
     report.note(reconciled, notes)
     return reconciled
+
+
+def mark_build(run_id: int, result: str, detail: str | None) -> None:
+    """Set the ledger's result of a build."""
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            sql.SQL("update {} set result = %s, detail = %s where run_id = %s").format(publish.meta("runs")),
+            (result, detail, run_id),
+        )
 
 
 def app_role_var(args: argparse.Namespace) -> dict[str, str]:
