@@ -1,9 +1,11 @@
 """The parallel run (issue 20): a re-migration carries the app's writes to live v2 forward (--carry-forward),
-with what conflicts listed and kept, and without the flag the publish stops."""
+with what conflicts listed and kept, and without the flag the publish stops; and a round trip through v1
+(export-changes --to-v1, applied to v1, migrated again) gives back the same v2."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from psycopg2 import sql
 from sqlalchemy import text
 from test_migrate_cutover import app_engine, cli
 
+import carry_forward
 import generate_sample
 import lifeos_env
 import make_supabase_dump
@@ -25,19 +28,16 @@ import report
 
 @dataclass
 class Source:
-    """A Supabase-shaped v1 database holding the sample, as the bundled dump has it, and its bucket."""
+    """v1 as Supabase holds it, with the sample's rows (conftest's supabase_v1), and its bucket."""
 
     database: str
     bucket: Path
 
     def execute(self, statement: str, params: object = None) -> list[tuple]:
-        """One statement on v1, as v1's app would run it; its rows. The sample's owner role, as Supabase's
-        shape has it, may not use schema public, which foreign-key checks need: they are left out (replica), so
-        only rows no other row refers to are deleted."""
+        """One statement on v1, as v1's app would run it; its rows."""
         conn = psycopg2.connect(dbname=self.database)
         try:
             with conn, conn.cursor() as cur:
-                cur.execute("set local session_replication_role = replica")
                 cur.execute(statement, params)
                 return cur.fetchall() if cur.description else []
         finally:
@@ -49,11 +49,8 @@ class Source:
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> Iterator[Source]:
-    with lifeos_env.scratch_database("lifeos_supabase") as database:
-        generator = make_supabase_dump.build_source(database, 1)
-        generate_sample.write_blobs(generator.blobs, tmp_path / "bucket")
-        yield Source(database, tmp_path / "bucket")
+def source(supabase_v1: str, tmp_path: Path) -> Source:
+    return Source(supabase_v1, generate_sample.write_sample_blobs(1, tmp_path / "bucket"))
 
 
 @pytest.fixture
@@ -215,3 +212,77 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
         conn.execute(text("update tasks set title = 'after the carry-forward' where id = :t"), {"t": renamed})
     with lifeos_env.transaction() as cur:
         assert publish.app_changes(cur, "public") == {"tasks": (1, 0)}
+
+
+def migrated_columns() -> dict[str, dict[str, dict]]:
+    """Per v2 table with v1 data: each row's id -> its columns that come from v1 (carry_forward.v1_held_columns),
+    with times in UTC."""
+    snapshot = {}
+    with lifeos_env.transaction() as cur:
+        cur.execute("set local timezone = 'UTC'")
+        for table, columns in sorted(carry_forward.v1_held_columns().items()):
+            cur.execute(
+                sql.SQL("select id::text, jsonb_build_object({}) from {}").format(
+                    sql.SQL(", ").join(
+                        sql.SQL("{}, {}").format(sql.Literal(c), sql.Identifier(c)) for c in sorted(columns)
+                    ),
+                    sql.Identifier(table),
+                )
+            )
+            snapshot[table] = dict(cur.fetchall())
+    return snapshot
+
+
+def test_a_round_trip_through_v1_gives_back_the_same_v2_with_no_conflicts(
+    sample_copy: str, app_role: str, source: Source, tmp_path: Path
+) -> None:
+    (edited_task,) = some_ids("select id from tasks where parent_id is null order by id limit 1")
+    (edited_project,) = some_ids("select id from projects order by id limit 1")
+    (gone_focus,) = some_ids("select id from daily_focus order by id limit 1")
+    (gone_bookmark,) = some_ids("select id from bookmarks order by id limit 1")
+    with app_engine(app_role).begin() as conn:  # the app creates, updates and deletes in v2
+        domain = conn.execute(text("insert into domains (name) values ('Round trip') returning id")).scalar_one()
+        project = conn.execute(
+            text("insert into projects (domain_id, name) values (:d, 'There and back') returning id"), {"d": domain}
+        ).scalar_one()
+        task = conn.execute(
+            text(
+                "insert into tasks (domain_id, project_id, title, energy_level) values (:d, :p, 'Go', 'high')"
+                " returning id"
+            ),
+            {"d": domain, "p": project},
+        ).scalar_one()
+        conn.execute(
+            text("insert into tasks (domain_id, parent_id, title) values (:d, :t, 'and come back')"),
+            {"d": domain, "t": task},
+        )
+        conn.execute(text("insert into notes (task_id, title, body) values (:t, 'Log', 'it''s a trip')"), {"t": task})
+        conn.execute(
+            text("update tasks set title = 'Retitled in v2', energy_level = 'low' where id = :t"), {"t": edited_task}
+        )
+        conn.execute(text("update projects set name = 'Renamed in v2' where id = :p"), {"p": edited_project})
+        conn.execute(text("delete from daily_focus where id = :f"), {"f": gone_focus})
+        conn.execute(text("delete from bookmarks where id = :b"), {"b": gone_bookmark})
+
+    out = tmp_path / "to_v1"
+    assert publish.main(["export-changes", "--to-v1", "--out", str(out)]) == 0
+    before = migrated_columns()  # v2 as the export left it (its dbt run wrote the manifest this reads)
+    applied = subprocess.run(  # as a person applies it to v1
+        [lifeos_env.pg_client("psql"), "-X", "-q", "-d", source.database, "-f", str(out / "to_v1.sql")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    dump = source.dump(tmp_path / "dump")
+    again = ["--dump", str(dump), "--files-from", str(source.bucket), "--app-role", app_role, "--carry-forward"]
+    assert migrate.main(again) == 0
+
+    assert migrated_columns() == before
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            "select count(*) from lifeos_migration.conflicts"
+            " where build_run_id = (select max(run_id) from lifeos_migration.runs where full_build)"
+        )
+        assert cur.fetchone() == (0,)
+    assert json.loads((report.TARGET / "report.json").read_text())["conflicts"] == []
+    assert live_row("tasks", edited_task)["energy_level"] == "low"  # a v2-only column the app changed
+    assert live_row("tasks", str(task))["energy_level"] == "high"
