@@ -94,7 +94,7 @@ def test_the_meta_schema_has_one_home() -> None:
     """Every table of the durable schema (var meta_schema) is defined in macros/meta_schema.sql and nowhere else."""
     home = lifeos_env.ROOT / "macros" / "meta_schema.sql"
     defined = set(re.findall(r"create table if not exists \{\{ meta \}\}\.(\w+)", home.read_text()))
-    assert defined == {"runs", "accepted_losses", "owned_objects", "file_manifest", "changes"}
+    assert defined == {"runs", "accepted_losses", "owned_objects", "file_manifest", "changes", "carried", "conflicts"}
     for path in sorted([*(lifeos_env.ROOT / "scripts").glob("*.py"), *(lifeos_env.ROOT / "macros").glob("*.sql")]):
         if path != home:
             assert not re.search(r"create (?:table|schema) if not exists", path.read_text(), re.IGNORECASE), path.name
