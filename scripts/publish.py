@@ -1135,24 +1135,23 @@ def inverse_models(cur: Cursor, source: str) -> dict[str, InverseModel]:
     from dbt.cli.main import dbtRunner  # here: of all the commands, only the export to v1 runs dbt
 
     arguments = ["--vars", json.dumps({"marts_schema": source}), "--project-dir", str(lifeos_env.ROOT), "--quiet"]
-    parsed = dbtRunner().invoke(["parse", *arguments])
-    compiled = dbtRunner(manifest=parsed.result).invoke(["compile", "--select", f"tag:{TO_V1_TAG}", *arguments])
+    compiled = dbtRunner().invoke(["compile", "--select", f"tag:{TO_V1_TAG}", *arguments])
     if not compiled.success:
         failures = [
             f"{r.node.name}: {r.message}" for r in getattr(compiled.result, "results", []) if r.status == "error"
         ]
-        reason = (failures or [str(compiled.exception or parsed.exception)])[0].strip().splitlines()[0]
+        reason = (failures or [str(compiled.exception)])[0].strip().splitlines()[0]
         raise lifeos_env.MigrationError(f"dbt could not compile the mapping back to v1 over schema {source}: {reason}")
-    nodes = parsed.result.nodes
+    v2_tables = set(tables(cur, source))
     models = {}
     for result in compiled.result.results:
         node = result.node
-        (mart,) = [nodes[name] for name in node.depends_on.nodes if nodes[name].fqn[1] == "marts"]
+        (v2_table,) = {name.split(".")[-1] for name in node.depends_on.nodes} & v2_tables  # the mart it inverts
         cur.execute(
             sql.SQL("create temporary view {} as {}").format(sql.Identifier(node.name), sql.SQL(node.compiled_code))
         )
-        models[mart.name] = InverseModel(
-            mart.name, node.name.removeprefix("v1_"), node.name, node.config.meta["v1_references"]
+        models[v2_table] = InverseModel(
+            v2_table, node.name.removeprefix("v1_"), node.name, node.config.meta["v1_references"]
         )
     return models
 

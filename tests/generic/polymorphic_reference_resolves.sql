@@ -14,7 +14,8 @@
 {%- set relations = {} -%}
 {%- set deletion = {} -%}
 {%- if execute -%}
-    {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
+    {#- an ephemeral model (models/to_v1) has no relation, and holds no entity -#}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.relation_name -%}
         {%- do relations.update({node.name: node.relation_name}) -%}
         {%- if node.relation_name in model | string and node.config.meta.get('on_entity_delete', {}).insert -%}
             {%- do deletion.update({'relation': node.relation_name, 'values': node.config.meta.on_entity_delete.insert}) -%}
