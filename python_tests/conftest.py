@@ -30,6 +30,9 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 os.environ["DBT_TARGET_PATH"] = f"target/pytest_{WORKER}"
 os.environ["DBT_LOG_PATH"] = str(Path(__file__).resolve().parent.parent / "logs" / f"pytest_{WORKER}")
 
+from dbt.cli.main import dbtRunner  # noqa: E402
+from dbt.contracts.graph.manifest import Manifest  # noqa: E402
+
 import lifeos_env  # noqa: E402
 import make_supabase_dump  # noqa: E402
 import migrate  # noqa: E402
@@ -58,6 +61,42 @@ def copy_database(template: str) -> str:
     name = f"lifeos_test_{uuid.uuid4().hex[:12]}"
     on_server(sql.SQL("create database {} template {}").format(*map(sql.Identifier, (name, template))))
     return name
+
+
+# dbt's parse of the project for `dbt test`, per database and --vars (what a parse depends on besides the files)
+PARSED: dict[tuple[str, str], Manifest] = {}
+
+
+def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
+    """Run dbt in this process on the database PGDATABASE names: success, {check: status} of its tests, its log.
+
+    No interpreter start-up per call; and `dbt test`, which the tests run again and again, parses the project
+    once per database and --vars in a worker: dbt's programmatic runner takes the manifest parsed then (the
+    project's files do not change during a run).
+    A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular or unit test by its name.
+    """
+    project = ["--project-dir", str(lifeos_env.ROOT)]
+    manifest = None
+    if args[0] == "test":
+        dbt_vars = args[args.index("--vars") + 1] if "--vars" in args else "{}"
+        key = (os.environ["PGDATABASE"], dbt_vars)
+        if key not in PARSED:
+            parsed = dbtRunner().invoke(["parse", "--vars", dbt_vars, *project])
+            assert parsed.success, parsed.exception
+            PARSED[key] = parsed.result
+        manifest = PARSED[key]
+    log: list[str] = []
+    run = dbtRunner(manifest=manifest, callbacks=[lambda event: log.append(event.info.msg)])
+    result = run.invoke([*args, *project])
+    assert result.exception is None, "\n".join(log)
+    outcomes = {}
+    for node_result in result.result:
+        node = node_result.node
+        if node.resource_type in ("test", "unit_test"):
+            generic = getattr(node, "test_metadata", None)  # None on a singular test
+            name = f"{generic.name}:{node.attached_node.split('.')[-1]}" if generic else node.name
+            outcomes[name] = str(node_result.status)
+    return result.success, outcomes, "\n".join(log)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -15,9 +15,10 @@ from pathlib import Path
 import psycopg2
 import pytest
 import sqlalchemy
+from conftest import run_dbt
 from psycopg2 import sql
 from sqlalchemy import text
-from test_validation import on_live, run_dbt
+from test_validation import on_live
 
 import generate_sample
 import lifeos_env

@@ -14,7 +14,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import pytest
-from conftest import LIVE
+from conftest import LIVE, run_dbt
 from psycopg2 import sql
 
 import export_ddl
@@ -56,21 +56,19 @@ def v2(sample_db: Cursor, migrated_v2_schema: str) -> Cursor:
 
 def dbt_test(select: str) -> dict[str, list[tuple[object, ...]]]:
     """Run `dbt test --select` on the live schema; each test's name -> the rows its query finds (empty = passed)."""
-    command = ["dbt", "test", "--select", select, "--vars", f"{{marts_schema: {LIVE}}}"]
-    run = subprocess.run(command, cwd=lifeos_env.ROOT, env=os.environ.copy(), text=True,
-                         capture_output=True)  # fmt: skip
+    success, _, log = run_dbt("test", "--select", select, "--vars", f"{{marts_schema: {LIVE}}}")
     results = [
         result
         for result in json.loads((report.TARGET / "run_results.json").read_text())["results"]
         if result["unique_id"].startswith("test.")
     ]
-    assert results and all(r["status"] in ("pass", "fail") for r in results), run.stdout[-3000:]
+    assert results and all(r["status"] in ("pass", "fail") for r in results), log[-3000:]
     found = {}
     with lifeos_env.transaction() as cur:
         for result in results:
             cur.execute(result["compiled_code"])
             found[result["unique_id"].split(".")[2].rstrip("_")] = cur.fetchall()
-    assert (run.returncode != 0) == any(found.values()), run.stdout[-3000:]
+    assert (not success) == any(found.values()), log[-3000:]
     return found
 
 

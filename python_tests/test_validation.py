@@ -19,8 +19,7 @@ from contextlib import contextmanager
 import psycopg2
 import pytest
 import yaml
-from conftest import drop_database, new_database
-from dbt.cli.main import dbtRunner
+from conftest import drop_database, new_database, run_dbt
 
 import generate_sample
 import lifeos_env
@@ -32,25 +31,6 @@ def live_v2(migrated_sample: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The migrated sample, named by PGDATABASE for the test; live v2 is its schema public."""
     monkeypatch.setenv("PGDATABASE", migrated_sample)
     return migrated_sample
-
-
-def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
-    """Run dbt in this process (no interpreter start-up per call): success, {check: status} of its tests, its log.
-
-    A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular or unit test by its name.
-    """
-    log: list[str] = []
-    run = dbtRunner(callbacks=[lambda event: log.append(event.info.msg)])
-    result = run.invoke([*args, "--project-dir", str(lifeos_env.ROOT)])
-    assert result.exception is None, "\n".join(log)
-    outcomes = {}
-    for node_result in result.result:
-        node = node_result.node
-        if node.resource_type in ("test", "unit_test"):
-            generic = getattr(node, "test_metadata", None)  # None on a singular test
-            name = f"{generic.name}:{node.attached_node.split('.')[-1]}" if generic else node.name
-            outcomes[name] = str(node_result.status)
-    return result.success, outcomes, "\n".join(log)
 
 
 def on_live(dbt_vars: str = "{}") -> str:
