@@ -5,8 +5,9 @@
 A fresh database gets the sample at `scale` migrated and published (not timed). Then each run builds v2
 again (`dbt build`, not timed) and times, side by side on the same live v2:
 - publish: `scripts/publish.py publish`, the whole command (guard, backup, swap, change capture);
-- dump, lean: `pg_dump -Fc` of live v2 as publish writes it, search_index's rows left out;
-- dump, full: `pg_dump -Fc` of live v2 with every row, as publish wrote it before;
+- dump, lean: `pg_dump -Fd -j <cores>` of live v2 as publish writes it, search_index's rows left out;
+- dump, lean, one job: the same as one `pg_dump -Fc` (the format of the backups before);
+- dump, full: `pg_dump -Fc` of live v2 with every row, as publish wrote it before the lean backup;
 - guard, change log: the guard's query of the app's writes (publish.app_changes);
 - guard, row hashes: md5 of every live row, what the guard by hashing did once per publish (and again
   for the rows it published).
@@ -46,7 +47,13 @@ def run(*command: str) -> None:
 
 
 def pg_dump(scratch: Path, *options: str) -> None:
-    run(lifeos_env.pg_client("pg_dump"), "--format=custom", "--schema=public", f"--file={scratch / 'x.dump'}", *options)
+    """The server's pg_dump of live v2 into scratch/x.dump (a file, or a folder with --format=directory), then
+    removed."""
+    out = scratch / "x.dump"
+    with lifeos_env.transaction() as cur:  # the server's own pg_dump, as publish runs it
+        major = publish.server_major(cur.connection)
+    run(lifeos_env.pg_client("pg_dump", major), "--schema=public", f"--file={out}", *options)
+    publish.remove_dump(out)
 
 
 def guard_by_hashes() -> None:
@@ -63,9 +70,11 @@ def guard_by_change_log() -> None:
 def one_run(scratch: Path) -> dict[str, float]:
     run("dbt", "build", "--exclude-resource-type", "unit_test", "--vars", '{"files_checked": false}', "--quiet")
     lean = [f'--exclude-table-data="public"."{table}"' for table in publish.DERIVED]
+    jobs = f"--jobs={os.cpu_count() or 1}"
     return {
-        "dump, lean": seconds(lambda: pg_dump(scratch, *lean)),
-        "dump, full": seconds(lambda: pg_dump(scratch)),
+        "dump, lean": seconds(lambda: pg_dump(scratch, "--format=directory", jobs, *lean)),
+        "dump, lean, one job": seconds(lambda: pg_dump(scratch, "--format=custom", *lean)),
+        "dump, full": seconds(lambda: pg_dump(scratch, "--format=custom")),
         "guard, change log": seconds(guard_by_change_log),
         "guard, row hashes": seconds(guard_by_hashes),
         "publish": seconds(lambda: run(sys.executable, "scripts/publish.py", "publish")),
