@@ -24,12 +24,16 @@
 {%- endmacro %}
 
 {#
-  Whether this invocation materializes at least one mart: one is among dbt's
-  selected_resources (a `dbt test` selects tests, `dbt seed` seeds, and
-  `dbt run --select int_files` no mart). On-run-start hooks run only in
-  commands that execute nodes, of which `dbt build` and `dbt run` select models.
+  Whether this invocation materializes at least one mart: a `dbt build` or
+  `dbt run` with one among dbt's selected_resources (a `dbt test` selects tests,
+  `dbt seed` seeds, and `dbt run --select int_files` no mart). `dbt docs
+  generate` and `dbt compile` run the on-run-start hooks too and select the
+  marts, but materialize nothing: the shadow under review must survive them.
 #}
 {% macro is_writing_v2() -%}
+    {%- if flags.WHICH not in ('build', 'run') -%}
+        {{ return(false) }}
+    {%- endif -%}
     {%- for unique_id in selected_resources if unique_id in graph.nodes -%}
         {%- set node = graph.nodes[unique_id] -%}
         {%- if node.resource_type == 'model' and node.config.schema == 'v2' -%}
