@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import psycopg2.extensions
 import pytest
+from conftest import LIVE
+from dbt.cli.main import dbtRunner, dbtRunnerResult
 from psycopg2 import sql
 
 import lifeos_env
@@ -128,6 +131,35 @@ def test_only_an_invocation_that_materializes_a_mart_writes_v2(
         assert cur.fetchone()[0] == live_tables
     migrate.dbt("run", "--select", "domains")
     assert shadow_and_ledger() == (["domains"], before[1] + 1)
+
+
+def dbt_events(*args: str) -> tuple[dbtRunnerResult, set[str]]:
+    """Invoke dbt in this process: its result, and the names of the events it fired."""
+    names: set[str] = set()
+    result = dbtRunner(callbacks=[lambda event: names.add(event.info.name)]).invoke(
+        [*args, "--project-dir", str(lifeos_env.ROOT)]
+    )
+    assert result.exception is None, result.exception
+    return result, names
+
+
+def test_partial_parsing_reuses_the_manifest_for_the_same_vars_and_parses_again_for_others(
+    published: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The saved manifest serves a second invocation with the same vars, and the catalog check still passes with
+    it; other vars parse the project again, and put the marts where they say."""
+    monkeypatch.setenv("PGDATABASE", published)
+    target = ("--target-path", str(tmp_path))
+    catalog_check = ("test", "--select", "test_name:catalog_matches_contract", "--vars", f"{{marts_schema: {LIVE}}}")
+    for reused in (False, True):  # the first finds no saved manifest
+        result, events = dbt_events(*catalog_check, *target)
+        assert ("PartialParsingSkipParsing" in events, "UnableToPartialParse" in events) == (reused, not reused)
+        checks = [str(r.status) for r in result.result if r.node.resource_type == "test"]
+        assert result.success and checks and set(checks) == {"pass"}
+    listing = ("ls", "-s", "domains", "--resource-type", "model", "--output", "json", "--output-keys", "schema")
+    result, events = dbt_events(*listing, *target)
+    assert "UnableToPartialParse" in events
+    assert [json.loads(line) for line in result.result] == [{"schema": "v2_shadow"}]
 
 
 def test_a_scratch_database_is_named_while_used_and_dropped_even_on_failure() -> None:
