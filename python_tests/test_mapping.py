@@ -8,8 +8,8 @@ for the whole module.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
+import io
 from collections import Counter
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -241,19 +241,14 @@ delete from v1.context_types where value = 'quick';
 
 
 def dbt_output(*args: str) -> str:
-    """Run migrate.dbt and return what it printed (file descriptor 1, where dbt's subprocess writes)."""
-    with tempfile.TemporaryFile() as out:
-        saved = os.dup(1)
-        os.dup2(out.fileno(), 1)
-        try:
+    """Run migrate.dbt and return what it printed (dbt runs in this process and prints to sys.stdout)."""
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
             migrate.dbt(*args)
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            out.seek(0)
-            printed = out.read().decode()
-            print(printed)
-    return printed
+    finally:
+        print(out.getvalue())
+    return out.getvalue()
 
 
 @pytest.fixture(scope="module")

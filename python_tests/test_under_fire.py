@@ -238,8 +238,9 @@ def test_a_run_killed_by_sigkill_leaves_no_lock_and_is_recorded_as_interrupted(p
 
 
 def test_sigterm_stops_the_build_with_its_dbt(fresh_database: str) -> None:
-    """R7: SIGTERM to scripts/migrate during the build stops dbt too, and the build is recorded as interrupted."""
-    run = start("migrate", "--sample")
+    """R7: SIGTERM to scripts/migrate during the build stops dbt (in its process) too: its open queries are
+    cancelled, and the build is recorded as interrupted."""
+    run = start("migrate", "--sample", "--verbose")  # dbt's log as it runs
     for line in run.stdout:
         if "START sql table model v2_shadow." in line:
             break
@@ -250,6 +251,11 @@ def test_sigterm_stops_the_build_with_its_dbt(fresh_database: str) -> None:
     with lifeos_env.transaction() as cur:
         cur.execute("select result from lifeos_migration.runs where full_build")
         assert cur.fetchall() == [("interrupted",)]
+        cur.execute(
+            "select query from pg_stat_activity where datname = %s and state <> 'idle' and pid <> pg_backend_pid()",
+            (fresh_database,),
+        )
+        assert cur.fetchall() == []  # no query of the stopped build goes on
 
 
 def test_sigterm_during_the_backup_stops_pg_dump_and_leaves_no_unlisted_dump(published: str, tmp_path: Path) -> None:

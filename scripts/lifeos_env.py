@@ -46,8 +46,9 @@ class MigrationError(Exception):
     """A failure that is reported to the user as one clear line."""
 
 
-class Interrupted(MigrationError):
-    """SIGTERM or SIGINT stopped the run; its child programs were stopped too."""
+class Interrupted(MigrationError, KeyboardInterrupt):
+    """SIGTERM or SIGINT stopped the run; its child programs were stopped too. Also a KeyboardInterrupt: dbt,
+    running in this process, cancels its open queries on one, as on Ctrl-C."""
 
 
 _children: set[subprocess.Popen] = set()  # the child programs running now, for stop_on_signals

@@ -13,6 +13,10 @@ publishes that build later. When the app wrote to live v2 since the last
 publish, the publish stops, unless --carry-forward merges the app's writes into
 the new build first (scripts/carry_forward.py), tests it again, and publishes
 it with the conflicts listed in the report.
+
+dbt runs in this process, and the project is parsed once for every dbt step.
+Each step shows a progress bar; dbt's whole log is in logs/dbt.log, and
+--verbose streams it too.
 """
 
 from __future__ import annotations
@@ -22,10 +26,16 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
+from dbt.cli.main import dbtRunner, dbtRunnerResult
+from dbt.contracts.graph.manifest import Manifest
+from dbt_common.events.base_types import EventMsg
 from psycopg2 import sql
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 import carry_forward
 import generate_sample
@@ -38,18 +48,77 @@ import restore_v1
 import run_lock
 
 console = Console(soft_wrap=True)  # a one-line message stays one line
+VERBOSE = False  # --verbose: dbt's log on the terminal as it runs, besides logs/dbt.log
 CARRY_TRIES = 3  # merges, each followed by a publish that finds the app wrote in between, before giving up
 
 
-def dbt(*args: str) -> None:
-    """Run one dbt command in the project; raise when it fails."""
+def dbt(*args: str, manifest: Manifest | None = None) -> dbtRunnerResult:
+    """Run one dbt command in this process, in the project, with a progress bar of its nodes; raise when it fails.
+
+    dbt's whole log goes to logs/dbt.log (dbt's log path). The terminal gets the bar, dbt's warnings and errors
+    (a failing node's message in full) and the project's own log lines (e.g. UNMAPPED v1 columns); with
+    --verbose, dbt's log as it runs. Given the `manifest` of a `dbt parse` with the same vars, dbt does not
+    parse the project again.
+    """
     command = ["dbt", *args]
     console.print(f"[bold]$ {' '.join(command)}[/bold]")
-    if lifeos_env.run_child(command, cwd=lifeos_env.ROOT, env=os.environ.copy()).returncode != 0:
+    log_level = [] if VERBOSE else ["--log-level", "none"]  # the terminal's; the log file keeps every line
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, TextColumn("{task.fields[running]}"), console=console) as progress:
+        runner = dbtRunner(manifest=manifest, callbacks=[NodeProgress(progress, " ".join(command[:2]))])
+        result = runner.invoke([*args, "--project-dir", str(lifeos_env.ROOT), *profiles_dir(), *log_level])
+    if isinstance(result.exception, lifeos_env.Interrupted):
+        raise result.exception
+    if not result.success:
         raise lifeos_env.MigrationError(f"`{' '.join(command)}` failed; its output above names the model or test")
+    return result
 
 
-def build_int_files() -> None:
+class NodeProgress:
+    """dbtRunner callback: one progress bar of the invocation's nodes (done out of total, the one started last
+    and still running), and, but with --verbose, dbt's warnings and errors and the project's log lines."""
+
+    def __init__(self, progress: Progress, description: str) -> None:
+        self.progress = progress
+        self.bar = progress.add_task(description, total=None, running="")
+        self.running: dict[str, str] = {}  # unique_id -> name of each node running now, in the order they started
+        self.counted: set[str] = set()  # the nodes in dbt's total that started
+        self.lock = threading.Lock()  # dbt calls back from its worker threads
+
+    def __call__(self, event: EventMsg) -> None:
+        name, data = event.info.name, event.data
+        if name == "LogStartLine":  # a node dbt counts (an ephemeral model is compiled into others, never run)
+            with self.lock:
+                self.counted.add(data.node_info.unique_id)
+            self.progress.update(self.bar, total=data.total)
+        elif name in ("NodeStart", "NodeFinished"):
+            with self.lock:
+                if name == "NodeStart":
+                    self.running[data.node_info.unique_id] = data.node_info.node_name
+                else:
+                    self.running.pop(data.node_info.unique_id, None)
+                    if data.node_info.unique_id in self.counted:
+                        self.progress.advance(self.bar)
+                self.progress.update(self.bar, running=next(reversed(self.running.values()), ""))
+        elif not VERBOSE and shown(event):  # as dbt words it: its own warnings start with [WARNING]
+            self.progress.console.print(Text.from_ansi(event.info.msg), soft_wrap=True)
+
+
+def shown(event: EventMsg) -> bool:
+    """Whether the terminal gets a dbt event without --verbose: a line the project logs (`log(..., info=True)`),
+    a warning, or an error but for the Python stack of a stop."""
+    name, level = event.info.name, event.info.level
+    return name == "JinjaLogInfo" or (level in ("warn", "error") and name != "MainStackTrace")
+
+
+def profiles_dir() -> list[str]:
+    """Where dbt finds profiles.yml: DBT_PROFILES_DIR, else the project's (as for dbt started in it), else ~/.dbt."""
+    if os.environ.get("DBT_PROFILES_DIR") or not (lifeos_env.ROOT / "profiles.yml").exists():
+        return []
+    return ["--profiles-dir", str(lifeos_env.ROOT)]
+
+
+def build_int_files(*args: str, manifest: Manifest | None = None) -> None:
     """Build int_files and everything it reads (seeds, staging views and int_ tables; no tests) for the files step."""
     dbt(
         "build",
@@ -59,6 +128,8 @@ def build_int_files() -> None:
         "seed",
         "--resource-type",
         "model",
+        *args,
+        manifest=manifest,
     )
 
 
@@ -117,6 +188,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         " what conflicts is left out and listed in the report and lifeos_migration.conflicts",
     )
     publish.add_lock_wait(parser)
+    parser.add_argument(
+        "--verbose", action="store_true", help="stream dbt's log as it runs (it is always in logs/dbt.log)"
+    )
     args = parser.parse_args(argv)
     if args.carry_forward and args.no_publish:
         parser.error("--carry-forward merges the app's writes into a build it publishes: drop --no-publish")
@@ -124,7 +198,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global VERBOSE  # read by every dbt step of the run
     args = parse(argv)
+    VERBOSE = args.verbose
     if args.storage_root:
         os.environ["LIFEOS_STORAGE_ROOT"] = str(args.storage_root.absolute())
     lifeos_env.stop_on_signals()
@@ -150,16 +226,19 @@ def migrate(args: argparse.Namespace) -> None:
             dump = restore_v1.SAMPLE_DUMP if args.scale == 1 else make_supabase_dump.dump_sample(args.scale, scratch)
             if files_from is None:
                 files_from = generate_sample.write_sample_blobs(args.scale, Path(scratch) / "blobs")
+        # every dbt step runs with the same vars, so one parse serves them all (files_checked is read at parse time)
+        dbt_vars = {"files_checked": files_from is not None, "accept_rejects": args.accept_rejects}
+        with_vars = ("--vars", json.dumps(dbt_vars | app_role_var(args)))
+        manifest = dbt("parse", *with_vars).result
         restore_v1.restore(dump, args.from_dsn)
         notes = files_not_moved(files_from is not None, args.skip_files)
         if files_from:
-            build_int_files()
+            build_int_files(*with_vars, manifest=manifest)
             move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), lifeos_env.storage_root())
-    dbt_vars = {"files_checked": files_from is not None, "accept_rejects": args.accept_rejects}
     try:
         # unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
         # dbt advises leaving them out of production runs
-        dbt("build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars | app_role_var(args)))
+        dbt("build", "--exclude-resource-type", "unit_test", *with_vars, manifest=manifest)
     finally:
         if not isinstance(sys.exc_info()[1], lifeos_env.Interrupted):  # a stopped run stops here
             reconciled = report.run()  # audits the shadow the build wrote, and says what failed when it did
@@ -175,7 +254,7 @@ def migrate(args: argparse.Namespace) -> None:
         report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
         return
     for attempt in range(1, CARRY_TRIES + 1):
-        reconciled = carry_app_writes(dbt_vars | app_role_var(args), reconciled)
+        reconciled = carry_app_writes(with_vars, manifest, reconciled)
         try:
             report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
             return
@@ -185,19 +264,17 @@ def migrate(args: argparse.Namespace) -> None:
             console.print("the app wrote to live v2 during the carry-forward: carrying its new writes forward too")
 
 
-def carry_app_writes(dbt_vars: dict[str, object], reconciled: report.Report) -> report.Report:
+def carry_app_writes(with_vars: tuple[str, ...], manifest: Manifest, reconciled: report.Report) -> report.Report:
     """Merge the app's writes to live v2 (those not merged yet) into the shadow of the last build, and when
-    anything changed, run the tests on the merged shadow again; return its report."""
+    anything changed, run the tests on the merged shadow again (the build's vars and manifest: its marts_schema);
+    return its report."""
     with lifeos_env.transaction() as cur:
         build = publish.last_run(cur, publish.BUILDS)
     merged = carry_forward.merge(build)
     if not (merged.carried or merged.conflicts):
         return reconciled
     try:
-        dbt(
-            "test", "--exclude-resource-type", "unit_test",
-            "--vars", json.dumps(dbt_vars | {"marts_schema": build.schemas["shadow"]}),
-        )  # fmt: skip
+        dbt("test", "--exclude-resource-type", "unit_test", *with_vars, manifest=manifest)
         reconciled = report.run()
     except lifeos_env.MigrationError as error:
         detail = f"the tests failed on the shadow after carrying the app's writes forward: {error}"

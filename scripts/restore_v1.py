@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -42,6 +42,7 @@ from pglast.stream import RawStream
 from pglast.visitors import Visitor
 from psycopg2 import sql
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 import generate_sample
@@ -144,6 +145,7 @@ class Loader:
     dump_rows: dict[str, int] = field(default_factory=dict)  # target -> rows read from its data section
     loaded_rows: dict[str, int] = field(default_factory=dict)  # target -> rows the server's COPY reported
     warnings: list[str] = field(default_factory=list)
+    progress: Callable[[Table, int], None] = lambda table, rows: None  # rows of `table` handed to COPY so far
 
     def table(self, relation: ast.RangeVar) -> Table | None:
         """The restored table a name in the dump refers to, if any; a restored table's bare name is an error."""
@@ -202,7 +204,7 @@ class Loader:
         unknown = [c for c in columns if c not in self.columns[table.target]]
         if unknown:
             raise MigrationError(f"data for {table.label} names column(s) its CREATE TABLE lacks: {', '.join(unknown)}")
-        stream = CopyStream(iter(lines))
+        stream = CopyStream(iter(lines), lambda rows: self.progress(table, rows))
         self.cur.copy_expert(
             sql.SQL("copy {}.{} ({}) from stdin")
             .format(
@@ -258,9 +260,10 @@ class CopyStream:
     An error while reading the lines ends the stream; the caller raises it once COPY returns.
     """
 
-    def __init__(self, lines: Iterator[str]) -> None:
+    def __init__(self, lines: Iterator[str], progress: Callable[[int], None]) -> None:
         self.lines = lines
         self.rows = 0
+        self.progress = progress  # told the rows handed out so far after each chunk
         self.error: Exception | None = None
 
     def read(self, size: int = -1) -> str:
@@ -276,6 +279,7 @@ class CopyStream:
         except Exception as error:  # raised again, unchanged, once COPY returns
             self.error = error
             return ""
+        self.progress(self.rows)
         return "".join(chunk)
 
 
@@ -917,13 +921,15 @@ def restore(dump: Path | None = None, dsn: str | None = None, schema: str = V1_S
     tables = contract()
     listing = inspect(Path(dump)) if dsn is None else None
     incoming = f"{schema[:40]}_restore_{uuid.uuid4().hex[:8]}"
+    progress = RowsProgress()
     conn = lifeos_env.connect()
     try:
+        progress.start()
         conn.set_client_encoding("UTF8")
         with conn, conn.cursor() as cur:
             check_schema(cur, schema, tables.values())
             cur.execute(sql.SQL("create schema {}").format(sql.Identifier(incoming)))
-            loader = Loader(cur, incoming, tables)
+            loader = Loader(cur, incoming, tables, progress=progress.rows)
             if dsn is not None:
                 read_live(dsn, loader)
                 data_only = False
@@ -943,9 +949,24 @@ def restore(dump: Path | None = None, dsn: str | None = None, schema: str = V1_S
             f"the server refused the restore: {message}" + (f" ({context[0]})" if context else "")
         ) from None
     finally:
+        progress.stop()
         conn.close()
     report(schema, counts, loader.warnings, dump or "the live database")
     return {table.target: loaded for table, _, loaded in counts}
+
+
+class RowsProgress(Progress):
+    """The restore's progress bar: rows copied in so far, and the table being copied."""
+
+    def __init__(self) -> None:
+        rows = TextColumn("{task.completed:,.0f} rows")
+        super().__init__(TextColumn("{task.description}"), BarColumn(), rows, TimeElapsedColumn(), console=console)
+        self.bar = self.add_task("restore", total=None)
+        self.copied: dict[str, int] = {}  # table -> rows copied in
+
+    def rows(self, table: Table, copied: int) -> None:
+        self.copied[table.label] = copied
+        self.update(self.bar, completed=sum(self.copied.values()), description=f"restore {table.label}")
 
 
 def report(schema: str, counts: list[tuple[Table, int, int]], warnings: list[str], source: object) -> None:
