@@ -274,8 +274,10 @@ def kill_migrate(patterns: list[str]) -> str:
     with blocker.cursor() as cur:
         cur.execute("lock table public.domains in share mode")  # publish needs exclusive: it waits here
     process = subprocess.Popen(
-        [sys.executable, "scripts/migrate.py", "--sample", "--scale", "2"], cwd=lifeos_env.ROOT, env=os.environ.copy(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        # --verbose: dbt's log lines, which the kill points below wait for
+        [sys.executable, "scripts/migrate.py", "--sample", "--scale", "2", "--verbose"],
+        cwd=lifeos_env.ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
     )  # fmt: skip
     seen = []
     try:
