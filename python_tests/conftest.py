@@ -75,7 +75,7 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
     project's files do not change during a run).
     A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular or unit test by its name.
     """
-    project = ["--project-dir", str(lifeos_env.ROOT)]
+    project = lifeos_env.dbt_project_args()
     manifest = None
     if args[0] == "test":
         dbt_vars = args[args.index("--vars") + 1] if "--vars" in args else "{}"

@@ -230,6 +230,17 @@ def pg_client(program: str, major: int | None = None) -> str:
 
 
 @functools.cache
+def dbt_project_args() -> list[str]:
+    """The arguments that point an in-process dbt at this project: its folder, and where profiles.yml is
+    (DBT_PROFILES_DIR, else the project's, as for dbt started in it, else ~/.dbt)."""
+    profiles = (
+        []
+        if os.environ.get("DBT_PROFILES_DIR") or not (ROOT / "profiles.yml").exists()
+        else ["--profiles-dir", str(ROOT)]
+    )
+    return ["--project-dir", str(ROOT), *profiles]
+
+
 def dbt_var(name: str) -> Any:
     """The default value of a dbt var, as dbt_project.yml declares it: the one place scripts read it from."""
     return yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"][name]

@@ -66,7 +66,7 @@ def dbt(*args: str, manifest: Manifest | None = None) -> dbtRunnerResult:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, TextColumn("{task.fields[running]}"), console=console) as progress:
         runner = dbtRunner(manifest=manifest, callbacks=[NodeProgress(progress, " ".join(command[:2]))])
-        result = runner.invoke([*args, "--project-dir", str(lifeos_env.ROOT), *profiles_dir(), *log_level])
+        result = runner.invoke([*args, *lifeos_env.dbt_project_args(), *log_level])
     if isinstance(result.exception, lifeos_env.Interrupted):
         raise result.exception
     if not result.success:
@@ -109,13 +109,6 @@ def shown(event: EventMsg) -> bool:
     a warning, or an error but for the Python stack of a stop."""
     name, level = event.info.name, event.info.level
     return name == "JinjaLogInfo" or (level in ("warn", "error") and name != "MainStackTrace")
-
-
-def profiles_dir() -> list[str]:
-    """Where dbt finds profiles.yml: DBT_PROFILES_DIR, else the project's (as for dbt started in it), else ~/.dbt."""
-    if os.environ.get("DBT_PROFILES_DIR") or not (lifeos_env.ROOT / "profiles.yml").exists():
-        return []
-    return ["--profiles-dir", str(lifeos_env.ROOT)]
 
 
 def build_int_files(*args: str, manifest: Manifest | None = None) -> None:

@@ -1134,7 +1134,7 @@ def inverse_models(cur: Cursor, source: str) -> dict[str, InverseModel]:
     and two exports at once do not meet."""
     from dbt.cli.main import dbtRunner  # here: of all the commands, only the export to v1 runs dbt
 
-    arguments = ["--vars", json.dumps({"marts_schema": source}), "--project-dir", str(lifeos_env.ROOT), "--quiet"]
+    arguments = ["--vars", json.dumps({"marts_schema": source}), *lifeos_env.dbt_project_args(), "--quiet"]
     compiled = dbtRunner().invoke(["compile", "--select", f"tag:{TO_V1_TAG}", *arguments])
     if not compiled.success:
         failures = [
