@@ -11,6 +11,7 @@ Run as a command it prints `export` lines, so a shell can use plain dbt:
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
 import importlib.util
 import os
@@ -96,7 +97,10 @@ def ensure_target() -> dict[str, str]:
             warnings.simplefilter("ignore")
             import pgserver  # imported lazily: only the embedded default needs it
 
-        server = pgserver.get_server(EMBEDDED_DATA, cleanup_mode=None)
+        # one process at a time creates or starts the server (two test workers or two runs on a fresh clone)
+        with open(ROOT / ".pgdata.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            server = pgserver.get_server(EMBEDDED_DATA, cleanup_mode=None)
         info = server.get_postmaster_info()
         os.environ["PGHOST"] = str(info.socket_dir)
         os.environ["PGPORT"] = str(info.port)
