@@ -13,10 +13,11 @@ for the whole run into a template database that every worker copies
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -110,22 +111,26 @@ def run_id(config: pytest.Config) -> str:
     return (workerinput["testrunuid"] if workerinput else config.option.testrunuid)[:12]
 
 
-def sample_template_name(config: pytest.Config) -> str:
-    return f"lifeos_template_{run_id(config)}"
+def template_name(config: pytest.Config, kind: str) -> str:
+    return f"lifeos_{kind}_{run_id(config)}"
 
 
-def template_lock(config: pytest.Config) -> Path:
-    """The file whose lock the workers take to build the template, or to see that it is built."""
-    return Path(tempfile.gettempdir()) / f"{sample_template_name(config)}.lock"
+def template_lock(config: pytest.Config, kind: str) -> Path:
+    """The file whose lock the workers take to build a template, or to see that it is built."""
+    return Path(tempfile.gettempdir()) / f"{template_name(config, kind)}.lock"
+
+
+TEMPLATES = ("template", "rebuilt")  # the run's template databases (fixtures sample_template, rebuilt_template)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """After every worker is done (in the controller, or the only process): drop the run's template."""
+    """After every worker is done (in the controller, or the only process): drop the run's templates."""
     if not hasattr(session.config, "workerinput"):
         lifeos_env.ensure_target()
-        drop_database(sample_template_name(session.config))
-        template_lock(session.config).unlink(missing_ok=True)
+        for kind in TEMPLATES:
+            drop_database(template_name(session.config, kind))
+            template_lock(session.config, kind).unlink(missing_ok=True)
 
 
 # the storage root of the template's blobs: its copies' files.storage_path point there (set by target_server)
@@ -153,26 +158,47 @@ def fresh_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     drop_database(name)
 
 
-@pytest.fixture(scope="session")
-def sample_template(request: pytest.FixtureRequest) -> str:
-    """The sample migrated once by scripts/migrate (published as live v2) for the whole run: a template
-    database, never connected to but to copy it. The first worker that needs it builds it."""
-    name = sample_template_name(request.config)
-    with template_lock(request.config).open("w") as lock:
+def shared_template(config: pytest.Config, kind: str, make: Callable[[], None], start_from: str | None = None) -> str:
+    """A template database of the whole run, never connected to but to copy it: `make()` run once, by the first
+    worker that needs it, on a new database (or a copy of `start_from`) with the template's storage root."""
+    name = template_name(config, kind)
+    with template_lock(config, kind).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with lifeos_env.transaction() as cur:
             cur.execute("select count(*) from pg_database where datname = %s", (name,))
             if cur.fetchone()[0]:
                 return name
-        building = new_database()
+        building = copy_database(start_from) if start_from else new_database()
         try:
             with lifeos_env.using_database(building), mock.patch.dict(os.environ, TEMPLATE_STORAGE):
-                assert migrate.main(["--sample"]) == 0
+                make()
         except BaseException:
             drop_database(building)
             raise
         on_server(sql.SQL("alter database {} rename to {}").format(*map(sql.Identifier, (building, name))))
     return name
+
+
+@pytest.fixture(scope="session")
+def sample_template(request: pytest.FixtureRequest) -> str:
+    """The sample migrated once by scripts/migrate (published as live v2) for the whole run."""
+    return shared_template(request.config, "template", migrate_sample)
+
+
+def migrate_sample() -> None:
+    assert migrate.main(["--sample"]) == 0
+
+
+def build(**dbt_vars: object) -> None:
+    """`dbt build` as scripts/migrate runs it, without the files check (no files step here)."""
+    migrate.dbt("build", "--vars", json.dumps({"files_checked": False} | dbt_vars))
+
+
+@pytest.fixture(scope="session")
+def rebuilt_template(request: pytest.FixtureRequest, sample_template: str) -> str:
+    """The migrated sample with a second green full build of it in the shadow, ready to publish over live v2:
+    the state of every test of publishing, rollback and the guard, made once for the run."""
+    return shared_template(request.config, "rebuilt", build, start_from=sample_template)
 
 
 @pytest.fixture
@@ -229,6 +255,18 @@ def published(sample_template: str, migrated_v2_schema: str) -> Iterator[str]:
             sql.SQL("alter schema {} rename to {}").format(sql.Identifier(migrated_v2_schema), sql.Identifier(LIVE))
         )
     conn.close()
+    yield name
+    drop_database(name)
+
+
+@pytest.fixture
+def rebuilt(rebuilt_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A copy of the rebuilt sample of the test's own, named by PGDATABASE, with its blobs' storage root;
+    backups go to tmp_path/backups."""
+    monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
+    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", TEMPLATE_STORAGE["LIFEOS_STORAGE_ROOT"])
+    name = copy_database(rebuilt_template)
+    monkeypatch.setenv("PGDATABASE", name)
     yield name
     drop_database(name)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import signal
@@ -16,7 +15,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.errors
 import pytest
-from conftest import TEMPLATE_STORAGE
+from conftest import build
 from psycopg2 import sql
 
 import lifeos_env
@@ -31,18 +30,10 @@ DELETE_A_LEAF = "delete from public.daily_focus where id = (select min(id::text)
 
 
 @pytest.fixture
-def published(sample_copy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A database of the test's own with the sample migrated and published once (a copy of the run's
-    migration: scripts/migrate --sample); backups go to tmp_path/backups."""
-    monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
-    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", TEMPLATE_STORAGE["LIFEOS_STORAGE_ROOT"])  # where the copy's blobs are
-    monkeypatch.setenv("PGPASSWORD", SECRET)  # the servers trust local users: a password that must never be shown
-    return sample_copy
-
-
-def build(**dbt_vars: object) -> None:
-    """`dbt build` as scripts/migrate runs it, without the files check (no files step here)."""
-    migrate.dbt("build", "--vars", json.dumps({"files_checked": False} | dbt_vars))
+def rebuilt(rebuilt: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """conftest's rebuilt sample (published once, built again), with a password that must never be shown."""
+    monkeypatch.setenv("PGPASSWORD", SECRET)  # the servers trust local users
+    return rebuilt
 
 
 def checksums(schema: str = "public") -> dict[str, str]:
@@ -75,7 +66,7 @@ def app_writes() -> str:
 
 
 def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_app_role_its_grants(
-    published: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    rebuilt: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     first = checksums()
     assert set(first) >= {"domains", "areas"}
@@ -83,14 +74,13 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
     try:
-        build(app_role=role)
         not_a_folder = tmp_path / "a-file"
         not_a_folder.write_text("")
         with pytest.raises(lifeos_env.MigrationError, match="cannot write to the backups folder"):
-            publish.publish(backup_to=not_a_folder / "backups")  # nothing is published without its backup
+            publish.publish(backup_to=not_a_folder / "backups", app_role=role)  # not without its backup
         assert ledger()[-1][1] == "failed"
         assert checksums() == first
-        publish.publish()  # the green build stays publishable
+        publish.publish(app_role=role)  # the green build stays publishable
         assert checksums() == first
         with lifeos_env.transaction() as cur:
             cur.execute(
@@ -161,7 +151,7 @@ def assert_search_finds_a_migrated_task() -> None:
         assert (task,) in cur.fetchall(), word
 
 
-def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path: Path) -> None:
+def test_guard_trips_on_app_rows_and_export_holds_them(rebuilt: str, tmp_path: Path) -> None:
     new_id = app_writes()
     with lifeos_env.transaction() as cur:  # a hard delete, and a row the app makes and deletes again (no trace)
         cur.execute(DELETE_A_LEAF + " returning id")
@@ -169,7 +159,6 @@ def test_guard_trips_on_app_rows_and_export_holds_them(published: str, tmp_path:
         cur.execute("insert into public.domains (name) values ('short-lived') returning id")
         cur.execute("delete from public.domains where id = %s", cur.fetchone())
     live = checksums()
-    build()
     with pytest.raises(publish.ChangesWouldBeLost) as refused:
         publish.publish()
     message = str(refused.value)
@@ -216,12 +205,11 @@ def live_dump() -> str:
 
 
 def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
-    published: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    rebuilt: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     before = live_dump()
-    with lifeos_env.transaction() as cur:
-        cur.execute("update v1.domains set name = name || ' (renamed in v1)'")
-    build()
+    with lifeos_env.transaction() as cur:  # the new build's v2 differs from live v2
+        cur.execute("update v2_shadow.domains set name = name || ' (renamed in v1)'")
     publish.publish()
     assert live_dump() != before
     assert publish.main(["rollback"]) == 0
@@ -300,7 +288,7 @@ def kill_migrate(patterns: list[str]) -> str:
     return "".join(seen)
 
 
-def test_a_build_killed_anywhere_leaves_live_v2_untouched(published: str) -> None:
+def test_a_build_killed_anywhere_leaves_live_v2_untouched(rebuilt: str) -> None:
     live = checksums()
     points = {
         "during models": [r"START sql table model v2_shadow\."],

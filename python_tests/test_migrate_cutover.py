@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import sqlalchemy
-from conftest import run_dbt
+from conftest import build, run_dbt
 from psycopg2 import sql
 from sqlalchemy import text
 from test_validation import on_live
@@ -276,12 +276,8 @@ def app_catalog() -> dict[str, object]:
 
 
 def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_publish_refuses_naming_them(
-    fresh_database: str,
+    rebuilt: str,
 ) -> None:
-    restore_v1.restore(restore_v1.SAMPLE_DUMP)
-    build = ["build", "--vars", json.dumps({"files_checked": False})]
-    migrate.dbt(*build)
-    publish.publish()
     with lifeos_env.transaction() as cur:  # what a FastAPI app with Alembic adds to its schema
         cur.execute(
             "create table public.alembic_version (version_num varchar(32) primary key);"
@@ -296,9 +292,6 @@ def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_pub
     expected = {"alembic": "3f2a1c9d", "comments": 2, "fk": True, "view": True, "view rows": True, "function": True}
     assert app_catalog() == expected
 
-    with lifeos_env.transaction() as cur:
-        cur.execute("update v1.tasks set status = 'done' where id = (select min(id::text)::uuid from v1.tasks)")
-    migrate.dbt(*build)
     publish.publish()  # the app's objects are no app changes: nothing to refuse
     assert app_catalog() == expected
     with lifeos_env.transaction() as cur:
@@ -311,7 +304,7 @@ def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_pub
             "create materialized view public.task_stats as select count(*) from public.tasks;"
             " create index tasks_title_app_idx on public.tasks (title)"
         )
-    migrate.dbt(*build)
+    build()
     with pytest.raises(publish.ChangesWouldBeLost) as refused:
         publish.publish()
     assert "materialized view task_stats, index tasks_title_app_idx on tasks" in str(refused.value)

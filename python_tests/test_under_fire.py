@@ -16,13 +16,13 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from test_cutover import assert_search_finds_a_migrated_task, build, checksums, ledger, published, wait_for_lock_wait
+from test_cutover import assert_search_finds_a_migrated_task, checksums, ledger, rebuilt, wait_for_lock_wait
 
 import lifeos_env
 import migrate
 import publish
 
-__all__ = ["published"]  # the fixture, shared with test_cutover
+__all__ = ["rebuilt"]  # the fixture, shared with test_cutover
 
 APP_TASK = "44444444-4444-4444-4444-444444444444"
 
@@ -117,9 +117,8 @@ def assert_private(folder: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
 
 
-def test_cleanup_after_a_forced_rollback_dumps_the_app_rows_first(published: str, tmp_path: Path) -> None:
+def test_cleanup_after_a_forced_rollback_dumps_the_app_rows_first(rebuilt: str, tmp_path: Path) -> None:
     """R1, R10, issue 14 item 9: rollback --force then cleanup --yes keeps the app's rows in a listed dump."""
-    build()
     publish.publish()
     with lifeos_env.transaction() as cur:
         cur.execute("insert into tasks (id, domain_id, title) select %s, id, 'app' from domains limit 1", (APP_TASK,))
@@ -179,7 +178,7 @@ def app_writes_across_tables() -> None:
         )
 
 
-def test_export_changes_replays_as_one_transaction_in_foreign_key_order(published: str, tmp_path: Path) -> None:
+def test_export_changes_replays_as_one_transaction_in_foreign_key_order(rebuilt: str, tmp_path: Path) -> None:
     """R6: changes.sql upserts in foreign-key order, all or nothing; --out, --schema and a bad folder refuse."""
     app_writes_across_tables()
     changed = names()
@@ -191,7 +190,6 @@ def test_export_changes_replays_as_one_transaction_in_foreign_key_order(publishe
     (tmp_path / "a-file").write_text("")
     assert str(tmp_path / "a-file") in one_line(run_publish("export-changes", "--out", str(tmp_path / "a-file/x")))
 
-    build()
     publish.publish(force=True)  # the app's rows leave live v2: a copy of v2 without them
     without = names()
     assert len(changed - without) == 3
@@ -207,16 +205,15 @@ def test_export_changes_replays_as_one_transaction_in_foreign_key_order(publishe
     assert names() == changed
 
 
-def test_two_publishes_at_once_the_second_fails_at_once_naming_the_first(published: str, tmp_path: Path) -> None:
+def test_two_publishes_at_once_the_second_fails_at_once_naming_the_first(rebuilt: str, tmp_path: Path) -> None:
     """R2, issue 14 item 5: one run at a time; the loser names the winner and touches nothing."""
-    build()
     with live_domains_locked():
         runs = [start("publish", "publish", "--force"), start("publish", "publish", "--force")]
         wait_for_lock_wait(time.monotonic() + 60)  # one holds the run lock, waiting for the app's transaction
         loser = first_to_end(runs, 60)
         (winner,) = (run for run in runs if run is not loser)
         line = one_line(subprocess.CompletedProcess(loser.args, loser.returncode, loser.communicate()[0], ""))
-        assert f"another run is using database {published}: lifeos publish pid {winner.pid} on " in line
+        assert f"another run is using database {rebuilt}: lifeos publish pid {winner.pid} on " in line
         assert " started 20" in line
     assert winner.wait() == 0
     publishes = [run for run in ledger() if run[0] == "publish"]
@@ -226,7 +223,7 @@ def test_two_publishes_at_once_the_second_fails_at_once_naming_the_first(publish
     assert publish.sha256(dumps[0]) == publishes[-1][4]
 
 
-def test_a_run_killed_by_sigkill_leaves_no_lock_and_is_recorded_as_interrupted(published: str) -> None:
+def test_a_run_killed_by_sigkill_leaves_no_lock_and_is_recorded_as_interrupted(rebuilt: str) -> None:
     """Issue 14 item 5, R9: kill -9 a rollback that waits; the next run goes on, and the ledger says so."""
     with live_domains_locked():
         killed = start("publish", "rollback", "--force")
@@ -258,9 +255,8 @@ def test_sigterm_stops_the_build_with_its_dbt(fresh_database: str) -> None:
         assert cur.fetchall() == []  # no query of the stopped build goes on
 
 
-def test_sigterm_during_the_backup_stops_pg_dump_and_leaves_no_unlisted_dump(published: str, tmp_path: Path) -> None:
+def test_sigterm_during_the_backup_stops_pg_dump_and_leaves_no_unlisted_dump(rebuilt: str, tmp_path: Path) -> None:
     """R7, R9: SIGTERM to publish while pg_dump runs: no orphan, no dump the ledger does not list."""
-    build()
     run = start("publish", "publish")
     deadline = time.monotonic() + 60
     while child_named(run.pid, "pg_dump") is None:
@@ -268,7 +264,7 @@ def test_sigterm_during_the_backup_stops_pg_dump_and_leaves_no_unlisted_dump(pub
         time.sleep(0.002)
     run.send_signal(signal.SIGTERM)
     assert "publish failed: stopped by SIGTERM" in run.communicate()[0]
-    assert gone(published)  # an orphaned pg_dump would finish its file now
+    assert gone(rebuilt)  # an orphaned pg_dump would finish its file now
     assert ledger()[-1][:2] == ("publish", "interrupted")
     listed = {run[3] for run in ledger()}
     assert [path for path in (tmp_path / "backups").glob("*") if str(path) not in listed] == []
@@ -289,10 +285,9 @@ def wait_until(query: str, seconds: float = 60) -> None:
 AREAS_LOCK_WAITED = "select count(*) from pg_locks where not granted and relation = 'public.areas'::regclass"
 
 
-def test_publish_waits_in_short_tries_and_gives_up_naming_the_session_in_the_way(published: str) -> None:
+def test_publish_waits_in_short_tries_and_gives_up_naming_the_session_in_the_way(rebuilt: str) -> None:
     """Issue 14 item 6: while publish waits for an app transaction, the app's other writes still go through
     (each waits 2 s at most here); publish gives up after --lock-wait, naming the session in the way."""
-    build()
     app = psycopg2.connect(application_name="the-app")
     writer = lifeos_env.connect()
     writer.autocommit = True
@@ -323,10 +318,9 @@ def test_publish_waits_in_short_tries_and_gives_up_naming_the_session_in_the_way
     assert ledger()[-1][:2] == ("publish", "failed")
 
 
-def test_publish_never_hangs_behind_a_session_queued_for_its_own_locks(published: str) -> None:
+def test_publish_never_hangs_behind_a_session_queued_for_its_own_locks(rebuilt: str) -> None:
     """R4: an app write holds areas, publish waits for it, an ALTER-like session queues for ACCESS EXCLUSIVE
     behind publish. Publish's pg_dump must not queue behind that session for ever: publish goes through."""
-    build()
     app, alter = lifeos_env.connect(), lifeos_env.connect()
     queued = threading.Thread(
         target=lambda: (alter.cursor().execute("lock table public.areas in access exclusive mode"), alter.commit())
@@ -353,7 +347,7 @@ def test_publish_never_hangs_behind_a_session_queued_for_its_own_locks(published
 
 
 def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_its_items(
-    published: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    rebuilt: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """R8: the README's restore command brings back every table of a backup, row for row, and rebuilds the
     search_index rows the backup leaves out; so does it from a backup of an older version (one custom-format
@@ -362,7 +356,6 @@ def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_
         major = publish.server_major(cur.connection)
     older = tmp_path / "older.dump"  # live v2 backed up as publish did before the directory format
     publish.run_client("pg_dump", "--format=custom", "--schema=public", f"--file={older}", major=major)
-    build()
     publish.publish()
     _, _, backup_schema, dump, *_ = ledger()[-1]
     assert Path(dump).is_dir()
@@ -375,7 +368,7 @@ def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_
         plan = publish.cleanup_plan(cur, publish.last_run(cur, publish.ANY_RUN).schemas)
         assert plan[backup_schema] == f"kept in {older}"
     for backup in (dump, str(older)):
-        restored = f"{published}_restored"
+        restored = f"{rebuilt}_restored"
         try:
             done = run_publish("restore-backup", backup, "--into", restored)
             assert done.returncode == 0, done.stdout
