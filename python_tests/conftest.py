@@ -261,10 +261,8 @@ def published(sample_template: str, migrated_v2_schema: str) -> Iterator[str]:
 
 @pytest.fixture
 def rebuilt(rebuilt_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A copy of the rebuilt sample of the test's own, named by PGDATABASE, with its blobs' storage root;
-    backups go to tmp_path/backups."""
+    """A copy of the rebuilt sample of the test's own, named by PGDATABASE; backups go to tmp_path/backups."""
     monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
-    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", TEMPLATE_STORAGE["LIFEOS_STORAGE_ROOT"])
     name = copy_database(rebuilt_template)
     monkeypatch.setenv("PGDATABASE", name)
     yield name

@@ -172,7 +172,7 @@ def test_files_not_moved_stop_in_one_line_and_a_rehearsal_publishes_nothing_but_
 
 
 @pytest.fixture
-def app_role(fresh_database: str) -> Iterator[str]:
+def app_role(rebuilt: str) -> Iterator[str]:
     """A real login role of the app: no superuser, no privileges of its own."""
     role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
     with lifeos_env.transaction() as cur:
@@ -216,10 +216,9 @@ def assert_app_works(role: str) -> None:
 
 
 def test_the_apps_role_reads_writes_and_searches_after_publish_republish_and_rollback(
-    fresh_database: str, app_role: str
+    rebuilt: str, app_role: str
 ) -> None:
-    assert migrate.main(["--sample", "--app-role", app_role]) == 0
-    assert "no application role" not in (report.TARGET / "report.md").read_text()
+    assert publish.main(["publish", "--app-role", app_role]) == 0
     assert_app_works(app_role)
     with lifeos_env.transaction() as cur:  # default privileges: objects created later are the app's too
         cur.execute("create table public.made_later (x int); insert into public.made_later values (1)")
@@ -228,32 +227,45 @@ def test_the_apps_role_reads_writes_and_searches_after_publish_republish_and_rol
     with lifeos_env.transaction() as cur:
         cur.execute("drop table public.made_later")
 
-    migrate.dbt("build", "--vars", json.dumps({"files_checked": False}))  # no role named: it carries over
-    assert publish.publish() == []
+    assert migrate.main(["--sample"]) == 0  # no role named: it carries over
+    assert "no application role" not in (report.TARGET / "report.md").read_text()
     assert_app_works(app_role)
     publish.rollback()
     assert_app_works(app_role)
 
 
-def test_a_shrinking_v2_is_refused_unless_allowed_and_reported(fresh_database: str) -> None:
-    assert migrate.main(["--sample", "--scale", "2"]) == 0
+@pytest.fixture
+def smaller_dump(tmp_path: Path) -> tuple[Path, Path]:
+    """The sample's v1 dump without 10 of its 100 daily_focus rows (nothing refers to them), and its bucket."""
+    with lifeos_env.scratch_database("lifeos_supabase") as database:
+        generator = make_supabase_dump.build_source(database, 1)
+        conn = psycopg2.connect(dbname=database)
+        with conn, conn.cursor() as cur:
+            cur.execute("delete from daily_focus where id in (select id from daily_focus order by id limit 10)")
+        conn.close()
+        dump = make_supabase_dump.write_dumps(database, tmp_path, ["plain"])["plain"]
+    generate_sample.write_blobs(generator.blobs, tmp_path / "bucket")
+    return dump, tmp_path / "bucket"
+
+
+def test_a_shrinking_v2_is_refused_unless_allowed_and_reported(
+    sample_copy: str, smaller_dump: tuple[Path, Path]
+) -> None:
     before = live_tables()
-    with lifeos_env.transaction() as cur:
-        cur.execute("select count(*) from public.tasks")
-        (tasks,) = cur.fetchone()
-    refused = cli("--sample")
+    source = ["--dump", str(smaller_dump[0]), "--files-from", str(smaller_dump[1])]
+    refused = cli(*source)
     assert refused.returncode == 1
     (line,) = [line for line in refused.stdout.splitlines() if "migration failed" in line]
-    assert "the new v2 would shrink live v2 (schema public): " in line and f"tasks {tasks} -> 200" in line
+    assert "the new v2 would shrink live v2 (schema public): " in line and "daily_focus 100 -> 90" in line
     assert "--allow-shrink" in line
     assert last_build()[0] == "built" and last_publish() == "refused"  # the build stays publishable
     assert live_tables() == before
 
-    assert migrate.main(["--sample", "--allow-shrink"]) == 0
+    assert migrate.main([*source, "--allow-shrink"]) == 0
     assert "published although v2 shrank (--allow-shrink): " in (report.TARGET / "report.md").read_text()
     with lifeos_env.transaction() as cur:
-        cur.execute("select count(*) from public.tasks")
-        assert cur.fetchone() == (200,)
+        cur.execute("select count(*) from public.daily_focus")
+        assert cur.fetchone() == (90,)
 
 
 def app_catalog() -> dict[str, object]:
