@@ -11,7 +11,6 @@ import json
 import multiprocessing
 import os
 import re
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import psycopg2
 import pytest
 import sqlalchemy
 import sqlalchemy.exc
-from conftest import LIVE
+from conftest import LIVE, NO_UNIT_TESTS, run_dbt
 from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
@@ -402,17 +401,15 @@ def test_hot_query_is_served_by_its_index(app: Engine, query: dict[str, str]) ->
         assert '"Node Type": "Sort"' not in plan, plan
 
 
-def dbt_test_on_live(database: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PGDATABASE": database}
-    command = ["dbt", "test", "--vars", f"{{marts_schema: {LIVE}}}", *args]
-    return subprocess.run(command, cwd=lifeos_env.ROOT, env=env, text=True, capture_output=True)
-
-
 def test_dbt_test_on_live_v2_stays_green(published: str) -> None:
     """After the app's writes above: every check but the comparisons with v1, which flag app rows by design."""
-    run = dbt_test_on_live(published, "--exclude", *(f"test_name:{name}" for name in V1_CHECKS[:-1]), "rejects_policy")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert "PASS=" in run.stdout and " ERROR=0 " in run.stdout
+    with lifeos_env.using_database(published):
+        success, outcomes, log = run_dbt(
+            "test", *NO_UNIT_TESTS, "--vars", f"{{marts_schema: {LIVE}}}",
+            "--exclude", *(f"test_name:{name}" for name in V1_CHECKS[:-1]), "rejects_policy",
+        )  # fmt: skip
+    assert success, log[-3000:]
+    assert len(outcomes) > 50  # the checks ran
 
 
 # several processes at once: the app's requests, and refreshes on their own and inside a write

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import psycopg2
 import psycopg2.extensions
 import pytest
-from conftest import TEMPLATE_STORAGE, drop_database, new_database
+from conftest import TEMPLATE_STORAGE, build, drop_database, new_database
 from psycopg2 import sql
 
 import generate_sample
@@ -240,12 +240,12 @@ delete from v1.context_types where value = 'quick';
 """
 
 
-def dbt_output(*args: str) -> str:
-    """Run migrate.dbt and return what it printed (dbt runs in this process and prints to sys.stdout)."""
+def build_output(**dbt_vars: object) -> str:
+    """Run conftest's build and return what it printed (dbt runs in this process and prints to sys.stdout)."""
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            migrate.dbt(*args)
+            build(**dbt_vars)
     finally:
         print(out.getvalue())
     return out.getvalue()
@@ -268,7 +268,7 @@ def broken_build() -> Iterator[tuple[Cursor, str]]:
                     sql.SQL(table), sql.Identifier(constraint)
                 ))  # fmt: skip
             cur.execute(BROKEN_ROWS)
-        printed = dbt_output("build", "--vars", "{accept_rejects: true, files_checked: false}")
+        printed = build_output(accept_rejects=True)
     conn = psycopg2.connect(dbname=name)
     try:
         with conn.cursor() as cur:
@@ -394,7 +394,7 @@ def test_v1_columns_of_drifted_types_validate_and_a_value_v2_cannot_hold_is_a_ve
             )
         cur.execute(f"insert into v1.daily_focus (id, focus_date, slot) values ('{UNFIT}', '2025-01-01', 3000000000)")
     assert len(drifted) > 80 and drifted[("notes", "tags")] == "varchar(50)[]" and drifted[("tasks", "id")] == "text"
-    migrate.dbt("build", "--vars", "{accept_rejects: true, files_checked: false}")  # raises when a check fails
+    build(accept_rejects=True)  # raises when a check fails
     with lifeos_env.transaction() as cur:
         cur.execute("select v1_table, v1_id::text, rule, detail from v2_work.migration_rejects")
         assert cur.fetchall() == [("daily_focus", UNFIT, "out_of_range", "slot 3000000000 does not fit v2's integer")]
