@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import psycopg2.extensions
@@ -83,12 +82,10 @@ def test_app_inserts_get_defaults_and_updates_touch_updated_at(sample_db: Cursor
 
 def marts_schema(*dbt_args: str) -> str:
     """The schema `dbt ls` resolves for the mart domains with these arguments."""
-    listing = subprocess.run(
-        ["dbt", "ls", "-s", "domains", "--resource-type", "model", "--output", "json", "--output-keys", "schema",
-         "-q", *dbt_args],
-        cwd=lifeos_env.ROOT, env=os.environ.copy(), capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(listing.stdout)["schema"]
+    listing = ("ls", "-s", "domains", "--resource-type", "model", "--output", "json", "--output-keys", "schema")
+    result, _ = dbt_events(*listing, *dbt_args)
+    (line,) = result.result
+    return json.loads(line)["schema"]
 
 
 def test_the_marts_schema_is_the_var_marts_schema_whatever_the_command() -> None:
