@@ -114,19 +114,22 @@ def test_only_an_invocation_that_materializes_a_mart_writes_v2(
         live_tables = cur.fetchone()[0]
     before = shadow_and_ledger()
     assert before[0] == ["under_review"]
-    migrate.dbt("run", "--select", "stg_v1__domains", "--vars", "{marts_schema: public}")
+    on_live, on_shadow = (
+        migrate.dbt("parse", *dbt_vars).result for dbt_vars in (("--vars", "{marts_schema: public}"), ())
+    )
+    migrate.dbt("run", "--select", "stg_v1__domains", "--vars", "{marts_schema: public}", manifest=on_live)
     assert shadow_and_ledger() == before
-    migrate.dbt("docs", "generate")  # the README's review of the shadow: it selects the marts, builds none
+    migrate.dbt("docs", "generate", manifest=on_shadow)  # the README's review of the shadow: builds no mart
     assert shadow_and_ledger() == before
     with pytest.raises(lifeos_env.MigrationError):
-        migrate.dbt("run", "--select", "domains", "--vars", "{marts_schema: public}")
+        migrate.dbt("run", "--select", "domains", "--vars", "{marts_schema: public}", manifest=on_live)
     refusal = "refusing to build the marts into the live schema public (var marts_schema): the build empties it first"
     assert refusal in capfd.readouterr().out
     assert shadow_and_ledger() == before
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from information_schema.tables where table_schema = 'public'")
         assert cur.fetchone()[0] == live_tables
-    migrate.dbt("run", "--select", "domains")
+    migrate.dbt("run", "--select", "domains", manifest=on_shadow)
     assert shadow_and_ledger() == (["domains"], before[1] + 1)
 
 
