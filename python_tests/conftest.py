@@ -26,10 +26,12 @@ import psycopg2.extensions
 import pytest
 from psycopg2 import sql
 
-# Before the project's modules read them (report.TARGET): dbt writes results, manifests and logs per worker.
+# Before the project's modules read them (report.TARGET): dbt writes results, manifests and logs per server
+# and worker (the suites of two servers may run at once).
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
-os.environ["DBT_TARGET_PATH"] = f"target/pytest_{WORKER}"
-os.environ["DBT_LOG_PATH"] = str(Path(__file__).resolve().parent.parent / "logs" / f"pytest_{WORKER}")
+SERVER = f"port{os.environ.get('PGPORT', '5432')}" if os.environ.get("PGHOST") else "embedded"
+os.environ["DBT_TARGET_PATH"] = f"target/pytest_{SERVER}_{WORKER}"
+os.environ["DBT_LOG_PATH"] = str(Path(__file__).resolve().parent.parent / "logs" / f"pytest_{SERVER}_{WORKER}")
 os.environ["DBT_LOG_LEVEL_FILE"] = "info"  # not every SQL statement (debug): that costs each dbt build about 8%
 
 from dbt.cli.main import dbtRunner  # noqa: E402
