@@ -103,7 +103,7 @@ FLOOR_SELECT = {  # the v2 columns from v1 ones, with the plan's generated value
     "bookmarks": {"updated_at": "created_at", "folder_id": "null", "favicon_url": "null", "tags": "null"},
     "capture": {"source": "'web'", "updated_at": "created_at", "domain_id": "null", "project_id": "null"},
     "daily_focus": {"domain_id": "null"},
-    "context_types": {"created_at": "now()"},
+    "context_types": {"created_at": "now()", "updated_at": "now()"},
     "reminders": {"entity_type": "'task'", "entity_id": "task_id"},
 }
 
