@@ -109,6 +109,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.testrunuid = config.option.testrunuid or uuid.uuid4().hex
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with no test on the migrated sample first: while the first worker to need the template builds it,
+    the other runs these instead of waiting for it (pytest-xdist's --dist loadfile hands out files in this order)."""
+    on_the_sample = {item.path for item in items if "sample_template" in item.fixturenames}
+    items.sort(key=lambda item: item.path in on_the_sample)
+
+
 def run_id(config: pytest.Config) -> str:
     workerinput = getattr(config, "workerinput", None)
     return (workerinput["testrunuid"] if workerinput else config.option.testrunuid)[:12]
