@@ -58,7 +58,8 @@ def dbt(*args: str, manifest: Manifest | None = None) -> dbtRunnerResult:
     dbt's whole log goes to logs/dbt.log (dbt's log path). The terminal gets the bar, dbt's warnings and errors
     (a failing node's message in full) and the project's own log lines (e.g. UNMAPPED v1 columns); with
     --verbose, dbt's log as it runs. Given the `manifest` of a `dbt parse` with the same vars, dbt does not
-    parse the project again.
+    parse the project again. A manifest serves one build of the marts: that build rewrites each foreign key's
+    `to: ref(...)` in it into the relation's name, which a second build of the marts refuses.
     """
     command = ["dbt", *args]
     console.print(f"[bold]$ {' '.join(command)}[/bold]")
