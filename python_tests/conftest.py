@@ -199,12 +199,9 @@ def migrate_sample() -> None:
     assert migrate.main(["--sample"]) == 0
 
 
-NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")  # test_validation runs them, once
-
-
 def build(**dbt_vars: object) -> None:
     """`dbt build` as scripts/migrate runs it (no unit tests), without the files check (no files step here)."""
-    migrate.dbt("build", *NO_UNIT_TESTS, "--vars", json.dumps({"files_checked": False} | dbt_vars))
+    migrate.dbt("build", *migrate.NO_UNIT_TESTS, "--vars", json.dumps({"files_checked": False} | dbt_vars))
 
 
 @pytest.fixture(scope="session")

@@ -22,13 +22,14 @@ import psycopg2
 import pytest
 import sqlalchemy
 import sqlalchemy.exc
-from conftest import LIVE, NO_UNIT_TESTS, run_dbt
+from conftest import LIVE, run_dbt
 from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Engine
 
 import lifeos_env
+import migrate
 import publish
 
 SEARCH_SOURCES = {
@@ -405,7 +406,7 @@ def test_dbt_test_on_live_v2_stays_green(published: str) -> None:
     """After the app's writes above: every check but the comparisons with v1, which flag app rows by design."""
     with lifeos_env.using_database(published):
         success, outcomes, log = run_dbt(
-            "test", *NO_UNIT_TESTS, "--vars", f"{{marts_schema: {LIVE}}}",
+            "test", *migrate.NO_UNIT_TESTS, "--vars", f"{{marts_schema: {LIVE}}}",
             "--exclude", *(f"test_name:{name}" for name in V1_CHECKS[:-1]), "rejects_policy",
         )  # fmt: skip
     assert success, log[-3000:]

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import sqlalchemy
-from conftest import NO_UNIT_TESTS, build, run_dbt
+from conftest import build, run_dbt
 from psycopg2 import sql
 from sqlalchemy import text
 from test_validation import on_live
@@ -120,7 +120,7 @@ def test_known_losses_stop_the_run_each_named_until_accepted_and_stay_accepted_i
         in_place, other_file = cur.fetchone()  # present: the refused run had copied it
 
     # a later `dbt test` on live v2: green with the accepted losses ...
-    success, outcomes, log = run_dbt("test", *NO_UNIT_TESTS, "--vars", on_live())
+    success, outcomes, log = run_dbt("test", *migrate.NO_UNIT_TESTS, "--vars", on_live())
     assert success, log
     assert outcomes["rejects_policy"] == outcomes["file_blobs_verified:files"] == "pass"
     # ... and red on a new one, and on a blob of the wrong size even when accepting

@@ -19,10 +19,11 @@ from contextlib import contextmanager
 import psycopg2
 import pytest
 import yaml
-from conftest import NO_UNIT_TESTS, drop_database, new_database, run_dbt
+from conftest import drop_database, new_database, run_dbt
 
 import generate_sample
 import lifeos_env
+import migrate
 import report
 
 
@@ -190,7 +191,7 @@ def orphaned_area() -> Iterator[tuple[str, str, bool, dict[str, str]]]:
                 " where id = (select min(id::text)::uuid from v1.areas) returning id::text"
             )
             orphan = cur.fetchone()[0]
-        success, outcomes, _ = run_dbt("build", *NO_UNIT_TESTS, "--vars", "{files_checked: false}")
+        success, outcomes, _ = run_dbt("build", *migrate.NO_UNIT_TESTS, "--vars", "{files_checked: false}")
     yield name, orphan, success, outcomes
     drop_database(name)
 

@@ -49,6 +49,9 @@ import run_lock
 
 console = Console(soft_wrap=True)  # a one-line message stays one line
 VERBOSE = False  # --verbose: dbt's log on the terminal as it runs, besides logs/dbt.log
+# unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
+# dbt advises leaving them out of production runs
+NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 CARRY_TRIES = 3  # merges, each followed by a publish that finds the app wrote in between, before giving up
 
 
@@ -230,9 +233,7 @@ def migrate(args: argparse.Namespace) -> None:
             build_int_files(*with_vars, manifest=manifest)
             move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), lifeos_env.storage_root())
     try:
-        # unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
-        # dbt advises leaving them out of production runs
-        dbt("build", "--exclude-resource-type", "unit_test", *with_vars, manifest=manifest)
+        dbt("build", *NO_UNIT_TESTS, *with_vars, manifest=manifest)
     finally:
         if not isinstance(sys.exc_info()[1], lifeos_env.Interrupted):  # a stopped run stops here
             reconciled = report.run()  # audits the shadow the build wrote, and says what failed when it did
@@ -268,7 +269,7 @@ def carry_app_writes(with_vars: tuple[str, ...], manifest: Manifest, reconciled:
     if not (merged.carried or merged.conflicts):
         return reconciled
     try:
-        dbt("test", "--exclude-resource-type", "unit_test", *with_vars, manifest=manifest)
+        dbt("test", *NO_UNIT_TESTS, *with_vars, manifest=manifest)
         reconciled = report.run()
     except lifeos_env.MigrationError as error:
         detail = f"the tests failed on the shadow after carrying the app's writes forward: {error}"
