@@ -8,7 +8,7 @@ again (`dbt build`, not timed) and times, side by side on the same live v2:
 - dump, lean: `pg_dump -Fd -j <cores>` of live v2 as publish writes it, search_index's rows left out;
 - dump, lean, one job: the same as one `pg_dump -Fc` (the format of the backups before);
 - dump, full: `pg_dump -Fc` of live v2 with every row, as publish wrote it before the lean backup;
-- guard, change log: the guard's query of the app's writes (publish.app_changes);
+- guard, change log: the guard's query of the app's writes (guard.app_changes);
 - guard, row hashes: md5 of every live row, what the guard by hashing did once per publish (and again
   for the rows it published).
 Medians go to stdout and to bench/out/publish.json. The database is dropped afterwards.
@@ -31,7 +31,7 @@ from pathlib import Path
 from psycopg2 import sql
 
 import lifeos_env
-import publish
+from lifeos import backups, catalog, guard
 
 OUT = lifeos_env.ROOT / "bench" / "out"
 
@@ -51,25 +51,25 @@ def pg_dump(scratch: Path, *options: str) -> None:
     removed."""
     out = scratch / "x.dump"
     with lifeos_env.transaction() as cur:  # the server's own pg_dump, as publish runs it
-        major = publish.server_major(cur.connection)
+        major = backups.server_major(cur.connection)
     run(lifeos_env.pg_client("pg_dump", major), "--schema=public", f"--file={out}", *options)
-    publish.remove_dump(out)
+    backups.remove_dump(out)
 
 
 def guard_by_hashes() -> None:
     with lifeos_env.transaction() as cur:
-        for table in publish.tables(cur, "public"):
-            cur.execute(sql.SQL("select count(md5(t::text)) from {} t").format(publish.qualified("public", table)))
+        for table in catalog.tables(cur, "public"):
+            cur.execute(sql.SQL("select count(md5(t::text)) from {} t").format(catalog.qualified("public", table)))
 
 
 def guard_by_change_log() -> None:
     with lifeos_env.transaction() as cur:
-        publish.app_changes(cur, "public")
+        guard.app_changes(cur, "public")
 
 
 def one_run(scratch: Path) -> dict[str, float]:
     run("dbt", "build", "--exclude-resource-type", "unit_test", "--vars", '{"files_checked": false}', "--quiet")
-    lean = [f'--exclude-table-data="public"."{table}"' for table in publish.DERIVED]
+    lean = [f'--exclude-table-data="public"."{table}"' for table in catalog.DERIVED]
     jobs = f"--jobs={os.cpu_count() or 1}"
     return {
         "dump, lean": seconds(lambda: pg_dump(scratch, "--format=directory", jobs, *lean)),

@@ -12,11 +12,11 @@
                                renames), with the row as it was before an update or delete,
                                and the trigger function that fills it, which runs as its
                                owner so the app's role needs no right on the ledger
-                               (scripts/publish.py)
+                               (scripts/lifeos/guard.py)
     meta_schema_carry_forward  what `scripts/migrate --carry-forward` merged of the app's
                                writes into a shadow (carried) and what it could not
                                (conflicts): with the ledger, by every build, because the
-                               validation tests read carried (scripts/carry_forward.py)
+                               validation tests read carried (scripts/lifeos/carry_forward.py)
   They are plain Jinja on the quoted schema name, nothing of dbt: the scripts render
   them with lifeos_env.create_meta_tables.
 #}

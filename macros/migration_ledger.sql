@@ -5,7 +5,7 @@
   <meta>.runs when it starts (result 'building'), and its verdict when it ends ('built' only when it was a full `dbt build` and every model and test
   passed). A build killed part way through stays 'building' and is marked
   'interrupted' by the next run (scripts/run_lock.py). Each publish, rollback
-  and clean-up of scripts/publish.py gets a row of its own; a publish takes
+  and clean-up of scripts/publish gets a row of its own; a publish takes
   only the shadow of a 'built' run, which its build_run_id names.
   A green full build with var accept_rejects records the losses it accepted in
   <meta>.accepted_losses (macros/loss_accepted.sql reads them).

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 import lifeos_env
 import migrate
-import publish
+from lifeos import grants
 
 SEARCH_SOURCES = {
     "tasks": "task",
@@ -127,7 +127,7 @@ def app_role(published: str) -> Iterator[str]:
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(sql.SQL("create role {} login nosuperuser nocreatedb nocreaterole").format(sql.Identifier(role)))
-        publish.grant_app_role(cur, LIVE, role)
+        grants.grant_app_role(cur, LIVE, role)
     yield role
     with conn.cursor() as cur:
         cur.execute(sql.SQL("drop owned by {r}; drop role {r}").format(r=sql.Identifier(role)))

@@ -17,13 +17,13 @@ from psycopg2 import sql
 from sqlalchemy import text
 from test_migrate_cutover import app_engine
 
-import carry_forward
 import generate_sample
 import lifeos_env
 import make_supabase_dump
 import migrate
 import publish
 import report
+from lifeos import carry_forward, cutover, grants, guard
 
 
 @dataclass
@@ -59,7 +59,7 @@ def app_role(sample_copy: str) -> Iterator[str]:
     role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("create role {} login nosuperuser nocreatedb nocreaterole").format(sql.Identifier(role)))
-        publish.grant_app_role(cur, "public", role)
+        grants.grant_app_role(cur, "public", role)
     yield role
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
@@ -146,7 +146,7 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
     again = ["--dump", str(dump), "--files-from", str(source.bucket), "--app-role", app_role]
 
     late: list[str] = []
-    real_publish = publish.publish
+    real_publish = cutover.publish
 
     def app_writes_between_the_merge_and_the_publish(**options: object) -> list[str]:
         if not late:  # a write the merge did not see: the publish must not drop it
@@ -154,7 +154,7 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
                 late.append(str(conn.execute(text("insert into domains (name) values ('late') returning id")).one()[0]))
         return real_publish(**options)
 
-    monkeypatch.setattr(publish, "publish", app_writes_between_the_merge_and_the_publish)
+    monkeypatch.setattr(cutover, "publish", app_writes_between_the_merge_and_the_publish)
     assert migrate.main([*again, "--carry-forward"]) == 0
     assert live_row("domains", late[0])["name"] == "late"
     with lifeos_env.transaction() as cur:
@@ -205,7 +205,7 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
     with app_engine(app_role).begin() as conn:
         conn.execute(text("update tasks set title = 'after the carry-forward' where id = :t"), {"t": renamed})
     with lifeos_env.transaction() as cur:
-        assert publish.app_changes(cur, "public") == {"tasks": (1, 0)}
+        assert guard.app_changes(cur, "public") == {"tasks": (1, 0)}
 
 
 def migrated_columns() -> dict[str, dict[str, dict]]:

@@ -22,6 +22,7 @@ import lifeos_env
 import migrate
 import publish
 import restore_v1
+from lifeos import backups, catalog, cutover, guard
 
 SECRET = "pw-must-not-leak-7f3a"
 TABLE_MD5 = "select md5(coalesce(string_agg(t::text, e'\\n' order by t::text), '')) from {} t"  # all rows, in order
@@ -40,8 +41,8 @@ def checksums(schema: str = "public") -> dict[str, str]:
     """Per table of schema: md5 of all its rows' text, in a fixed order."""
     with lifeos_env.transaction() as cur:
         result = {}
-        for table in publish.tables(cur, schema):
-            cur.execute(sql.SQL(TABLE_MD5).format(publish.qualified(schema, table)))
+        for table in catalog.tables(cur, schema):
+            cur.execute(sql.SQL(TABLE_MD5).format(catalog.qualified(schema, table)))
             result[table] = cur.fetchone()[0]
     return result
 
@@ -77,10 +78,10 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
         not_a_folder = tmp_path / "a-file"
         not_a_folder.write_text("")
         with pytest.raises(lifeos_env.MigrationError, match="cannot write to the backups folder"):
-            publish.publish(backup_to=not_a_folder / "backups", app_role=role)  # not without its backup
+            cutover.publish(backup_to=not_a_folder / "backups", app_role=role)  # not without its backup
         assert ledger()[-1][1] == "failed"
         assert checksums() == first
-        publish.publish(app_role=role)  # the green build stays publishable
+        cutover.publish(app_role=role)  # the green build stays publishable
         assert checksums() == first
         with lifeos_env.transaction() as cur:
             cur.execute(
@@ -99,7 +100,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
                 cur.execute(DELETE_A_LEAF)
                 cur.execute("reset role")
                 changes = {"activity_log": (1, 0), "daily_focus": (0, 1), "domains": (1, 0)}  # the delete's history
-                assert publish.app_changes(cur, "public") == changes
+                assert guard.app_changes(cur, "public") == changes
         finally:
             as_the_app.rollback()
             as_the_app.close()
@@ -119,8 +120,8 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
     assert checksums(backup_schema) == first
     # a folder in pg_dump's directory format; its checksum is the one the README's command gives
     assert (Path(dump_path) / "toc.dat").is_file()
-    assert documented_checksum(Path(dump_path)) == dump_sha256 == publish.sha256(Path(dump_path))
-    listing = publish.run_client("pg_restore", "--list", dump_path)
+    assert documented_checksum(Path(dump_path)) == dump_sha256 == backups.sha256(Path(dump_path))
+    listing = backups.run_client("pg_restore", "--list", dump_path)
     assert re.search(r"TABLE DATA public domains ", listing) and re.search(r"TABLE DATA public areas ", listing)
     # the derived search_index is backed up without its rows (restore-backup rebuilds them: test_under_fire)
     assert re.search(r"TABLE public search_index ", listing) and "TABLE DATA public search_index " not in listing
@@ -159,8 +160,8 @@ def test_guard_trips_on_app_rows_and_export_holds_them(rebuilt: str, tmp_path: P
         cur.execute("insert into public.domains (name) values ('short-lived') returning id")
         cur.execute("delete from public.domains where id = %s", cur.fetchone())
     live = checksums()
-    with pytest.raises(publish.ChangesWouldBeLost) as refused:
-        publish.publish()
+    with pytest.raises(guard.ChangesWouldBeLost) as refused:
+        cutover.publish()
     message = str(refused.value)
     assert "\n" not in message
     # activity_log keeps the history of both deletes (its trigger writes one row each): the app's data too
@@ -183,7 +184,7 @@ def test_guard_trips_on_app_rows_and_export_holds_them(rebuilt: str, tmp_path: P
     assert "short-lived" not in statements
 
     # The SQL export replays: after a forced publish wipes the row, the export's INSERT brings it back.
-    publish.publish(force=True)
+    cutover.publish(force=True)
     assert ledger()[-1][1] == "published"
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from public.domains where id = %s", (new_id,))
@@ -200,7 +201,7 @@ def test_guard_trips_on_app_rows_and_export_holds_them(rebuilt: str, tmp_path: P
 
 def live_dump() -> str:
     """pg_dump of live v2 as text, without the random key of pg_dump 18's \\restrict lines (new in every dump)."""
-    dump = publish.run_client("pg_dump", "--schema=public")
+    dump = backups.run_client("pg_dump", "--schema=public")
     return "\n".join(line for line in dump.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict ")))
 
 
@@ -210,24 +211,24 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     before = live_dump()
     with lifeos_env.transaction() as cur:  # the new build's v2 differs from live v2
         cur.execute("update v2_shadow.domains set name = name || ' (renamed in v1)'")
-    publish.publish()
+    cutover.publish()
     assert live_dump() != before
     assert publish.main(["rollback"]) == 0
     assert live_dump() == before  # search_index's rows too: the backup schema kept them
     assert_search_finds_a_migrated_task()
     command, result, displaced, *_ = ledger()[-1]
     assert (command, result) == ("rollback", "rolled back")
-    assert displaced.startswith(publish.ROLLED_BACK_PREFIX)
+    assert displaced.startswith(backups.ROLLED_BACK_PREFIX)
     # the guard protects the app's rows from a rollback too
     app_writes()
-    with pytest.raises(publish.ChangesWouldBeLost):
-        publish.rollback()
+    with pytest.raises(guard.ChangesWouldBeLost):
+        cutover.rollback()
 
     live = checksums()
     monkeypatch.setattr("builtins.input", lambda _question: "no")
     assert publish.main(["cleanup"]) == 1
     with lifeos_env.transaction() as cur:
-        assert publish.schemas_like(cur, publish.BACKUP_PREFIX) and publish.schemas_like(cur, "v1")
+        assert catalog.schemas_like(cur, backups.BACKUP_PREFIX) and catalog.schemas_like(cur, "v1")
     assert publish.main(["cleanup", "--yes"]) == 0
     with lifeos_env.transaction() as cur:
         cur.execute("select nspname from pg_namespace where nspname !~ '^(pg_|information_schema)' order by 1")
@@ -301,9 +302,9 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(rebuilt: str) -> None:
         assert SECRET not in output
         if "<publish>" not in patterns:
             with pytest.raises(lifeos_env.MigrationError, match=r"is interrupted; publish follows a green full"):
-                publish.publish()  # a build that did not finish is never published
+                cutover.publish()  # a build that did not finish is never published
     # live v2 stays usable, and the green build of the run killed in its publish step is published next
-    publish.publish()
+    cutover.publish()
     assert checksums() != live
     assert [result for _, result, *_ in ledger()][-5:] == [
         "interrupted",
@@ -318,13 +319,13 @@ def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
     restore_v1.restore(restore_v1.SAMPLE_DUMP)
     migrate.dbt("run", "--select", "+domains")  # green, but a partial build
     with pytest.raises(lifeos_env.MigrationError, match="not a full build"):
-        publish.publish()
+        cutover.publish()
     with pytest.raises(lifeos_env.MigrationError, match="failed"):
         build(v1_schema="no_such_schema")
     with pytest.raises(lifeos_env.MigrationError, match=r"is build failed; publish follows a green full"):
-        publish.publish()
+        cutover.publish()
     with lifeos_env.transaction() as cur:
-        assert publish.tables(cur, "public") == []
+        assert catalog.tables(cur, "public") == []
 
 
 def test_v1_read_only_connection_refuses_writes(fresh_database: str) -> None:
@@ -353,9 +354,9 @@ def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: 
         cur.execute(sql.SQL("create extension {} schema public").format(sql.Identifier(extension)))
     restore_v1.restore(restore_v1.SAMPLE_DUMP)
     build()
-    publish.publish(backup_to=tmp_path)
+    cutover.publish(backup_to=tmp_path)
     assert extension_schema(extension) == "public"
-    publish.rollback()
+    cutover.rollback()
     assert extension_schema(extension) == "public"
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from pg_tables where schemaname = 'public'")

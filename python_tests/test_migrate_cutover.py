@@ -27,11 +27,12 @@ import migrate
 import publish
 import report
 import restore_v1
+from lifeos import catalog, cutover, guard
 
 
 def live_tables() -> list[str]:
     with lifeos_env.transaction() as cur:
-        return publish.tables(cur, "public")
+        return catalog.tables(cur, "public")
 
 
 def last_build() -> tuple[str, str | None]:
@@ -153,7 +154,7 @@ def test_files_not_moved_stop_in_one_line_and_a_rehearsal_publishes_nothing_but_
     (line,) = [line for line in capsys.readouterr().out.splitlines() if "migration failed" in line]
     assert "v1 has 20 files rows and no --files-from" in line and "--skip-files" in line
     with lifeos_env.transaction() as cur:
-        assert publish.tables(cur, "v2_shadow") == []  # stopped before the build
+        assert catalog.tables(cur, "v2_shadow") == []  # stopped before the build
 
     assert migrate.main([*dump, "--skip-files", "--no-publish"]) == 0
     assert "rehearsal: nothing published" in capsys.readouterr().out
@@ -163,7 +164,7 @@ def test_files_not_moved_stop_in_one_line_and_a_rehearsal_publishes_nothing_but_
     assert "files step skipped (--skip-files): the blobs of 20 files rows were not moved" in reported
     assert "| files | 20 | 20 | 0 | 0 |" in reported and "| not checked |" in reported
 
-    notes = publish.publish()  # the rehearsal's build, published later
+    notes = cutover.publish()  # the rehearsal's build, published later
     assert "domains" in live_tables()
     assert notes == [
         "no application role has access to live v2 (schema public): name the app's role with --app-role ROLE"
@@ -230,7 +231,7 @@ def test_the_apps_role_reads_writes_and_searches_after_publish_republish_and_rol
     assert migrate.main(["--sample"]) == 0  # no role named: it carries over
     assert "no application role" not in (report.TARGET / "report.md").read_text()
     assert_app_works(app_role)
-    publish.rollback()
+    cutover.rollback()
     assert_app_works(app_role)
 
 
@@ -304,11 +305,11 @@ def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_pub
     expected = {"alembic": "3f2a1c9d", "comments": 2, "fk": True, "view": True, "view rows": True, "function": True}
     assert app_catalog() == expected
 
-    publish.publish()  # the app's objects are no app changes: nothing to refuse
+    cutover.publish()  # the app's objects are no app changes: nothing to refuse
     assert app_catalog() == expected
     with lifeos_env.transaction() as cur:
         cur.execute("insert into public.task_comments (task_id, body) select id, 'later' from public.tasks limit 1")
-    publish.rollback()
+    cutover.rollback()
     assert app_catalog() == expected | {"comments": 3}
 
     with lifeos_env.transaction() as cur:
@@ -317,7 +318,7 @@ def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_pub
             " create index tasks_title_app_idx on public.tasks (title)"
         )
     build()
-    with pytest.raises(publish.ChangesWouldBeLost) as refused:
-        publish.publish()
+    with pytest.raises(guard.ChangesWouldBeLost) as refused:
+        cutover.publish()
     assert "materialized view task_stats, index tasks_title_app_idx on tasks" in str(refused.value)
     assert app_catalog() == expected | {"comments": 3}

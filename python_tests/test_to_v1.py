@@ -22,6 +22,7 @@ from test_app import app_url
 import lifeos_env
 import make_supabase_dump
 import publish
+from lifeos import catalog, export_changes, grants
 
 TABLE_MD5 = "select md5(coalesce(string_agg(t::text, e'\\n' order by t::text), '')) from {} t"
 V1_TABLES = ("domains", "areas", "projects", "tasks", "notes", "links", "files", "capture", "daily_focus",
@@ -45,7 +46,7 @@ def app(live: str) -> Iterator[sqlalchemy.Engine]:
     role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("create role {} login nosuperuser nocreatedb nocreaterole").format(sql.Identifier(role)))
-        publish.grant_app_role(cur, "public", role)
+        grants.grant_app_role(cur, "public", role)
     engine = sqlalchemy.create_engine(app_url(live, role), poolclass=sqlalchemy.NullPool)
     yield engine
     engine.dispose()
@@ -69,7 +70,7 @@ def v1_checksums(database: str) -> dict[str, str]:
         with conn, conn.cursor() as cur:
             result = {}
             for table in V1_TABLES:
-                cur.execute(sql.SQL(TABLE_MD5).format(publish.qualified("public", table)))
+                cur.execute(sql.SQL(TABLE_MD5).format(catalog.qualified("public", table)))
                 result[table] = cur.fetchone()[0]
             return result
     finally:
@@ -215,5 +216,5 @@ def test_the_export_to_v1_needs_the_restored_v1(live: str, tmp_path: Path) -> No
         cur.execute("insert into public.domains (name) values ('made in v2')")
         cur.execute("drop schema v1 cascade")
     with pytest.raises(lifeos_env.MigrationError, match=r"^there is no restored v1 \(schema v1\) to read v1's own"):
-        publish.export_changes(tmp_path / "changes", to_v1=True)
+        export_changes.export_changes(tmp_path / "changes", to_v1=True)
     assert not (tmp_path / "changes").exists()

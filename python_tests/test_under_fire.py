@@ -21,6 +21,7 @@ from test_cutover import assert_search_finds_a_migrated_task, checksums, ledger,
 import lifeos_env
 import migrate
 import publish
+from lifeos import backups, catalog, cleanup, cutover, runs
 
 __all__ = ["rebuilt"]  # the fixture, shared with test_cutover
 
@@ -107,7 +108,7 @@ def one_line(done: subprocess.CompletedProcess[str]) -> str:
 
 def dumped_data(dump: str, schema: str, table: str) -> str:
     """The rows of schema.table that a dump holds, as COPY text."""
-    return publish.run_client("pg_restore", "--data-only", f"--schema={schema}", f"--table={table}", "--file=-", dump)
+    return backups.run_client("pg_restore", "--data-only", f"--schema={schema}", f"--table={table}", "--file=-", dump)
 
 
 def assert_private(folder: Path) -> None:
@@ -119,15 +120,15 @@ def assert_private(folder: Path) -> None:
 
 def test_cleanup_after_a_forced_rollback_dumps_the_app_rows_first(rebuilt: str, tmp_path: Path) -> None:
     """R1, R10, issue 14 item 9: rollback --force then cleanup --yes keeps the app's rows in a listed dump."""
-    publish.publish()
+    cutover.publish()
     with lifeos_env.transaction() as cur:
         cur.execute("insert into tasks (id, domain_id, title) select %s, id, 'app' from domains limit 1", (APP_TASK,))
     assert run_publish("rollback", "--force").returncode == 0
     with lifeos_env.transaction() as cur:
-        (rolled_back,) = publish.schemas_like(cur, publish.ROLLED_BACK_PREFIX)
+        (rolled_back,) = catalog.schemas_like(cur, backups.ROLLED_BACK_PREFIX)
     assert "pass --yes" in one_line(run_publish("cleanup"))  # no terminal to ask on: refused, nothing dropped
     with lifeos_env.transaction() as cur:
-        assert publish.schema_exists(cur, rolled_back)
+        assert catalog.schema_exists(cur, rolled_back)
 
     done = run_publish("cleanup", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -135,9 +136,9 @@ def test_cleanup_after_a_forced_rollback_dumps_the_app_rows_first(rebuilt: str, 
     assert (command, result) == ("cleanup", "cleaned up")
     assert f"{rolled_back} (kept in {dump})" in done.stdout.replace("\n", "") and f"{rolled_back} (kept in" in detail
     assert APP_TASK in dumped_data(dump, rolled_back, "tasks")
-    assert publish.sha256(Path(dump)) == dump_sha256
+    assert backups.sha256(Path(dump)) == dump_sha256
     with lifeos_env.transaction() as cur:
-        assert not publish.schema_exists(cur, rolled_back)
+        assert not catalog.schema_exists(cur, rolled_back)
     assert_private(tmp_path / "backups")
 
 
@@ -154,7 +155,7 @@ def test_objects_of_a_live_schema_without_tables_are_dumped_before_they_go(
     assert migrate.main(["--sample"]) == 0
     assert publish.main(["cleanup", "--yes"]) == 0
     dumps = [run[3] for run in ledger() if run[3]]
-    listing = "".join(publish.run_client("pg_restore", "--list", dump) for dump in dumps)
+    listing = "".join(backups.run_client("pg_restore", "--list", dump) for dump in dumps)
     for entry in ("FUNCTION public app_answer()", "VIEW public app_view", "SEQUENCE public app_counter"):
         assert entry in listing
 
@@ -190,18 +191,18 @@ def test_export_changes_replays_as_one_transaction_in_foreign_key_order(rebuilt:
     (tmp_path / "a-file").write_text("")
     assert str(tmp_path / "a-file") in one_line(run_publish("export-changes", "--out", str(tmp_path / "a-file/x")))
 
-    publish.publish(force=True)  # the app's rows leave live v2: a copy of v2 without them
+    cutover.publish(force=True)  # the app's rows leave live v2: a copy of v2 without them
     without = names()
     assert len(changed - without) == 3
     replay = ["psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", f"--file={out / 'changes.sql'}"]
     with lifeos_env.transaction() as cur:  # the last statement fails: nothing of the export applies
         cur.execute("alter table areas add constraint no_rename check (name <> 'renamed in v2') not valid")
     with pytest.raises(lifeos_env.MigrationError, match=r"psql failed: .*renamed in v2"):
-        publish.run_client(*replay)
+        backups.run_client(*replay)
     assert names() == without
     with lifeos_env.transaction() as cur:
         cur.execute("alter table areas drop constraint no_rename")
-    publish.run_client(*replay)
+    backups.run_client(*replay)
     assert names() == changed
 
 
@@ -220,7 +221,7 @@ def test_two_publishes_at_once_the_second_fails_at_once_naming_the_first(rebuilt
     assert [run[1] for run in publishes] == ["published", "published"]
     dumps = sorted((tmp_path / "backups").iterdir())
     assert [str(path) for path in dumps] == [publishes[-1][3]]
-    assert publish.sha256(dumps[0]) == publishes[-1][4]
+    assert backups.sha256(dumps[0]) == publishes[-1][4]
 
 
 def test_a_run_killed_by_sigkill_leaves_no_lock_and_is_recorded_as_interrupted(rebuilt: str) -> None:
@@ -230,7 +231,7 @@ def test_a_run_killed_by_sigkill_leaves_no_lock_and_is_recorded_as_interrupted(r
         wait_for_lock_wait(time.monotonic() + 60)
         killed.send_signal(signal.SIGKILL)
         killed.wait()
-    assert publish.rollback(force=True).startswith(publish.BACKUP_PREFIX)
+    assert cutover.rollback(force=True).startswith(backups.BACKUP_PREFIX)
     assert [run[:2] for run in ledger()[-2:]] == [("rollback", "interrupted"), ("rollback", "rolled back")]
 
 
@@ -314,7 +315,7 @@ def test_publish_waits_in_short_tries_and_gives_up_naming_the_session_in_the_way
         app.close()
         writer.close()
     with lifeos_env.transaction() as cur:
-        assert publish.tables(cur, "v2_shadow")  # nothing was published
+        assert catalog.tables(cur, "v2_shadow")  # nothing was published
     assert ledger()[-1][:2] == ("publish", "failed")
 
 
@@ -353,10 +354,10 @@ def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_
     search_index rows the backup leaves out; so does it from a backup of an older version (one custom-format
     file, not a folder), which clean-up counts as kept."""
     with lifeos_env.transaction() as cur:
-        major = publish.server_major(cur.connection)
+        major = backups.server_major(cur.connection)
     older = tmp_path / "older.dump"  # live v2 backed up as publish did before the directory format
-    publish.run_client("pg_dump", "--format=custom", "--schema=public", f"--file={older}", major=major)
-    publish.publish()
+    backups.run_client("pg_dump", "--format=custom", "--schema=public", f"--file={older}", major=major)
+    cutover.publish()
     _, _, backup_schema, dump, *_ = ledger()[-1]
     assert Path(dump).is_dir()
     kept = checksums(backup_schema)
@@ -365,7 +366,7 @@ def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_
             "update lifeos_migration.runs set dump_path = %s, dump_sha256 = %s where backup_schema = %s",
             (str(older), hashlib.sha256(older.read_bytes()).hexdigest(), backup_schema),
         )
-        plan = publish.cleanup_plan(cur, publish.last_run(cur, publish.ANY_RUN).schemas)
+        plan = cleanup.cleanup_plan(cur, runs.last_run(cur, runs.ANY_RUN).schemas)
         assert plan[backup_schema] == f"kept in {older}"
     for backup in (dump, str(older)):
         restored = f"{rebuilt}_restored"
@@ -395,4 +396,4 @@ def test_two_runs_on_one_storage_root_cannot_overlap(fresh_database: str, tmp_pa
         output
     )
     with lifeos_env.transaction() as cur:
-        assert publish.schemas_like(cur, "v1") == []  # it stopped before it restored anything
+        assert catalog.schemas_like(cur, "v1") == []  # it stopped before it restored anything

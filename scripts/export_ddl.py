@@ -19,7 +19,7 @@ import sys
 import generate_sample
 import lifeos_env
 import migrate
-import publish
+from lifeos import guard
 
 DDL_FILE = lifeos_env.ROOT / "schema" / "lifeos_r1_full_schema.sql"
 BUILT_SCHEMA = lifeos_env.dbt_var("marts_schema")
@@ -41,7 +41,7 @@ def normalise(dump: str, schema: str) -> str:
     # option pg_attver; it is the server's, not part of the v2 DDL
     text = re.sub(r"ALTER TABLE ONLY \S+ ALTER COLUMN \S+ SET \(pg_attver=\d+\);\n", "", text)
     # publish's change capture records the app's writes in the migration's ledger: the migration's, not v2's DDL
-    capture = re.escape(publish.CAPTURE_TRIGGER)
+    capture = re.escape(guard.CAPTURE_TRIGGER)
     text = re.sub(rf"--\n-- Name: \S+ {capture}_\w+; Type: TRIGGER;[^\n]*\n--\n\nCREATE TRIGGER [^\n]*\n\n\n", "", text)
     name = re.escape(schema)
     text = re.sub(rf"--\n-- Name: {name}; Type: SCHEMA;[^\n]*\n--\n\nCREATE SCHEMA {name};\n\n\n", "", text)

@@ -11,7 +11,7 @@ before publishing, each named, unless --accept-rejects accepts them on purpose.
 --no-publish stops after the report (a rehearsal): `scripts/publish publish`
 publishes that build later. When the app wrote to live v2 since the last
 publish, the publish stops, unless --carry-forward merges the app's writes into
-the new build first (scripts/carry_forward.py), tests it again, and publishes
+the new build first (scripts/lifeos/carry_forward.py), tests it again, and publishes
 it with the conflicts listed in the report.
 
 dbt runs in this process, and the project is parsed once for every dbt step.
@@ -37,15 +37,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-import carry_forward
 import generate_sample
 import lifeos_env
 import make_supabase_dump
 import move_files
-import publish
 import report
 import restore_v1
 import run_lock
+from lifeos import carry_forward, cutover, grants, guard, options, runs
 
 console = Console(soft_wrap=True)  # a one-line message stays one line
 VERBOSE = False  # --verbose: dbt's log on the terminal as it runs, besides logs/dbt.log
@@ -165,7 +164,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="accept the known losses (rejected rows, blobs missing at the source); they stay listed as accepted",
     )
-    publish.add_app_role_option(
+    options.add_app_role_option(
         parser, "the app's database role: publish grants it what the app needs (LIFEOS_APP_ROLE)"
     )
     parser.add_argument(
@@ -184,7 +183,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="merge the rows the app created, changed or deleted in live v2 into the new v2 before publishing;"
         " what conflicts is left out and listed in the report and lifeos_migration.conflicts",
     )
-    publish.add_lock_wait(parser)
+    options.add_lock_wait(parser)
     parser.add_argument(
         "--verbose", action="store_true", help="stream dbt's log as it runs (it is always in logs/dbt.log)"
     )
@@ -216,7 +215,7 @@ def migrate(args: argparse.Namespace) -> None:
     """Restore, files, build, report and publish (not with --no-publish), under the run lock."""
     if args.app_role:
         with lifeos_env.transaction() as cur:
-            publish.check_role(cur, args.app_role)
+            grants.check_role(cur, args.app_role)
     with tempfile.TemporaryDirectory() as scratch:
         dump, files_from = args.dump, args.files_from
         if args.sample:
@@ -246,14 +245,14 @@ def migrate(args: argparse.Namespace) -> None:
         )
         return
     if not args.carry_forward:
-        report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
+        report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
         return
     for attempt in range(1, CARRY_TRIES + 1):
         reconciled = carry_app_writes(with_vars, manifest, reconciled)
         try:
-            report.note(reconciled, publish.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
+            report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
             return
-        except publish.LateChanges:
+        except guard.LateChanges:
             if attempt == CARRY_TRIES:
                 raise
             console.print("the app wrote to live v2 during the carry-forward: carrying its new writes forward too")
@@ -264,7 +263,7 @@ def carry_app_writes(with_vars: tuple[str, ...], manifest: Manifest, reconciled:
     anything changed, run the tests on the merged shadow again (the build's vars and manifest: its marts_schema);
     return its report."""
     with lifeos_env.transaction() as cur:
-        build = publish.last_run(cur, publish.BUILDS)
+        build = runs.last_run(cur, runs.BUILDS)
     merged = carry_forward.merge(build)
     if not (merged.carried or merged.conflicts):
         return reconciled
@@ -294,7 +293,7 @@ def mark_build(run_id: int, result: str, detail: str | None) -> None:
     """Set the ledger's result of a build."""
     with lifeos_env.transaction() as cur:
         cur.execute(
-            sql.SQL("update {} set result = %s, detail = %s where run_id = %s").format(publish.meta("runs")),
+            sql.SQL("update {} set result = %s, detail = %s where run_id = %s").format(runs.meta("runs")),
             (result, detail, run_id),
         )
 

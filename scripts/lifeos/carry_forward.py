@@ -1,6 +1,6 @@
 """Carry the app's writes to live v2 into a new shadow before it is published (scripts/migrate --carry-forward).
 
-A three-way merge per row of the rows the change capture (scripts/publish.py capture_changes) recorded:
+A three-way merge per row of the rows the change capture (lifeos/guard.py capture_changes) recorded:
 base = the row as published (the old row of its first change, from the log), ours = live v2 now (the app's),
 theirs = the new shadow (v1's). Carried over, in one transaction of set-based statements, tables in
 foreign-key order (deletes in the reverse order):
@@ -28,8 +28,8 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 import lifeos_env
-import publish
 import report
+from lifeos import catalog, runs, short_tries
 
 Cursor = psycopg2.extensions.cursor
 UPDATED_AT = "updated_at"  # a bookkeeping column both sides set on every change: the later time wins
@@ -61,9 +61,9 @@ class UniqueKey:
     predicate: str
 
 
-def merge(build: publish.Run) -> Merged:
+def merge(build: runs.Run) -> Merged:
     """Merge the app's writes to live v2 not yet merged into the shadow of `build` into it, in one transaction."""
-    with closing(lifeos_env.connect(options=publish.SESSION_OPTIONS)) as conn:
+    with closing(lifeos_env.connect(options=short_tries.SESSION_OPTIONS)) as conn:
         with conn, conn.cursor() as cur:  # a short transaction of its own: it locks the log for a moment
             lifeos_env.create_meta_tables(cur, "changes")
         conn.set_session(isolation_level="REPEATABLE READ")  # the log and live v2 as of one moment
@@ -92,7 +92,7 @@ def pairs(template: str, columns: list[str], others: list[str] | None = None) ->
 class Pass:
     """One merge pass, on the cursor of its transaction."""
 
-    def __init__(self, cur: Cursor, build: publish.Run) -> None:
+    def __init__(self, cur: Cursor, build: runs.Run) -> None:
         self.cur, self.build = cur, build.run_id
         self.live, self.shadow = build.schemas["live"], build.schemas["shadow"]
         self.merged = Merged()
@@ -106,13 +106,11 @@ class Pass:
         self.collect()
         self.cur.execute("select distinct table_name from carry_net")
         written = {name for (name,) in self.cur.fetchall()}
-        names = sorted(written & set(publish.tables(self.cur, self.live)) & set(publish.tables(self.cur, self.shadow)))
-        ordered = publish.in_foreign_key_order(self.cur, self.shadow, names)
+        names = sorted(written & set(catalog.tables(self.cur, self.live)) & set(catalog.tables(self.cur, self.shadow)))
+        ordered = catalog.in_foreign_key_order(self.cur, self.shadow, names)
         if ordered:  # not publishable until the tests pass on the merged shadow (a killed run stays unpublishable)
             self.execute(
-                sql.SQL("update {} set result = 'building', detail = %s where run_id = %s").format(
-                    publish.meta("runs")
-                ),
+                sql.SQL("update {} set result = 'building', detail = %s where run_id = %s").format(runs.meta("runs")),
                 (CARRYING, self.build),
             )
         for table in ordered:
@@ -125,12 +123,12 @@ class Pass:
         for number, table in enumerate(ordered):
             self.execute(sql.SQL("alter table {} enable trigger user").format(self.table(table)))
             self.record(table, f"carry_{number}")
-        if ordered and "search_index" in publish.tables(self.cur, self.shadow):
+        if ordered and "search_index" in catalog.tables(self.cur, self.shadow):
             self.execute(sql.SQL("select {}.refresh_search_index()").format(sql.Identifier(self.shadow)))
         return self.merged
 
     def table(self, name: str, schema: str | None = None) -> sql.Composed:
-        return publish.qualified(schema or self.shadow, name)
+        return catalog.qualified(schema or self.shadow, name)
 
     def collect(self) -> None:
         """carry_net: each row the app wrote that is not merged into this shadow yet, with its first operation
@@ -153,8 +151,8 @@ class Pass:
                 " where not (first_op = 'INSERT' and last_op = 'DELETE');"
                 # the records of shadows dropped since (a later build's): an oid the server gives again finds none
                 " delete from {carried} where schema_oid not in (select oid from pg_namespace)"
-            ).format(changes=publish.meta("changes"), carried=publish.meta("carried")),
-            {"live": self.live, "build": self.build, "derived": list(publish.DERIVED)},
+            ).format(changes=runs.meta("changes"), carried=runs.meta("carried")),
+            {"live": self.live, "build": self.build, "derived": list(catalog.DERIVED)},
         )
 
     def migrated(self, table: str) -> set[str]:
@@ -164,8 +162,8 @@ class Pass:
 
     def columns(self, table: str) -> list[str]:
         """The columns live v2 and the shadow both have (a column only the new shadow has keeps v1's value)."""
-        ours = set(publish.column_names(self.cur, self.live, table))
-        return [name for name in publish.column_names(self.cur, self.shadow, table) if name in ours]
+        ours = set(catalog.column_names(self.cur, self.live, table))
+        return [name for name in catalog.column_names(self.cur, self.shadow, table) if name in ours]
 
     def classify(self, table: str, rows: str) -> None:
         """The temp table `rows`: each row the app wrote in `table`, with its three versions (o: live, t: the
@@ -259,10 +257,10 @@ class Pass:
         uniques = self.unique_keys(table)
         while self.orphans(table, rows, foreign_keys) + self.clashes(table, rows, uniques):
             pass
-        columns = sql.SQL(", ").join(map(sql.Identifier, publish.column_names(self.cur, self.shadow, table)))
+        columns = sql.SQL(", ").join(map(sql.Identifier, catalog.column_names(self.cur, self.shadow, table)))
         values = sql.SQL(", ").join(
             sql.SQL("(m).{}").format(sql.Identifier(name))
-            for name in publish.column_names(self.cur, self.shadow, table)
+            for name in catalog.column_names(self.cur, self.shadow, table)
         )
         self.execute(
             sql.SQL(
@@ -347,7 +345,7 @@ class Pass:
                 " case when (o).id is not null then to_jsonb(o) end, case when (t).id is not null then to_jsonb(t) end,"
                 " base from {rows} where action = 'conflict'"
                 " returning table_name, row_id, reason, app_version, v1_version"
-            ).format(conflicts=publish.meta("conflicts"), rows=sql.Identifier(rows)),
+            ).format(conflicts=runs.meta("conflicts"), rows=sql.Identifier(rows)),
             {"build": self.build, "table": table},
         )
         self.merged.conflicts += [report.Conflict(*row) for row in self.cur.fetchall()]
@@ -356,7 +354,7 @@ class Pass:
                 "insert into {carried} (build_run_id, schema_oid, table_name, row_id, action)"
                 " select %(build)s, to_regnamespace(%(shadow)s), %(table)s, row_id, rtrim(action, 'e') || 'ed'"
                 " from {rows} where action in ('insert', 'update', 'delete')"
-            ).format(carried=publish.meta("carried"), rows=sql.Identifier(rows)),
+            ).format(carried=runs.meta("carried"), rows=sql.Identifier(rows)),
             {"build": self.build, "shadow": self.shadow, "table": table},
         )
         self.cur.execute(

@@ -1,0 +1,99 @@
+"""The run record: the ledger <meta_schema>.runs of builds, publishes, rollbacks and clean-ups.
+
+`dbt build` records its verdict there (macros/migration_ledger.sql); a publish, rollback or clean-up records
+its start at once (new_run) and its outcome in its own transaction (finish_run).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from psycopg2 import sql
+from psycopg2.extras import Json
+
+import lifeos_env
+from lifeos.catalog import Cursor
+
+BUILDS = ("build", "run")  # ledger commands that write the shadow schema
+ANY_RUN = (*BUILDS, "publish", "rollback", "cleanup")
+
+
+@dataclass
+class Run:
+    """One row of the ledger."""
+
+    run_id: int
+    command: str
+    full_build: bool
+    result: str
+    schemas: dict[str, str]
+    app_role: str | None
+
+
+def meta(name: str) -> sql.Composed:
+    """A table of the migration's durable schema (var meta_schema)."""
+    return sql.SQL("{}.{}").format(sql.Identifier(lifeos_env.dbt_var("meta_schema")), sql.Identifier(name))
+
+
+def last_run(cur: Cursor, commands: tuple[str, ...]) -> Run:
+    """The newest ledger row of one of `commands`."""
+    cur.execute("select to_regclass(%s) is not null", (meta("runs").as_string(cur),))
+    row = None
+    if cur.fetchone()[0]:
+        cur.execute(
+            sql.SQL(
+                "select run_id, command, full_build, result, schemas, app_role from {}"
+                " where command = any(%s) order by run_id desc limit 1"
+            ).format(meta("runs")),
+            (list(commands),),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise lifeos_env.MigrationError("no migration has run on this database: run scripts/migrate first")
+    return Run(*row)
+
+
+def git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=lifeos_env.ROOT, capture_output=True, text=True)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def new_run(cur: Cursor, command: str, template: Run, build_run_id: int | None = None) -> int:
+    """Record the start of a publish, rollback or clean-up, committed at once so a failure is recorded too."""
+    cur.execute(
+        sql.SQL(
+            "insert into {} (command, schemas, app_role, build_run_id, result)"
+            " values (%s, %s, %s, %s, 'running') returning run_id"
+        ).format(meta("runs")),
+        (command, Json(template.schemas), template.app_role, build_run_id),
+    )
+    run_id = cur.fetchone()[0]
+    cur.connection.commit()
+    return run_id
+
+
+def finish_run(cur: Cursor, run_id: int, **fields: object) -> None:
+    fields = {"finished_at": datetime.now(UTC), "git_commit": git_commit(), **fields}
+    cur.execute(
+        sql.SQL("update {} set {} where run_id = %s").format(
+            meta("runs"),
+            sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in fields),
+        ),
+        [Json(value) if isinstance(value, dict) else value for value in fields.values()] + [run_id],
+    )
+
+
+def published_by(cur: Cursor, schema: str) -> int | None:
+    """The run that published `schema` (schema oids survive renames), if one did."""
+    cur.execute(
+        sql.SQL(
+            "select max(run_id) from {} where published_schema_oid = (select oid from pg_namespace where nspname = %s)"
+        ).format(meta("runs")),
+        (schema,),
+    )
+    return cur.fetchone()[0]
