@@ -24,14 +24,13 @@ from __future__ import annotations
 from contextlib import closing
 from dataclasses import dataclass, field
 
-import psycopg2.extensions
 from psycopg2 import sql
 
 import lifeos_env
 import report
 from lifeos import catalog, runs, short_tries
+from lifeos.catalog import Cursor
 
-Cursor = psycopg2.extensions.cursor
 UPDATED_AT = "updated_at"  # a bookkeeping column both sides set on every change: the later time wins
 CARRYING = "the app's writes to live v2 are merged in; the tests run again"  # the build's ledger detail meanwhile
 
