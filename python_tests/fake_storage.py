@@ -12,7 +12,7 @@ one is used up per GET: `"404"` (a missing object), `"429"`, `"429:<seconds>"`
 `"cut-no-length"` (half the body without Content-Length, the connection
 closed: short but complete to the client), `"stall"` (half the body, then
 silence), `"endless"` (the body over and over without Content-Length, until
-the client hangs up), `"trickle"` (one byte a second), `"redirect:<url>"` (a
+the client hangs up), `"trickle"` (five bytes a second), `"redirect:<url>"` (a
 302 to `<url>`, absolute or relative) and `"echo-key"` (HTTP 403 whose body
 quotes the service key where a cut at 200 characters lands inside it, and all
 of it but its ends). The listing's faults queue in `list_faults`, one used up
@@ -21,13 +21,17 @@ absent from `objects` is missing too. A missing object answers HTTP 400 with
 `"statusCode": "404"` in its body, as Storage does.
 Every request is recorded in `requests` (method, path, headers, time).
 `latency` delays every response (the benchmark's 50 ms round trip).
-`write_inputs` writes what the files step reads about such a bucket from the database.
+`write_inputs` writes what the files step reads about such a bucket from the database,
+`manifest` reads what it wrote; `run_cli` runs it as a user would.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -40,8 +44,12 @@ from urllib.parse import unquote, urlsplit
 import psycopg2.extras
 
 import lifeos_env
+from lifeos.files.bucket import SupabaseSource
+from lifeos.files.transfer import Limits
 
 API = "/storage/v1/object/"
+KEY = "sb-service-key-7f3a9c-DO-NOT-PRINT"
+FAST = Limits(retries=3, backoff=0.01, concurrency=4)
 
 
 def md5(body: bytes) -> str:
@@ -83,6 +91,30 @@ def write_inputs(root: Path, rows: dict[str, str | None], inventory: dict[str, b
                 for name, body in inventory.items()
             ],
         )
+
+
+def manifest() -> dict[str | None, dict[str, object]]:
+    """The manifest table, by object key."""
+    with lifeos_env.transaction() as cur:
+        cur.execute("select * from lifeos_migration.file_manifest")
+        names = [c.name for c in cur.description]
+        return {row[1]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+def file_id(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def remote(storage: FakeStorage, limits: Limits = FAST) -> SupabaseSource:
+    return SupabaseSource(storage.url, storage.key, storage.bucket, limits)
+
+
+def run_cli(*args: str, key: str | None = None, url: str | None = None) -> tuple[int, str]:
+    """Run the files step as a user would; its exit code and everything it printed (stdout and stderr)."""
+    env = {**os.environ, "SUPABASE_URL": url or "", "SUPABASE_SERVICE_KEY": key or ""}
+    command = [sys.executable, "scripts/move_files.py", *args]
+    done = subprocess.run(command, cwd=lifeos_env.ROOT, env=env, text=True, capture_output=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
 
 
 class FakeStorage:
@@ -202,7 +234,7 @@ def _handler(storage: FakeStorage) -> type[BaseHTTPRequestHandler]:
             elif fault and fault.startswith("redirect:"):
                 self.reply(302, {}, {"Location": fault.removeprefix("redirect:")})
             elif fault == "echo-key":
-                echoed = f"{'.' * 150} key {storage.key} (also as {str(storage.key)[1:-1]})"  # a cut lands inside it
+                echoed = f"{'.' * 120} key {storage.key} (also as {str(storage.key)[1:-1]})"  # a cut lands inside it
                 self.reply(403, {"statusCode": "403", "error": "Unauthorized", "message": echoed})
             else:
                 body = storage.objects[key]
@@ -227,7 +259,7 @@ def _handler(storage: FakeStorage) -> type[BaseHTTPRequestHandler]:
                     for byte in body:
                         self.wfile.write(bytes([byte]))
                         self.wfile.flush()
-                        time.sleep(1)
+                        time.sleep(0.2)
                 else:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_storage import FakeStorage, md5, write_inputs
+from fake_storage import FAST, KEY, FakeStorage, file_id, manifest, md5, remote, run_cli, write_inputs
 
 import generate_sample
 import lifeos_env
@@ -27,33 +27,6 @@ from lifeos.files.bucket import SupabaseSource
 from lifeos.files.plan import ORPHANS
 from lifeos.files.sources import LocalSource
 from lifeos.files.step import BUCKET, move, source_from
-from lifeos.files.transfer import Limits
-
-KEY = "sb-service-key-7f3a9c-DO-NOT-PRINT"
-FAST = Limits(retries=3, backoff=0.01, concurrency=4)
-
-
-def manifest() -> dict[str | None, dict[str, object]]:
-    """The manifest table, by object key."""
-    with lifeos_env.transaction() as cur:
-        cur.execute("select * from lifeos_migration.file_manifest")
-        names = [c.name for c in cur.description]
-        return {row[1]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
-
-
-def file_id(n: int) -> str:
-    return f"00000000-0000-4000-8000-{n:012d}"
-
-
-def remote(storage: FakeStorage, limits: Limits = FAST) -> SupabaseSource:
-    return SupabaseSource(storage.url, storage.key, storage.bucket, limits)
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The storage root of the test, for dbt's storage_root and the files step alike."""
-    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", str(tmp_path / "storage" / "files"))
-    return tmp_path / "storage" / "files"
 
 
 @pytest.fixture
@@ -295,8 +268,8 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
         files = cur.fetchall()
     rows = {r["file_id"]: r for r in manifest().values() if r["file_id"]}
     assert len(files) == 20
-    for file_id, key, storage_path, etag in files:
-        assert (rows[file_id]["status"], rows[file_id]["local_path"], rows[file_id]["md5"]) == (
+    for row_id, key, storage_path, etag in files:
+        assert (rows[row_id]["status"], rows[row_id]["local_path"], rows[row_id]["md5"]) == (
             "copied",
             storage_path,
             etag,
@@ -349,14 +322,6 @@ def test_symbolic_links_below_the_root_are_refused_not_followed(
     }
     assert (rows["fine/b.txt"]["status"], (root / "fine" / "b.txt").read_bytes()) == ("copied", b"b")
     assert (root / "2025").is_symlink() and (root / "linked.txt").is_symlink()  # left as they were, reported
-
-
-def run_cli(*args: str, key: str | None = None, url: str | None = None) -> tuple[int, str]:
-    """Run the files step as a user would; its exit code and everything it printed (stdout and stderr)."""
-    env = {**os.environ, "SUPABASE_URL": url or "", "SUPABASE_SERVICE_KEY": key or ""}
-    command = [sys.executable, "scripts/move_files.py", *args]
-    done = subprocess.run(command, cwd=lifeos_env.ROOT, env=env, text=True, capture_output=True, timeout=120)
-    return done.returncode, done.stdout + done.stderr
 
 
 def test_a_service_key_with_a_line_end_is_stripped_and_never_printed(

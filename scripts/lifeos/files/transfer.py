@@ -136,7 +136,10 @@ class Mover:
                 found = Digest(size, sha.hexdigest(), md5.hexdigest())
                 if problem := mismatch(found, entry.expected):
                     raise ValueError(problem)
-                os.replace(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
+                try:
+                    os.replace(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
+                except OSError as error:  # a folder there, a name too long: nothing to retry
+                    raise self.tree.refusal(error, "/".join(entry.below_root)) from None
                 return found
             except BaseException:
                 self.progress.advance(self.bar, -size)

@@ -28,6 +28,7 @@ REFUSED_ERRNOS = {
     errno.ELOOP: "is a symbolic link",
     errno.ENOTDIR: "is a symbolic link or no folder",
     errno.ENAMETOOLONG: "is a name too long for the filesystem",
+    errno.EISDIR: "is a folder",
 }
 
 
