@@ -13,7 +13,8 @@ The modules, one per concern:
     blobs      what a blob should be and what was found (the manifest entry), the step's exceptions
     redact     the service key kept out of every message; text made safe for a terminal
     tree       a folder walked one name at a time without following links (the storage root, a staging folder)
-    sources    where blobs come from: a staging folder, or the bucket over httpx
+    sources    what a source of blobs is, and a staging folder
+    bucket     the live bucket over httpx: the service key to its origin only, Retry-After
     transfer   one blob into place: size cap, deadline, retries (Retry-After honoured), verify, rename
     plan       which blobs go where, from int_files, the inventory and the source's listing
     manifest   the outcome of every blob: the table lifeos_migration.file_manifest, a JSON file, the console

@@ -139,10 +139,10 @@ class SupabaseSource:
                 content = answer.read()
         except (httpx.TransportError, RuntimeError) as error:
             raise Retryable(f"listing {prefix or '/'}: {self.secret.describe(error)}") from None
-        status, message = storage_error(content)
         if answer.status_code == 429 or answer.status_code >= 500:
             raise Retryable(f"listing {prefix or '/'}: HTTP {answer.status_code}", retry_after(answer))
         if answer.status_code != 200:
+            status, message = storage_error(content)
             raise lifeos_env.MigrationError(
                 f"{where}: HTTP {status or answer.status_code} {self.shown(message)}"
                 " (is SUPABASE_SERVICE_KEY the service key?)"

@@ -3,7 +3,8 @@ fsynced, hashed, verified, renamed; retried on transient failures.
 
 The inventory's size is a hard cap: a body that would pass it is stopped there (its temporary file removed),
 and one that ends short of it is a broken transfer, tried again. A download has a deadline from its size at
-a minimum rate (`Limits.grace + size / Limits.min_rate` seconds), and no read waits past it. Transient
+a minimum rate (`Limits.grace + size / Limits.min_rate` seconds; the size is the inventory's, else the files
+row's), and no read waits past it; a blob of unknown size has only the read timeout. Transient
 failures (429, 5xx, broken, cut short or too slow transfers) are tried `Limits.retries` more times, after
 the pause the server asked for (Retry-After, at most `Limits.retry_after_max` seconds), else an exponential
 backoff.
