@@ -34,7 +34,7 @@ from conftest import new_database  # noqa: E402
 from fake_storage import FakeStorage, write_inputs  # noqa: E402
 
 import lifeos_env  # noqa: E402 (after the path set-up above)
-from lifeos.files.manifest import console  # noqa: E402
+from lifeos.console import console  # noqa: E402
 from lifeos.files.sources import LocalSource  # noqa: E402
 from lifeos.files.step import BUCKET, move, source_from  # noqa: E402
 from lifeos.files.transfer import Limits  # noqa: E402

@@ -2,18 +2,17 @@
 
     python scripts/move_files.py --files-from DIR|supabase --storage-root DIR [--dry-run]
 
-The step itself is the package lifeos.files (its __init__ lists the modules); the names below are
-re-exported for the callers that still import this command (scripts/migrate.py, until issue 28's one
-command-line entry replaces it).
+The step itself is the package lifeos.files (its __init__ lists the modules); the names below stay
+importable from here for callers written before the split (new code imports lifeos.files).
 """
 
 from __future__ import annotations
 
 import sys
 
+from lifeos.console import console
 from lifeos.files.blobs import IN_PLACE, PLACEHOLDER
 from lifeos.files.bucket import SupabaseSource
-from lifeos.files.manifest import console
 from lifeos.files.sources import LocalSource
 from lifeos.files.step import BUCKET, main, move, source_from
 from lifeos.files.transfer import Limits

@@ -9,15 +9,14 @@ import os
 from pathlib import Path
 
 from psycopg2.extras import execute_values
-from rich.console import Console
 
 import lifeos_env
+from lifeos.console import console
 from lifeos.files.blobs import Entry
 from lifeos.files.plan import MANIFEST
 from lifeos.files.redact import terminal
 
 COLUMNS = ["file_id", "object_key", "local_path", "size_bytes", "sha256", "md5", "status", "detail"]
-console = Console()
 
 
 def write_manifest(entries: list[Entry], json_path: Path) -> None:

@@ -17,9 +17,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 import lifeos_env
 import run_lock
+from lifeos.console import console
 from lifeos.files.blobs import IN_PLACE, Entry
 from lifeos.files.bucket import SupabaseSource
-from lifeos.files.manifest import console, print_entries, say, write_manifest
+from lifeos.files.manifest import print_entries, say, write_manifest
 from lifeos.files.plan import plan
 from lifeos.files.sources import LocalSource, Source
 from lifeos.files.transfer import DEFAULT_LIMITS, Limits, Mover
