@@ -8,7 +8,8 @@ carry the service key as `Authorization: Bearer` and `apikey`, as Supabase
 demands (a server made with `key=None` demands nothing: a CDN a download is
 redirected to). Faults are switchable per object key: queue them in `faults[key]`,
 one is used up per GET: `"404"` (a missing object), `"429"`, `"429:<seconds>"`
-(with Retry-After), `"500"`, `"cut"` (the body is cut short),
+(with Retry-After), `"429@<seconds>"` (Retry-After as the HTTP date that
+many seconds on), `"500"`, `"cut"` (the body is cut short),
 `"cut-no-length"` (half the body without Content-Length, the connection
 closed: short but complete to the client), `"stall"` (half the body, then
 silence), `"endless"` (the body over and over without Content-Length, until
@@ -27,6 +28,7 @@ Every request is recorded in `requests` (method, path, headers, time).
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import os
@@ -193,7 +195,9 @@ def _handler(storage: FakeStorage) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def rate_limited(self, fault: str) -> None:
-            _, _, seconds = fault.partition(":")
+            seconds = fault[4:]
+            if fault.startswith("429@"):  # as an HTTP date, `seconds` from now
+                seconds = email.utils.formatdate(time.time() + float(seconds), usegmt=True)
             payload = {"statusCode": "429", "error": "too_many_requests", "message": "slow down"}
             self.reply(429, payload, {"Retry-After": seconds} if seconds else None)
 

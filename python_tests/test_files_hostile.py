@@ -55,15 +55,24 @@ def test_an_orphan_never_lands_on_a_referenced_blob(fresh_database: str, root: P
 def test_a_redirect_carries_the_key_to_the_same_origin_only(fresh_database: str, root: Path, tmp_path: Path) -> None:
     """Case 10: httpx dropped Authorization on a redirect to another host, but `apikey` carried the key there."""
     objects = {"near.txt": b"served after a redirect on the same origin", "far.txt": b"served by a CDN"}
-    write_inputs(root, {file_id(1): "near.txt", file_id(2): "far.txt"}, objects)
+    objects["loop.txt"] = b"never served"
+    write_inputs(root, {file_id(n): key for n, key in enumerate(objects)}, objects)
     with (
         FakeStorage("life-os-files", {"far.txt": objects["far.txt"]}, None) as cdn,
         FakeStorage("life-os-files", objects, KEY) as storage,
     ):
         storage.faults["near.txt"] = ["redirect:/storage/v1/object/life-os-files/near.txt"]
         storage.faults["far.txt"] = [f"redirect:{cdn.url}/storage/v1/object/life-os-files/far.txt"]
-        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
-    assert {key: row["status"] for key, row in manifest().items()} == {"near.txt": "copied", "far.txt": "copied"}
+        storage.faults["loop.txt"] = ["redirect:/storage/v1/object/life-os-files/loop.txt"] * 10  # a loop
+        with pytest.raises(lifeos_env.MigrationError, match="1 blobs could not be moved"):
+            move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+    rows = manifest()
+    assert {key: row["status"] for key, row in rows.items()} == {
+        "near.txt": "copied",
+        "far.txt": "copied",
+        "loop.txt": "failed",
+    }
+    assert rows["loop.txt"]["detail"] == "RuntimeError: more than 5 redirects"
     assert [path for _, path, _, _ in cdn.requests] == ["/storage/v1/object/life-os-files/far.txt"]
     sent = [f"{name}: {value}" for _, _, headers, _ in cdn.requests for name, value in headers.items()]
     assert not [header for header in sent if header.lower().startswith(("authorization", "apikey"))], sent
@@ -230,12 +239,13 @@ def test_retry_after_is_honoured_up_to_a_limit_and_short_bodies_are_retried(
 ) -> None:
     """Case 15: Retry-After was ignored, a rate-limited listing failed the step, and a body cut short on a
     connection without Content-Length failed the size check without a retry."""
-    objects = {"asks-1s.txt": b"a", "asks-an-hour.txt": b"b", "cut.bin": os.urandom(3000)}
+    objects = {"asks-1s.txt": b"a", "asks-an-hour.txt": b"b", "asks-by-date.txt": b"c", "cut.bin": os.urandom(3000)}
     write_inputs(root, {file_id(n): key for n, key in enumerate(objects)}, objects)
     limits = Limits(retries=2, backoff=0.01, retry_after_max=1.5, concurrency=4)
     with FakeStorage("life-os-files", objects, KEY) as storage:
         storage.list_faults = ["429:1"]
         storage.faults |= {"asks-1s.txt": ["429:1"], "asks-an-hour.txt": ["429:3600"], "cut.bin": ["cut-no-length"]}
+        storage.faults["asks-by-date.txt"] = ["429@2.5"]  # a date: whole seconds, so 1.5 to 2.5 s from the answer
         move(remote(storage, limits), root, manifest_json=tmp_path / "m.json", limits=limits)
         times: dict[tuple[str, str], list[float]] = {}
         for method, path, _, at in storage.requests:
@@ -246,6 +256,7 @@ def test_retry_after_is_honoured_up_to_a_limit_and_short_bodies_are_retried(
     assert len(pauses[("POST", "life-os-files")]) == 1 and pauses[("POST", "life-os-files")][0] >= 1.0
     assert len(pauses[("GET", "asks-1s.txt")]) == 1 and pauses[("GET", "asks-1s.txt")][0] >= 1.0
     assert len(pauses[("GET", "asks-an-hour.txt")]) == 1 and 1.5 <= pauses[("GET", "asks-an-hour.txt")][0] < 60
+    assert len(pauses[("GET", "asks-by-date.txt")]) == 1 and pauses[("GET", "asks-by-date.txt")][0] >= 1.0
     assert len(pauses[("GET", "cut.bin")]) == 1
 
 
