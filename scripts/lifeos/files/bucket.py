@@ -12,7 +12,7 @@ import email.utils
 import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
@@ -165,7 +165,7 @@ class SupabaseSource:
         key; on one line."""
         return " ".join(self.secret.redact(text).split())[:SHOWN]
 
-    def chunks(self, key: str, timeout: float) -> Iterator[bytes]:
+    def chunks(self, key: str, timeout: float) -> Generator[bytes, None, None]:
         try:
             with self.request("GET", f"{self.api}{quote(self.bucket)}/{quote(key)}", timeout) as answer:
                 status = answer.status_code

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Protocol
 
@@ -20,7 +20,7 @@ class Source(Protocol):
     def keys(self) -> set[str]:
         """Every object key in the bucket, in all folders."""
 
-    def chunks(self, key: str, timeout: float) -> Iterator[bytes]:
+    def chunks(self, key: str, timeout: float) -> Generator[bytes, None, None]:
         """The object's bytes, each read waited for `timeout` seconds at most; raises ObjectMissing, Refused or
         Retryable."""
 
@@ -47,7 +47,7 @@ class LocalSource:
             if name != PLACEHOLDER
         }
 
-    def chunks(self, key: str, timeout: float) -> Iterator[bytes]:
+    def chunks(self, key: str, timeout: float) -> Generator[bytes, None, None]:
         del timeout  # a local read does not stall
         with self.tree.open_blob(key.split("/")) as blob:
             if blob is None:

@@ -16,6 +16,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -114,10 +115,11 @@ class Mover:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640, dir_fd=parent)
             sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
             try:
-                with os.fdopen(fd, "wb") as out:
+                timeout = self.limits.read_timeout if deadline is None else min(self.limits.read_timeout, deadline)
+                # closing: a body stopped midway (the cap, the deadline) hangs up at once, not when collected
+                with os.fdopen(fd, "wb") as out, closing(self.source.chunks(entry.object_key or "", timeout)) as body:
                     os.fchmod(out.fileno(), 0o640)
-                    timeout = self.limits.read_timeout if deadline is None else min(self.limits.read_timeout, deadline)
-                    for chunk in self.source.chunks(entry.object_key or "", timeout):
+                    for chunk in body:
                         if cap is not None and size + len(chunk) > cap:
                             raise ValueError(f"more than the inventory's {cap} bytes: stopped there")
                         out.write(chunk)
