@@ -1,10 +1,11 @@
-"""A local stand-in for Supabase Storage: the two routes the files step calls for a bucket.
+"""A local stand-in for Supabase Storage: the two routes the files step calls for a bucket (the supabase
+client's listing, and the object route storage3's `download` uses, which the step streams).
 
 `POST /storage/v1/object/list/{bucket}` lists one folder level under `prefix`
 with `limit`/`offset` paging, sorted by name, folders as entries whose `id` is
-null, exactly like the real API. `GET /storage/v1/object/{bucket}/{path}` (the
-route storage3's `download` uses) returns an object's bytes. Every request must
-carry the service key as `Authorization: Bearer` and `apikey`, as Supabase
+null, exactly like the real API. `GET /storage/v1/object/{bucket}/{path}` returns
+an object's bytes. Every request must carry the service key as
+`Authorization: Bearer` and `apikey`, as Supabase
 demands (a server made with `key=None` demands nothing: a CDN a download is
 redirected to). Faults are switchable per object key: queue them in `faults[key]`,
 one is used up per GET: `"404"` (a missing object), `"429"`, `"429:<seconds>"`
@@ -17,10 +18,10 @@ the client hangs up), `"trickle"` (five bytes a second), `"redirect:<url>"` (a
 302 to `<url>`, absolute or relative) and `"echo-key"` (HTTP 403 whose body
 quotes the service key where a cut at 200 characters lands inside it, and all
 of it but its ends). The listing's faults queue in `list_faults`, one used up
-per POST: `"429:<seconds>"` and `"html"` (HTTP 200 with a web page). A key
-absent from `objects` is missing too. A missing object answers HTTP 400 with
+per POST: `"429:<seconds>"`, `"redirect:<url>"` (a 307) and `"html"` (HTTP 200
+with a web page). A key absent from `objects` is missing too. A missing object answers HTTP 400 with
 `"statusCode": "404"` in its body, as Storage does.
-Every request is recorded in `requests` (method, path, headers, time).
+Every request is recorded in `requests` (method, path, headers by lower-case name, time).
 `latency` delays every response (the benchmark's 50 ms round trip).
 `write_inputs` writes what the files step reads about such a bucket from the database,
 `manifest` reads what it wrote; `run_cli` runs it as a user would.
@@ -130,7 +131,7 @@ class FakeStorage:
         self.faults: dict[str, list[str]] = defaultdict(list)
         self.downloads: list[str] = []  # keys of every GET, in order
         self.list_faults: list[str] = []
-        self.requests: list[tuple[str, str, dict[str, str], float]] = []  # method, path, headers, time.monotonic()
+        self.requests: list[tuple[str, str, dict[str, str], float]] = []  # method, path, headers, monotonic time
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -177,7 +178,8 @@ def _handler(storage: FakeStorage) -> type[BaseHTTPRequestHandler]:
         def authorised(self) -> bool:
             headers = self.headers
             with storage.lock:
-                storage.requests.append((self.command, self.path, dict(headers.items()), time.monotonic()))
+                sent = {name.lower(): value for name, value in headers.items()}
+                storage.requests.append((self.command, self.path, sent, time.monotonic()))
             if storage.key is None:
                 return True
             if headers.get("Authorization") == f"Bearer {storage.key}" and headers.get("apikey") == storage.key:
@@ -213,6 +215,9 @@ def _handler(storage: FakeStorage) -> type[BaseHTTPRequestHandler]:
                 fault = storage.list_faults.pop(0) if storage.list_faults else None
             if fault and fault.startswith("429"):
                 self.rate_limited(fault)
+                return
+            if fault and fault.startswith("redirect:"):
+                self.reply(307, {}, {"Location": fault.removeprefix("redirect:")})
                 return
             if fault == "html":
                 self.reply(200, b"<html><body><h1>Welcome to nginx!</h1></body></html>", {"Content-Type": "text/html"})

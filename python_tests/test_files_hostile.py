@@ -66,6 +66,13 @@ def test_a_redirect_carries_the_key_to_the_same_origin_only(fresh_database: str,
         storage.faults["loop.txt"] = ["redirect:/storage/v1/object/life-os-files/loop.txt"] * 10  # a loop
         with pytest.raises(lifeos_env.MigrationError, match="1 blobs could not be moved"):
             move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+        storage.list_faults = [f"redirect:{cdn.url}/storage/v1/object/list/life-os-files"]
+        with pytest.raises(lifeos_env.MigrationError) as refused:  # a listing is the client's: it follows none
+            remote(storage).keys()
+    assert str(refused.value) == (
+        f"listing bucket life-os-files at SUPABASE_URL: HTTP 307 to {cdn.url}/storage/v1/object/list/life-os-files,"
+        " not followed (is SUPABASE_URL the project's API URL, https://<project>.supabase.co?)"
+    )
     rows = manifest()
     assert {key: row["status"] for key, row in rows.items()} == {
         "near.txt": "copied",

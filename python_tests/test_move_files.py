@@ -58,6 +58,8 @@ def test_bucket_is_copied_verified_with_retries_and_orphans(
         storage.faults["listed/but-404.txt"] = ["404"] * 10
         move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
         retried = {k: storage.downloads.count(k) for k in storage.faults}
+        clients = {headers.get("x-client-info", "none").partition("/")[0] for _, _, headers, _ in storage.requests}
+    assert clients == {"supabase-py"}  # the listing and the downloads both carry the supabase client's headers
     rows = manifest()
     assert {k: r["status"] for k, r in rows.items() if r["status"] != "copied"} == {
         "gone.pdf": "missing",

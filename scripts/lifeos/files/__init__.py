@@ -14,7 +14,7 @@ The modules, one per concern:
     redact     the service key kept out of every message; text made safe for a terminal
     tree       a folder walked one name at a time without following links (the storage root, a staging folder)
     sources    what a source of blobs is, and a staging folder
-    bucket     the live bucket over httpx: the service key to its origin only, Retry-After
+    bucket     the live bucket through the supabase client and its httpx session: the key to its origin only
     transfer   one blob into place: size cap, deadline, retries (Retry-After honoured), verify, rename
     plan       which blobs go where, from int_files, the inventory and the source's listing
     manifest   the outcome of every blob: the table lifeos_migration.file_manifest, a JSON file, the console

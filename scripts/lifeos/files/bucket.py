@@ -1,9 +1,11 @@
-"""The live bucket: Supabase Storage's two routes (list a folder, get an object) over one httpx session.
+"""The live bucket, through the supabase client: its storage API lists the bucket, and its httpx session
+(this module's own, handed to the client) carries the downloads.
 
-Every request carries the service key (`Authorization: Bearer` and `apikey`, as Storage demands) to
-SUPABASE_URL's origin only: a redirect is followed by hand, with the key to the same origin (scheme, host
-and port) and with no credential header at all anywhere else (a CDN or S3 URL needs none). 429 and 5xx
-answers and broken transfers are Retryable, with the server's Retry-After; any other answer is one line.
+The session follows no redirect by itself: a download's redirect is followed by hand, with the client's
+credential headers (`apiKey` and `Authorization: Bearer`, both the service key, as Storage demands) to
+SUPABASE_URL's origin (scheme, host and port) only and with none at all anywhere else (a CDN or S3 URL
+needs none); a listing, sent by the client, is never redirected. 429 and 5xx answers and broken transfers
+are Retryable, with the server's Retry-After; any other answer is one line.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import itertools
 import json
+import threading
 import time
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,20 +49,25 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def storage_error(body: bytes) -> tuple[int | None, str]:
-    """The status and message in a Storage error body (`{"statusCode": "404", "message": ...}`)."""
+def transient(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def storage_status(body: bytes) -> int | None:
+    """The status in a Storage error body (`{"statusCode": "404", "message": ...}`), if it holds one."""
     try:
-        error = json.loads(body)
-        status = str(error.get("statusCode", ""))
-        return (int(status) if status.isdigit() else None), str(error.get("message") or error.get("error") or "")
+        status = str(json.loads(body).get("statusCode", ""))
+        return int(status) if status.isdigit() else None
     except (ValueError, AttributeError):
-        return None, body.decode(errors="replace")
+        return None
 
 
 class SupabaseSource:
     """The live bucket of a Supabase project, read with its service key."""
 
     def __init__(self, url: str, key: str, bucket: str, limits: Limits) -> None:
+        from supabase import ClientOptions, SupabaseException, create_client  # lazily: slow, only this source needs it
+
         key, url = key.strip(), url.strip()  # a key pasted with its line end: \r or \n would break the header
         if not (key.isascii() and key.isprintable()):
             raise lifeos_env.MigrationError(
@@ -69,22 +77,34 @@ class SupabaseSource:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise lifeos_env.MigrationError(f"SUPABASE_URL {url!r}: Invalid URL (want https://<project>.supabase.co)")
         self.secret, self.bucket, self.limits, self.url = Secret(key), bucket, limits, url
-        self.credentials = {"Authorization": f"Bearer {key}", "apikey": key}
-        self.api = f"{url.rstrip('/')}/storage/v1/object/"
-        self.origin = origin(self.api)
+        self.answered = threading.local()  # each thread's last answer: storage3's errors carry no headers
         self.session = httpx.Client(
             timeout=httpx.Timeout(limits.read_timeout, connect=10.0),
             limits=httpx.Limits(max_connections=64),
             follow_redirects=False,  # by hand: the key goes to this origin only
+            event_hooks={"response": [self.remember]},
         )
+        try:
+            client = create_client(url, key, ClientOptions(httpx_client=self.session))
+        except SupabaseException as error:
+            raise lifeos_env.MigrationError(f"SUPABASE_URL {url!r}: {error.message}") from None
+        self.files = client.storage.from_(bucket)
+        self.credentials = client.options.headers  # what the client sends Storage: apiKey, Authorization
+        # The object route storage3's `download` uses; a download is streamed from it here because `download`
+        # returns the whole body at once, past the inventory's size cap and the deadline (see transfer.py).
+        self.objects = f"{client.storage_url}object/{quote(bucket)}/"
+        self.origin = origin(self.objects)
+
+    def remember(self, response: httpx.Response) -> None:
+        self.answered.response = response
 
     @contextmanager
-    def request(self, method: str, url: str, timeout: float, body: object = None) -> Iterator[httpx.Response]:
-        """The answer to a request, redirects followed; credentials only to SUPABASE_URL's origin."""
+    def request(self, url: str, timeout: float) -> Iterator[httpx.Response]:
+        """The answer to a GET, redirects followed; credentials only to SUPABASE_URL's origin."""
         for _ in range(REDIRECTS + 1):
             headers = self.credentials if origin(url) == self.origin else {}
             request = self.session.build_request(
-                method, url, json=body, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
+                "GET", url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
             )
             response = self.session.send(request, stream=True)
             if not response.is_redirect:
@@ -95,8 +115,6 @@ class SupabaseSource:
                 return
             response.close()
             url = str(response.url.join(response.headers["location"]))
-            if response.status_code in (301, 302, 303) and method == "POST":
-                method, body = "GET", None
         raise RuntimeError(f"more than {REDIRECTS} redirects")
 
     def keys(self) -> set[str]:
@@ -132,30 +150,34 @@ class SupabaseSource:
         raise AssertionError("itertools.count() ended")
 
     def list_page(self, prefix: str, offset: int) -> list[dict[str, object]]:
+        """One page of a folder, through the client's storage API."""
+        from storage3.exceptions import StorageApiError
+
         where = f"listing bucket {self.bucket} at SUPABASE_URL"
-        body = {"prefix": prefix, "limit": PAGE, "offset": offset, "sortBy": {"column": "name", "order": "asc"}}
+        options = {"limit": PAGE, "offset": offset, "sortBy": {"column": "name", "order": "asc"}}
         try:
-            with self.request("POST", f"{self.api}list/{quote(self.bucket)}", self.limits.read_timeout, body) as answer:
-                content = answer.read()
-        except (httpx.TransportError, RuntimeError) as error:
-            raise Retryable(f"listing {prefix or '/'}: {self.secret.describe(error)}") from None
-        if answer.status_code == 429 or answer.status_code >= 500:
-            raise Retryable(f"listing {prefix or '/'}: HTTP {answer.status_code}", retry_after(answer))
-        if answer.status_code != 200:
-            status, message = storage_error(content)
-            raise lifeos_env.MigrationError(
-                f"{where}: HTTP {status or answer.status_code} {self.shown(message)}"
-                " (is SUPABASE_SERVICE_KEY the service key?)"
-            )
-        try:
-            page = json.loads(content)
+            page = self.files.list(prefix, options)
             if not all(isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in page):
                 raise ValueError("not a list of objects")
-        except (ValueError, TypeError):
-            kind = answer.headers.get("content-type", "no content type")
-            text = self.shown(content.decode(errors="replace"))
+        except httpx.TransportError as error:
+            raise Retryable(f"listing {prefix or '/'}: {self.secret.describe(error)}") from None
+        except StorageApiError as error:
+            answer: httpx.Response = self.answered.response
+            if transient(answer.status_code):
+                raise Retryable(f"listing {prefix or '/'}: HTTP {answer.status_code}", retry_after(answer)) from None
+            if answer.is_redirect:  # the client's requests follow none: the key goes to SUPABASE_URL alone
+                raise lifeos_env.MigrationError(
+                    f"{where}: HTTP {answer.status_code} to {self.shown(answer.headers['location'])}, not followed"
+                    " (is SUPABASE_URL the project's API URL, https://<project>.supabase.co?)"
+                ) from None
             raise lifeos_env.MigrationError(
-                f"{where}: HTTP 200 but {kind}, not Storage's JSON listing: {text}"
+                f"{where}: HTTP {error.status} {self.shown(error.message)} (is SUPABASE_SERVICE_KEY the service key?)"
+            ) from None
+        except (ValueError, TypeError):  # answered 200, but not with JSON objects
+            answer = self.answered.response
+            kind = answer.headers.get("content-type", "no content type")
+            raise lifeos_env.MigrationError(
+                f"{where}: HTTP 200 but {kind}, not Storage's JSON listing: {self.shown(answer.text)}"
                 " (is SUPABASE_URL the project's API URL, https://<project>.supabase.co?)"
             ) from None
         return page
@@ -167,13 +189,13 @@ class SupabaseSource:
 
     def chunks(self, key: str, timeout: float) -> Generator[bytes, None, None]:
         try:
-            with self.request("GET", f"{self.api}{quote(self.bucket)}/{quote(key)}", timeout) as answer:
+            with self.request(f"{self.objects}{quote(key)}", timeout) as answer:
                 status = answer.status_code
                 if status == 400:  # Storage's legacy errors: HTTP 400 with the real status in the body
-                    status = storage_error(answer.read())[0] or 400
+                    status = storage_status(answer.read()) or 400
                 if status == 404:
                     raise ObjectMissing("not in the bucket (HTTP 404)")
-                if status == 429 or status >= 500:
+                if transient(status):
                     raise Retryable(f"HTTP {status}", retry_after(answer))
                 if status != 200:
                     raise RuntimeError(f"HTTP {status}: {self.shown(answer.read().decode(errors='replace'))}")
