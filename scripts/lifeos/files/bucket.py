@@ -91,7 +91,8 @@ class SupabaseSource:
         self.files = client.storage.from_(bucket)
         self.credentials = client.options.headers  # what the client sends Storage: apiKey, Authorization
         # The object route storage3's `download` uses; a download is streamed from it here because `download`
-        # returns the whole body at once, past the inventory's size cap and the deadline (see transfer.py).
+        # returns the whole body at once, past the inventory's size cap and the deadline (see transfer.py), and
+        # it unquotes the key first (a key holding `%25` would be fetched as `%`).
         self.objects = f"{client.storage_url}object/{quote(bucket)}/"
         self.origin = origin(self.objects)
 
