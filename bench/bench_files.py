@@ -34,7 +34,11 @@ from conftest import new_database  # noqa: E402
 from fake_storage import FakeStorage, write_inputs  # noqa: E402
 
 import lifeos_env  # noqa: E402 (after the path set-up above)
-import move_files  # noqa: E402
+from lifeos.console import console  # noqa: E402
+from lifeos.files.sources import LocalSource  # noqa: E402
+from lifeos.files.step import BUCKET, move, source_from  # noqa: E402
+from lifeos.files.transfer import Limits  # noqa: E402
+from lifeos.files.tree import Tree  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "files"
 KEY = "bench-service-key"
@@ -77,7 +81,7 @@ def bench_local(count: int, repeat: int) -> None:
         (staging / key).parent.mkdir(parents=True, exist_ok=True)
         (staging / key).write_bytes(body)
     write_inputs(root, {str(uuid.uuid4()): key for key in tree}, tree)
-    source = move_files.LocalSource(staging)
+    source = LocalSource(staging)
     manifest = OUT / "manifest.json"
 
     def cp(then_sync: bool) -> None:
@@ -87,12 +91,12 @@ def bench_local(count: int, repeat: int) -> None:
 
     def checksums_only() -> None:  # the step's floor: read every blob once, sha256 and md5 it, on 8 threads
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(move_files.StorageRoot(staging).digest, (tuple(key.split("/")) for key in tree)))
+            list(pool.map(Tree(staging).digest, (tuple(key.split("/")) for key in tree)))
 
     plain = median_seconds(lambda: cp(False), emptied(copy), repeat)
     synced = median_seconds(lambda: cp(True), emptied(copy), repeat)
     floor = median_seconds(checksums_only, lambda: None, repeat)
-    step = median_seconds(lambda: move_files.move(source, root, manifest_json=manifest), emptied(root), repeat)
+    step = median_seconds(lambda: move(source, root, manifest_json=manifest), emptied(root), repeat)
     megabytes = sum(map(len, tree.values())) / 1e6
     print(
         f"| local folder, {count} blobs, {megabytes:.0f} MB | cp -r {plain:.2f} s | cp -r + sync {synced:.2f} s"
@@ -108,10 +112,10 @@ def bench_remote(count: int, repeat: int) -> None:
     manifest = OUT / "manifest.json"
 
     def step(workers: int) -> None:  # listing and downloads, `workers` requests at a time
-        source = move_files.source_from("supabase", move_files.BUCKET, concurrency=workers)
-        move_files.move(source, root, concurrency=workers, manifest_json=manifest)
+        source = source_from("supabase", BUCKET, Limits(concurrency=workers))
+        move(source, root, manifest_json=manifest, limits=Limits(concurrency=workers))
 
-    with FakeStorage(move_files.BUCKET, tree, KEY, latency=0.05) as storage:
+    with FakeStorage(BUCKET, tree, KEY, latency=0.05) as storage:
         os.environ.update(SUPABASE_URL=storage.url, SUPABASE_SERVICE_KEY=KEY)
         seconds = {workers: median_seconds(partial(step, workers), emptied(root), repeat) for workers in (1, 8)}
     print(
@@ -126,7 +130,7 @@ def main() -> int:
     parser.add_argument("--remote-blobs", type=int, default=200, help="blobs on the Storage stand-in (default 200)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement, median reported (default 3)")
     args = parser.parse_args()
-    move_files.console.quiet = True
+    console.quiet = True
     lifeos_env.ensure_target()
     database = os.environ["PGDATABASE"] = new_database()
     try:

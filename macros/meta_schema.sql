@@ -86,7 +86,7 @@
         'One row per v1 files row and per orphan bucket object: where its blob is and how the files step left it';
     comment on column {{ meta }}.file_manifest.file_id is 'v1 files.id; null for an object no files row references';
     comment on column {{ meta }}.file_manifest.object_key is 'int_files.object_key, or an orphan''s key';
-    comment on column {{ meta }}.file_manifest.local_path is 'the blob: int_files.storage_path, or under orphans/';
+    comment on column {{ meta }}.file_manifest.local_path is 'the blob: int_files.storage_path, or under the orphans folder (var orphans_folder)';
     comment on column {{ meta }}.file_manifest.size_bytes is 'bytes on disk (planned size when not in place)';
     comment on column {{ meta }}.file_manifest.sha256 is 'sha256 of the bytes on disk, hex';
     comment on column {{ meta }}.file_manifest.md5 is 'md5 of the bytes on disk, hex (Storage eTags are md5s)';

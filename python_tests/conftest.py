@@ -291,3 +291,10 @@ def supabase_v1() -> Iterator[str]:
             cur.execute("grant usage on schema public to supabase_admin, anon, authenticated, service_role")
         conn.close()
         yield database
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The storage root of the test, for dbt's storage_root and the files step alike."""
+    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", str(tmp_path / "storage" / "files"))
+    return tmp_path / "storage" / "files"

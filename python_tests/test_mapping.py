@@ -232,7 +232,9 @@ insert into v1.daily_focus (id, focus_date, task_id, slot)
 insert into v1.capture (id, raw_text, task_id) values ('f0000000-0000-0000-0000-000000000003', 'x', '{ORPHAN}');
 insert into v1.links select * from v1.links where id = (select min(id::text)::uuid from v1.links);
 insert into v1.files (id, filename, original_filename, storage_path)
-    values ('f0000000-0000-0000-0000-000000000004', 'p', 'p', 'life-os-files/../../etc/passwd');
+    values ('f0000000-0000-0000-0000-000000000004', 'p', 'p', 'life-os-files/../../etc/passwd'),
+    ('f0000000-0000-0000-0000-000000000007', 'p', 'p', 'life-os-files/.lifeos-orphans/x.txt'),
+    ('f0000000-0000-0000-0000-000000000008', 'p', 'p', 'life-os-files/' || repeat('n', 300) || '.txt');
 insert into v1.reminders (id, task_id, remind_at) values ('f0000000-0000-0000-0000-000000000005', '{ORPHAN}', now()),
     ('f0000000-0000-0000-0000-000000000006',
      (select min(id::text)::uuid from v1.tasks where id::text not like 'e0000000%'), now());
@@ -289,6 +291,8 @@ def test_broken_rows_are_rejected_or_adjusted_with_their_rule(broken_build: tupl
             ("capture", "f0000000-0000-0000-0000-000000000003", "adjusted", "orphan_fk_nulled"),
             ("daily_focus", "f0000000-0000-0000-0000-000000000002", "adjusted", "orphan_fk_nulled"),
             ("files", "f0000000-0000-0000-0000-000000000004", "rejected", "unsafe_storage_path"),
+            ("files", "f0000000-0000-0000-0000-000000000007", "rejected", "unstorable_storage_path"),
+            ("files", "f0000000-0000-0000-0000-000000000008", "rejected", "unstorable_storage_path"),
             ("links", link, "rejected", "duplicate_id"),
             ("links", link, "rejected", "duplicate_id"),
             ("notes", "f0000000-0000-0000-0000-000000000001", "adjusted", "orphan_fk_nulled"),

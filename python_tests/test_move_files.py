@@ -15,40 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_storage import FakeStorage, md5, write_inputs
+from fake_storage import FAST, KEY, FakeStorage, file_id, manifest, md5, remote, run_cli, write_inputs
 
 import generate_sample
 import lifeos_env
 import migrate
-import move_files
 import restore_v1
 import run_lock
-
-KEY = "sb-service-key-7f3a9c-DO-NOT-PRINT"
-FAST = {"retries": 3, "backoff": 0.01}
-
-
-def manifest() -> dict[str | None, dict[str, object]]:
-    """The manifest table, by object key."""
-    with lifeos_env.transaction() as cur:
-        cur.execute("select * from lifeos_migration.file_manifest")
-        names = [c.name for c in cur.description]
-        return {row[1]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
-
-
-def file_id(n: int) -> str:
-    return f"00000000-0000-4000-8000-{n:012d}"
-
-
-def remote(storage: FakeStorage) -> move_files.SupabaseSource:
-    return move_files.SupabaseSource(storage.url, storage.key, storage.bucket, **FAST, concurrency=4)
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The storage root of the test, for dbt's storage_root and the files step alike."""
-    monkeypatch.setenv("LIFEOS_STORAGE_ROOT", str(tmp_path / "storage" / "files"))
-    return tmp_path / "storage" / "files"
+from lifeos.files.blobs import IN_PLACE, PLACEHOLDER
+from lifeos.files.bucket import SupabaseSource
+from lifeos.files.plan import ORPHANS
+from lifeos.files.sources import LocalSource
+from lifeos.files.step import BUCKET, move, source_from
 
 
 @pytest.fixture
@@ -78,8 +56,10 @@ def test_bucket_is_copied_verified_with_retries_and_orphans(
         storage.faults["space folder/file with space.pdf"] = ["cut"]
         storage.faults["big/video.bin"] = ["cut"]
         storage.faults["listed/but-404.txt"] = ["404"] * 10
-        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
         retried = {k: storage.downloads.count(k) for k in storage.faults}
+        clients = {headers.get("x-client-info", "none").partition("/")[0] for _, _, headers, _ in storage.requests}
+    assert clients == {"supabase-py"}  # the listing and the downloads both carry the supabase client's headers
     rows = manifest()
     assert {k: r["status"] for k, r in rows.items() if r["status"] != "copied"} == {
         "gone.pdf": "missing",
@@ -94,9 +74,9 @@ def test_bucket_is_copied_verified_with_retries_and_orphans(
         "listed/but-404.txt": 1,
     }
     for key, body in bucket.items():
-        if key in rows and rows[key]["status"] in move_files.IN_PLACE:
+        if key in rows and rows[key]["status"] in IN_PLACE:
             local = Path(str(rows[key]["local_path"]))
-            assert local == (root / "orphans" / key if key.startswith("stray/") else root / key)
+            assert local == (root / ORPHANS / key if key.startswith("stray/") else root / key)
             assert local.read_bytes() == body, key
             assert (rows[key]["size_bytes"], rows[key]["md5"]) == (len(body), md5(body))
             assert rows[key]["sha256"] == hashlib.sha256(body).hexdigest()
@@ -114,15 +94,15 @@ def test_rerun_skips_present_blobs_and_repairs_wrong_ones(
     keys = ["a/b/c/deep.txt", "東京/photo 🌅.jpg", "empty.bin", "space folder/file with space.pdf"]
     write_inputs(root, {file_id(n): k for n, k in enumerate(keys)}, {k: bucket[k] for k in keys[:3]})
     with FakeStorage("life-os-files", {k: bucket[k] for k in keys}, KEY) as storage:
-        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
         assert len(storage.downloads) == 4
-        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
         assert len(storage.downloads) == 4, "a re-run downloads nothing that is in place"
         assert {r["status"] for r in manifest().values()} == {"present"}
         (root / keys[0]).write_bytes(b"corrupted")
         (root / keys[3]).write_bytes(b"not what the last run wrote")  # no eTag: known by the last run's sha256
         (root / keys[1]).unlink()
-        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
     statuses = {k: r["status"] for k, r in manifest().items()}
     assert statuses == {keys[0]: "repaired", keys[1]: "copied", keys[2]: "present", keys[3]: "repaired"}
     assert all((root / k).read_bytes() == bucket[k] for k in keys)
@@ -149,8 +129,8 @@ def test_blobs_that_keep_failing_or_do_not_verify_fail_the_step_and_leave_no_fil
     with FakeStorage("life-os-files", objects, KEY) as storage:
         storage.faults["flaky.txt"] = ["500"] * 10
         with pytest.raises(lifeos_env.MigrationError, match="3 blobs could not be moved"):
-            move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
-        assert storage.downloads.count("flaky.txt") == 4
+            move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+        assert storage.downloads.count("flaky.txt") == storage.downloads.count("short.bin") == 4  # both retried
     rows = manifest()
     assert rows["flaky.txt"]["status"] == "failed"
     assert (rows["wrong.txt"]["status"], rows["wrong.txt"]["detail"]) == (
@@ -159,7 +139,7 @@ def test_blobs_that_keep_failing_or_do_not_verify_fail_the_step_and_leave_no_fil
     )
     assert (rows["short.bin"]["status"], rows["short.bin"]["detail"]) == (
         "failed",
-        "ValueError: size 5 but the inventory says 9",
+        "Retryable: cut short: 5 of the inventory's 9 bytes",
     )
     assert rows["fine.txt"]["status"] == "copied"
     assert sorted(p.name for p in root.iterdir()) == ["fine.txt"]
@@ -172,7 +152,7 @@ def test_names_that_escape_the_storage_root_are_refused(fresh_database: str, roo
     rows = {file_id(1): "a/../../up.txt", file_id(2): None, file_id(3): "ok.txt"}
     write_inputs(root, rows, {})
     with FakeStorage("life-os-files", objects, KEY) as storage:
-        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
         assert storage.downloads == ["ok.txt"]
     statuses = {k: (r["status"], r["local_path"]) for k, r in manifest().items()}
     details = {k: r["detail"] for k, r in manifest().items()}
@@ -201,7 +181,7 @@ def test_dry_run_prints_the_plan_and_copies_nothing(
     (staging / "deep folder").mkdir(parents=True)
     (staging / "deep folder" / "a b.txt").write_bytes(b"a")
     write_inputs(root, {file_id(1): "deep folder/a b.txt"}, {})
-    move_files.move(move_files.LocalSource(staging), root, dry_run=True, manifest_json=tmp_path / "m.json")
+    move(LocalSource(staging), root, dry_run=True, manifest_json=tmp_path / "m.json")
     assert f"copy     'deep folder/a b.txt' -> {root}/deep folder/a b.txt" in capsys.readouterr().out
     assert not root.exists() and not (tmp_path / "m.json").exists()
     with lifeos_env.transaction() as cur:
@@ -230,7 +210,7 @@ def test_kill_9_mid_copy_then_resume(fresh_database: str, root: Path, tmp_path: 
         run.communicate()
         assert list(root.glob(".lifeos-*.part")), "the copy was not under way when killed"
         assert not (root / "big.bin").exists()
-        move_files.move(remote(storage), root, manifest_json=tmp_path / "m.json", **FAST)
+        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
     assert (root / "big.bin").read_bytes() == objects["big.bin"]
     assert {k: r["status"] for k, r in manifest().items()} in (
         {"big.bin": "copied", "small.txt": "present"},
@@ -278,10 +258,10 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
     staging = generate_sample.write_sample_blobs(1, tmp_path / "staging")
     (staging / "stray").mkdir()
     (staging / "stray" / "left over.txt").write_bytes(b"no files row")
-    (staging / "stray" / move_files.PLACEHOLDER).write_bytes(b"")
+    (staging / "stray" / PLACEHOLDER).write_bytes(b"")
     (staging / os.fsdecode(b"stray/latin-1 \xe9t\xe9.txt")).write_bytes(b"a name that is not UTF-8")
     migrate.build_int_files()
-    move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
+    move(LocalSource(staging), root, manifest_json=tmp_path / "m.json")
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select f.id::text, f.object_key, f.storage_path, trim(both '\"' from o.metadata->>'eTag')"
@@ -290,8 +270,8 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
         files = cur.fetchall()
     rows = {r["file_id"]: r for r in manifest().values() if r["file_id"]}
     assert len(files) == 20
-    for file_id, key, storage_path, etag in files:
-        assert (rows[file_id]["status"], rows[file_id]["local_path"], rows[file_id]["md5"]) == (
+    for row_id, key, storage_path, etag in files:
+        assert (rows[row_id]["status"], rows[row_id]["local_path"], rows[row_id]["md5"]) == (
             "copied",
             storage_path,
             etag,
@@ -299,23 +279,23 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
         assert Path(storage_path).read_bytes() == (staging / key).read_bytes()
     assert manifest()["stray/left over.txt"]["status"] == "orphan"
     assert manifest()["stray/latin-1 \\xe9t\\xe9.txt"]["status"] == "refused"
-    assert (root / "orphans" / "stray" / "left over.txt").read_bytes() == b"no files row"
-    assert not list(root.rglob(move_files.PLACEHOLDER))
+    assert (root / ORPHANS / "stray" / "left over.txt").read_bytes() == b"no files row"
+    assert not list(root.rglob(PLACEHOLDER))
 
 
 def test_bad_input_is_one_clear_line(fresh_database: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(lifeos_env.MigrationError, match=r"v2_work\.int_files does not exist: build it first"):
-        move_files.move(move_files.LocalSource(root.parent.parent), root)
+        move(LocalSource(root.parent.parent), root)
     with pytest.raises(lifeos_env.MigrationError, match="--files-from /nowhere: no such folder"):
-        move_files.source_from("/nowhere", move_files.BUCKET)
+        source_from("/nowhere", BUCKET)
     monkeypatch.delenv("SUPABASE_SERVICE_KEY", raising=False)
     with pytest.raises(lifeos_env.MigrationError, match="needs SUPABASE_URL and SUPABASE_SERVICE_KEY"):
-        move_files.source_from("supabase", move_files.BUCKET)
+        source_from("supabase", BUCKET)
     with pytest.raises(lifeos_env.MigrationError, match="SUPABASE_URL 'ftp://x': Invalid URL"):
-        move_files.SupabaseSource("ftp://x", KEY, move_files.BUCKET, retries=0, backoff=0, concurrency=1)
+        SupabaseSource("ftp://x", KEY, BUCKET, FAST)
     write_inputs(root.parent, {file_id(1): "a.txt"}, {})  # storage_path under another root than the step's
     with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: run both with the same"):
-        move_files.move(move_files.LocalSource(root.parent.parent), root)
+        move(LocalSource(root.parent.parent), root)
 
 
 def test_symbolic_links_below_the_root_are_refused_not_followed(
@@ -333,25 +313,17 @@ def test_symbolic_links_below_the_root_are_refused_not_followed(
     root.mkdir(parents=True)
     (root / "2025").symlink_to(outside)
     (root / "linked.txt").symlink_to(outside / "secret.txt")
-    (root / "orphans").symlink_to(outside)
-    move_files.move(move_files.LocalSource(staging), root, manifest_json=tmp_path / "m.json")
+    (root / ORPHANS).symlink_to(outside)
+    move(LocalSource(staging), root, manifest_json=tmp_path / "m.json")
     assert [(p.name, p.read_bytes()) for p in outside.iterdir()] == [("secret.txt", b"not yours")]
     rows = manifest()
     assert {k: (r["status"], r["local_path"], r["detail"]) for k, r in rows.items() if r["status"] == "refused"} == {
         "2025/a.txt": ("refused", None, "2025 below the storage root is a symbolic link or no folder"),
         "linked.txt": ("refused", None, "linked.txt below the storage root is a symbolic link"),
-        "stray/c.txt": ("refused", None, "orphans below the storage root is a symbolic link or no folder"),
+        "stray/c.txt": ("refused", None, f"{ORPHANS} below the storage root is a symbolic link or no folder"),
     }
     assert (rows["fine/b.txt"]["status"], (root / "fine" / "b.txt").read_bytes()) == ("copied", b"b")
     assert (root / "2025").is_symlink() and (root / "linked.txt").is_symlink()  # left as they were, reported
-
-
-def run_cli(*args: str, key: str | None = None, url: str | None = None) -> tuple[int, str]:
-    """Run the files step as a user would; its exit code and everything it printed (stdout and stderr)."""
-    env = {**os.environ, "SUPABASE_URL": url or "", "SUPABASE_SERVICE_KEY": key or ""}
-    command = [sys.executable, "scripts/move_files.py", *args]
-    done = subprocess.run(command, cwd=lifeos_env.ROOT, env=env, text=True, capture_output=True, timeout=120)
-    return done.returncode, done.stdout + done.stderr
 
 
 def test_a_service_key_with_a_line_end_is_stripped_and_never_printed(

@@ -40,11 +40,11 @@ from rich.text import Text
 import generate_sample
 import lifeos_env
 import make_supabase_dump
-import move_files
 import report
 import restore_v1
 import run_lock
 from lifeos import carry_forward, cutover, grants, guard, options, runs
+from lifeos.files import step as files_step
 
 console = Console(soft_wrap=True)  # a one-line message stays one line
 VERBOSE = False  # --verbose: dbt's log on the terminal as it runs, besides logs/dbt.log
@@ -230,7 +230,7 @@ def migrate(args: argparse.Namespace) -> None:
         notes = files_not_moved(files_from is not None, args.skip_files)
         if files_from:
             build_int_files(*with_vars, manifest=manifest)
-            move_files.move(move_files.source_from(str(files_from), move_files.BUCKET), lifeos_env.storage_root())
+            files_step.move(files_step.source_from(str(files_from), files_step.BUCKET), lifeos_env.storage_root())
     try:
         dbt("build", *NO_UNIT_TESTS, *with_vars, manifest=manifest)
     finally:

@@ -17,6 +17,13 @@
   empty, absolute, a folder, has an empty, '.' or '..' segment, a NUL or
   invalid UTF-8 never becomes a path (unsafe_storage_path); nor does a URL of
   another shape (unknown_storage_path) or of another bucket (foreign_bucket).
+  A safe key no filesystem can hold as a file is unstorable_storage_path: a
+  segment over 255 bytes (NAME_MAX), a path over 4095 bytes (PATH_MAX: the app
+  could not open it), a key that is also the folder of another row's key (`X`
+  and `X/readme.txt`: the first), or a key in var('orphans_folder'), where the
+  files step keeps the bucket's objects no row references (so an orphan never
+  lands on a referenced blob). Such an object is then an orphan itself: kept
+  under the orphans folder when the filesystem can hold it, refused otherwise.
   `shaped` and `decoded` are materialized: later expressions read their
   columns several times, and inlined, each read would run the URL regex or the
   decoding again (37 s instead of 1.6 s for 20,000 files).
@@ -151,16 +158,63 @@ path_checked as (
             reject_if("string_to_array(decoded_key, '/') && array['.', '..']", 'unsafe_storage_path',
                 "'storage_path ' || storage_path || ' has a . or .. segment'"),
             reject_if("'' = any(string_to_array(decoded_key, '/'))", 'unsafe_storage_path',
-                "'storage_path ' || storage_path || ' has an empty segment (//)'")
+                "'storage_path ' || storage_path || ' has an empty segment (//)'"),
+            reject_if("split_part(decoded_key, '/', 1) = '" ~ var('orphans_folder') ~ "'", 'unstorable_storage_path',
+                "'storage_path ' || storage_path || ' is in " ~ var('orphans_folder')
+                ~ "/, the folder of the objects no files row references'"),
+            reject_if(
+                "exists (select from unnest(string_to_array(decoded_key, '/')) as segment"
+                ~ " where octet_length(segment) > 255)",
+                'unstorable_storage_path',
+                "'storage_path ' || storage_path || ' has a name over 255 bytes'"),
+            reject_if(
+                "octet_length('" ~ var('storage_root') ~ "/' || decoded_key) > 4095", 'unstorable_storage_path',
+                "'storage_path ' || storage_path || ' gives a local path over 4095 bytes'")
         ], prefix='path_') }}
     from resolved
+
+),
+
+safe_keys as (
+
+    select
+        decoded_key,
+        string_to_array(decoded_key, '/') as segments
+    from path_checked
+    where path_reject_rule is null
+
+),
+
+folders as (
+
+    -- every folder of every key that may become a path ('a' and 'a/b' of 'a/b/c.txt'), with one key inside it
+    select
+        array_to_string(safe_keys.segments[1:depth], '/') as folder,
+        min(safe_keys.decoded_key) as key_inside
+    from safe_keys
+    cross join lateral generate_series(1, cardinality(safe_keys.segments) - 1) as depth
+    group by array_to_string(safe_keys.segments[1:depth], '/')
+
+),
+
+key_checked as (
+
+    select
+        path_checked.*,
+        {{ verdict([
+            reject_as('path_reject_rule', 'path_reject_detail'),
+            reject_if('folders.folder is not null', 'unstorable_storage_path',
+                "'storage_path ' || storage_path || ' is also the folder of object key ' || folders.key_inside")
+        ], prefix='key_') }}
+    from path_checked
+    left join folders on path_checked.decoded_key = folders.folder
 
 ),
 
 checked as (
 
     select
-        path_checked.*,
+        key_checked.*,
         {{ kept_reference('domain_id', 'domains') }} as kept_domain_id,
         {{ kept_reference('project_id', 'projects') }} as kept_project_id,
         {{ kept_reference('task_id', 'tasks') }} as kept_task_id,
@@ -170,7 +224,7 @@ checked as (
             reject_if_null('filename'),
             reject_if_null('original_filename'),
             reject_if_null('storage_path'),
-            reject_as('path_checked.path_reject_rule', 'path_checked.path_reject_detail'),
+            reject_as('key_checked.key_reject_rule', 'key_checked.key_reject_detail'),
             reject_if('size_bytes < 0', 'out_of_range', "'size_bytes ' || size_bytes || ' is negative'"),
             reject_if_null('created_at'),
             reject_if_null('updated_at')
@@ -178,11 +232,11 @@ checked as (
         {{ adjustments([
             ('domain_id', 'domains'), ('project_id', 'projects'), ('task_id', 'tasks'), ('capture_id', 'capture')
         ]) }} as adjustment
-    from path_checked
-    left join domains on path_checked.domain_id = domains.id
-    left join projects on path_checked.project_id = projects.id
-    left join tasks on path_checked.task_id = tasks.id
-    left join capture on path_checked.capture_id = capture.id
+    from key_checked
+    left join domains on key_checked.domain_id = domains.id
+    left join projects on key_checked.project_id = projects.id
+    left join tasks on key_checked.task_id = tasks.id
+    left join capture on key_checked.capture_id = capture.id
 
 ),
 
@@ -196,8 +250,8 @@ final as (
         kept_capture_id as capture_id,
         filename,
         original_filename,
-        case when path_reject_rule is null then decoded_key end as object_key,
-        case when path_reject_rule is null then '{{ var("storage_root") }}/' || decoded_key end as storage_path,
+        case when key_reject_rule is null then decoded_key end as object_key,
+        case when key_reject_rule is null then '{{ var("storage_root") }}/' || decoded_key end as storage_path,
         mime_type,
         size_bytes,
         description,
