@@ -1,0 +1,271 @@
+"""The rollback export from state (issue 25): `scripts/publish export-changes --to-v1` writes what v1 lacks,
+live v2 in v1's shape against the v1 last restored, so it covers every app write since the first cut-over
+whatever came between; an update sets only the columns the app changed; v1's one user fills the user columns
+of new rows; nothing psql reads from to_v1.sql or changes.sql runs a meta-command; changes.sql replays parents
+first. Every export here is applied with real `psql -v ON_ERROR_STOP=1 -f` to v1 as Supabase holds it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import sqlalchemy
+from psycopg2 import sql
+from sqlalchemy import text
+from test_app import app_url
+from test_to_v1 import app, live, migrated, one
+
+import generate_sample
+import lifeos_env
+import make_supabase_dump
+
+__all__ = ["app", "live"]  # the fixtures, shared with test_to_v1
+
+HOSTILE_NAME = "x\n\\! touch pwned\n"  # a v1 column (the dump is untrusted input) that psql must not run
+HOSTILE_VALUE = "it's\n\\! touch pwned\n\\\\ -- "
+# v1 table -> its v2 table; the columns compared of each, as (v1 column, v2 column)
+TABLES = {"domains": "domains", "areas": "areas", "projects": "projects", "tasks": "tasks", "notes": "notes",
+          "links": "bookmarks", "files": "files", "capture": "capture", "daily_focus": "daily_focus",
+          "context_types": "context_types", "reminders": "reminders"}  # fmt: skip
+COMPARED = {
+    "tasks": [("title", "title"), ("priority", "priority"), ("parent_id", "parent_id"), ("domain_id", "domain_id"),
+              ("project_id", "project_id"), ("description", "description")],
+    "notes": [("title", "title"), ("body", "body"), ("task_id", "task_id")],
+    "links": [("label", "label"), ("url", "url"), ("project_id", "project_id")],
+    "reminders": [("task_id", "entity_id"), ("remind_at", "remind_at")],
+}  # fmt: skip
+ROOT = Path(lifeos_env.ROOT)
+
+
+def command(script: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """scripts/<script> as a person runs it, on the test's database."""
+    return subprocess.run([ROOT / "scripts" / script, *args], cwd=cwd, env=os.environ.copy(), capture_output=True,
+                          text=True)  # fmt: skip
+
+
+def export_to_v1(out: Path) -> Path:
+    done = command("publish", "export-changes", "--to-v1", "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out / "to_v1.sql"
+
+
+def apply(script: Path, database: str) -> subprocess.CompletedProcess[str]:
+    """`psql -v ON_ERROR_STOP=1 -f` on v1, in the script's folder (where a `\\! touch pwned` would leave its file)."""
+    return subprocess.run(
+        [lifeos_env.pg_client("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-f", script.name],
+        capture_output=True, text=True, cwd=script.parent,
+    )  # fmt: skip
+
+
+def applied(script: Path, database: str) -> None:
+    done = apply(script, database)
+    assert done.returncode == 0, done.stderr
+    assert not list(script.parent.glob("pwned*")), "psql ran a meta-command from the export"
+
+
+def on_v1(database: str, statement: str, *args: Any) -> None:
+    """One statement on v1, as v1's app (or its owner) runs it."""
+    conn = psycopg2.connect(dbname=database)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(statement, args)
+    finally:
+        conn.close()
+
+
+def on_restored_v1(statement: str | sql.Composed, *args: Any) -> None:
+    """One statement on the v1 last restored (schema v1 of the test's database): what the restore of a dump of
+    v1 changed the same way holds."""
+    with lifeos_env.transaction() as cur:
+        cur.execute("set local search_path = v1")
+        cur.execute(statement, args)
+
+
+def test_an_update_sets_only_the_columns_the_app_changed(
+    app: sqlalchemy.Engine, supabase_v1: str, tmp_path: Path
+) -> None:
+    """Case 9: v1 changed the priority of a task since the dump, the app its title: v1 keeps both."""
+    task = migrated("tasks")
+    (priority,) = one(supabase_v1, "select priority from tasks where id = %s", task)
+    moved_on = 1 if priority != 1 else 2
+    on_v1(supabase_v1, "update tasks set priority = %s where id = %s", moved_on, task)
+    with app.begin() as db:
+        db.execute(text("update tasks set title = 'Retitled in v2' where id = :id"), {"id": task})
+    script = export_to_v1(tmp_path / "out")
+    applied(script, supabase_v1)
+    assert one(supabase_v1, "select title, priority from tasks where id = %s", task) == ("Retitled in v2", moved_on)
+    applied(script, supabase_v1)  # the same file twice: nothing more changes
+    assert one(supabase_v1, "select title, priority from tasks where id = %s", task) == ("Retitled in v2", moved_on)
+
+
+def test_a_new_row_of_an_empty_v1_table_gets_v1s_one_user(
+    app: sqlalchemy.Engine, supabase_v1: str, tmp_path: Path
+) -> None:
+    """Case 8: v1's reminders has no rows and a `user_id not null default auth.uid()`: the app's reminder gets
+    the user every other v1 table's rows have, and psql applies it."""
+    on_v1(supabase_v1, "alter table reminders add column user_id uuid not null default auth.uid()"
+                       " references auth.users (id)")  # fmt: skip
+    on_restored_v1("alter table reminders add column user_id uuid")
+    assert one(supabase_v1, "select count(*) from reminders") == (0,)
+    task = migrated("tasks")
+    with app.begin() as db:
+        added = "insert into reminders (entity_type, entity_id, remind_at) values ('task', :t, now()) returning id"
+        reminder = str(db.execute(text(added), {"t": task}).scalar_one())
+    applied(export_to_v1(tmp_path / "out"), supabase_v1)
+    assert one(supabase_v1, "select task_id::text, user_id::text from reminders where id = %s", reminder) == (
+        task, make_supabase_dump.USER_ID
+    )  # fmt: skip
+
+
+def test_without_a_user_in_v1_the_export_refuses_in_one_line(
+    app: sqlalchemy.Engine, supabase_v1: str, tmp_path: Path
+) -> None:
+    for unowned in ("update tasks set user_id = null", "update notes set user_id = null"):
+        on_v1(supabase_v1, unowned)
+        on_restored_v1(unowned)
+    with app.begin() as db:
+        db.execute(text("insert into tasks (domain_id, title) select id, 'new in v2' from domains limit 1"))
+    refused = command("publish", "export-changes", "--to-v1", "--out", str(tmp_path / "out"))
+    assert refused.returncode != 0
+    (line,) = [line for line in refused.stdout.splitlines() if "user" in line]
+    assert "v1 has no user" in line and "tasks.user_id" in line
+    assert not (tmp_path / "out" / "to_v1.sql").exists()
+
+
+def test_nothing_from_v1_or_the_app_reaches_psql_as_a_meta_command(
+    app: sqlalchemy.Engine, supabase_v1: str, tmp_path: Path
+) -> None:
+    """Case 5: a v1 column named "x<newline>\\! touch pwned<newline>", whose every row holds a hostile value too,
+    reaches to_v1.sql (its comments and the insert) and psql runs nothing."""
+    hostile = sql.SQL("alter table tasks add column {} text default {}").format(
+        sql.Identifier(HOSTILE_NAME), sql.Literal(HOSTILE_VALUE)
+    )
+    with lifeos_env.transaction() as cur:
+        on_v1(supabase_v1, hostile.as_string(cur))
+    on_restored_v1(hostile)
+    with app.begin() as db:
+        task = str(db.execute(text("insert into tasks (domain_id, title) select id, :t from domains limit 1"
+                                   " returning id"), {"t": HOSTILE_VALUE}).scalar_one())  # fmt: skip
+    script = export_to_v1(tmp_path / "out")
+    applied(script, supabase_v1)
+    conn = psycopg2.connect(dbname=supabase_v1)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("select title, {} from tasks where id = %s").format(sql.Identifier(HOSTILE_NAME)),
+                        (task,))  # fmt: skip
+            assert cur.fetchone() == (HOSTILE_VALUE, HOSTILE_VALUE)
+    finally:
+        conn.close()
+
+
+def test_changes_sql_replays_parents_first_and_runs_no_meta_command(rebuilt: str, tmp_path: Path) -> None:
+    """changes.sql (plan 8.3): a task renamed after its subtask was created replays (parents first); a schema
+    name that reaches its comments runs nothing."""
+    with lifeos_env.transaction() as cur:
+        cur.execute(
+            "insert into tasks (domain_id, title) select id, 'parent' from domains order by id limit 1 returning id"
+        )
+        (parent,) = cur.fetchone()
+        cur.execute("insert into tasks (domain_id, parent_id, title) select domain_id, id, 'child' from tasks"
+                    " where id = %s returning id", (parent,))  # fmt: skip
+        (child,) = cur.fetchone()
+    with lifeos_env.transaction() as cur:
+        cur.execute("update tasks set title = 'parent, renamed' where id = %s", (parent,))
+        cur.execute(sql.SQL("alter schema public rename to {}").format(sql.Identifier(HOSTILE_NAME)))
+    out = tmp_path / "changes"
+    done = command("publish", "export-changes", "--schema", HOSTILE_NAME, "--out", str(out))
+    with lifeos_env.transaction() as cur:
+        cur.execute(sql.SQL("alter schema {} rename to public").format(sql.Identifier(HOSTILE_NAME)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert command("publish", "publish", "--force").returncode == 0  # live v2 without the app's rows
+    with lifeos_env.transaction() as cur:
+        cur.execute("select count(*) from public.tasks where id in (%s, %s)", (parent, child))
+        assert cur.fetchone() == (0,)
+    applied(out / "changes.sql", os.environ["PGDATABASE"])
+    with lifeos_env.transaction() as cur:
+        cur.execute("select title from public.tasks where id in (%s, %s) order by title", (parent, child))
+        assert cur.fetchall() == [("child",), ("parent, renamed",)]
+
+
+# --- across a carry-forward ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def app_role_on(database: str) -> Iterator[sqlalchemy.Engine]:
+    """The app's NON-SUPERUSER login role on live v2 of `database`, with the grants publish gives it."""
+    role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(dbname=database)
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("create role {} login nosuperuser nocreatedb nocreaterole").format(sql.Identifier(role)))
+        for statement in (
+            "grant usage on schema public to {}",
+            "grant select, insert, update, delete on all tables in schema public to {}",
+            "grant usage, select on all sequences in schema public to {}",
+            "grant execute on all functions in schema public to {}",
+        ):  # fmt: skip
+            cur.execute(sql.SQL(statement).format(sql.Identifier(role)))
+    conn.close()
+    engine = sqlalchemy.create_engine(app_url(database, role), poolclass=sqlalchemy.NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        conn = psycopg2.connect(dbname=database)
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def v1_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
+    """v1 as Supabase holds it with the sample's rows (a template database, copied for each v1 to apply to),
+    its dump and its bucket: the dump the sample was migrated from, unchanged."""
+    folder = tmp_path_factory.mktemp("v1_source")
+    with lifeos_env.scratch_database("lifeos_v1_template") as database:
+        make_supabase_dump.build_source(database, 1)
+        conn = psycopg2.connect(dbname=database)
+        with conn, conn.cursor() as cur:
+            cur.execute("grant usage on schema public to supabase_admin, anon, authenticated, service_role")
+        conn.close()
+        dump = make_supabase_dump.write_dumps(database, folder / "dump", ["plain"])["plain"]
+        yield database, dump, generate_sample.write_sample_blobs(1, folder / "bucket")
+
+
+def carry_forward(dump: Path, bucket: Path) -> None:
+    """`scripts/migrate --carry-forward` from a fresh dump of v1 (v1 unchanged), the app's writes merged."""
+    done = command("migrate", "--dump", str(dump), "--files-from", str(bucket), "--carry-forward")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_a_rollback_after_a_carry_forward_brings_v1_the_writes_carried_too(
+    sample_copy: str, supabase_v1: str, v1_source: tuple[str, Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Case 2: app writes W1, --carry-forward, no write since: the export holds W1 (it used to say there was
+    nothing since the publish); then W2, and the next export holds W1 and W2."""
+    monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
+    _, dump, bucket = v1_source
+    task, note = migrated("tasks"), migrated("notes")
+    with app_role_on(sample_copy) as app_engine:
+        with app_engine.begin() as db:
+            db.execute(text("update tasks set title = 'W1: renamed in v2' where id = :id"), {"id": task})
+            new_task = str(db.execute(text("insert into tasks (domain_id, title) select id, 'W1: new in v2'"
+                                           " from domains order by id limit 1 returning id")).scalar_one())  # fmt: skip
+        carry_forward(dump, bucket)
+        applied(export_to_v1(tmp_path / "first"), supabase_v1)
+        assert one(supabase_v1, "select title from tasks where id = %s", task) == ("W1: renamed in v2",)
+        assert one(supabase_v1, "select title, user_id::text from tasks where id = %s", new_task) == (
+            "W1: new in v2", make_supabase_dump.USER_ID
+        )  # fmt: skip
+        with app_engine.begin() as db:
+            db.execute(text("update notes set body = 'W2: edited in v2' where id = :id"), {"id": note})
+    applied(export_to_v1(tmp_path / "second"), supabase_v1)
+    assert one(supabase_v1, "select body from notes where id = %s", note) == ("W2: edited in v2",)
+    assert one(supabase_v1, "select title from tasks where id = %s", task) == ("W1: renamed in v2",)
