@@ -198,6 +198,18 @@ def test_changes_sql_replays_parents_first_and_runs_no_meta_command(rebuilt: str
         assert cur.fetchall() == [("child",), ("parent, renamed",)]
 
 
+def test_against_a_later_dump_than_live_v2_was_built_from_the_export_refuses_in_one_line(
+    rebuilt: str, tmp_path: Path
+) -> None:
+    """A rehearsal (a later build, v1 restored again) after the publish: comparing live v2 with that v1 would
+    undo v1's own changes since, so the export names the builds and the way out."""
+    refused = command("publish", "export-changes", "--to-v1", "--out", str(tmp_path / "out"))
+    assert refused.returncode != 0
+    (line,) = [line for line in refused.stdout.splitlines() if "failed" in line]
+    assert "is the dump of build" in line and "--carry-forward" in line
+    assert not (tmp_path / "out").exists()
+
+
 # --- across a carry-forward ---------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from psycopg2 import sql
 import lifeos_env
 from lifeos.backups import private_file
 from lifeos.catalog import DERIVED, Connection, Cursor, column_names, qualified, schema_exists, tables
-from lifeos.runs import BUILDS, last_run
+from lifeos.runs import BUILDS, last_run, meta, published_by
 from lifeos.upserts import comment, upsert_lines
 
 TO_V1_TAG = "to_v1"  # the models of the mapping back to v1 (models/to_v1)
@@ -43,9 +43,28 @@ def export_to_v1(conn: Connection, source: str) -> V1Writes:
                     f"there is no restored v1 (schema {v1_schema}) to compare live v2 with and read v1's own"
                     " columns from: restore the v1 dump first (scripts/restore_v1.py)"
                 )
+            check_built_from(cur, source, v1_schema)
             return v1_writes(cur, source, inverse_models(cur, source))
     finally:
         conn.rollback()  # it only read; its temporary views go with it
+
+
+def check_built_from(cur: Cursor, source: str, v1_schema: str) -> None:
+    """Refuse unless the restored v1 is the one `source` was built from: each run restores v1 and then builds,
+    so the last build must be the build the publish of `source` named. Against a later dump (a rehearsal's),
+    v1's own changes since would look like writes of the app's to undo."""
+    publish = published_by(cur, source)
+    if publish is None:
+        return  # never published: the shadow of the last build
+    cur.execute(sql.SQL("select build_run_id from {} where run_id = %s").format(meta("runs")), (publish,))
+    (built_from,) = cur.fetchone()
+    last_build = last_run(cur, BUILDS).run_id
+    if built_from is not None and built_from != last_build:
+        raise lifeos_env.MigrationError(
+            f"the restored v1 (schema {v1_schema}) is the dump of build {last_build}, not the one schema {source}"
+            f" was built from (build {built_from}): v1's changes since would look like writes to undo; carry the"
+            " app's writes into that dump first (scripts/migrate --dump <that dump> --carry-forward), then export"
+        )
 
 
 @dataclass
