@@ -210,6 +210,49 @@ def test_against_a_later_dump_than_live_v2_was_built_from_the_export_refuses_in_
     assert not (tmp_path / "out").exists()
 
 
+def test_the_rows_the_migration_kept_out_of_v2_or_adjusted_stay_in_v1_as_they_are(
+    fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reminder whose task is gone (rejected, accepted as a known loss) is in v1 and not in v2, and a note's
+    dangling project the migration set to NULL (adjusted): the export neither deletes the one nor clears the
+    other. A dump's extra column whose rows all hold one value (capture.source_app) fills the app's new row."""
+    monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
+    with lifeos_env.scratch_database("lifeos_v1_lossy") as v1:
+        make_supabase_dump.build_source(v1, 1)
+        for statement in (
+            "grant usage on schema public to supabase_admin, anon, authenticated, service_role",
+            "alter table reminders drop constraint reminders_task_id_fkey",
+            "alter table notes drop constraint notes_project_id_fkey",
+            "alter table capture add column source_app text default 'ios'",
+            "insert into reminders (id, task_id, remind_at) values ('5eed0000-0000-4000-8000-000000000001',"
+            " gen_random_uuid(), now())",
+            "update notes set project_id = '5eed0000-0000-4000-8000-000000000002'"
+            " where id = (select min(id::text)::uuid from notes)",
+        ):
+            on_v1(v1, statement)
+        (note,) = one(v1, "select id::text from notes order by id limit 1")
+        dump = make_supabase_dump.write_dumps(v1, tmp_path / "dump", ["plain"])["plain"]
+        bucket = generate_sample.write_sample_blobs(1, tmp_path / "bucket")
+        done = command("migrate", "--dump", str(dump), "--files-from", str(bucket), "--accept-rejects")
+        assert done.returncode == 0, done.stdout[-3000:]
+        with lifeos_env.transaction() as cur:
+            cur.execute("select v1_table, action from v2_work.migration_rejects where v1_id::text in (%s, %s)"
+                        " order by 1", ("5eed0000-0000-4000-8000-000000000001", note))  # fmt: skip
+            assert cur.fetchall() == [("notes", "adjusted"), ("reminders", "rejected")]
+        with app_role_on(fresh_database) as app_engine, app_engine.begin() as db:
+            added = "insert into capture (raw_text) values ('captured in v2') returning id"
+            capture = str(db.execute(text(added)).scalar_one())
+            db.execute(text("update notes set title = 'retitled in v2' where id = :id"), {"id": note})
+        before = one(v1, "select count(*) from reminders")
+        applied(export_to_v1(tmp_path / "out"), v1)
+        assert one(v1, "select count(*) from reminders") == before
+        assert one(v1, "select count(*) from reminders where id = '5eed0000-0000-4000-8000-000000000001'") == (1,)
+        assert one(v1, "select title, project_id::text from notes where id = %s", note) == (
+            "retitled in v2", "5eed0000-0000-4000-8000-000000000002"
+        )  # fmt: skip
+        assert one(v1, "select raw_text, source_app from capture where id = %s", capture) == ("captured in v2", "ios")
+
+
 # --- across a carry-forward ---------------------------------------------------------------------------------
 
 

@@ -236,7 +236,9 @@ def add_v1_upserts(
     columns = column_names(cur, "pg_temp", model.view)
     v1_columns = column_names(cur, v1_schema, model.v1_table)
     mapped = [column for column in columns if column not in EXPORT_COLUMNS and column in v1_columns]
-    fills = {column: value for column, value in v1_own_columns(cur, model.v1_table, mapped).items() if value}
+    fills = {
+        column: value for column, value in v1_own_columns(cur, model.v1_table, mapped).items() if value is not None
+    }
     view, restored = qualified("pg_temp", model.view), qualified(v1_schema, model.v1_table)
     cur.execute(sql.SQL("select t.id::text, t.not_representable from {} t where t.not_representable is not null"
                         " order by 1").format(view))  # fmt: skip
