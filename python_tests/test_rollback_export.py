@@ -48,9 +48,9 @@ COMPARED = {
 ROOT = Path(lifeos_env.ROOT)
 
 
-def command(script: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def command(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     """scripts/<script> as a person runs it, on the test's database."""
-    return subprocess.run([ROOT / "scripts" / script, *args], cwd=cwd, env=os.environ.copy(), capture_output=True,
+    return subprocess.run([ROOT / "scripts" / script, *args], cwd=ROOT, env=os.environ.copy(), capture_output=True,
                           text=True)  # fmt: skip
 
 
