@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -251,6 +252,22 @@ def test_the_rows_the_migration_kept_out_of_v2_or_adjusted_stay_in_v1_as_they_ar
             "retitled in v2", "5eed0000-0000-4000-8000-000000000002"
         )  # fmt: skip
         assert one(v1, "select raw_text, source_app from capture where id = %s", capture) == ("captured in v2", "ios")
+
+
+def test_v1_restored_by_hand_since_the_build_is_refused_in_one_line(
+    live: str, supabase_v1: str, tmp_path: Path
+) -> None:
+    """`scripts/restore_v1.py` run by hand drops the staging views the mapping back reads (a build makes them
+    again): the export says so in one line instead of a traceback, and writes nothing."""
+    dump = make_supabase_dump.write_dumps(supabase_v1, tmp_path / "dump", ["plain"])["plain"]
+    restored = subprocess.run([sys.executable, "scripts/restore_v1.py", str(dump)], cwd=ROOT, env=os.environ.copy(),
+                              capture_output=True, text=True)  # fmt: skip
+    assert restored.returncode == 0, restored.stdout
+    refused = command("publish", "export-changes", "--to-v1", "--out", str(tmp_path / "out"))
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+    (line,) = [line for line in refused.stdout.splitlines() if "failed" in line]
+    assert "cannot read schema public in v1's shape" in line and "scripts/migrate --no-publish" in line
+    assert not (tmp_path / "out").exists()
 
 
 # --- across a carry-forward ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg2
 from psycopg2 import sql
 
 import lifeos_env
@@ -98,9 +99,15 @@ def inverse_models(cur: Cursor, source: str) -> dict[str, InverseModel]:
     for result in compiled.result.results:
         node = result.node
         (v2_table,) = {name.split(".")[-1] for name in node.depends_on.nodes} & v2_tables  # the mart it inverts
-        cur.execute(
-            sql.SQL("create temporary view {} as {}").format(sql.Identifier(node.name), sql.SQL(node.compiled_code))
-        )
+        try:
+            cur.execute(sql.SQL("create temporary view {} as {}").format(
+                sql.Identifier(node.name), sql.SQL(node.compiled_code)))  # fmt: skip
+        except psycopg2.Error as error:  # e.g. v1 restored by hand since the build: its staging views are gone
+            raise lifeos_env.MigrationError(
+                f"cannot read schema {source} in v1's shape ({node.name}):"
+                f" {str(error.pgerror or error).strip().splitlines()[0]}; build v2 from the restored v1 first"
+                " (scripts/migrate --no-publish)"
+            ) from error
         models[v2_table] = InverseModel(
             v2_table, node.name.removeprefix("v1_"), node.name, node.config.meta["v1_references"]
         )
