@@ -215,6 +215,8 @@ def test_the_export_to_v1_needs_the_restored_v1(live: str, tmp_path: Path) -> No
     with lifeos_env.transaction() as cur:
         cur.execute("insert into public.domains (name) values ('made in v2')")
         cur.execute("drop schema v1 cascade")
-    with pytest.raises(lifeos_env.MigrationError, match=r"^there is no restored v1 \(schema v1\) to read v1's own"):
+    with pytest.raises(
+        lifeos_env.MigrationError, match=r"^there is no restored v1 \(schema v1\) to compare live v2 with"
+    ):
         export_changes.export_changes(tmp_path / "changes", to_v1=True)
     assert not (tmp_path / "changes").exists()

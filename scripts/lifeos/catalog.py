@@ -91,3 +91,14 @@ def column_names(cur: Cursor, schema: str, table: str, *, key: bool = False) -> 
         (qualified(schema, table).as_string(cur), key),
     )
     return [name for (name,) in cur.fetchall()]
+
+
+def self_references(cur: Cursor, schema: str, table: str) -> list[str]:
+    """The columns of schema.table whose foreign key references the table itself (a task's parent_id)."""
+    cur.execute(
+        "select a.attname from pg_constraint c join pg_attribute a on a.attrelid = c.conrelid"
+        " and a.attnum = any(c.conkey) where c.contype = 'f' and c.conrelid = %s::regclass"
+        " and c.confrelid = c.conrelid and cardinality(c.conkey) = 1 order by 1",
+        (qualified(schema, table).as_string(cur),),
+    )
+    return [name for (name,) in cur.fetchall()]
