@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from lifeos.restore import archive
 from psycopg2 import sql
 
 import generate_sample
@@ -310,7 +311,7 @@ BAD_DUMPS: dict[str, tuple[str, Callable[[str], str | bytes], str]] = {
     ),
     "no data at all": (
         "plain",
-        lambda t: "SET a = 0;\nRESET ALL;\n",
+        lambda t: "SET lock_timeout = 0;\nRESET ALL;\n",
         "the dump holds no data for any of the v1 tables",
     ),
     "schema only": (
@@ -542,7 +543,7 @@ def test_a_truncated_tar_archive_fails_instead_of_hanging(
     supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 16 C: pg_restore spins forever on a tar cut short; the watchdog stops it with one line."""
-    monkeypatch.setattr(restore_v1, "STALL_SECONDS", 2.0)
+    monkeypatch.setattr(archive, "STALL_SECONDS", 2.0)
     cut = tmp_path / "cut.tar"
     cut.write_bytes(supabase_source[1]["tar"].read_bytes()[:300_000])
     with pytest.raises(lifeos_env.MigrationError) as refused:

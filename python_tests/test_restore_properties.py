@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from lifeos.restore import archive
 from psycopg2 import sql
 from test_restore import copy_out, fingerprint, query
 
@@ -220,7 +221,7 @@ def test_a_corrupted_dump_restores_as_postgresql_reads_it_or_fails_leaving_v1(
     corruption: Corruption, base_dumps: BaseDumps, databases: tuple[str, str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(restore_v1, "STALL_SECONDS", 2.0)
+    monkeypatch.setattr(archive, "STALL_SECONDS", 2.0)
     _, target = databases
     kind = corruption[0]
     out = tmp_path / uuid.uuid4().hex
