@@ -8,12 +8,11 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
 import pytest
-from lifeos.restore import archive
 from psycopg2 import sql
 
 import generate_sample
@@ -21,16 +20,9 @@ import lifeos_env
 import make_supabase_dump
 import migrate
 import restore_v1
+from lifeos.restore import archive
 
 Fingerprint = list[tuple[object, ...]]
-
-
-@pytest.fixture(scope="session")
-def supabase_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Path]]]:
-    """A Supabase-like database holding the sample, and its dumps in every variant."""
-    with lifeos_env.scratch_database("lifeos_test_supabase") as name:
-        make_supabase_dump.build_source(name, 1)
-        yield name, make_supabase_dump.write_dumps(name, tmp_path_factory.mktemp("dumps"), make_supabase_dump.VARIANTS)
 
 
 def query(database: str, statement: sql.Composable | str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:

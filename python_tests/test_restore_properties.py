@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from lifeos.restore import archive
 from psycopg2 import sql
 from test_restore import copy_out, fingerprint, query
 
 import lifeos_env
 import restore_v1
+from lifeos.restore import archive
 
 # pg_dump's output formats: name -> its options
 FORMATS = {

@@ -36,7 +36,8 @@ class DumpReader:
         self.held: tuple[Piece, ast.Node] | None = None  # the statement read after an INSERT run, handled next
         self.header = self.footer = self.reset_all = False
         self.saw_ddl = self.saw_copy = False
-        self.shapes: dict[str, list[str]] = {}  # every table created -> the columns of its data
+        self.shapes: dict[str, list[str]] = {}  # every table created -> its columns, in order
+        self.generated: dict[str, list[str]] = {}  # every table created -> its generated columns (in no data)
         self.parents: dict[str, list[str]] = {}  # a partition or inheritance child -> its parents
         self.partitioned: set[str] = set()  # restored tables created PARTITION BY: their partitions hold the rows
         self.headings: set[str] = set()  # tables with pg_dump's data heading
@@ -184,12 +185,14 @@ class DumpReader:
         name = dotted(node.relation)
         table = self.loader.table(node.relation)
         elements = node.tableElts or ()
-        own = [e for e in elements if isinstance(e, ast.ColumnDef) and not generated(e)]
+        definitions = [e for e in elements if isinstance(e, ast.ColumnDef)]
+        own = [e for e in definitions if not generated(e)]
+        self.generated[name] = [e.colname for e in definitions if generated(e)]
         parents = [dotted(parent) for parent in node.inhRelations or ()]
         inherited = [] if node.partbound is None else self.shapes.get(parents[0], [])
         for parent in parents if node.partbound is None else ():
             inherited += [c for c in self.shapes.get(parent, []) if c not in inherited]
-        self.shapes[name] = inherited + [e.colname for e in own if e.colname not in inherited]
+        self.shapes[name] = inherited + [e.colname for e in definitions if e.colname not in inherited]
         if parents:
             self.parents[name] = parents
         self.note_elsewhere(node.relation)
@@ -244,7 +247,7 @@ class DumpReader:
         if node.relation is not None:
             self.note_elsewhere(node.relation)
         if table is None:
-            listed = [item.sval for item in node.attlist or ()] or self.shapes.get(source)
+            listed = [item.sval for item in node.attlist or ()] or self.data_columns(source)
             self.loader.check(source, len(listed) if listed else None, data, self.where())
             self.loader.sections.add(source)
             return
@@ -277,11 +280,15 @@ class DumpReader:
         if any(target.indirection for target in node.cols or ()):
             raise MigrationError(f"INSERT into {source} sets parts of columns")
         columns = self.columns(table, source, node.cols)
+        width, skipped = len(columns), set()
+        if not node.cols and self.generated.get(source):  # pg_dump --inserts: DEFAULT for each generated column
+            shape = self.shapes[source]
+            width, skipped = len(shape), {n for n, c in enumerate(shape) if c in self.generated[source]}
 
         def rows() -> Iterator[str]:
             current = node
             while True:
-                yield from rules.insert_rows(current, source, columns)
+                yield from rules.insert_rows(current, source, width, skipped)
                 following = next(statements, None)
                 if following is None:
                     return
@@ -301,11 +308,15 @@ class DumpReader:
     def columns(self, table: Table, source: str, listed: Iterable[ast.Node] | None) -> list[str]:
         """The columns a COPY or INSERT lists, else those of the CREATE TABLE of `source`."""
         names = [getattr(item, "sval", None) or item.name for item in listed or ()]
-        created = list(self.loader.types.get(table.target, ())) if source == table.label else self.shapes.get(source)
+        created = list(self.loader.types.get(table.target, ())) if source == table.label else self.data_columns(source)
         columns = names or created
         if not columns:
             raise MigrationError(f"data for {source} names no columns and the dump has no CREATE TABLE for it")
         return columns
+
+    def data_columns(self, name: str) -> list[str]:
+        """The columns of a table's data: all but the generated ones."""
+        return [c for c in self.shapes.get(name, []) if c not in self.generated.get(name, [])]
 
     def check_harmless(self, piece: Piece, node: ast.Node) -> None:
         """Refuse a statement that would change a restored table's rows or columns when PostgreSQL runs it;

@@ -66,8 +66,9 @@ def copy_line(values: list[str | None]) -> str:
     return "\t".join(map(generate_sample.copy_text, values)) + "\n"
 
 
-def insert_rows(statement: ast.InsertStmt, label: str, columns: list[str]) -> Iterator[str]:
-    """The VALUES lists of an INSERT as COPY text lines. Only constants are accepted, nothing that could run."""
+def insert_rows(statement: ast.InsertStmt, label: str, width: int, generated: set[int]) -> Iterator[str]:
+    """The VALUES lists of an INSERT of `width` columns as COPY text lines, without the `generated` positions
+    (pg_dump --inserts writes DEFAULT there). Only constants are accepted, nothing that could run."""
     values = statement.selectStmt
     plain = (
         isinstance(values, ast.SelectStmt)
@@ -78,10 +79,11 @@ def insert_rows(statement: ast.InsertStmt, label: str, columns: list[str]) -> It
         if not plain:
             raise ValueError
         for row in values.valuesLists:
-            if len(row) != len(columns):
-                count = f"{len(row)} values for {len(columns)} columns"
-                raise MigrationError(f"an INSERT into {label} has a row of {count}")
-            yield copy_line([literal(value) for value in row])
+            if len(row) != width:
+                raise MigrationError(f"an INSERT into {label} has a row of {len(row)} values for {width} columns")
+            if any(not isinstance(row[n], ast.SetToDefault) for n in generated):
+                raise ValueError
+            yield copy_line([literal(value) for n, value in enumerate(row) if n not in generated])
     except ValueError:
         raise MigrationError(
             f"INSERT into {label} holds something other than literal values: {excerpt(RawStream()(statement))}"
