@@ -21,6 +21,9 @@ from psycopg2 import sql
 from test_restore import copy_out, edit, fingerprint, inject, plain_with, query
 
 import lifeos_env
+import make_supabase_dump
+import migrate
+import report
 import restore_v1
 from lifeos.restore.scanner import Scanner
 
@@ -239,11 +242,16 @@ def test_settings_pg_dump_never_writes_are_refused_with_their_line(
     assert re.match(r"line \d+ of ", message) and expected in message
 
 
+def emptied(text: str) -> str:
+    """The dump with every COPY block's rows deleted: each data section present and empty."""
+    return re.sub(r"(?ms)(^COPY [^\n]*\n).*?^\\\.\n", r"\1\\.\n", text)
+
+
 def test_an_all_empty_dump_restores_and_says_so(
     supabase_source: Source, fresh_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Case 7: every data section present and empty: v1 is restored empty, and the report says it."""
-    empty = plain_with(supabase_source, tmp_path, lambda t: re.sub(r"(?ms)(^COPY [^\n]*\n).*?^\\\.\n", r"\1\\.\n", t))
+    empty = plain_with(supabase_source, tmp_path, emptied)
     counts = restore_v1.restore(empty)
     assert set(counts.values()) == {0}
     output = " ".join(capsys.readouterr().out.split())
@@ -251,18 +259,21 @@ def test_an_all_empty_dump_restores_and_says_so(
     assert ": 0 rows (EMPTY)" in output
 
 
-def latex_dump(lines: int) -> bytes:
-    """A CLI-style (INSERT) dump of one note whose body has `lines` lines beginning with a backslash (LaTeX)."""
-    body = "".join(f"\\item line {n} with a ''quote'' and \\\\ more;\n" for n in range(lines))
-    note = "00000000-0000-4000-8000-000000000000"
-    row = f'INSERT INTO "public"."notes" ("id", "title", "body") VALUES\n\t(\'{note}\', \'TeX\', \'{body}\');\n'
-    return f"SET session_replication_role = replica;\n\n{row}\nRESET ALL;\n".encode()
+def test_an_all_empty_migration_says_so_in_its_summary_line(
+    supabase_source: Source, fresh_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Case 7: the whole migration of an all-empty dump passes, and its last line and report say v2 is empty."""
+    empty = plain_with(supabase_source, tmp_path, emptied)
+    assert migrate.main(["--dump", str(empty), "--skip-files", "--no-publish"]) == 0
+    output = " ".join(capsys.readouterr().out.split())
+    assert "validation passed (v1 held no rows: v2 is EMPTY): report in" in output
+    assert report.EMPTY in (report.TARGET / "report.md").read_text()
 
 
 @pytest.mark.parametrize("lines", [5_000, 10_000, 20_000])
 def test_scanning_is_one_pass_and_holds_one_statement(lines: int) -> None:
     """Case 8: each character is examined once, and the text held at once stays within the largest statement."""
-    dump = latex_dump(lines)
+    dump = make_supabase_dump.backslash_lines_dump(lines)
     scanner = Scanner(dump.splitlines(keepends=True), "latex.sql")
     statements = [piece for piece in scanner.pieces() if piece.kind == "statement"]
     assert len(statements) == 3
@@ -273,7 +284,7 @@ def test_scanning_is_one_pass_and_holds_one_statement(lines: int) -> None:
 def test_a_long_backslash_body_restores_exactly(fresh_database: str, tmp_path: Path) -> None:
     """Case 8: the 20,000-line LaTeX note of the bench restores whole, each backslash line as written."""
     dump = tmp_path / "latex.sql"
-    dump.write_bytes(latex_dump(20_000))
+    dump.write_bytes(make_supabase_dump.backslash_lines_dump(20_000))
     assert restore_v1.restore(dump)["notes"] == 1
     body = query(fresh_database, "select body from v1.notes")[0][0]
     assert body.count("\n") == 20_000 and body.startswith("\\item line 0 with a 'quote' and \\\\ more;\n")

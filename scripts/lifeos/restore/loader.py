@@ -145,7 +145,9 @@ class Loader:
             raise MigrationError(f"data for {table.label} names column(s) its CREATE TABLE lacks: {', '.join(unknown)}")
         for column, default in defaults.items():
             self.cur.execute(
-                sql.SQL("alter table {} alter column {} set default " + default).format(target, sql.Identifier(column))
+                sql.SQL("alter table {} alter column {} set default {}").format(
+                    target, sql.Identifier(column), sql.SQL(default)
+                )
             )
         into = target if own else sql.Identifier(self.schema, "_section")
         if not own:  # a partition's or child's rows, its own columns left out as PostgreSQL shows the parent
