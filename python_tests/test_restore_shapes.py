@@ -88,7 +88,10 @@ def split_point(supabase_source: Source) -> str:
 
 
 @pytest.mark.parametrize("shape", ["partitions", "inheritance"])
-@pytest.mark.parametrize("options", [["--format=custom"], ["--format=plain"], ["--format=plain", "--inserts"]])
+@pytest.mark.parametrize(
+    "options",
+    [["--format=custom"], ["--format=plain"], ["--format=plain", "--inserts"], ["--load-via-partition-root"]],
+)
 def test_partitions_and_children_restore_every_row_into_their_v1_table(
     shape: str, options: list[str], supabase_source: Source, fresh_database: str, tmp_path: Path
 ) -> None:
@@ -101,6 +104,35 @@ def test_partitions_and_children_restore_every_row_into_their_v1_table(
         assert query(source, "select count(*) from only public.notes")[0][0] < 50
         counts = restore_v1.restore(pg_dump(source, tmp_path / "notes.dump", *options))
         assert counts["notes"] == 50
+        assert copy_out(fresh_database, "v1", "notes", NOTE_COLUMNS) == copy_out(
+            source, "public", "notes", NOTE_COLUMNS
+        )
+
+
+def test_a_sub_partitioned_table_and_routines_with_sql_bodies_restore(
+    supabase_source: Source, fresh_database: str, tmp_path: Path
+) -> None:
+    """Case 1 and the scanner: a partition partitioned again holds no data of its own; a BEGIN ATOMIC body and a
+    rule's parenthesised actions hold `;`s that end no statement (as psql reads them)."""
+    split = split_point(supabase_source)
+    change = NOTES_BY_YEAR.replace(
+        "to ('{split}');",
+        "to ('{split}') partition by list (content_format);"
+        " create table public.notes_early_all partition of public.notes_early default;",
+        1,
+    ).format(split=split)
+    change += """
+    create function public.sign_of(a int) returns int language sql
+    begin atomic select case when a > 0 then 1 else -1 end; end;
+    create table public.log (a int); create table public.log_copy (a int);
+    create rule twice as on insert to public.log do also (insert into public.log_copy values (new.a);
+      insert into public.log_copy values (new.a + 1));
+    """
+    with derived(supabase_source, change) as source:
+        assert query(source, "select count(*) from public.notes_early_all")[0][0] > 0
+        dump = pg_dump(source, tmp_path / "nested.sql")
+        assert "BEGIN ATOMIC" in dump.read_text(encoding="utf-8")
+        assert restore_v1.restore(dump)["notes"] == 50
         assert copy_out(fresh_database, "v1", "notes", NOTE_COLUMNS) == copy_out(
             source, "public", "notes", NOTE_COLUMNS
         )

@@ -39,7 +39,7 @@ class DumpReader:
         self.shapes: dict[str, list[str]] = {}  # every table created -> its columns, in order
         self.generated: dict[str, list[str]] = {}  # every table created -> its generated columns (in no data)
         self.parents: dict[str, list[str]] = {}  # a partition or inheritance child -> its parents
-        self.partitioned: set[str] = set()  # restored tables created PARTITION BY: their partitions hold the rows
+        self.partitioned: set[str] = set()  # tables created PARTITION BY: their partitions hold the rows
         self.headings: set[str] = set()  # tables with pg_dump's data heading
         self.defaults: dict[str, dict[str, ast.Node | None]] = {}  # target -> column -> its default
         self.not_null: dict[str, set[str]] = {}  # target -> NOT NULL columns
@@ -195,6 +195,8 @@ class DumpReader:
         self.shapes[name] = inherited + [e.colname for e in definitions if e.colname not in inherited]
         if parents:
             self.parents[name] = parents
+        if node.partspec is not None:  # its partitions hold its rows: it has no data section of its own
+            self.partitioned.add(name)
         self.note_elsewhere(node.relation)
         if table is None:
             return
@@ -205,8 +207,6 @@ class DumpReader:
             )
         if parents or node.ofTypename or any(isinstance(e, ast.TableLikeClause) for e in elements):
             raise MigrationError(f"CREATE TABLE {table.label} takes columns from another table or type")
-        if node.partspec is not None:
-            self.partitioned.add(table.label)
         defaults, not_null = self.defaults.setdefault(table.target, {}), self.not_null.setdefault(table.target, set())
         for element in elements:
             if isinstance(element, ast.Constraint):

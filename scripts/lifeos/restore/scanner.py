@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from lifeos.restore.contract import MigrationError, excerpt
 
 # Outside literals and comments, what changes the state: a quote, a statement's end, a psql meta-command,
-# a dollar quote's opening, a comment's start.
-SPECIAL = re.compile(r"['\";\\$]|--|/\*")
+# a dollar quote's opening, a comment's start, parentheses (psql ends a statement at a `;` outside them).
+SPECIAL = re.compile(r"['\";\\$()]|--|/\*")
+# In a CREATE FUNCTION or PROCEDURE, names too: psql counts BEGIN, CASE and END, so a SQL-standard body's
+# `;`s (BEGIN ATOMIC ... END) do not end the statement.
+ROUTINE_SPECIAL = re.compile(SPECIAL.pattern + r"|[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
+SYMBOLS = {"'", '"', ";", "\\", "$", "(", ")", "--", "/*"}
+CREATE_ROUTINE = re.compile(r"create\s+(?:or\s+replace\s+)?(?:function|procedure)\b", re.I)
 NON_BLANK = re.compile(r"\S")
 IDENTIFIER_CHARACTER = re.compile(r"[A-Za-z0-9_$\x80-\U0010ffff]")
 DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
@@ -69,6 +74,8 @@ class Scanner:
         first = 0  # the line the statement starts on
         state = ""  # "" (SQL), "'" or "E" (a string), '"' (a quoted name), "/*" (a comment), or a dollar quote's tag
         depth = 0  # nesting of block comments
+        parens = blocks = 0  # psql's depth of parentheses, and of BEGIN ... END in a routine's SQL body
+        routine = False  # the statement is a CREATE FUNCTION or PROCEDURE
         while self.pos < len(self.line) or self.next_line():
             line, pos = self.line, self.pos
             if state == "" and not active:
@@ -85,14 +92,15 @@ class Scanner:
                     continue
                 if not line.startswith("/*", pos):
                     active, start, first = True, pos, self.lineno
+                    routine = CREATE_ROUTINE.match(line, pos) is not None
             if state == "":
-                found = SPECIAL.search(line, pos)
+                found = (ROUTINE_SPECIAL if routine else SPECIAL).search(line, pos)
                 if found is None:
                     end = len(line)
                 else:
                     token, at = found.group(), found.start()
                     end = found.end()
-                    if token == ";":
+                    if token == ";" and not (parens or blocks):
                         text = "".join(parts) + line[start:at]
                         self.peak = max(self.peak, held + len(line))
                         self.largest = max(self.largest, len(text))
@@ -104,7 +112,13 @@ class Scanner:
                             raise MigrationError(f"{self.where(first)}: a NUL byte, which no SQL text may hold")
                         yield Piece("statement", text, first)
                         continue
-                    if token == "--":
+                    if token == ";":
+                        pass  # inside parentheses or a routine's BEGIN ... END
+                    elif token in "()":
+                        parens = parens + 1 if token == "(" else max(parens - 1, 0)
+                    elif token not in SYMBOLS:  # a name, in a routine's definition
+                        blocks = self.count_block(token.lower(), blocks, parens)
+                    elif token == "--":
                         end = len(line)
                     elif token == "/*":
                         state, depth = "/*", 1
@@ -146,6 +160,17 @@ class Scanner:
                 start = 0
         if active or state:
             raise MigrationError(f"truncated dump: {self.name} ends inside a statement (line {self.lineno})")
+
+    @staticmethod
+    def count_block(word: str, blocks: int, parens: int) -> int:
+        """psql's count of BEGIN ... END (CASE ... END inside one) at a name in a routine's definition."""
+        if parens:
+            return blocks
+        if word == "begin":
+            return blocks + 1
+        if word == "case" and blocks:
+            return blocks + 1
+        return blocks - 1 if word == "end" and blocks else blocks
 
     @staticmethod
     def closing_quote(line: str, pos: int, quote: str) -> int:
