@@ -299,7 +299,8 @@ BAD_DUMPS: dict[str, tuple[str, Callable[[str], str | bytes], str]] = {
     "a statement PostgreSQL cannot parse": (
         "plain",
         lambda t: inject(t, "CREATE TABLE public.half (a int;\n"),
-        "PostgreSQL's grammar rejects `CREATE TABLE public.half (a int`",
+        "inside the statement `CREATE TABLE public.half (a int; -- -- PostgreSQL database dump complete --`"
+        " (a parenthesis is left open)",
     ),
     "no data at all": (
         "plain",

@@ -11,16 +11,15 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 import lifeos_env
+from lifeos.console import console
 from lifeos.restore import archive
 from lifeos.restore.contract import V1_SCHEMA, MigrationError, Table, contract
 from lifeos.restore.loader import Loader, server_refusal
 
-console = Console()
 # Schemas a restore must never replace: live v2, the shadow, the ledger (dbt vars); v2_* holds the work
 # schema, backups and rolled-back copies; PostgreSQL's own.
 PROTECTED_VARS = ("v2_schema", "marts_schema", "meta_schema")

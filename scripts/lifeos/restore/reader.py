@@ -274,9 +274,10 @@ class DumpReader:
         """Stream the rows of consecutive INSERTs into one table (CLI dumps write one per row) into one COPY."""
         table = self.restored(node.relation)
         self.note_elsewhere(node.relation)
-        if table is None:
-            return
         source = dotted(node.relation)
+        if table is None:
+            self.loader.sections.add(source)  # the data of a table outside the contract: parsed, not restored
+            return
         if any(target.indirection for target in node.cols or ()):
             raise MigrationError(f"INSERT into {source} sets parts of columns")
         columns = self.columns(table, source, node.cols)
@@ -366,8 +367,10 @@ class DumpReader:
             raise MigrationError(f"{child} becomes part of {table.label} after its rows were read")
 
     def ignored(self) -> list[str]:
-        """Public tables of the dump outside the v1 contract that hold none of its rows."""
-        return [name for name in self.shapes if name.startswith("public.") and self.restored(relation(name)) is None]
+        """Public tables of the dump (created, or with data in a data-only dump) outside the v1 contract that hold
+        none of its rows."""
+        names = dict.fromkeys([*self.shapes, *sorted(self.loader.sections)])
+        return [name for name in names if name.startswith("public.") and self.restored(relation(name)) is None]
 
     def hint(self) -> str:
         """Why a dump may hold no v1 data: the app's tables under another schema."""

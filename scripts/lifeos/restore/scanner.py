@@ -132,8 +132,11 @@ class Scanner:
                         if quote and not (at and IDENTIFIER_CHARACTER.match(line, at - 1)):
                             state, end = quote.group(), quote.end()
                     else:  # a backslash: psql would run the rest of the line as a meta-command
+                        statement = excerpt("".join(parts) + line[start:at])
+                        unclosed = " (a parenthesis is left open)" if parens else ""
                         raise MigrationError(
-                            f"{self.where()}: refusing the psql meta-command {excerpt(line[at:])} inside a statement"
+                            f"{self.where(first)}: refusing the psql meta-command {excerpt(line[at:])} of line"
+                            f" {self.lineno} inside the statement {statement}{unclosed}"
                         )
             elif state in ("'", '"'):
                 end = self.closing_quote(line, pos, state)
