@@ -256,6 +256,18 @@ SETTINGS: dict[str, tuple[Callable[[str], str], str]] = {
         lambda t: edit(t, "SET check_function_bodies = false;\n", "SET array_nulls = off;\n"),
         "refusing `SET array_nulls = off`: it sets array_nulls, which pg_dump never sets",
     ),
+    "array_nulls off by UPDATE pg_settings": (
+        lambda t: inject(t, "UPDATE pg_catalog.pg_settings SET setting = 'off' WHERE name = 'array_nulls';\n"),
+        "it changes settings as set_config does",
+    ),
+    "array_nulls off for the database, then \\connect": (
+        lambda t: inject(t, "ALTER DATABASE lifeos SET array_nulls TO off;\n\\connect lifeos\n"),
+        "it stores array_nulls for later sessions, which may change how the dump reads",
+    ),
+    "ALTER SYSTEM": (
+        lambda t: inject(t, "ALTER SYSTEM SET standard_conforming_strings = off;\nSELECT pg_reload_conf();\n"),
+        "refusing `ALTER SYSTEM SET standard_conforming_strings = off`",
+    ),
     "array_nulls off by set_config": (
         lambda t: inject(t, "SELECT pg_catalog.set_config('array_nulls', 'off', false);\n"),
         "it sets array_nulls, which pg_dump never sets",

@@ -117,6 +117,13 @@ class DumpReader:
                     self.apply(name, value)
         elif isinstance(node, ast.DoStmt):
             raise MigrationError(f"refusing {excerpt(piece.text)}: pg_dump never writes code that runs as it loads")
+        elif isinstance(node, ast.AlterDatabaseSetStmt | ast.AlterRoleSetStmt | ast.AlterSystemStmt):
+            try:
+                rules.check_stored_setting(node)
+            except MigrationError as error:
+                raise MigrationError(f"refusing {excerpt(piece.text)}: {error}") from None
+        elif isinstance(node, ast.UpdateStmt) and rules.changes_settings(node):
+            raise MigrationError(f"refusing {excerpt(piece.text)}: it changes settings as set_config does")
         elif isinstance(node, ast.CreateStmt):
             self.create(node)
         elif isinstance(node, ast.CopyStmt):

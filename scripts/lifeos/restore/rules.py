@@ -21,6 +21,10 @@ DUMP_SETTINGS = {
     "default_transaction_read_only", "datestyle", "intervalstyle", "timezone",
 }  # fmt: skip
 VALUE_SETTINGS = ("datestyle", "intervalstyle", "timezone")
+# Settings that change how a value's text reads: stored for a database or role (ALTER DATABASE/ROLE ... SET, which
+# psql's session takes at its next \connect), they are refused.
+READ_SETTINGS = {*VALUE_SETTINGS, "standard_conforming_strings", "array_nulls", "backslash_quote", "client_encoding",
+                 "xmloption", "lc_monetary"}  # fmt: skip
 # What an ALTER TABLE on a restored table may do without changing its rows or columns.
 HARMLESS_ALTERATIONS = {
     getattr(enums.AlterTableType, name)
@@ -118,6 +122,18 @@ def check_setting(name: str, value: str | None) -> None:
             "the dump sets standard_conforming_strings to off, so backslashes in its string literals would"
             " read differently: dump it again from a server with the setting on (the default)"
         )
+
+
+def check_stored_setting(node: ast.AlterDatabaseSetStmt | ast.AlterRoleSetStmt | ast.AlterSystemStmt) -> None:
+    """A setting stored for the server, a database or a role that would change how the dump's values read."""
+    name = (node.setstmt.name or "").lower()
+    if isinstance(node, ast.AlterSystemStmt) or name in READ_SETTINGS:
+        raise MigrationError(f"it stores {name or 'settings'} for later sessions, which may change how the dump reads")
+
+
+def changes_settings(node: ast.UpdateStmt) -> bool:
+    """An UPDATE of pg_settings: set_config by another name."""
+    return node.relation.relname == "pg_settings" and node.relation.schemaname in (None, "pg_catalog")
 
 
 def relations_changed(node: ast.Node) -> list[ast.RangeVar]:
