@@ -150,6 +150,15 @@ def test_a_child_attached_after_its_rows_were_read_is_refused(
     assert "public.old_notes becomes part of public.notes after its rows were read" in message
 
 
+def test_a_child_of_two_v1_tables_is_refused(supabase_source: Source, fresh_database: str, tmp_path: Path) -> None:
+    """Case 1: rows of a child of notes and tasks are in both as PostgreSQL reads them: refused, not guessed."""
+    restore_v1.restore(supabase_source[1]["plain"])
+    both = "CREATE TABLE public.both_kinds (extra text) INHERITS (public.notes, public.tasks);\n"
+    both += "COPY public.both_kinds (id, title) FROM stdin;\n00000000-0000-4000-8000-00000000abcd\tboth\n\\.\n"
+    message = refused(plain_with(supabase_source, tmp_path, lambda t: inject(t, both)), fresh_database)
+    assert "public.both_kinds is a child of public.notes and public.tasks: its rows would be in both" in message
+
+
 def test_a_missing_end_of_data_after_a_skipped_table_is_refused(fresh_database: str, tmp_path: Path) -> None:
     """Case 2: the bundled sample without the \\. that ends auth.users' COPY: psql refuses it, and so does this."""
     restore_v1.restore(restore_v1.SAMPLE_DUMP)

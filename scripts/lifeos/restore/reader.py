@@ -174,18 +174,25 @@ class DumpReader:
             cur.execute("select set_config(%s, %s, true)", (name, value))
 
     def restored(self, relation: ast.RangeVar) -> Table | None:
-        """The restored table whose rows a table of the dump holds: itself, or the table it is a partition or
-        inheritance child of (at any depth)."""
+        """The restored table whose rows a table of the dump holds: itself, or the one table it is a partition or
+        inheritance child of (at any depth); a child of two restored tables is refused."""
         table = self.loader.table(relation)
-        seen, todo = set(), [dotted(relation)]
-        while table is None and todo:
+        if table is not None:
+            return table
+        roots, seen, todo = {}, set(), list(self.parents.get(dotted(relation), []))
+        while todo:
             name = todo.pop()
             if name not in seen:
                 seen.add(name)
                 schema, _, relname = name.rpartition(".")
-                table = self.loader.tables.get((schema, relname)) if schema else None
+                if (root := self.loader.tables.get((schema, relname))) is not None:
+                    roots[root.label] = root
                 todo += self.parents.get(name, [])
-        return table
+        if len(roots) > 1:
+            raise MigrationError(
+                f"{dotted(relation)} is a child of {' and '.join(sorted(roots))}: its rows would be in both"
+            )
+        return next(iter(roots.values()), None)
 
     def create(self, node: ast.CreateStmt) -> None:
         self.saw_ddl = True
