@@ -138,6 +138,16 @@ def test_a_sub_partitioned_table_and_routines_with_sql_bodies_restore(
         )
 
 
+def test_empty_statements_are_skipped_as_psql_skips_them(
+    supabase_source: Source, fresh_database: str, tmp_path: Path
+) -> None:
+    """The scanner: `;;` and a `;` after a comment alone are empty statements, which psql never sends."""
+    tasks = "COPY public.tasks "
+    empty = "SELECT 1;;\n/* a comment alone */ ;\n  ;\n"
+    dump = plain_with(supabase_source, tmp_path, lambda t: edit(t, tasks, empty + tasks))
+    assert restore_v1.restore(dump)["tasks"] == 200
+
+
 def test_a_child_attached_after_its_rows_were_read_is_refused(
     supabase_source: Source, fresh_database: str, tmp_path: Path
 ) -> None:

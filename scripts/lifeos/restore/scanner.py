@@ -110,7 +110,8 @@ class Scanner:
                         self.pos = end
                         if "\x00" in text:
                             raise MigrationError(f"{self.where(first)}: a NUL byte, which no SQL text may hold")
-                        yield Piece("statement", text, first)
+                        if text.strip():  # an empty statement (`;;`): psql sends nothing
+                            yield Piece("statement", text, first)
                         continue
                     if token == ";":
                         pass  # inside parentheses or a routine's BEGIN ... END
