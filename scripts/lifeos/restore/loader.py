@@ -83,16 +83,13 @@ class Loader:
             return "text"
         expected = table.expected.get(column)
         if expected is not None:
-            self.cur.execute("savepoint cast_check")
             try:
                 self.cur.execute(sql.SQL("select cast(null::{} as {})").format(sql.SQL(declared), sql.SQL(expected)))
             except psycopg2.Error:
-                self.cur.execute("rollback to savepoint cast_check")
                 raise MigrationError(
                     f"{table.label}.{column} is {declared} in the dump, which PostgreSQL cannot cast to {expected},"
                     f" the type {SOURCES_YML.name} expects"
                 ) from None
-            self.cur.execute("release savepoint cast_check")
         return declared
 
     def create(self, table: Table, columns: list[tuple[str, str]]) -> None:
@@ -198,12 +195,10 @@ class Loader:
                 scratch, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f"c{n}")) for n in range(count))
             )
         )
-        self.cur.execute("savepoint skipped")
         stream = CopyStream(itertools.chain([first], lines), lambda rows: None)
         try:
             self.cur.copy_expert(sql.SQL("copy {} from stdin").format(scratch).as_string(self.cur), stream)
         except psycopg2.Error as error:
-            self.cur.execute("rollback to savepoint skipped")
             raise MigrationError(
                 f"{where}: the COPY data of {source} does not read as its {count} column(s)"
                 f" ({server_refusal(error)}): is a \\. line missing?"
