@@ -182,6 +182,16 @@ def test_a_missing_end_of_data_after_a_skipped_table_is_refused(fresh_database: 
     assert "is a \\. line missing?" in message
 
 
+def test_a_skipped_tables_copy_in_another_format_is_refused(
+    supabase_source: Source, fresh_database: str, tmp_path: Path
+) -> None:
+    """Case 2: a CSV block would be read as text rows that do not fit: refused by its format, naming it."""
+    restore_v1.restore(supabase_source[1]["plain"])
+    csv = 'COPY auth.sessions (id, note) FROM stdin WITH (FORMAT csv);\n1,"a\tb"\n\\.\n'
+    message = refused(plain_with(supabase_source, tmp_path, lambda t: inject(t, csv)), fresh_database)
+    assert "refusing `COPY auth.sessions (id, note) FROM stdin WITH (FORMAT csv)`: only COPY's text format" in message
+
+
 def test_a_skipped_tables_rows_are_read_like_any_other(supabase_source: Source, fresh_database: str) -> None:
     """Case 2: the sample's skipped tables (auth.users) are read, and the restore still passes."""
     counts = restore_v1.restore(supabase_source[1]["plain"])

@@ -251,10 +251,12 @@ class DumpReader:
     def copy(self, piece: Piece, node: ast.CopyStmt) -> None:
         table = self.restored(node.relation) if node.relation is not None else None
         from_stdin = rules.is_copy_from_stdin(node)
-        if table is not None and not (from_stdin and not node.options and node.whereClause is None):
+        if table is not None and not (from_stdin and rules.text_format(node) and node.whereClause is None):
             raise MigrationError(f"refusing {excerpt(piece.text)}: only COPY ... FROM stdin data is read")
         if not from_stdin:
             return  # not data: nothing follows it, and it is never run
+        if not rules.text_format(node):  # the data of a skipped table is read as text, as pg_dump writes it
+            raise MigrationError(f"refusing {excerpt(piece.text)}: only COPY's text format, as pg_dump writes, is read")
         self.saw_copy = True
         source = dotted(node.relation) if node.relation else "a query"
         data = self.scanner.copy_data(source)

@@ -155,6 +155,13 @@ def is_copy_from_stdin(node: ast.Node) -> bool:
     return isinstance(node, ast.CopyStmt) and node.is_from and not node.is_program and node.filename is None
 
 
+def text_format(node: ast.CopyStmt) -> bool:
+    """COPY's text format with its defaults, as pg_dump writes it: no option but FORMAT text."""
+    return all(
+        option.defname == "format" and getattr(option.arg, "sval", "") == "text" for option in node.options or ()
+    )
+
+
 def default_expression(table: Table, column: str, node: ast.Node | None) -> str:
     """A column default as SQL the restore may run to fill the column in: constants, casts of them to built-in
     types and DEFAULT_FUNCTIONS only; `null` without a default. Anything else is refused, naming it."""
