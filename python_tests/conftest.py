@@ -298,3 +298,11 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The storage root of the test, for dbt's storage_root and the files step alike."""
     monkeypatch.setenv("LIFEOS_STORAGE_ROOT", str(tmp_path / "storage" / "files"))
     return tmp_path / "storage" / "files"
+
+
+@pytest.fixture(scope="session")
+def supabase_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Path]]]:
+    """A Supabase-like database holding the sample, and its dumps in every variant."""
+    with lifeos_env.scratch_database("lifeos_test_supabase") as name:
+        make_supabase_dump.build_source(name, 1)
+        yield name, make_supabase_dump.write_dumps(name, tmp_path_factory.mktemp("dumps"), make_supabase_dump.VARIANTS)

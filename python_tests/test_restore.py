@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
@@ -20,16 +20,9 @@ import lifeos_env
 import make_supabase_dump
 import migrate
 import restore_v1
+from lifeos.restore import archive
 
 Fingerprint = list[tuple[object, ...]]
-
-
-@pytest.fixture(scope="session")
-def supabase_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Path]]]:
-    """A Supabase-like database holding the sample, and its dumps in every variant."""
-    with lifeos_env.scratch_database("lifeos_test_supabase") as name:
-        make_supabase_dump.build_source(name, 1)
-        yield name, make_supabase_dump.write_dumps(name, tmp_path_factory.mktemp("dumps"), make_supabase_dump.VARIANTS)
 
 
 def query(database: str, statement: sql.Composable | str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -306,11 +299,12 @@ BAD_DUMPS: dict[str, tuple[str, Callable[[str], str | bytes], str]] = {
     "a statement PostgreSQL cannot parse": (
         "plain",
         lambda t: inject(t, "CREATE TABLE public.half (a int;\n"),
-        "PostgreSQL's grammar rejects `CREATE TABLE public.half (a int`",
+        "inside the statement `CREATE TABLE public.half (a int; -- -- PostgreSQL database dump complete --`"
+        " (a parenthesis is left open)",
     ),
     "no data at all": (
         "plain",
-        lambda t: "SET a = 0;\nRESET ALL;\n",
+        lambda t: "SET lock_timeout = 0;\nRESET ALL;\n",
         "the dump holds no data for any of the v1 tables",
     ),
     "schema only": (
@@ -542,7 +536,7 @@ def test_a_truncated_tar_archive_fails_instead_of_hanging(
     supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 16 C: pg_restore spins forever on a tar cut short; the watchdog stops it with one line."""
-    monkeypatch.setattr(restore_v1, "STALL_SECONDS", 2.0)
+    monkeypatch.setattr(archive, "STALL_SECONDS", 2.0)
     cut = tmp_path / "cut.tar"
     cut.write_bytes(supabase_source[1]["tar"].read_bytes()[:300_000])
     with pytest.raises(lifeos_env.MigrationError) as refused:

@@ -207,6 +207,15 @@ def cli_dump(dump: str, database: str) -> str:
     return "SET session_replication_role = replica;\n\n" + body + "RESET ALL;\n"
 
 
+def backslash_lines_dump(lines: int) -> bytes:
+    """A CLI-style data dump (as cli_dump writes it) of one note whose body has `lines` lines beginning with a
+    backslash, as LaTeX does: a restore that rescans pending text at each such line takes quadratic time."""
+    body = "".join(f"\\item line {n} with a ''quote'' and \\\\ more;\n" for n in range(lines))
+    note = "00000000-0000-4000-8000-000000000000"
+    row = f'INSERT INTO "public"."notes" ("id", "title", "body") VALUES\n\t(\'{note}\', \'TeX\', \'{body}\');\n'
+    return f"SET session_replication_role = replica;\n\n{row}\nRESET ALL;\n".encode()
+
+
 def write_dumps(database: str, out: Path, variants: list[str], major: int | None = None) -> dict[str, Path]:
     """pg_dump `database` into `out` in each of `variants`; return the paths.
 

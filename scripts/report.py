@@ -371,6 +371,11 @@ def conflict_lines(conflict: Conflict) -> list[str]:
     ]
 
 
+EMPTY = (
+    "v1 holds no rows at all: every v2 table is empty (publishing it over a live v2 that has rows needs --allow-shrink)"
+)
+
+
 def note(report: Report, notes: list[str], target: Path = TARGET) -> None:
     """Add notes (e.g. from the publish step) to the report: print them, and (re)write report.md and report.json."""
     report.notes += notes
@@ -399,12 +404,14 @@ def run(target: Path = TARGET) -> Report:
     for conflict in report.conflicts:
         for line in conflict_lines(conflict):
             console.print(f"[yellow]{escape(line)}[/yellow]", highlight=False, soft_wrap=True)
-    note(report, [], target)
+    empty = bool(report.tables) and not any(line.v1_rows for line in report.tables)
+    note(report, [EMPTY] if empty else [], target)
     if not report.passed:
         raise lifeos_env.MigrationError(
             f"validation failed: {len(report.failures)} problems, listed above and in {target / 'report.md'}"
         )
-    console.print(f"[green]validation passed[/green]: report in {target / 'report.md'} and report.json")
+    summary = " [yellow](v1 held no rows: v2 is EMPTY)[/yellow]" if empty else ""
+    console.print(f"[green]validation passed[/green]{summary}: report in {target / 'report.md'} and report.json")
     return report
 
 
