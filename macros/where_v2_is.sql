@@ -45,12 +45,21 @@
 {%- endmacro %}
 
 {#
-  on-run-start of `dbt test`: when there is no v2 to validate (no build in
-  the shadow, nothing published), say so in one line instead of an error
-  per test.
+  on-run-start of `dbt test`: when a selected test reads a mart and there is
+  no v2 to validate (no build in the shadow, nothing published), say so in
+  one line instead of an error per test.
 #}
 {% macro refuse_nothing_to_validate() -%}
-    {%- if execute and flags.WHICH == 'test' and where_v2_is() is none -%}
+    {%- set reads_v2 = [] -%}
+    {%- if execute and flags.WHICH == 'test' -%}
+        {%- for unique_id in selected_resources if unique_id in graph.nodes -%}
+            {%- for parent in graph.nodes[unique_id].depends_on.nodes
+                if parent in graph.nodes and graph.nodes[parent].config.schema == 'v2' -%}
+                {%- do reads_v2.append(parent) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if reads_v2 and where_v2_is() is none -%}
         {{ exceptions.raise_compiler_error(
             "nothing to validate: neither the shadow " ~ var('marts_schema') ~ " nor live v2 "
             ~ var('v2_schema') ~ " holds the v2 tables; run `dbt build` or scripts/migrate first"

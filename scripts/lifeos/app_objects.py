@@ -97,11 +97,15 @@ select 'row level security', c.relname, '', case when c.relforcerowsecurity then
 from pg_class c
 where c.relnamespace = to_regnamespace(%(schema)s) and c.relkind in ('r', 'p') and c.relrowsecurity
 """
-# The sequences columns of the tables of schema %(schema)s own (serial), each with its table and column.
+# The sequences columns of the tables of schema %(schema)s own (serial): each with its table and column, the
+# options that make one like it, and its last value.
 SERIALS = """
-select s.relname, c.relname, a.attname
+select s.relname, c.relname, a.attname, format('as %%s increment by %%s minvalue %%s maxvalue %%s start with %%s'
+        || ' cache %%s %%s', q.data_type, q.increment_by, q.min_value, q.max_value, q.start_value, q.cache_size,
+        case when q.cycle then 'cycle' else 'no cycle' end), q.last_value
 from pg_depend d join pg_class s on s.oid = d.objid join pg_class c on c.oid = d.refobjid
     join pg_attribute a on a.attrelid = c.oid and a.attnum = d.refobjsubid
+    join pg_sequences q on q.schemaname = %(schema)s and q.sequencename = s.relname
 where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass and d.deptype = 'a'
     and s.relkind = 'S' and c.relnamespace = to_regnamespace(%(schema)s)
 """
@@ -165,7 +169,7 @@ class AppObjects:
     statements: list[str]  # CREATE FUNCTION / PROCEDURE / VIEW and ALTER ... OWNER, naming tables bare, in order
     added: list[Part]  # what the app added to the tables the swap replaces (columns with their values, ...)
     attached: list[Part]  # the parts of its own tables that refer to its routines, which are made anew
-    serials: list[tuple[str, str, str]]  # sequence, table, column: those an added column owns (serial), moved
+    serials: list[tuple[str, str, str, str, int | None]]  # of an added serial column: its sequence (SERIALS), copied
 
 
 def inventory(cur: Cursor, schema: str) -> dict[str, tuple[int, str]]:
@@ -252,7 +256,7 @@ def app_objects(cur: Cursor, live: str, incoming: str, action: str) -> AppObject
     sequences = [name for name, (_, kind) in mine.items() if kind == "sequence"]
     cur.execute(SERIALS, {"schema": live})
     columns = {(part.table, part.name) for part in added if part.kind == "column"}
-    serials = [(sequence, table, column) for sequence, table, column in cur.fetchall() if (table, column) in columns]
+    serials = [serial for serial in cur.fetchall() if serial[1:3] in columns]
     return AppObjects(tables, sequences, foreign_keys, statements, added, attached, serials)
 
 
@@ -261,13 +265,14 @@ def carry_app_objects(cur: Cursor, objects: AppObjects, outgoing: str, live: str
     values) to the new v2 tables, point its foreign keys at the new tables, re-create its functions and views
     there, against the new tables, then the rest it added to v2's tables and what of its own tables refers to
     its routines. Refuses when anything live would still depend on `outgoing` (pg_depend)."""
-    for sequence, _, _ in objects.serials:  # a sequence a column owns moves only once it is on its own
-        cur.execute(sql.SQL("alter sequence {} owned by none").format(qualified(outgoing, sequence)))
-    serials = [sequence for sequence, _, _ in objects.serials]
-    for kind, names in (("table", objects.tables), ("sequence", objects.sequences + serials)):
+    for kind, names in (("table", objects.tables), ("sequence", objects.sequences)):
         for name in names:
             move = sql.SQL("alter {} {} set schema {}")
             cur.execute(move.format(sql.SQL(kind), qualified(outgoing, name), sql.Identifier(live)))
+    for sequence, _, _, options, last_value in objects.serials:  # a copy: the backup's column keeps its own
+        cur.execute(sql.SQL("create sequence {} {}").format(qualified(live, sequence), sql.SQL(options)))
+        if last_value is not None:
+            cur.execute("select setval(%s::regclass, %s)", (qualified(live, sequence).as_string(cur), last_value))
     add_columns(cur, objects.added, outgoing, live)
     cur.execute(sql.SQL("set local search_path = {}").format(sql.Identifier(live)))
     for table, constraint, definition in objects.foreign_keys:
@@ -282,9 +287,12 @@ def carry_app_objects(cur: Cursor, objects: AppObjects, outgoing: str, live: str
     parts_in_order += [(part, True) for part in objects.attached]
     for part, again in sorted(parts_in_order, key=lambda found: ATTACH_ORDER.index(found[0].kind)):
         attach(cur, part, again)
-    for sequence, table, column in objects.serials:
-        owner = sql.SQL("{}.{}").format(sql.Identifier(table), sql.Identifier(column))
-        cur.execute(sql.SQL("alter sequence {} owned by {}").format(sql.Identifier(sequence), owner))
+    for sequence, table, column, _, _ in objects.serials:  # its table's owner's, as OWNED BY requires
+        cur.execute("select relowner::regrole::text from pg_class where oid = %s::regclass", (table,))
+        owner = sql.SQL(cur.fetchone()[0])  # quoted by regrole
+        cur.execute(sql.SQL("alter sequence {} owner to {}").format(sql.Identifier(sequence), owner))
+        column_name = sql.SQL("{}.{}").format(sql.Identifier(table), sql.Identifier(column))
+        cur.execute(sql.SQL("alter sequence {} owned by {}").format(sql.Identifier(sequence), column_name))
     cur.execute("set local search_path to default")
     refuse_leaning(cur, outgoing, live, action)
 

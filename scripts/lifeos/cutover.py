@@ -62,7 +62,7 @@ def swap_in(
             raise lifeos_env.MigrationError(f"extension {extension} lives in schema {live} and cannot move with it")
         cur.execute(sql.SQL("alter extension {} set schema {}").format(sql.Identifier(extension), sql.Identifier(live)))
     if schema_exists(cur, outgoing):
-        carry_over_owners(cur, outgoing, live)  # first: a sequence a column owns moves to a table of its owner
+        carry_over_owners(cur, outgoing, live)  # first: the copy of a serial's sequence takes its table's owner
         carry_app_objects(cur, apps, outgoing, live, action)
         carry_over_privileges(cur, outgoing, live)
         keep_for_the_operator(cur, outgoing)
