@@ -149,6 +149,12 @@ def fingerprint(cur: Cursor, schema: str) -> dict[str, str]:
     return found
 
 
+def changed_tables(cur: Cursor, schema: str, dumped: dict[str, str]) -> list[str]:
+    """The tables of `schema` whose rows are not those it held when dumped (`dumped`, its fingerprint then)."""
+    now = fingerprint(cur, schema)
+    return sorted(table for table in set(now) | set(dumped) if now.get(table) != dumped.get(table))
+
+
 def remove_dump(path: Path) -> None:
     """Remove a dump: a folder (directory format) or a file (the custom format of older backups). A stopped
     pg_dump's jobs may write one last file as they stop: a folder that is not yet empty is tried again."""

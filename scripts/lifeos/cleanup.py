@@ -15,8 +15,8 @@ from lifeos.backups import (
     BACKUP_PREFIX,
     ROLLED_BACK_PREFIX,
     backup_dir,
+    changed_tables,
     dump_schemas,
-    fingerprint,
     removed_on_failure,
     sha256,
     stamp,
@@ -53,10 +53,7 @@ def changed_since_dumped(cur: Cursor, schema: str) -> list[str]:
     """The tables of kept schema `schema` whose rows are not those its dump holds (the fingerprint the ledger
     took with the dump); none when the ledger has none (a dump of an older version)."""
     found = listed_dump(cur, schema)
-    if not found or found[2] is None:
-        return []
-    now = fingerprint(cur, schema)
-    return sorted(table for table in set(now) | set(found[2]) if now.get(table) != found[2].get(table))
+    return changed_tables(cur, schema, found[2]) if found and found[2] is not None else []
 
 
 def intact(dump: Path, checksum: str) -> bool:
