@@ -1,12 +1,13 @@
 {#
   Schemas are used exactly as named, never prefixed with the target schema.
-  The marts (`+schema: v2`) are in the schema var marts_schema names, whatever
-  the command: the schema this invocation writes or validates. Its default is
-  the shadow, v2_shadow, where `dbt build` writes v2 before publishing; the
-  live schema the app reads (var v2_schema, `public`) is validated by naming
-  it: `dbt test --vars '{marts_schema: public}'`. The schema depends on the
-  vars alone, never on the command, so a parsed manifest serves every command
-  run with the same vars (partial parsing).
+  The marts (`+schema: v2`) are parsed into the schema var marts_schema names,
+  whatever the command: the shadow, v2_shadow, by default, where `dbt build`
+  writes v2 before publishing. The schema depends on the vars alone, never on
+  the command, so a parsed manifest serves every command run with the same
+  vars (partial parsing). An invocation that only reads the marts (`dbt
+  test`, `dbt docs generate`) finds them where v2 is at run time: the shadow
+  holding a build, else live v2 (macros/where_v2_is.sql); naming the schema,
+  `--vars '{marts_schema: public}'`, overrides that.
 
   An invocation writes v2 when it materializes a mart (is_writing_v2): only
   then does on-run-start empty marts_schema first (reset_shadow_schema) and the

@@ -20,7 +20,7 @@
             select from {{ adapter.quote(meta) }}.accepted_losses as accepted
             inner join {{ adapter.quote(meta) }}.runs as publishes on accepted.run_id = publishes.build_run_id
             where
-                publishes.published_schema_oid = to_regnamespace({{ sql_literal(var('marts_schema')) }})::oid
+                publishes.published_schema_oid = to_regnamespace({{ sql_literal(where_v2_is()) }})::oid
                 and accepted.v1_table = {{ v1_table }}
                 and accepted.v1_id is not distinct from {{ v1_id }}
                 and accepted.loss = {{ loss }}

@@ -42,9 +42,14 @@
             'rolled back', 'cleaned up'
         )),
         detail text,
-        build_run_id bigint references {{ meta }}.runs (run_id)
+        build_run_id bigint references {{ meta }}.runs (run_id),
+        dump_fingerprint jsonb
     );
     alter table {{ meta }}.runs add column if not exists build_run_id bigint;  -- a ledger of an older version
+    alter table {{ meta }}.runs add column if not exists dump_fingerprint jsonb;
+    comment on column {{ meta }}.runs.dump_fingerprint is
+        'of a publish: per table of the schema it dumped, its rows and a sum of their hashes, as clean-up checks'
+        ' the kept schema against before dropping it';
     comment on column {{ meta }}.runs.build_run_id is 'of a publish: the build whose shadow it published';
     comment on table {{ meta }}.runs is
         'One row per migration run: dbt build/run of v2 into the shadow schema, publish, rollback, cleanup.';

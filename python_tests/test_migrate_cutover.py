@@ -315,10 +315,10 @@ def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_pub
     with lifeos_env.transaction() as cur:
         cur.execute(
             "create materialized view public.task_stats as select count(*) from public.tasks;"
-            " create index tasks_title_app_idx on public.tasks (title)"
+            " create type public.task_mood as enum ('calm', 'busy')"
         )
     build()
     with pytest.raises(guard.ChangesWouldBeLost) as refused:
         cutover.publish()
-    assert "materialized view task_stats, index tasks_title_app_idx on tasks" in str(refused.value)
+    assert "cannot carry over: materialized view task_stats, type task_mood;" in str(refused.value)
     assert app_catalog() == expected | {"comments": 3}

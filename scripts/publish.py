@@ -9,8 +9,10 @@ or when the new v2 would shrink a table (unless --allow-shrink),
 pg_dumps the live schema into the backups folder (a folder in pg_dump's
 directory format, written by parallel jobs) and checks that the dump reads
 back, renames live -> v2_backup_<UTC time> and shadow -> live, carries the app's
-own objects (alembic_version, its tables, views, functions) and the replaced
-schema's privileges into the new live schema, grants the app's role its rights,
+own objects (alembic_version, its tables, views, functions), what its migrations
+added to v2's tables (columns with their values, constraints, indexes, triggers,
+policies) and the replaced schema's owners and privileges into the new live
+schema, leaves the backup to the operator alone, grants the app's role its rights,
 and installs triggers on the live tables that record each insert, update and
 delete the app makes in the ledger (with the row as it was before an update or
 delete), which is how the next publish, rollback, export or carry-forward knows
@@ -74,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DUMP",
         help="a dump the ledger lists (dump_path): a folder, or an older backup's file",
     )
-    restoring.add_argument("--into", required=True, metavar="DATABASE", help="the new database to restore into")
+    restoring.add_argument(
+        "--into",
+        required=True,
+        metavar="DATABASE",
+        help="the name of a new database to restore into (no connection string)",
+    )
     args = parser.parse_args(argv)
     lifeos_env.stop_on_signals()
     try:

@@ -132,6 +132,29 @@ def dump_schemas(cur: Cursor, schemas: list[str], folder: Path, name: str) -> tu
         raise
 
 
+def fingerprint(cur: Cursor, schema: str) -> dict[str, str]:
+    """Per table of `schema` (derived ones aside), its rows and a sum of their hashes, in any order: what its dump
+    holds when taken in the same transaction, and what clean-up compares a kept schema with before it drops it.
+    A row's text depends on the session's settings: both run with short_tries' SESSION_OPTIONS."""
+    found = {}
+    for table in tables(cur, schema):
+        if table not in DERIVED:
+            cur.execute(
+                sql.SQL(
+                    "select count(*) || ':' || coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0)"
+                    " from {} t"
+                ).format(qualified(schema, table))
+            )
+            found[table] = cur.fetchone()[0]
+    return found
+
+
+def changed_tables(cur: Cursor, schema: str, dumped: dict[str, str]) -> list[str]:
+    """The tables of `schema` whose rows are not those it held when dumped (`dumped`, its fingerprint then)."""
+    now = fingerprint(cur, schema)
+    return sorted(table for table in set(now) | set(dumped) if now.get(table) != dumped.get(table))
+
+
 def remove_dump(path: Path) -> None:
     """Remove a dump: a folder (directory format) or a file (the custom format of older backups). A stopped
     pg_dump's jobs may write one last file as they stop: a folder that is not yet empty is tried again."""
@@ -188,6 +211,11 @@ def restore_backup(dump: Path, database: str) -> dict[str, int]:
     `database` on the target server, in one transaction, then rebuild the derived tables the dump holds
     without rows (refresh_search_index()); return the rows per restored table. A restore that fails leaves no
     database behind."""
+    if "=" in database or "://" in database:  # pg_restore and libpq would read it as a connection string
+        raise lifeos_env.MigrationError(
+            f"--into takes a database name, not a connection string or URI: {database}; the target server is the"
+            " one the PG* variables name"
+        )
     if not dump.exists():
         raise lifeos_env.MigrationError(f"there is no backup {dump}")
     with closing(lifeos_env.connect(dbname="postgres")) as conn, conn.cursor() as cur:

@@ -15,6 +15,7 @@ from lifeos.backups import (
     BACKUP_PREFIX,
     ROLLED_BACK_PREFIX,
     backup_dir,
+    changed_tables,
     dump_schemas,
     removed_on_failure,
     sha256,
@@ -22,23 +23,37 @@ from lifeos.backups import (
 )
 from lifeos.catalog import Cursor, holds_objects, schema_exists, schemas_like, tables
 from lifeos.console import console
+from lifeos.guard import ChangesWouldBeLost
 from lifeos.runs import ANY_RUN, finish_run, last_run, meta, new_run
 from lifeos.short_tries import LOCK_WAIT, recorded
 
 TEST_FAILURES_SCHEMA = "dbt_test__audit"  # where dbt stores failing test rows (store_failures), for scripts/report
 
 
-def kept_in(cur: Cursor, schema: str) -> str | None:
-    """The dump the ledger lists for backup schema `schema` (taken when it was replaced), if the file is intact."""
+def listed_dump(cur: Cursor, schema: str) -> tuple[str, str, dict[str, str] | None] | None:
+    """The dump the ledger lists for backup schema `schema` (taken when it was replaced): its path, checksum and
+    the fingerprint of the rows it holds."""
     cur.execute(
         sql.SQL(
-            "select dump_path, dump_sha256 from {} where backup_schema = %s and dump_path is not null"
-            " order by run_id desc limit 1"
+            "select dump_path, dump_sha256, dump_fingerprint from {} where backup_schema = %s"
+            " and dump_path is not null order by run_id desc limit 1"
         ).format(meta("runs")),
         (schema,),
     )
-    found = cur.fetchone()
+    return cur.fetchone()
+
+
+def kept_in(cur: Cursor, schema: str) -> str | None:
+    """The dump the ledger lists for backup schema `schema`, if the file is intact."""
+    found = listed_dump(cur, schema)
     return found[0] if found and intact(Path(found[0]), found[1]) else None
+
+
+def changed_since_dumped(cur: Cursor, schema: str) -> list[str]:
+    """The tables of kept schema `schema` whose rows are not those its dump holds (the fingerprint the ledger
+    took with the dump); none when the ledger has none (a dump of an older version)."""
+    found = listed_dump(cur, schema)
+    return changed_tables(cur, schema, found[2]) if found and found[2] is not None else []
 
 
 def intact(dump: Path, checksum: str) -> bool:
@@ -104,7 +119,16 @@ def cleanup(*, yes: bool = False, backup_to: Path | None = None, lock_wait: floa
 
 
 def drop_schemas(cur: Cursor, *, plan: dict[str, str | None], run_id: int, backup_to: Path | None) -> dict[str, str]:
-    """The clean-up transaction: dump what no dump keeps yet, then drop the schemas of `plan`."""
+    """The clean-up transaction: refuse when a kept schema differs from its dump, dump what no dump keeps yet,
+    then drop the schemas of `plan`."""
+    for name, kept in plan.items():
+        changed = changed_since_dumped(cur, name) if kept and kept.startswith("kept in ") else []
+        if changed:
+            raise ChangesWouldBeLost(
+                f"schema {name} differs from its dump ({kept}) in {', '.join(changed)}: it was written after the"
+                f" backup; save what it holds (scripts/publish export-changes --schema {name}, or pg_dump), drop it"
+                " by hand, then clean up again"
+            )
     unkept = [name for name, kept in plan.items() if kept is None]
     dump_path, dump_sha256 = (
         dump_schemas(cur, unkept, backup_dir(backup_to), f"cleanup_{stamp()}") if unkept else (None, None)

@@ -4,9 +4,10 @@
 created, changed or deleted since the last publish that `scripts/migrate --carry-forward` did not merge into
 the build (unless force) or when the new v2 would shrink a table (unless allow_shrink), pg_dumps the live
 schema into the backups folder and checks that the dump reads back, renames live -> v2_backup_<UTC time> and
-shadow -> live, carries the app's own objects and the replaced schema's privileges into the new live schema,
-grants the app's role its rights, and installs the triggers that capture the app's writes. `rollback` swaps
-the newest backup schema back the same way.
+shadow -> live, carries the app's own objects and schema changes and the replaced schema's owners and privileges
+into the new live schema, makes the replaced one the operator's alone, grants the app's role its rights, and
+installs the triggers that capture the app's writes. `rollback` swaps the newest backup schema back the same
+way.
 """
 
 from __future__ import annotations
@@ -19,19 +20,35 @@ from psycopg2 import sql
 
 import lifeos_env
 import run_lock
-from lifeos.app_objects import AppObjects, app_objects, carry_app_objects, inventory
-from lifeos.backups import BACKUP_PREFIX, ROLLED_BACK_PREFIX, backup_dir, dump_schemas, removed_on_failure, stamp
+from lifeos.app_objects import AppObjects, app_objects, carry_app_objects, inventory, parts
+from lifeos.backups import (
+    BACKUP_PREFIX,
+    ROLLED_BACK_PREFIX,
+    backup_dir,
+    dump_schemas,
+    fingerprint,
+    removed_on_failure,
+    stamp,
+)
 from lifeos.catalog import Cursor, holds_objects, row_counts, schema_exists, schemas_like, tables
 from lifeos.console import console
-from lifeos.grants import access_warning, carry_over_privileges, grant_app_role
+from lifeos.grants import (
+    access_warning,
+    carry_over_owners,
+    carry_over_privileges,
+    grant_app_role,
+    keep_for_the_operator,
+)
 from lifeos.guard import capture_changes, hold_live, refuse_shrink
 from lifeos.runs import ANY_RUN, BUILDS, Run, finish_run, last_run, meta, new_run
 from lifeos.short_tries import LOCK_WAIT, recorded
 
 
-def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str | None, apps: AppObjects) -> None:
-    """Rename live -> outgoing and incoming -> live; extensions, the app's objects and privileges follow the live
-    name."""
+def swap_in(
+    cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str | None, apps: AppObjects, action: str
+) -> None:
+    """Rename live -> outgoing and incoming -> live; extensions, the app's objects, owners and privileges follow
+    the live name, and the outgoing schema is kept for the operator alone."""
     if schema_exists(cur, live):
         cur.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(live), sql.Identifier(outgoing)))
     cur.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(incoming), sql.Identifier(live)))
@@ -45,8 +62,10 @@ def swap_in(cur: Cursor, incoming: str, live: str, outgoing: str, app_role: str 
             raise lifeos_env.MigrationError(f"extension {extension} lives in schema {live} and cannot move with it")
         cur.execute(sql.SQL("alter extension {} set schema {}").format(sql.Identifier(extension), sql.Identifier(live)))
     if schema_exists(cur, outgoing):
-        carry_app_objects(cur, apps, outgoing, live)
+        carry_over_owners(cur, outgoing, live)  # first: the copy of a serial's sequence takes its table's owner
+        carry_app_objects(cur, apps, outgoing, live, action)
         carry_over_privileges(cur, outgoing, live)
+        keep_for_the_operator(cur, outgoing)
     if app_role:
         grant_app_role(cur, live, app_role)
 
@@ -118,7 +137,7 @@ def publish_in(
     notes = refuse_shrink(cur, live, shadow, allow_shrink)
     cur.execute(
         sql.SQL("insert into {} (run_id, object) select %s, unnest(%s::text[])").format(meta("owned_objects")),
-        (run_id, list(inventory(cur, shadow))),
+        (run_id, [*inventory(cur, shadow), *parts(cur, shadow)]),
     )
     when = stamp()
     dump_path, dump_sha256 = (
@@ -126,15 +145,18 @@ def publish_in(
     )
     with removed_on_failure(dump_path):
         backup = BACKUP_PREFIX + when
-        swap_in(cur, shadow, live, backup, app_role or build.app_role, apps)
+        swap_in(cur, shadow, live, backup, app_role or build.app_role, apps, "publish")
+        kept = schema_exists(cur, backup)
+        dumped = fingerprint(cur, backup) if kept and dump_path else None  # clean-up compares the backup with it
         notes += access_warning(cur, live)
         capture_changes(cur, live)
         cur.execute("select oid from pg_namespace where nspname = %s", (live,))
         finish_run(
             cur, run_id, result="published", published_schema_oid=cur.fetchone()[0],
             detail="; ".join([f"the shadow of build run {build.run_id} is live v2 ({live})", *notes]),
-            backup_schema=backup if schema_exists(cur, backup) else None,
-            dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256, table_counts=row_counts(cur, live),
+            backup_schema=backup if kept else None,
+            dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256, dump_fingerprint=dumped,
+            table_counts=row_counts(cur, live),
         )  # fmt: skip
     return dump_path, notes
 
@@ -161,7 +183,7 @@ def roll_back_in(cur: Cursor, *, backup: str, template: Run, run_id: int, force:
     apps = app_objects(cur, live, backup, "rollback")
     hold_live(cur, live, "rollback", force, apps.tables)
     displaced = ROLLED_BACK_PREFIX + stamp()
-    swap_in(cur, backup, live, displaced, template.app_role, apps)
+    swap_in(cur, backup, live, displaced, template.app_role, apps, "rollback")
     capture_changes(cur, live)  # a backup from before change capture gets it too
     finish_run(
         cur, run_id, result="rolled back", backup_schema=displaced, table_counts=row_counts(cur, live),

@@ -141,14 +141,16 @@ def merged_any(cur: Cursor, live: str, build: int) -> bool:
 
 
 def refuse_shrink(cur: Cursor, live: str, shadow: str, allow: bool) -> list[str]:
-    """Refuse (unless `allow`) when a table of `shadow` has far fewer rows than live v2 had when published,
-    or none where it had some (a table only live v2 has stays live). Return the note for the report when
-    allowed."""
+    """Refuse (unless `allow`) when a table of `shadow` has far fewer rows than live v2 had when published, less
+    the rows the app deleted since (the change log), or none where it had some (a table only live v2 has stays
+    live). Return the note for the report when allowed."""
     run_id = published_by(cur, live)
     before: dict[str, int] = {}
     if run_id is not None:
         cur.execute(sql.SQL("select table_counts from {} where run_id = %s").format(meta("runs")), (run_id,))
-        before = cur.fetchone()[0] or {}
+        published = cur.fetchone()[0] or {}
+        deleted = {table: rows for table, (_, rows) in app_changes(cur, live).items()}
+        before = {table: rows - deleted.get(table, 0) for table, rows in published.items()}
     after = row_counts(cur, shadow)
     shrunk = [
         f"{table} {rows} -> {after[table]}"

@@ -9,16 +9,20 @@
 #}
 {% test polymorphic_reference_resolves(model, column_name, id_column, entity_types) %}
 
-{#- the targets by the relation names dbt gives them for this command; no ref():
-    the model depends on them (macro depends_on_entity_tables) -#}
+{#- the targets by the relations dbt gives them, where v2 is for this command (macros/where_v2_is.sql); no
+    ref(): the model depends on them (macro depends_on_entity_tables) -#}
 {%- set relations = {} -%}
 {%- set deletion = {} -%}
 {%- if execute -%}
+    {%- set where = where_v2_is() -%}
     {#- an ephemeral model (models/to_v1) has no relation, and holds no entity -#}
     {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.relation_name -%}
-        {%- do relations.update({node.name: node.relation_name}) -%}
-        {%- if node.relation_name in model | string and node.config.meta.get('on_entity_delete', {}).insert -%}
-            {%- do deletion.update({'relation': node.relation_name, 'values': node.config.meta.on_entity_delete.insert}) -%}
+        {%- set relation = v2_relation(
+            api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias), where
+        ) | string -%}
+        {%- do relations.update({node.name: relation}) -%}
+        {%- if relation in model | string and node.config.meta.get('on_entity_delete', {}).insert -%}
+            {%- do deletion.update({'relation': relation, 'values': node.config.meta.on_entity_delete.insert}) -%}
         {%- endif -%}
     {%- endfor -%}
 {%- endif -%}
