@@ -20,6 +20,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 import lifeos_env
+from lifeos import runs, settings
 
 LOCK_KEY = 0x4C6966654F5332  # "LifeOS2": the session-level advisory lock of a run
 LOCK_FILE = ".lifeos-run.lock"  # <parent of the root>/.<root name>.lifeos-run.lock
@@ -54,7 +55,7 @@ def database_lock(command: str) -> Iterator[None]:
             cur.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,))
             if not cur.fetchone()[0]:
                 raise AlreadyRunning(
-                    f"another run is using database {os.environ['PGDATABASE']}: {database_holder(cur)};"
+                    f"another run is using database {settings.current().database}: {database_holder(cur)};"
                     " wait for it to end"
                 )
             close_open_runs(cur, "killed before it finished")  # under the lock, nothing else runs
@@ -84,14 +85,14 @@ def database_holder(cur: psycopg2.extensions.cursor) -> str:
 
 def close_open_runs(cur: psycopg2.extensions.cursor, why: str) -> None:
     """Mark the ledger rows of runs that did not finish (still building or running) `interrupted`."""
-    runs = sql.SQL("{}.runs").format(sql.Identifier(lifeos_env.dbt_var("meta_schema")))
-    cur.execute("select to_regclass(%s) is not null", (runs.as_string(cur),))
+    ledger = runs.meta("runs")
+    cur.execute("select to_regclass(%s) is not null", (ledger.as_string(cur),))
     if cur.fetchone()[0]:
         cur.execute(
             sql.SQL(
                 "update {} set result = 'interrupted', finished_at = now(), detail = %s"
                 " where result in ('building', 'running')"
-            ).format(runs),
+            ).format(ledger),
             (why,),
         )
 

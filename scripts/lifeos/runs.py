@@ -14,6 +14,7 @@ from psycopg2 import sql
 from psycopg2.extras import Json
 
 import lifeos_env
+from lifeos import settings
 from lifeos.catalog import Cursor
 
 BUILDS = ("build", "run")  # ledger commands that write the shadow schema
@@ -34,7 +35,7 @@ class Run:
 
 def meta(name: str) -> sql.Composed:
     """A table of the migration's durable schema (var meta_schema)."""
-    return sql.SQL("{}.{}").format(sql.Identifier(lifeos_env.dbt_var("meta_schema")), sql.Identifier(name))
+    return sql.SQL("{}.{}").format(sql.Identifier(settings.current().meta_schema), sql.Identifier(name))
 
 
 def last_run(cur: Cursor, commands: tuple[str, ...]) -> Run:
