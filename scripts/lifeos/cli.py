@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import export_ddl
 import migrate
 import move_files
@@ -31,7 +29,3 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return command.execute(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
