@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 import lifeos_env
+from lifeos import cli, settings
 
 MODELS = lifeos_env.ROOT / "models"
 SCRIPTS = lifeos_env.ROOT / "scripts"
@@ -184,3 +187,21 @@ def test_every_macro_has_a_description() -> None:
     assert len(defined) > 60
     assert defined <= described, f"macros without a description: {sorted(defined - described)}"
     assert described <= defined, f"descriptions of macros that do not exist: {sorted(described - defined)}"
+
+
+def test_one_command_line_has_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    """`lifeos --help` lists each command once, and every command module's is among them."""
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    assert re.findall(r"^    (\S+)", capsys.readouterr().out, re.MULTILINE) == [
+        "migrate", "publish", "rollback", "export-changes", "cleanup", "restore-backup", "report", "restore-v1",
+        "move-files", "export-ddl",
+    ]  # fmt: skip
+
+
+def test_the_run_s_vars_override_the_project_s_and_reach_dbt() -> None:
+    run = settings.load({"marts_schema": "v2_review"}).with_vars(accept_rejects=True)
+    assert (run.marts_schema, run.accept_rejects, run.v1_schema) == ("v2_review", True, "v1")
+    assert json.loads(run.dbt_vars()[1]) == {"marts_schema": "v2_review", "accept_rejects": True}
+    assert settings.load().marts_schema == "v2_shadow"
