@@ -205,9 +205,11 @@ def carry_app_writes(settings: Settings, manifest: Manifest, reconciled: report.
         reconciled = report.run()
     except lifeos_env.MigrationError as error:
         detail = f"the tests failed on the shadow after carrying the app's writes forward: {error}"
-        mark_build(build.run_id, "build failed", detail)
+        with lifeos_env.transaction() as cur:
+            runs.set_build_result(cur, build.run_id, "build failed", detail)
         raise
-    mark_build(build.run_id, "built", None)  # publishable again
+    with lifeos_env.transaction() as cur:
+        runs.set_build_result(cur, build.run_id, "built", None)  # publishable again
     carried = "; ".join(
         f"{table} " + ", ".join(f"{rows} {action}" for action, rows in actions.items())
         for table, actions in merged.carried.items()
@@ -220,15 +222,6 @@ def carry_app_writes(settings: Settings, manifest: Manifest, reconciled: report.
         )
     report.note(reconciled, notes)
     return reconciled
-
-
-def mark_build(run_id: int, result: str, detail: str | None) -> None:
-    """Set the ledger's result of a build."""
-    with lifeos_env.transaction() as cur:
-        cur.execute(
-            sql.SQL("update {} set result = %s, detail = %s where run_id = %s").format(runs.meta("runs")),
-            (result, detail, run_id),
-        )
 
 
 def files_not_moved(settings: Settings, files_given: bool, skip_files: bool) -> list[str]:

@@ -1,7 +1,8 @@
 """The run record: the ledger <meta_schema>.runs of builds, publishes, rollbacks and clean-ups.
 
 `dbt build` records its verdict there (macros/migration_ledger.sql); a publish, rollback or clean-up records
-its start at once (new_run) and its outcome in its own transaction (finish_run).
+its start at once (new_run) and its outcome in its own transaction (finish_run). This module is the ledger's
+Python writer (carry_forward's merge pass aside, until it moves here).
 """
 
 from __future__ import annotations
@@ -98,3 +99,24 @@ def published_by(cur: Cursor, schema: str) -> int | None:
         (schema,),
     )
     return cur.fetchone()[0]
+
+
+def set_build_result(cur: Cursor, run_id: int, result: str, detail: str | None) -> None:
+    """Set the ledger's result of a build (the carry-forward's tests passed or failed on its shadow)."""
+    cur.execute(
+        sql.SQL("update {} set result = %s, detail = %s where run_id = %s").format(meta("runs")),
+        (result, detail, run_id),
+    )
+
+
+def close_open_runs(cur: Cursor, why: str) -> None:
+    """Mark the ledger rows of runs that did not finish (still building or running) `interrupted`."""
+    cur.execute("select to_regclass(%s) is not null", (meta("runs").as_string(cur),))
+    if cur.fetchone()[0]:
+        cur.execute(
+            sql.SQL(
+                "update {} set result = 'interrupted', finished_at = now(), detail = %s"
+                " where result in ('building', 'running')"
+            ).format(meta("runs")),
+            (why,),
+        )
