@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from lifeos import settings
+from lifeos import runs
 from lifeos.catalog import Cursor
 
 
@@ -23,14 +23,12 @@ class Conflict:
 
 def of_last_build(cur: Cursor) -> list[Conflict]:
     """The conflicts the carry-forward recorded for the newest full build."""
-    meta = sql.Identifier(settings.current().meta_schema)
-    cur.execute("select to_regclass(%s) is not null", (sql.SQL("{}.conflicts").format(meta).as_string(cur),))
-    if not cur.fetchone()[0]:
+    if not runs.has_table(cur, "conflicts"):
         return []
     cur.execute(
         sql.SQL(
-            "select table_name, row_id, reason, app_version, v1_version from {0}.conflicts where build_run_id ="
-            " (select max(run_id) from {0}.runs where full_build) order by conflict_id"
-        ).format(meta)
+            "select table_name, row_id, reason, app_version, v1_version from {} where build_run_id ="
+            " (select max(run_id) from {} where full_build) order by conflict_id"
+        ).format(runs.meta("conflicts"), runs.meta("runs"))
     )
     return [Conflict(*row) for row in cur.fetchall()]

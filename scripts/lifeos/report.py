@@ -27,7 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import lifeos_env
-from lifeos import conflicts, settings
+from lifeos import conflicts, runs, settings
 from lifeos.conflicts import Conflict
 from lifeos.console import console
 from lifeos.manifest import TARGET, load_json
@@ -165,15 +165,13 @@ def stored_problems(cur: psycopg2.extensions.cursor, check: str, failures_relati
 
 def missing_blobs(cur: psycopg2.extensions.cursor) -> list[MissingBlob]:
     """The files rows whose blob the last files step found missing at the source."""
-    manifest = sql.SQL("{}.file_manifest").format(sql.Identifier(settings.current().meta_schema))
-    cur.execute("select to_regclass(%s) is not null", (manifest.as_string(cur),))
-    if not cur.fetchone()[0]:
+    if not runs.has_table(cur, "file_manifest"):
         return []
     cur.execute(
         sql.SQL(
             "select file_id::text, object_key, detail from {} where status = 'missing' and file_id is not null"
             " order by object_key, file_id"
-        ).format(manifest)
+        ).format(runs.meta("file_manifest"))
     )
     return [MissingBlob(*row) for row in cur.fetchall()]
 

@@ -39,11 +39,16 @@ def meta(name: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(settings.current().meta_schema), sql.Identifier(name))
 
 
+def has_table(cur: Cursor, name: str) -> bool:
+    """Whether the durable schema holds table `name` yet: the step that first writes it creates it."""
+    cur.execute("select to_regclass(%s) is not null", (meta(name).as_string(cur),))
+    return cur.fetchone()[0]
+
+
 def last_run(cur: Cursor, commands: tuple[str, ...]) -> Run:
     """The newest ledger row of one of `commands`."""
-    cur.execute("select to_regclass(%s) is not null", (meta("runs").as_string(cur),))
     row = None
-    if cur.fetchone()[0]:
+    if has_table(cur, "runs"):
         cur.execute(
             sql.SQL(
                 "select run_id, command, full_build, result, schemas, app_role from {}"
@@ -111,8 +116,7 @@ def set_build_result(cur: Cursor, run_id: int, result: str, detail: str | None) 
 
 def close_open_runs(cur: Cursor, why: str) -> None:
     """Mark the ledger rows of runs that did not finish (still building or running) `interrupted`."""
-    cur.execute("select to_regclass(%s) is not null", (meta("runs").as_string(cur),))
-    if cur.fetchone()[0]:
+    if has_table(cur, "runs"):
         cur.execute(
             sql.SQL(
                 "update {} set result = 'interrupted', finished_at = now(), detail = %s"
