@@ -22,8 +22,7 @@ import lifeos_env
 import make_supabase_dump
 import migrate
 import publish
-import report
-from lifeos import carry_forward, cutover, grants, guard
+from lifeos import carry_forward, cutover, grants, guard, report
 
 
 @dataclass

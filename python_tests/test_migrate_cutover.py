@@ -25,9 +25,8 @@ import lifeos_env
 import make_supabase_dump
 import migrate
 import publish
-import report
 import restore_v1
-from lifeos import catalog, cutover, guard
+from lifeos import catalog, cutover, guard, report
 
 
 def live_tables() -> list[str]:

@@ -9,7 +9,7 @@ from rich.table import Table
 from test_validation import dbt_test, live_v2, tampered  # noqa: F401  (live_v2: the shared migrated database)
 
 import lifeos_env
-import report
+from lifeos import cli, report
 
 
 def red_cells(table: Table) -> set[tuple[str, str]]:
@@ -26,7 +26,7 @@ def red_cells(table: Table) -> set[tuple[str, str]]:
 @pytest.mark.usefixtures("live_v2")
 def test_a_clean_run_reports_every_table_and_passes() -> None:
     dbt_test("marts migration_rejects")
-    assert report.main([]) == 0
+    assert cli.main(["report"]) == 0
     lines = {line.table: line for line in report.build().tables}
     assert (lines["domains"].v1_rows, lines["domains"].v2_rows, lines["domains"].rejected) == (5, 5, 0)
     assert lines["areas"].checks["FKs"] == "pass"
@@ -41,7 +41,7 @@ def test_a_broken_table_fails_the_report_in_red_where_it_is_wrong_only() -> None
     leaf = "delete from public.daily_focus where id = (select min(id::text)::uuid from public.daily_focus)"
     with tampered("daily_focus", leaf):
         dbt_test("marts migration_rejects")
-        assert report.main([]) == 1
+        assert cli.main(["report"]) == 1
         built = report.build()
     wrong = {("daily_focus", "v1"), ("daily_focus", "v2"), ("daily_focus", "counts"), ("daily_focus", "ids")}
     assert red_cells(report.render(built)) == wrong
@@ -54,7 +54,7 @@ def test_a_broken_table_fails_the_report_in_red_where_it_is_wrong_only() -> None
 @pytest.mark.usefixtures("live_v2")
 def test_a_run_without_the_files_step_says_not_checked_never_passed() -> None:
     dbt_test("marts migration_rejects", "{files_checked: false}")
-    assert report.main([]) == 0
+    assert cli.main(["report"]) == 0
     files = next(line for line in report.build().tables if line.table == "files")
     assert files.checks["files"] == report.NOT_CHECKED
     assert "| files | 20 | 20 | 0 | 0 |" in (report.TARGET / "report.md").read_text()
@@ -74,11 +74,11 @@ def test_rejects_fail_the_report_unless_accepted_and_stay_listed_either_way() ->
         tampered("daily_focus", f"delete from public.daily_focus where id = {first}"),
     ):
         dbt_test("marts migration_rejects")
-        assert report.main([]) == 1
+        assert cli.main(["report"]) == 1
         assert red_cells(report.render(report.build())) == {("daily_focus", "rejected")}
         assert "daily_focus: 1 rejected by rule orphan_fk" in " ".join(report.build().failures)
         dbt_test("marts migration_rejects", "{accept_rejects: true}")
-        assert report.main([]) == 0
+        assert cli.main(["report"]) == 0
         accepted = report.build()
     assert red_cells(report.render(accepted)) == set()
     assert accepted.rejects == [("daily_focus", "rejected", "orphan_fk", 1)]
@@ -91,7 +91,7 @@ def test_a_table_the_run_did_not_build_is_reported_missing() -> None:
     with lifeos_env.transaction() as cur:
         cur.execute("alter table public.reminders rename to reminders_away")
     try:
-        assert report.main([]) == 1
+        assert cli.main(["report"]) == 1
         built = report.build()
     finally:
         with lifeos_env.transaction() as cur:

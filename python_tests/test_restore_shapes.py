@@ -23,8 +23,8 @@ from test_restore import copy_out, edit, fingerprint, inject, plain_with, query
 import lifeos_env
 import make_supabase_dump
 import migrate
-import report
 import restore_v1
+from lifeos import report
 from lifeos.restore.scanner import Scanner
 
 Source = tuple[str, dict[str, Path]]

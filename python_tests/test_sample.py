@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import generate_sample
+from lifeos.copy_format import copy_text
 
 PLAN_COUNTS = {
     "context_types": 6, "domains": 5, "areas": 10, "projects": 20, "tasks": 200, "notes": 50,
@@ -45,7 +46,7 @@ def test_subtasks_nest_up_to_three_deep_and_values_hurt() -> None:
 
 
 def test_copy_text_escapes_what_copy_would_misread() -> None:
-    assert generate_sample.copy_text(None) == "\\N"
-    assert generate_sample.copy_text("") == ""
-    assert generate_sample.copy_text("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
-    assert generate_sample.copy_text(['x"y', "b\\s", "tab\there"]) == '{"x\\\\"y","b\\\\\\\\s","tab\\there"}'
+    assert copy_text(None) == "\\N"
+    assert copy_text("") == ""
+    assert copy_text("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
+    assert copy_text(['x"y', "b\\s", "tab\there"]) == '{"x\\\\"y","b\\\\\\\\s","tab\\there"}'

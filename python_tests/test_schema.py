@@ -20,7 +20,7 @@ from psycopg2 import sql
 import export_ddl
 import lifeos_env
 import migrate
-import report
+from lifeos import report
 
 Cursor = psycopg2.extensions.cursor
 POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")

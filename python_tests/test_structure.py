@@ -1,20 +1,30 @@
-"""The project's layout: one hop from a model to its docs, contract and tests (issue 19).
+"""The project's layout: one hop from a model to its docs, contract and tests (issue 19), and Python by
+concern (issue 28).
 
 Each model's YAML sits beside its SQL and holds that model only, with its unit tests;
-the only other YAMLs under models/ declare sources.
+the only other YAMLs under models/ declare sources. Every macro has a description. The Python in scripts/ and
+its package scripts/lifeos/ is one module per concern, none too long, with an import graph without cycles in
+which no library module imports a command.
 """
 
 from __future__ import annotations
 
+import ast
+import graphlib
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 import lifeos_env
+from lifeos import cli, settings
 
 MODELS = lifeos_env.ROOT / "models"
+SCRIPTS = lifeos_env.ROOT / "scripts"
+LONGEST_MODULE = 500  # lines
 
 
 def declared(path: Path) -> dict[str, Any]:
@@ -98,3 +108,95 @@ def test_the_meta_schema_has_one_home() -> None:
     for path in sorted([*(lifeos_env.ROOT / "scripts").glob("*.py"), *(lifeos_env.ROOT / "macros").glob("*.sql")]):
         if path != home:
             assert not re.search(r"create (?:table|schema) if not exists", path.read_text(), re.IGNORECASE), path.name
+
+
+def python_modules() -> dict[str, Path]:
+    """Module name -> file of every module in scripts/ and the package scripts/lifeos/ (its subpackages too)."""
+    found = {path.stem: path for path in SCRIPTS.glob("*.py")}
+    for path in (SCRIPTS / "lifeos").rglob("*.py"):
+        parts = path.relative_to(SCRIPTS).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project's modules it imports."""
+    modules = python_modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+        graph[name] = imported & set(modules)
+    return graph
+
+
+def command_modules(graph: dict[str, set[str]]) -> set[str]:
+    """The command line (lifeos/cli.py), the command modules it gathers, and the developer tools run as scripts
+    (generate_sample, make_supabase_dump). lifeos_env is a library: run as a script it prints its PG* exports."""
+    scripts = {name for name, path in python_modules().items() if '\nif __name__ == "__main__":' in path.read_text()}
+    gathered = {name for name in graph["lifeos.cli"] if name.split(".")[0] != "lifeos"}
+    return {"lifeos.cli", *gathered, *scripts} - {"lifeos_env"}
+
+
+def test_no_python_module_is_too_long() -> None:
+    for path in python_modules().values():
+        lines = len(path.read_text().splitlines())
+        assert lines <= LONGEST_MODULE, f"{path.relative_to(lifeos_env.ROOT)} has {lines} lines: split it"
+
+
+def test_no_library_module_imports_a_command_module() -> None:
+    graph = import_graph()
+    commands = command_modules(graph)
+    assert {"migrate", "publish", "report", "export_ddl"} <= commands
+    for name, imported in sorted(graph.items()):
+        if name not in commands:
+            assert not imported & commands, f"{name} imports the command modules {sorted(imported & commands)}"
+
+
+def test_the_import_graph_has_no_cycles() -> None:
+    graph = import_graph()
+    assert sum(map(len, graph.values())) > 50
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as cycle:
+        raise AssertionError(f"import cycle: {' -> '.join(cycle.args[1])}") from None
+
+
+def test_every_macro_has_a_description() -> None:
+    """dbt docs and dbt-score show them; each macro's Jinja comment says the rest."""
+    defined = {
+        f"test_{name}" if kind == "test" else name
+        for path in [*(lifeos_env.ROOT / "macros").glob("*.sql"), *(lifeos_env.ROOT / "tests").rglob("*.sql")]
+        for kind, name in re.findall(r"\{%-?\s*(macro|test)\s+(\w+)\s*\(", path.read_text())
+    }
+    described = {
+        macro["name"]
+        for path in [*(lifeos_env.ROOT / "macros").glob("*.yml"), *(lifeos_env.ROOT / "tests").glob("*.yml")]
+        for macro in declared(path).get("macros", [])
+        if macro.get("description", "").strip()
+    }
+    assert len(defined) > 60
+    assert defined <= described, f"macros without a description: {sorted(defined - described)}"
+    assert described <= defined, f"descriptions of macros that do not exist: {sorted(described - defined)}"
+
+
+def test_one_command_line_has_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    """`lifeos --help` lists each command once, and every command module's is among them."""
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    assert re.findall(r"^    (\S+)", capsys.readouterr().out, re.MULTILINE) == [
+        "migrate", "publish", "rollback", "export-changes", "cleanup", "restore-backup", "report", "restore-v1",
+        "move-files", "export-ddl",
+    ]  # fmt: skip
+
+
+def test_the_run_s_vars_override_the_project_s_and_reach_dbt() -> None:
+    run = settings.load({"marts_schema": "v2_review"}).with_vars(accept_rejects=True)
+    assert (run.marts_schema, run.accept_rejects, run.v1_schema) == ("v2_review", True, "v1")
+    assert json.loads(run.dbt_vars()[1]) == {"marts_schema": "v2_review", "accept_rejects": True}
+    assert settings.load().marts_schema == "v2_shadow"

@@ -24,7 +24,7 @@ from conftest import drop_database, new_database, run_dbt
 import generate_sample
 import lifeos_env
 import migrate
-import report
+from lifeos import report
 
 
 @pytest.fixture

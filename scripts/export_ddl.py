@@ -6,11 +6,12 @@ writes it as plain SQL for the app's repository and for review. The YAML
 contracts stay the single source of the DDL; this file is their rendering, and
 python_tests/test_schema.py fails when it drifts from the build.
 
-    scripts/export_ddl          # or: python scripts/export_ddl.py
+    scripts/export_ddl          # or: lifeos export-ddl
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -18,13 +19,11 @@ import sys
 
 import generate_sample
 import lifeos_env
-import migrate
-from lifeos import guard
+from lifeos import command, guard
+from lifeos.dbt_runner import dbt
+from lifeos.settings import Settings, project_vars
 
 DDL_FILE = lifeos_env.ROOT / "schema" / "lifeos_r1_full_schema.sql"
-BUILT_SCHEMA = lifeos_env.dbt_var("marts_schema")
-# The file names the app's schema, the default of var v2_schema, whatever schema it was dumped from.
-APP_SCHEMA = lifeos_env.dbt_var("v2_schema")
 # pg_dump of v2's major version: its output, the committed file, is the same on every machine.
 PG_DUMP_MAJOR = 16
 HEADER = (
@@ -34,7 +33,8 @@ HEADER = (
 
 
 def normalise(dump: str, schema: str) -> str:
-    """The dump, stable across runs and servers, with `schema` renamed to the app's schema."""
+    """The dump, stable across runs and servers, with `schema` renamed to the app's schema (the default of var
+    v2_schema, whatever schema it was dumped from)."""
     volatile = ("-- Dumped from database version", "-- Dumped by pg_dump version", "\\restrict", "\\unrestrict")
     text = "".join(line for line in dump.splitlines(keepends=True) if not line.startswith(volatile))
     # some servers (the PostgreSQL 15 service of CI among them) tag every column with an attribute
@@ -45,10 +45,10 @@ def normalise(dump: str, schema: str) -> str:
     text = re.sub(rf"--\n-- Name: \S+ {capture}_\w+; Type: TRIGGER;[^\n]*\n--\n\nCREATE TRIGGER [^\n]*\n\n\n", "", text)
     name = re.escape(schema)
     text = re.sub(rf"--\n-- Name: {name}; Type: SCHEMA;[^\n]*\n--\n\nCREATE SCHEMA {name};\n\n\n", "", text)
-    return HEADER + re.sub(rf"\b{name}\b", APP_SCHEMA, text)
+    return HEADER + re.sub(rf"\b{name}\b", project_vars()["v2_schema"], text)
 
 
-def dump_schema_ddl(database: str, schema: str = BUILT_SCHEMA) -> str:
+def dump_schema_ddl(database: str, schema: str) -> str:
     """The normalised `pg_dump --schema-only` of one schema of `database` on the target server."""
     command = [
         lifeos_env.pg_client("pg_dump", PG_DUMP_MAJOR),
@@ -65,26 +65,26 @@ def dump_schema_ddl(database: str, schema: str = BUILT_SCHEMA) -> str:
     return normalise(result.stdout, schema)
 
 
-def build_and_dump() -> str:
+def build_and_dump(settings: Settings) -> str:
     """Build v2 from the sample into a scratch database and return its normalised DDL."""
     with lifeos_env.scratch_database("lifeos_ddl") as database, lifeos_env.using_database(database):
-        generate_sample.main(["--schema", lifeos_env.dbt_var("v1_schema")])
-        migrate.dbt("build", "--resource-type", "seed", "--resource-type", "model")  # the DDL; tests run elsewhere
-        return dump_schema_ddl(database)
+        generate_sample.main(["--schema", settings.v1_schema])
+        dbt("build", "--resource-type", "seed", "--resource-type", "model")  # the DDL; tests run elsewhere
+        return dump_schema_ddl(database, settings.marts_schema)
 
 
-def main(argv: list[str] | None = None) -> int:
-    del argv  # no options: the file is always rendered the same way
+def add_commands(commands: command.Commands) -> None:
+    # no options: the file is always rendered the same way
+    command.add(commands, "export-ddl", run, description=__doc__, help="regenerate the full v2 DDL file")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    del args
     try:
-        lifeos_env.ensure_target()
         DDL_FILE.parent.mkdir(exist_ok=True)
-        DDL_FILE.write_text(build_and_dump())
+        DDL_FILE.write_text(build_and_dump(settings))
     except lifeos_env.MigrationError as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1
     print(f"wrote {DDL_FILE.relative_to(lifeos_env.ROOT)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

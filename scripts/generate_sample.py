@@ -28,6 +28,7 @@ from urllib.parse import quote
 from psycopg2 import sql
 
 import lifeos_env
+from lifeos.copy_format import ColumnValue, copy_text
 
 SCHEMA_FILE = lifeos_env.ROOT / "sample" / "v1_schema.sql"
 BUCKET = lifeos_env.dbt_var("storage_bucket")
@@ -47,20 +48,7 @@ WORDS = (
     "plan review draft ship fix call email budget garden invoice sprint café naïve "
     "résumé 東京 données über 🚀 ✅ 📎 fix-up roadmap retro backlog migrate"
 ).split()
-ColumnValue = str | int | bool | date | datetime | list[str] | None
 Row = Sequence[ColumnValue]
-
-
-def copy_text(value: ColumnValue) -> str:
-    """Render one value in COPY text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, list):
-        value = "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value) + "}"
-    text = value.isoformat() if isinstance(value, date) else str(value)
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 class Generator:

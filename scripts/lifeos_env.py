@@ -32,10 +32,11 @@ import jinja2
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
-import yaml
 from psycopg2 import sql
 
-ROOT = Path(__file__).resolve().parent.parent
+from lifeos import settings
+
+ROOT = settings.ROOT
 EMBEDDED_DATA = ROOT / ".pgdata"
 META_SCHEMA_DDL = ROOT / "macros" / "meta_schema.sql"
 DEFAULT_DATABASE = "lifeos_dev"
@@ -114,8 +115,8 @@ def ensure_target() -> dict[str, str]:
 
 
 def storage_root() -> Path:
-    """Where the v2 blobs live: LIFEOS_STORAGE_ROOT, which dbt's var storage_root reads too."""
-    return Path(os.environ.get("LIFEOS_STORAGE_ROOT") or "/opt/lifeos/storage/files").absolute()
+    """Where the v2 blobs live (the settings' storage_root)."""
+    return settings.current().storage_root
 
 
 def create_database(name: str) -> None:
@@ -246,8 +247,8 @@ def dbt_project_args() -> list[str]:
 
 
 def dbt_var(name: str) -> Any:
-    """The default value of a dbt var, as dbt_project.yml declares it: the one place scripts read it from."""
-    return yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"][name]
+    """A dbt var as the running command's settings hold it (lifeos/settings.py); new code takes the settings."""
+    return settings.current().var(name)
 
 
 def create_meta_tables(cur: psycopg2.extensions.cursor, part: str) -> None:
@@ -255,7 +256,7 @@ def create_meta_tables(cur: psycopg2.extensions.cursor, part: str) -> None:
     or `changes`, as the macro meta_schema_<part> of macros/meta_schema.sql, the schema's one definition,
     defines it (plain Jinja, rendered here with the quoted schema name)."""
     macros = jinja2.Environment(autoescape=False).from_string(META_SCHEMA_DDL.read_text()).module
-    cur.execute(getattr(macros, f"meta_schema_{part}")(sql.Identifier(dbt_var("meta_schema")).as_string(cur)))
+    cur.execute(getattr(macros, f"meta_schema_{part}")(sql.Identifier(settings.current().meta_schema).as_string(cur)))
 
 
 @contextmanager

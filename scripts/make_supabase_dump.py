@@ -38,7 +38,7 @@ from psycopg2 import sql
 
 import generate_sample
 import lifeos_env
-import restore_v1
+from lifeos.restore.contract import SAMPLE_DUMP
 
 ROLES = ["supabase_admin", "supabase_auth_admin", "supabase_storage_admin", "anon", "authenticated", "service_role"]
 EXTENSIONS = {
@@ -258,15 +258,15 @@ def dump_sample(scale: int, out: Path | str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--sample", action="store_true", help=f"rewrite {restore_v1.SAMPLE_DUMP.name} (scale 1)")
+    target.add_argument("--sample", action="store_true", help=f"rewrite {SAMPLE_DUMP.name} (scale 1)")
     target.add_argument("--out", type=Path, help="write every variant into this folder")
     parser.add_argument("--scale", type=int, default=1, help="with --out: the sample's scale (default 1)")
     args = parser.parse_args(argv)
     lifeos_env.ensure_target()
     if args.sample:
         with tempfile.TemporaryDirectory() as scratch:
-            shutil.move(dump_sample(1, scratch), restore_v1.SAMPLE_DUMP)
-        print(f"wrote {restore_v1.SAMPLE_DUMP}")
+            shutil.move(dump_sample(1, scratch), SAMPLE_DUMP)
+        print(f"wrote {SAMPLE_DUMP}")
     else:
         for variant, path in make_dumps(args.scale, args.out, VARIANTS).items():
             print(f"{variant}: {path}")

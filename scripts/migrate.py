@@ -22,96 +22,26 @@ Each step shows a progress bar; dbt's whole log is in logs/dbt.log, and
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
-from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
-from dbt_common.events.base_types import EventMsg
 from psycopg2 import sql
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 import generate_sample
 import lifeos_env
 import make_supabase_dump
-import report
-import restore_v1
 import run_lock
-from lifeos import carry_forward, cutover, grants, guard, options, runs
+from lifeos import carry_forward, command, cutover, dbt_runner, grants, guard, options, report, runs
+from lifeos.console import console
+from lifeos.dbt_runner import NO_UNIT_TESTS, dbt
 from lifeos.files import step as files_step
+from lifeos.restore.command import restore as restore_dump
+from lifeos.restore.contract import SAMPLE_DUMP
+from lifeos.settings import DEFAULT_STORAGE_ROOT, Settings
 
-console = Console(soft_wrap=True)  # a one-line message stays one line
-VERBOSE = False  # --verbose: dbt's log on the terminal as it runs, besides logs/dbt.log
-# unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
-# dbt advises leaving them out of production runs
-NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 CARRY_TRIES = 3  # merges, each followed by a publish that finds the app wrote in between, before giving up
-
-
-def dbt(*args: str, manifest: Manifest | None = None) -> dbtRunnerResult:
-    """Run one dbt command in this process, in the project, with a progress bar of its nodes; raise when it fails.
-
-    dbt's whole log goes to logs/dbt.log (dbt's log path). The terminal gets the bar, dbt's warnings and errors
-    (a failing node's message in full) and the project's own log lines (e.g. UNMAPPED v1 columns); with
-    --verbose, dbt's log as it runs. Given the `manifest` of a `dbt parse` with the same vars, dbt does not
-    parse the project again. A manifest serves one build of the marts: that build rewrites each foreign key's
-    `to: ref(...)` in it into the relation's name, which a second build of the marts refuses.
-    """
-    command = ["dbt", *args]
-    console.print(f"[bold]$ {' '.join(command)}[/bold]")
-    log_level = [] if VERBOSE else ["--log-level", "none"]  # the terminal's; the log file keeps every line
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, TextColumn("{task.fields[running]}"), console=console) as progress:
-        runner = dbtRunner(manifest=manifest, callbacks=[NodeProgress(progress, " ".join(command[:2]))])
-        result = runner.invoke([*args, *lifeos_env.dbt_project_args(), *log_level])
-    if isinstance(result.exception, lifeos_env.Interrupted):
-        raise result.exception
-    if not result.success:
-        raise lifeos_env.MigrationError(f"`{' '.join(command)}` failed; its output above names the model or test")
-    return result
-
-
-class NodeProgress:
-    """dbtRunner callback: one progress bar of the invocation's nodes (done out of total, the one started last
-    and still running), and, but with --verbose, dbt's warnings and errors and the project's log lines."""
-
-    def __init__(self, progress: Progress, description: str) -> None:
-        self.progress = progress
-        self.bar = progress.add_task(description, total=None, running="")
-        self.running: dict[str, str] = {}  # unique_id -> name of each node running now, in the order they started
-        self.counted: set[str] = set()  # the nodes in dbt's total that started
-        self.lock = threading.Lock()  # dbt calls back from its worker threads
-
-    def __call__(self, event: EventMsg) -> None:
-        name, data = event.info.name, event.data
-        if name == "LogStartLine":  # a node dbt counts (an ephemeral model is compiled into others, never run)
-            with self.lock:
-                self.counted.add(data.node_info.unique_id)
-            self.progress.update(self.bar, total=data.total)
-        elif name in ("NodeStart", "NodeFinished"):
-            with self.lock:
-                if name == "NodeStart":
-                    self.running[data.node_info.unique_id] = data.node_info.node_name
-                else:
-                    self.running.pop(data.node_info.unique_id, None)
-                    if data.node_info.unique_id in self.counted:
-                        self.progress.advance(self.bar)
-                self.progress.update(self.bar, running=next(reversed(self.running.values()), ""))
-        elif not VERBOSE and shown(event):  # as dbt words it: its own warnings start with [WARNING]
-            self.progress.console.print(Text.from_ansi(event.info.msg), soft_wrap=True)
-
-
-def shown(event: EventMsg) -> bool:
-    """Whether the terminal gets a dbt event without --verbose: a line the project logs (`log(..., info=True)`),
-    a warning, or an error but for the Python stack of a stop."""
-    name, level = event.info.name, event.info.level
-    return name == "JinjaLogInfo" or (level in ("warn", "error") and name != "MainStackTrace")
 
 
 def build_int_files(*args: str, manifest: Manifest | None = None) -> None:
@@ -129,15 +59,15 @@ def build_int_files(*args: str, manifest: Manifest | None = None) -> None:
     )
 
 
-def v1_files_rows() -> int:
+def v1_files_rows(settings: Settings) -> int:
     """Rows of the restored v1 files table."""
     with lifeos_env.transaction() as cur:
-        cur.execute(sql.SQL("select count(*) from {}.files").format(sql.Identifier(lifeos_env.dbt_var("v1_schema"))))
+        cur.execute(sql.SQL("select count(*) from {}.files").format(sql.Identifier(settings.v1_schema)))
         return cur.fetchone()[0]
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_commands(commands: command.Commands) -> None:
+    parser = command.add(commands, "migrate", run, description=__doc__, help="the whole migration, v1 to live v2")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--sample", action="store_true", help="migrate the bundled Supabase-shaped sample dump")
     source.add_argument("--dump", type=Path, metavar="FILE", help="migrate this pg_dump of v1 (plain, custom, CLI)")
@@ -157,7 +87,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--storage-root",
         type=Path,
-        help="where the blobs go (LIFEOS_STORAGE_ROOT, default /opt/lifeos/storage/files)",
+        help=f"where the blobs go (LIFEOS_STORAGE_ROOT, default {DEFAULT_STORAGE_ROOT})",
     )
     parser.add_argument(
         "--accept-rejects",
@@ -172,12 +102,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="publish even when a table of live v2 would lose rows or be emptied (the report says so)",
     )
-    parser.add_argument(
+    # --carry-forward merges the app's writes into a build it publishes: never with --no-publish
+    publishing = parser.add_mutually_exclusive_group()
+    publishing.add_argument(
         "--no-publish",
         action="store_true",
         help="rehearsal: stop after the report; the build stays publishable with `scripts/publish publish`",
     )
-    parser.add_argument(
+    publishing.add_argument(
         "--carry-forward",
         action="store_true",
         help="merge the rows the app created, changed or deleted in live v2 into the new v2 before publishing;"
@@ -187,50 +119,52 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--verbose", action="store_true", help="stream dbt's log as it runs (it is always in logs/dbt.log)"
     )
-    args = parser.parse_args(argv)
-    if args.carry_forward and args.no_publish:
-        parser.error("--carry-forward merges the app's writes into a build it publishes: drop --no-publish")
-    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    global VERBOSE  # read by every dbt step of the run
-    args = parse(argv)
-    VERBOSE = args.verbose
-    if args.storage_root:
-        os.environ["LIFEOS_STORAGE_ROOT"] = str(args.storage_root.absolute())
-    lifeos_env.stop_on_signals()
+    """`scripts/migrate ARGS`, as `lifeos migrate ARGS`."""
+    return command.main(__doc__, [add_commands], ["migrate", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    dbt_runner.VERBOSE = args.verbose  # read by every dbt step of the run
     try:
-        lifeos_env.ensure_target()
-        console.print(f"target: database {os.environ['PGDATABASE']} on {os.environ['PGHOST']}")
-        with run_lock.one_run("migrate", lifeos_env.storage_root()):
-            migrate(args)
+        console.print(f"target: database {settings.database} on {settings.host}")
+        with run_lock.one_run("migrate", settings.storage_root):
+            migrate(args, settings)
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
         return 1
     return 0
 
 
-def migrate(args: argparse.Namespace) -> None:
+def migrate(args: argparse.Namespace, settings: Settings) -> None:
     """Restore, files, build, report and publish (not with --no-publish), under the run lock."""
-    if args.app_role:
+    app_role = args.app_role or settings.app_role
+    if app_role:
         with lifeos_env.transaction() as cur:
-            grants.check_role(cur, args.app_role)
+            grants.check_role(cur, app_role)
     with tempfile.TemporaryDirectory() as scratch:
         dump, files_from = args.dump, args.files_from
         if args.sample:
-            dump = restore_v1.SAMPLE_DUMP if args.scale == 1 else make_supabase_dump.dump_sample(args.scale, scratch)
+            dump = SAMPLE_DUMP if args.scale == 1 else make_supabase_dump.dump_sample(args.scale, scratch)
             if files_from is None:
                 files_from = generate_sample.write_sample_blobs(args.scale, Path(scratch) / "blobs")
         # every dbt step runs with the same vars, so one parse serves them all (files_checked is read at parse time)
-        dbt_vars = {"files_checked": files_from is not None, "accept_rejects": args.accept_rejects}
-        with_vars = ("--vars", json.dumps(dbt_vars | app_role_var(args)))
+        settings = settings.with_vars(
+            files_checked=files_from is not None,
+            accept_rejects=args.accept_rejects,
+            **({"app_role": app_role} if app_role else {}),  # recorded with the build for its publish
+        )
+        with_vars = settings.dbt_vars()
         manifest = dbt("parse", *with_vars).result
-        restore_v1.restore(dump, args.from_dsn)
-        notes = files_not_moved(files_from is not None, args.skip_files)
+        restore_dump(dump, args.from_dsn)
+        notes = files_not_moved(settings, files_from is not None, args.skip_files)
         if files_from:
             build_int_files(*with_vars, manifest=manifest)
-            files_step.move(files_step.source_from(str(files_from), files_step.BUCKET), lifeos_env.storage_root())
+            files_step.move(
+                files_step.source_from(str(files_from), settings.var("storage_bucket")), settings.storage_root
+            )
     try:
         dbt("build", *NO_UNIT_TESTS, *with_vars, manifest=manifest)
     finally:
@@ -239,7 +173,7 @@ def migrate(args: argparse.Namespace) -> None:
     report.note(reconciled, notes)
     if args.no_publish:
         console.print(
-            f"rehearsal: nothing published; the build in schema {lifeos_env.dbt_var('marts_schema')} is kept"
+            f"rehearsal: nothing published; the build in schema {settings.marts_schema} is kept"
             " for review (dbt docs) and `scripts/publish publish`",
             soft_wrap=True,
         )
@@ -248,7 +182,7 @@ def migrate(args: argparse.Namespace) -> None:
         report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
         return
     for attempt in range(1, CARRY_TRIES + 1):
-        reconciled = carry_app_writes(with_vars, manifest, reconciled)
+        reconciled = carry_app_writes(settings, manifest, reconciled)
         try:
             report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
             return
@@ -258,7 +192,7 @@ def migrate(args: argparse.Namespace) -> None:
             console.print("the app wrote to live v2 during the carry-forward: carrying its new writes forward too")
 
 
-def carry_app_writes(with_vars: tuple[str, ...], manifest: Manifest, reconciled: report.Report) -> report.Report:
+def carry_app_writes(settings: Settings, manifest: Manifest, reconciled: report.Report) -> report.Report:
     """Merge the app's writes to live v2 (those not merged yet) into the shadow of the last build, and when
     anything changed, run the tests on the merged shadow again (the build's vars and manifest: its marts_schema);
     return its report."""
@@ -268,13 +202,15 @@ def carry_app_writes(with_vars: tuple[str, ...], manifest: Manifest, reconciled:
     if not (merged.carried or merged.conflicts):
         return reconciled
     try:
-        dbt("test", *NO_UNIT_TESTS, *with_vars, manifest=manifest)
+        dbt("test", *NO_UNIT_TESTS, *settings.dbt_vars(), manifest=manifest)
         reconciled = report.run()
     except lifeos_env.MigrationError as error:
         detail = f"the tests failed on the shadow after carrying the app's writes forward: {error}"
-        mark_build(build.run_id, "build failed", detail)
+        with lifeos_env.transaction() as cur:
+            runs.set_build_result(cur, build.run_id, "build failed", detail)
         raise
-    mark_build(build.run_id, "built", None)  # publishable again
+    with lifeos_env.transaction() as cur:
+        runs.set_build_result(cur, build.run_id, "built", None)  # publishable again
     carried = "; ".join(
         f"{table} " + ", ".join(f"{rows} {action}" for action, rows in actions.items())
         for table, actions in merged.carried.items()
@@ -289,25 +225,11 @@ def carry_app_writes(with_vars: tuple[str, ...], manifest: Manifest, reconciled:
     return reconciled
 
 
-def mark_build(run_id: int, result: str, detail: str | None) -> None:
-    """Set the ledger's result of a build."""
-    with lifeos_env.transaction() as cur:
-        cur.execute(
-            sql.SQL("update {} set result = %s, detail = %s where run_id = %s").format(runs.meta("runs")),
-            (result, detail, run_id),
-        )
-
-
-def app_role_var(args: argparse.Namespace) -> dict[str, str]:
-    """The dbt var app_role, recorded with the build for its publish; only when a role is named."""
-    return {"app_role": args.app_role} if args.app_role else {}
-
-
-def files_not_moved(files_given: bool, skip_files: bool) -> list[str]:
+def files_not_moved(settings: Settings, files_given: bool, skip_files: bool) -> list[str]:
     """Stop when v1 has files rows and no files step will move their blobs, unless --skip-files says so."""
     if files_given:
         return []
-    rows = v1_files_rows()
+    rows = v1_files_rows(settings)
     if rows and not skip_files:
         raise lifeos_env.MigrationError(
             f"v1 has {rows} files rows and no --files-from DIR|supabase was given, so their blobs would not be"

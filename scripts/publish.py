@@ -35,14 +35,13 @@ import sys
 from pathlib import Path
 
 import lifeos_env
-from lifeos import backups, cleanup, cutover, export_changes, options
+from lifeos import backups, cleanup, command, cutover, export_changes, options
 from lifeos.console import console
+from lifeos.settings import Settings
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    publishing = commands.add_parser("publish", help="publish the shadow of the last green dbt build")
+def add_commands(commands: command.Commands) -> None:
+    publishing = command.add(commands, "publish", run, help="publish the shadow of the last green dbt build")
     publishing.add_argument("--force", action="store_true", help="replace rows the app changed (they are backed up)")
     publishing.add_argument(
         "--allow-shrink", action="store_true", help="publish even when a table would lose rows or be emptied"
@@ -50,26 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     options.add_app_role_option(
         publishing, "the app's role to grant (LIFEOS_APP_ROLE; default: the one the build recorded)"
     )
-    publishing.add_argument(
-        "--backup-dir",
-        type=Path,
-        help=f"folder of the pg_dump backups (LIFEOS_BACKUP_DIR, default {backups.DEFAULT_BACKUP_DIR})",
-    )
-    rolling = commands.add_parser("rollback", help="make the newest backup schema live again")
+    options.add_backup_dir(publishing)
+    rolling = command.add(commands, "rollback", run, help="make the newest backup schema live again")
     rolling.add_argument("--force", action="store_true", help="roll back over rows the app changed")
     for waiting in (publishing, rolling):
         options.add_lock_wait(waiting)
-    exporting = commands.add_parser("export-changes", help="write the rows the app created or changed, as CSV and SQL")
+    exporting = command.add(
+        commands, "export-changes", run, help="write the rows the app created or changed, as CSV and SQL"
+    )
     exporting.add_argument("--out", type=Path, help="folder to write (default: under the backups folder)")
     exporting.add_argument("--schema", help="schema to export from (default: live v2)")
     exporting.add_argument(
         "--to-v1", action="store_true", help="write them as SQL in v1's shape, for v1's database (to_v1.sql)"
     )
-    cleaning = commands.add_parser("cleanup", help="drop the staging, shadow and backup schemas")
+    cleaning = command.add(commands, "cleanup", run, help="drop the staging, shadow and backup schemas")
     cleaning.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    cleaning.add_argument("--backup-dir", type=Path, help="folder of the dumps of backup schemas no dump holds yet")
+    options.add_backup_dir(cleaning)
     options.add_lock_wait(cleaning)
-    restoring = commands.add_parser("restore-backup", help="restore a backup dump into a new database")
+    restoring = command.add(commands, "restore-backup", run, help="restore a backup dump into a new database")
     restoring.add_argument(
         "dump",
         type=Path,
@@ -82,14 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DATABASE",
         help="the name of a new database to restore into (no connection string)",
     )
-    args = parser.parse_args(argv)
-    lifeos_env.stop_on_signals()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`scripts/publish COMMAND ARGS`, as `lifeos COMMAND ARGS`."""
+    return command.main(__doc__, [add_commands], sys.argv[1:] if argv is None else argv)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        lifeos_env.ensure_target()
         if args.command == "publish":
             notes = cutover.publish(
-                force=args.force, backup_to=args.backup_dir, allow_shrink=args.allow_shrink, app_role=args.app_role,
-                lock_wait=args.lock_wait,
+                force=args.force, backup_to=args.backup_dir, allow_shrink=args.allow_shrink,
+                app_role=args.app_role or settings.app_role, lock_wait=args.lock_wait,
             )  # fmt: skip
             for note in notes:  # scripts/migrate prints them with its report instead (report.note)
                 console.print(f"[yellow]note: {note}[/yellow]", markup=True, highlight=False)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from lifeos.restore import SAMPLE_DUMP, Table, contract, main, restore
+from lifeos.restore.command import main, restore
+from lifeos.restore.contract import SAMPLE_DUMP, Table, contract
 
 __all__ = ["SAMPLE_DUMP", "Table", "contract", "main", "restore"]
 

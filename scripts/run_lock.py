@@ -3,7 +3,8 @@
 scripts/migrate, the files step, publish, rollback and clean-up take them. A second run fails at once with
 a line naming the first (command, pid, host, start time). Both locks belong to the process that holds them
 (a server session, an open file), so they end with it, after kill -9 too: no stale lock is ever left. The
-ledger rows of a run that ended without finishing (killed, stopped by a signal) are marked `interrupted`.
+ledger rows of a run that ended without finishing (killed, stopped by a signal) are marked `interrupted`
+(runs.close_open_runs).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg2.extensions
-from psycopg2 import sql
 
 import lifeos_env
+from lifeos import runs, settings
 
 LOCK_KEY = 0x4C6966654F5332  # "LifeOS2": the session-level advisory lock of a run
 LOCK_FILE = ".lifeos-run.lock"  # <parent of the root>/.<root name>.lifeos-run.lock
@@ -54,15 +55,15 @@ def database_lock(command: str) -> Iterator[None]:
             cur.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,))
             if not cur.fetchone()[0]:
                 raise AlreadyRunning(
-                    f"another run is using database {os.environ['PGDATABASE']}: {database_holder(cur)};"
+                    f"another run is using database {settings.current().database}: {database_holder(cur)};"
                     " wait for it to end"
                 )
-            close_open_runs(cur, "killed before it finished")  # under the lock, nothing else runs
+            runs.close_open_runs(cur, "killed before it finished")  # under the lock, nothing else runs
             _held.add("database")
             try:
                 yield
             except lifeos_env.Interrupted as stop:
-                close_open_runs(cur, str(stop))
+                runs.close_open_runs(cur, str(stop))
                 raise
             finally:
                 _held.discard("database")
@@ -80,20 +81,6 @@ def database_holder(cur: psycopg2.extensions.cursor) -> str:
     )
     found = cur.fetchone()
     return f"{found[0]}, started {found[1].astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if found else "it just ended"
-
-
-def close_open_runs(cur: psycopg2.extensions.cursor, why: str) -> None:
-    """Mark the ledger rows of runs that did not finish (still building or running) `interrupted`."""
-    runs = sql.SQL("{}.runs").format(sql.Identifier(lifeos_env.dbt_var("meta_schema")))
-    cur.execute("select to_regclass(%s) is not null", (runs.as_string(cur),))
-    if cur.fetchone()[0]:
-        cur.execute(
-            sql.SQL(
-                "update {} set result = 'interrupted', finished_at = now(), detail = %s"
-                " where result in ('building', 'running')"
-            ).format(runs),
-            (why,),
-        )
 
 
 @contextmanager

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from psycopg2 import sql
 
 import lifeos_env
-import report
-from lifeos import catalog, runs, short_tries
+from lifeos import catalog, manifest, runs, short_tries
 from lifeos.catalog import Cursor
+from lifeos.conflicts import Conflict
 
 UPDATED_AT = "updated_at"  # a bookkeeping column both sides set on every change: the later time wins
 CARRYING = "the app's writes to live v2 are merged in; the tests run again"  # the build's ledger detail meanwhile
@@ -40,7 +40,7 @@ class Merged:
     """What one merge pass carried (table -> action -> rows) and the conflicts it recorded."""
 
     carried: dict[str, dict[str, int]] = field(default_factory=dict)
-    conflicts: list[report.Conflict] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
 
 
 @dataclass
@@ -74,7 +74,7 @@ def v1_held_columns() -> dict[str, set[str]]:
     """Per v2 table, the columns whose values come from v1 (the Copy and Rename columns its checks compare with
     v1: copied_columns_match, content_hash_matches), as the last dbt run's manifest lists them."""
     held: dict[str, set[str]] = {}
-    for node in report.load_json(report.TARGET / "manifest.json")["nodes"].values():
+    for node in manifest.read()["nodes"].values():
         check = node.get("test_metadata") or {}
         if node["resource_type"] == "test" and check.get("name") in ("copied_columns_match", "content_hash_matches"):
             held.setdefault(node["attached_node"].split(".")[-1], set()).update(check["kwargs"]["columns"])
@@ -347,7 +347,7 @@ class Pass:
             ).format(conflicts=runs.meta("conflicts"), rows=sql.Identifier(rows)),
             {"build": self.build, "table": table},
         )
-        self.merged.conflicts += [report.Conflict(*row) for row in self.cur.fetchall()]
+        self.merged.conflicts += [Conflict(*row) for row in self.cur.fetchall()]
         self.execute(
             sql.SQL(
                 "insert into {carried} (build_run_id, schema_oid, table_name, row_id, action)"

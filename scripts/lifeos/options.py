@@ -1,10 +1,11 @@
-"""The command-line options several commands share (scripts/publish, scripts/migrate)."""
+"""The command-line options several commands share (lifeos migrate, publish, rollback, cleanup)."""
 
 from __future__ import annotations
 
 import argparse
-import os
+from pathlib import Path
 
+from lifeos.backups import DEFAULT_BACKUP_DIR
 from lifeos.short_tries import LOCK_TRY, LOCK_WAIT
 
 
@@ -19,6 +20,13 @@ def add_lock_wait(parser: argparse.ArgumentParser) -> None:
 
 
 def add_app_role_option(parser: argparse.ArgumentParser, description: str) -> None:
-    """The option --app-role ROLE of scripts/publish and scripts/migrate, by default LIFEOS_APP_ROLE."""
-    role = os.environ.get("LIFEOS_APP_ROLE") or None
-    parser.add_argument("--app-role", metavar="ROLE", default=role, help=description)
+    """The option --app-role ROLE; without it, the command takes the settings' (LIFEOS_APP_ROLE)."""
+    parser.add_argument("--app-role", metavar="ROLE", help=description)
+
+
+def add_backup_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backup-dir",
+        type=Path,
+        help=f"folder of the pg_dump backups (LIFEOS_BACKUP_DIR, default {DEFAULT_BACKUP_DIR})",
+    )

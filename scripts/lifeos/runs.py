@@ -1,7 +1,8 @@
 """The run record: the ledger <meta_schema>.runs of builds, publishes, rollbacks and clean-ups.
 
 `dbt build` records its verdict there (macros/migration_ledger.sql); a publish, rollback or clean-up records
-its start at once (new_run) and its outcome in its own transaction (finish_run).
+its start at once (new_run) and its outcome in its own transaction (finish_run). This module is the ledger's
+Python writer (carry_forward's merge pass aside, until it moves here).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from psycopg2 import sql
 from psycopg2.extras import Json
 
 import lifeos_env
+from lifeos import settings
 from lifeos.catalog import Cursor
 
 BUILDS = ("build", "run")  # ledger commands that write the shadow schema
@@ -34,14 +36,19 @@ class Run:
 
 def meta(name: str) -> sql.Composed:
     """A table of the migration's durable schema (var meta_schema)."""
-    return sql.SQL("{}.{}").format(sql.Identifier(lifeos_env.dbt_var("meta_schema")), sql.Identifier(name))
+    return sql.SQL("{}.{}").format(sql.Identifier(settings.current().meta_schema), sql.Identifier(name))
+
+
+def has_table(cur: Cursor, name: str) -> bool:
+    """Whether the durable schema holds table `name` yet: the step that first writes it creates it."""
+    cur.execute("select to_regclass(%s) is not null", (meta(name).as_string(cur),))
+    return cur.fetchone()[0]
 
 
 def last_run(cur: Cursor, commands: tuple[str, ...]) -> Run:
     """The newest ledger row of one of `commands`."""
-    cur.execute("select to_regclass(%s) is not null", (meta("runs").as_string(cur),))
     row = None
-    if cur.fetchone()[0]:
+    if has_table(cur, "runs"):
         cur.execute(
             sql.SQL(
                 "select run_id, command, full_build, result, schemas, app_role from {}"
@@ -97,3 +104,23 @@ def published_by(cur: Cursor, schema: str) -> int | None:
         (schema,),
     )
     return cur.fetchone()[0]
+
+
+def set_build_result(cur: Cursor, run_id: int, result: str, detail: str | None) -> None:
+    """Set the ledger's result of a build (the carry-forward's tests passed or failed on its shadow)."""
+    cur.execute(
+        sql.SQL("update {} set result = %s, detail = %s where run_id = %s").format(meta("runs")),
+        (result, detail, run_id),
+    )
+
+
+def close_open_runs(cur: Cursor, why: str) -> None:
+    """Mark the ledger rows of runs that did not finish (still building or running) `interrupted`."""
+    if has_table(cur, "runs"):
+        cur.execute(
+            sql.SQL(
+                "update {} set result = 'interrupted', finished_at = now(), detail = %s"
+                " where result in ('building', 'running')"
+            ).format(meta("runs")),
+            (why,),
+        )

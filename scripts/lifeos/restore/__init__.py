@@ -7,8 +7,3 @@ public) and storage.buckets / storage.objects from names and types only and stre
 COPY FROM STDIN; `archive` reads custom, tar and directory dumps through pg_restore; `command` runs it all in
 one transaction and replaces v1 only when every table's row count equals the dump's.
 """
-
-from lifeos.restore.command import main, restore
-from lifeos.restore.contract import SAMPLE_DUMP, Table, contract
-
-__all__ = ["SAMPLE_DUMP", "Table", "contract", "main", "restore"]

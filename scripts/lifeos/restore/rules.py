@@ -8,7 +8,7 @@ from pglast import ast, enums
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
-import generate_sample
+from lifeos.copy_format import copy_text
 from lifeos.restore.contract import MigrationError, Table, excerpt
 
 # The settings pg_dump, pg_dumpall and the Supabase CLI write; any other SET is refused. DateStyle,
@@ -67,7 +67,7 @@ def literal(value: ast.Node) -> str | None:
 
 
 def copy_line(values: list[str | None]) -> str:
-    return "\t".join(map(generate_sample.copy_text, values)) + "\n"
+    return "\t".join(map(copy_text, values)) + "\n"
 
 
 def insert_rows(statement: ast.InsertStmt, label: str, width: int, generated: set[int]) -> Iterator[str]:
