@@ -386,8 +386,9 @@ def analyzed(published: str) -> None:
 def test_hot_query_is_served_by_its_index(app: Engine, query: dict[str, str]) -> None:
     statement = text(query["sql"].strip().rstrip(";"))
     ordered = not query.get("sorted", "").startswith("no")
-    params = {name: {"day": TODAY, "now": NOW, "q": uuid.uuid4().hex, "entity_type": "task"}.get(name, uuid.uuid4())
-              for name in statement.compile().params}  # fmt: skip
+    values = {"day": TODAY, "now": NOW, "since": NOW, "until": NOW + datetime.timedelta(days=7),
+              "q": uuid.uuid4().hex, "entity_type": "task", "status": "open", "priority": 2}  # fmt: skip
+    params = {name: values.get(name, uuid.uuid4()) for name in statement.compile().params}
     with app.connect() as conn:
         conn.execute(text("set local enable_seqscan = off"))
         if ordered:  # an index that gives the order makes the Sort unnecessary, however small the sample
@@ -396,7 +397,8 @@ def test_hot_query_is_served_by_its_index(app: Engine, query: dict[str, str]) ->
             conn.execute(text("insert into capture (raw_text) select 'filler ' || n from generate_series(1, 5000) n"))
         plan = json.dumps(conn.execute(text(f"explain (format json) {statement.text}"), params).scalar())
         conn.rollback()
-    assert f'"Index Name": "{query["index"]}"' in plan, plan
+    for index in query["index"].split(", "):
+        assert f'"Index Name": "{index}"' in plan, plan
     assert '"Seq Scan"' not in plan, plan
     if ordered:
         assert '"Node Type": "Sort"' not in plan, plan

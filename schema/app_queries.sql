@@ -1,5 +1,5 @@
 -- The queries the app's screens run most (plan sections 3 and 4), as the app sends them:
--- SQLAlchemy text() with bound :parameters. Each names the index that serves it, declared in
+-- SQLAlchemy text() with bound :parameters. Each names the indexes that serve it (comma-separated), declared in
 -- its table's YAML contract (config.meta.indexes); python_tests/test_app.py checks, with
 -- enable_seqscan = off, that the plan reads that index and, unless it says `sorted: no`, needs
 -- no Sort because a plain index scan gives the order (there with enable_bitmapscan and
@@ -25,6 +25,87 @@ select id, title, status
 from tasks
 where parent_id = :task_id and is_active
 order by sort_order;
+
+-- name: today and overdue
+-- index: tasks_due_date_priority_idx
+select id, title, status, priority, due_date
+from tasks
+where due_date <= :day and status not in ('done', 'cancelled') and is_active
+order by due_date, priority
+limit 200;
+
+-- name: saved view of tasks by status
+-- index: tasks_status_due_date_idx
+select id, title, priority, due_date, project_id
+from tasks
+where status = :status and priority <= :priority and is_active
+order by due_date, priority
+limit 200;
+
+-- name: saved view of a project's open tasks
+-- index: tasks_project_id_sort_order_idx
+-- sorted: no (a project's few hundred tasks, by due date)
+select id, title, status, priority, due_date
+from tasks
+where project_id = :project_id and status = :status and is_active
+order by due_date nulls last, priority;
+
+-- name: recently edited notes
+-- index: notes_updated_at_idx
+select id, title, updated_at
+from notes
+where is_active
+order by updated_at desc
+limit 20;
+
+-- name: recently edited bookmarks
+-- index: bookmarks_updated_at_idx
+select id, label, url, updated_at
+from bookmarks
+where is_active
+order by updated_at desc
+limit 20;
+
+-- name: time spent on a task
+-- index: time_entries_task_id_idx
+-- sorted: no (one total)
+select coalesce(sum(ended_at - started_at), interval '0') as spent
+from time_entries
+where task_id = :task_id and is_active;
+
+-- name: time spent on a project, on it or its tasks
+-- index: time_entries_project_id_idx, tasks_project_id_sort_order_idx, time_entries_task_id_idx
+-- sorted: no (one total)
+select coalesce(sum(spent), interval '0') as spent
+from (
+    select ended_at - started_at as spent
+    from time_entries
+    where project_id = :project_id and is_active
+    union all
+    select entries.ended_at - entries.started_at
+    from tasks
+    inner join time_entries as entries on tasks.id = entries.task_id
+    where
+        tasks.project_id = :project_id and tasks.is_active and entries.is_active
+        and entries.project_id is distinct from :project_id
+) as project_entries;
+
+-- name: time spent per day
+-- index: time_entries_started_at_idx
+-- sorted: no (a week's entries, grouped)
+select started_at::date as day, sum(ended_at - started_at) as spent
+from time_entries
+where started_at >= :since and started_at < :until and is_active
+group by started_at::date
+order by day;
+
+-- name: calendar range with attendees
+-- index: calendar_events_starts_at_idx, event_attendees_calendar_event_id_contact_id_key
+select events.id, events.title, events.starts_at, events.ends_at, attendees.contact_id, attendees.response_status
+from calendar_events as events
+left join event_attendees as attendees on events.id = attendees.calendar_event_id and attendees.is_active
+where events.starts_at >= :since and events.starts_at < :until and events.is_active
+order by events.starts_at;
 
 -- name: today's focus
 -- index: daily_focus_focus_date_sort_order_idx

@@ -4817,6 +4817,13 @@ CREATE INDEX bookmarks_task_id_idx ON public.bookmarks USING btree (task_id);
 
 
 --
+-- Name: bookmarks_updated_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bookmarks_updated_at_idx ON public.bookmarks USING btree (updated_at DESC) WHERE is_active;
+
+
+--
 -- Name: calendar_events_domain_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -5202,6 +5209,13 @@ CREATE INDEX notes_task_id_idx ON public.notes USING btree (task_id);
 
 
 --
+-- Name: notes_updated_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notes_updated_at_idx ON public.notes USING btree (updated_at DESC) WHERE is_active;
+
+
+--
 -- Name: project_contacts_contact_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -5405,6 +5419,13 @@ CREATE INDEX tasks_domain_id_sort_order_idx ON public.tasks USING btree (domain_
 
 
 --
+-- Name: tasks_due_date_priority_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_due_date_priority_idx ON public.tasks USING btree (due_date, priority) WHERE is_active;
+
+
+--
 -- Name: tasks_is_active_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -5437,6 +5458,13 @@ CREATE INDEX tasks_project_id_idx ON public.tasks USING btree (project_id);
 --
 
 CREATE INDEX tasks_project_id_sort_order_idx ON public.tasks USING btree (project_id, sort_order) WHERE is_active;
+
+
+--
+-- Name: tasks_status_due_date_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_status_due_date_idx ON public.tasks USING btree (status, due_date, priority) WHERE is_active;
 
 
 --
