@@ -9,8 +9,9 @@
     which applies each polymorphic table's `config.meta.on_entity_delete`;
   - a graph with the test `acyclic`: refuse_cycle refuses the edge that would
     close a loop;
-  - a search source (a model search_index refs): search_index_hold and
-    search_index_sync keep search_index current (macros/search_index.sql);
+  - a search source or parent (search_index's config.meta.search_sources,
+    search_parents): search_index_sync and search_index_sync_children keep
+    search_index current (macros/search_index.sql);
   - `config.meta.triggers` of a model: any other trigger, e.g. daily_focus's
     domain derived from its task.
   The functions are created once per build in the shadow schema
@@ -51,17 +52,9 @@
             'events': 'insert or update of ' ~ kwargs.child_column ~ ', ' ~ kwargs.parent_column,
             'level': 'row', 'function': 'refuse_cycle', 'args': [kwargs.child_column, kwargs.parent_column]}) -%}
     {%- endfor -%}
-    {%- if node.unique_id in search_index_node().depends_on.nodes -%}
-        {%- do triggers.append({
-            'name': node.alias ~ '_search_index_hold', 'timing': 'before', 'events': 'insert or update or delete',
-            'level': 'statement', 'function': 'search_index_hold', 'args': []}) -%}
-        {%- for event in ['insert', 'update'] -%}
-            {%- do triggers.append({
-                'name': node.alias ~ '_search_index_sync_' ~ event, 'timing': 'after', 'events': event,
-                'referencing': 'new table as changed', 'level': 'statement', 'function': 'search_index_sync',
-                'args': [entity_type_of(node.name)]}) -%}
-        {%- endfor -%}
-    {%- endif -%}
+    {%- for trigger in search_index_triggers(node) -%}
+        {%- do triggers.append(trigger) -%}
+    {%- endfor -%}
     {%- for trigger in node.config.meta.get('triggers', []) -%}
         {%- do triggers.append(trigger) -%}
     {%- endfor -%}
@@ -99,11 +92,9 @@
     {{ return(none) }}
 {% endmacro %}
 
+{# The search_index model (execute time only: search_index_meta). #}
 {% macro search_index_node() %}
-    {%- if execute -%}
-        {{ return(graph.nodes.values() | selectattr('name', 'equalto', 'search_index') | first) }}
-    {%- endif -%}
-    {{ return({'depends_on': {'nodes': []}}) }}
+    {{ return(graph.nodes.values() | selectattr('name', 'equalto', 'search_index') | first) }}
 {% endmacro %}
 
 {#

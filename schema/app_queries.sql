@@ -130,9 +130,18 @@ order by is_pinned desc, updated_at desc;
 
 -- name: due reminders
 -- index: reminders_due_idx
+-- (not those of an item that is soft-deleted or under a soft-deleted project, domain or area: its search row is inactive)
 select id, entity_type, entity_id, remind_at, snoozed_until
 from reminders
-where not delivered and is_active and coalesce(snoozed_until, remind_at) <= :now
+where
+    not delivered and is_active and coalesce(snoozed_until, remind_at) <= :now
+    and not exists (
+        select from search_index
+        where
+            search_index.entity_type = reminders.entity_type
+            and search_index.entity_id = reminders.entity_id
+            and not search_index.is_active
+    )
 order by coalesce(snoozed_until, remind_at);
 
 -- name: reminders of an item
@@ -152,9 +161,28 @@ order by sort_order;
 
 -- name: search
 -- index: search_index_document_idx
--- sorted: no (by rank, computed per match)
-select entity_type, entity_id, title, ts_rank(document, websearch_to_tsquery('simple', :q)) as rank
-from search_index
-where document @@ websearch_to_tsquery('simple', :q) and is_active
+-- sorted: no (by rank, computed per candidate)
+-- Only the 200 most recently changed matches are ranked: a common word matches tens of thousands of items, and
+-- ranking each costs more than the search (a rare word's matches are found through the GIN index, a common
+-- word's by walking search_index_updated_at_idx newest first; the planner picks by the word's frequency).
+with candidates as (
+    select entity_type, entity_id, title, document
+    from search_index
+    where document @@ search_query(:q) and is_active
+    order by updated_at desc
+    limit 200
+)
+
+select entity_type, entity_id, title, ts_rank(document, search_query(:q)) as rank
+from candidates
 order by rank desc
 limit 50;
+
+-- name: search as you type
+-- index: search_index_document_idx
+-- sorted: no (newest matches first)
+select entity_type, entity_id, title
+from search_index
+where document @@ search_prefix_query(:q) and is_active
+order by updated_at desc
+limit 10;

@@ -1,12 +1,15 @@
 {#
-  One row per task, note, bookmark, project and capture item, with a weighted
-  tsvector (title A, tags and URL B, body C) under the language-neutral 'simple'
-  configuration: the user writes in several languages, so words are not stemmed.
-  Deterministic, so that a re-run or a refresh of unchanged items gives the
-  same rows: id is derived from (entity_type, entity_id), and created_at and
-  updated_at are the item's own. The post-hook creates search_index_upsert()
-  and refresh_search_index(), whose bodies are this query, and the triggers
-  that keep the index current (macros/search_index.sql).
+  One row per task, note, bookmark, project, capture item, calendar event,
+  contact and file, with a weighted tsvector (title A, tags, URL or contact
+  details B, body C) under the text-search configuration
+  english (stemming) over text whose accents are folded (fold_accents(),
+  macros/search_index.sql). is_active is the item's own AND its parents': an
+  item whose project, domain or area (a project's) is soft-deleted is out of
+  search. Deterministic, so that a re-run or a refresh of unchanged items gives
+  the same rows: id is derived from (entity_type, entity_id), and created_at and
+  updated_at are the item's own. The post-hook creates search_index_upsert_<type>()
+  and refresh_search_index(), whose bodies are this query, and the triggers keep
+  the index current (macros/search_index.sql).
 #}
 {{ config(post_hook="{{ create_search_index_functions() }}") }}
 
@@ -39,6 +42,36 @@ projects as (
 capture as (
 
     select * from {{ ref('capture') }}
+
+),
+
+calendar_events as (
+
+    select * from {{ ref('calendar_events') }}
+
+),
+
+contacts as (
+
+    select * from {{ ref('contacts') }}
+
+),
+
+files as (
+
+    select * from {{ ref('files') }}
+
+),
+
+domains as (
+
+    select * from {{ ref('domains') }}
+
+),
+
+areas as (
+
+    select * from {{ ref('areas') }}
 
 ),
 
@@ -117,25 +150,87 @@ documents as (
         updated_at
     from capture
 
+    union all
+
+    select
+        'calendar_event'::text as entity_type,
+        id as entity_id,
+        domain_id,
+        project_id,
+        title,
+        location as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from calendar_events
+
+    union all
+
+    select
+        'contact'::text as entity_type,
+        id as entity_id,
+        null::uuid as domain_id,
+        null::uuid as project_id,
+        name as title,
+        concat_ws(' ', email, company, role) as keywords,
+        notes as body,
+        is_active,
+        created_at,
+        updated_at
+    from contacts
+
+    union all
+
+    select
+        'file'::text as entity_type,
+        id as entity_id,
+        domain_id,
+        project_id,
+        original_filename as title,
+        -- the name's words too: the parser reads `plan 2026.pdf` as one file-name token
+        concat_ws(' ', array_to_string(tags, ' '), translate(original_filename, '._-', '   ')) as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from files
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        projects.id as project_id,
+        projects.is_active and coalesce(domains.is_active, true) and coalesce(areas.is_active, true) as is_live
+    from projects
+    left join domains on projects.domain_id = domains.id
+    left join areas on projects.area_id = areas.id
+
 ),
 
 final as (
 
     select
-        entity_type,
-        entity_id,
-        domain_id,
-        project_id,
-        title,
-        body,
-        is_active,
-        created_at,
-        updated_at,
-        md5(entity_type || ':' || entity_id)::uuid as id,
-        setweight(to_tsvector('simple'::regconfig, coalesce(title, '')), 'A')
-        || setweight(to_tsvector('simple'::regconfig, coalesce(keywords, '')), 'B')
-        || setweight(to_tsvector('simple'::regconfig, coalesce(body, '')), 'C') as document
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(domains.is_active, true) as is_active,
+        setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.title') }}), 'A')
+        || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.keywords') }}), 'B')
+        || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.body') }}), 'C') as document
     from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join domains on documents.domain_id = domains.id
 
 )
 
