@@ -4566,27 +4566,64 @@ COMMENT ON FUNCTION public.refresh_search_index() IS 'Repairs search_index from 
 CREATE FUNCTION public.refuse_cycle() RETURNS trigger
     LANGUAGE plpgsql
     AS $_$
-    -- args: the child and the parent column of an edge
+    -- args: the child and the parent column of an edge; child column `id` makes the table a tree (parent_id)
     declare
         child uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
         parent uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
-        closes_loop boolean;
-    begin
-        if parent is null then
-            return new;
-        end if;
-        -- one writer of this graph at a time, so two edges that close a loop together cannot both pass
-        perform pg_advisory_xact_lock(tg_relid::bigint);
-        execute format(
-            'with recursive ancestors (node) as ('
-            '    select $1'
-            '    union'
-            '    select edges.%2$I from %3$I.%4$I as edges'
+        -- $1's ancestors, $1 included, each with its distance from $1; then the query that ends this text
+        ancestors text := format(
+            'with recursive ancestors (node, depth) as ('
+            '    select $1, 0'
+            '    union all'
+            '    select edges.%2$I, ancestors.depth + 1 from %3$I.%4$I as edges'
             '    inner join ancestors on edges.%1$I = ancestors.node'
             '    where edges.%2$I is not null'
-            ') select exists (select from ancestors where node = $2)',
-            tg_argv[0], tg_argv[1], tg_table_schema, tg_table_name
-        ) into closes_loop using parent, child;
+            ') ', tg_argv[0], tg_argv[1], tg_table_schema, tg_table_name);
+        root_query text := 'select (select node from ancestors order by depth desc limit 1),'
+            ' exists (select from ancestors where node = $2)';
+        child_root uuid;
+        parent_root uuid;
+        roots uuid[];
+        held uuid[] := '{}';
+        root uuid;
+        closes_loop boolean;
+    begin
+        if parent is null or (tg_argv[0] = 'id' and tg_op = 'INSERT') then
+            return new;  -- a new row of a tree has no descendants: it cannot close a loop
+        end if;
+        if tg_op = 'UPDATE' and (to_jsonb(old) ->> tg_argv[0], to_jsonb(old) ->> tg_argv[1])
+            = (to_jsonb(new) ->> tg_argv[0], to_jsonb(new) ->> tg_argv[1]) then
+            return new;  -- the edge is as it was
+        end if;
+        if tg_argv[0] <> 'id' then
+            -- an edge table (a graph, not a tree): one writer of the graph at a time
+            perform pg_advisory_xact_lock(tg_relid::bigint);
+            execute ancestors || root_query into parent_root, closes_loop using parent, child;
+        else
+            -- a move in a tree: lock the roots of the trees it takes the row from and to, in their order, so
+            -- that moves of other trees go on; any move that changes which rows a tree holds locks its root
+            -- too, so once the roots are locked and still the roots, the walk below sees a tree that cannot
+            -- change until this commits
+            loop
+                execute ancestors || root_query into child_root, closes_loop using child, parent;
+                execute ancestors || root_query into parent_root, closes_loop using parent, child;
+                roots := array(select distinct unnest(array[child_root, parent_root]) order by 1);
+                exit when roots <@ held;
+                foreach root in array roots loop
+                    continue when root = any(held);
+                    if held = '{}' then
+                        perform pg_advisory_xact_lock(tg_relid::integer, hashtext(root::text));
+                    elsif not pg_try_advisory_xact_lock(tg_relid::integer, hashtext(root::text)) then
+                        -- a root that moved while we waited: waiting for it out of order could deadlock
+                        raise exception using
+                            errcode = 'serialization_failure',
+                            message = format('%s: %s %s moved to another tree meanwhile, retry', tg_table_name,
+                                tg_argv[0], child);
+                    end if;
+                end loop;
+                held := held || roots;
+            end loop;
+        end if;
         if closes_loop then
             raise exception using
                 errcode = 'check_violation',
@@ -10084,6 +10121,13 @@ CREATE INDEX daily_focus_domain_id_idx ON public.daily_focus USING btree (domain
 --
 
 CREATE INDEX daily_focus_focus_date_sort_order_idx ON public.daily_focus USING btree (focus_date, sort_order) WHERE is_active;
+
+
+--
+-- Name: daily_focus_focus_date_task_id_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX daily_focus_focus_date_task_id_key ON public.daily_focus USING btree (focus_date, task_id) WHERE is_active;
 
 
 --
