@@ -225,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         with conn.cursor() as cur:
             cur.execute(sql.SQL("create role {} login nosuperuser").format(sql.Identifier(role)))
             grants.grant_app_role(cur, SCHEMA, role)
-        owner = sqlalchemy.create_engine(f"postgresql+psycopg2:///{database}", poolclass=sqlalchemy.NullPool)
-        app = sqlalchemy.create_engine(f"postgresql+psycopg2://{role}@/{database}", poolclass=sqlalchemy.NullPool,
-                                       connect_args={"options": f"-c search_path={SCHEMA}"})  # fmt: skip
+        on_v2 = {"poolclass": sqlalchemy.NullPool, "connect_args": {"options": f"-c search_path={SCHEMA}"}}
+        owner = sqlalchemy.create_engine(f"postgresql+psycopg2:///{database}", **on_v2)
+        app = sqlalchemy.create_engine(f"postgresql+psycopg2://{role}@/{database}", **on_v2)
         try:
             with app.begin() as app_conn:
                 fill(app_conn, args.scale)

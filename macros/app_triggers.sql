@@ -3,8 +3,8 @@
   what the YAML already declares so nothing is declared twice:
   - every table with updated_at: set_updated_at keeps it current;
   - a polymorphic table (test polymorphic_reference_resolves on its
-    entity_type column): refuse_dangling_reference refuses a row whose
-    (entity_type, entity_id) names no row, and each entity table
+    entity_type column): refuse_dangling_reference refuses a statement whose
+    rows name no row (set-based, per statement), and each entity table
     (macro entity_type_models) runs delete_polymorphic_references on delete,
     which applies each polymorphic table's `config.meta.on_entity_delete`;
   - a graph with the test `acyclic`: refuse_cycle refuses the edge that would
@@ -35,11 +35,13 @@
     {%- endif -%}
     {%- for test in attached_tests(node, 'polymorphic_reference_resolves') -%}
         {%- set kwargs = test.test_metadata.kwargs -%}
-        {%- do triggers.append({
-            'name': node.alias ~ '_entity_exists', 'timing': 'before',
-            'events': 'insert or update of ' ~ kwargs.column_name ~ ', ' ~ kwargs.id_column,
-            'level': 'row', 'function': 'refuse_dangling_reference',
-            'args': [kwargs.column_name, kwargs.id_column, test.config.where or 'true']}) -%}
+        {%- for event, rows in [('insert', 'new table as new_rows'),
+                                ('update', 'old table as old_rows new table as new_rows')] -%}
+            {%- do triggers.append({
+                'name': node.alias ~ '_entity_exists_' ~ event, 'timing': 'after', 'events': event,
+                'referencing': rows, 'level': 'statement', 'function': 'refuse_dangling_reference',
+                'args': [kwargs.column_name, kwargs.id_column, test.config.where or 'true']}) -%}
+        {%- endfor -%}
     {%- endfor -%}
     {%- if entity_type_of(node.name) -%}
         {%- do triggers.append({
@@ -140,36 +142,45 @@
 
     create function {{ s }}.refuse_dangling_reference() returns trigger
     language plpgsql as $$
-    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked
+    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked;
+    -- the statement's rows are the transition table new_rows (on UPDATE, those whose reference changed)
     declare
-        entity_type text := to_jsonb(new) ->> tg_argv[0];
-        entity_id uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
-        checked boolean;
-        found_id uuid;
-        target text := case entity_type
-            {%- for entity_type, table in entity_type_models().items() %}
-            when '{{ entity_type }}' then '{{ table }}'
-            {%- endfor %}
-        end;
+        checked text := format('select n.%2$I as entity_id from new_rows as n where n.%1$I = $1 and (%3$s)',
+            tg_argv[0], tg_argv[1], tg_argv[2]);
+        entity_type text;
+        target text;
+        missing_id uuid;
+        missing bigint;
     begin
-        execute format('select %s from (select ($1).*) as row_', tg_argv[2]) into checked using new;
-        if target is null or not coalesce(checked, false) then
-            return new;  -- an entity_type the CHECK refuses, or a row the rule exempts
+        if tg_op = 'UPDATE' then
+            checked := checked || format(' and not exists (select from old_rows as o where o.id = n.id'
+                ' and o.%1$I is not distinct from n.%1$I and o.%2$I is not distinct from n.%2$I)', tg_argv[0], tg_argv[1]);
         end if;
-        -- FOR KEY SHARE, as a foreign key does: the entity cannot be deleted before this commits
-        execute format('select id from %I.%I where id = $1 for key share', tg_table_schema, target)
-            into found_id using entity_id;
-        if found_id is null then
-            raise exception using
-                errcode = 'foreign_key_violation',
-                message = format('%s: %s %s does not exist', tg_table_name, entity_type, entity_id),
-                hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
-        end if;
-        return new;
+        for entity_type in execute format('select distinct %I from new_rows', tg_argv[0]) loop
+            target := case entity_type
+                {%- for entity_type, table in entity_type_models().items() %}
+                when '{{ entity_type }}' then '{{ table }}'
+                {%- endfor %}
+            end;
+            continue when target is null;  -- an entity_type the CHECK refuses
+            -- FOR KEY SHARE, as a foreign key does: the entities cannot be deleted before this commits
+            execute format('select count(*) from (select from %I.%I as t where t.id in (%s) for key share) as locked',
+                tg_table_schema, target, checked) using entity_type;
+            execute format('select c.entity_id from (%s) as c where not exists (select from %I.%I as t'
+                ' where t.id = c.entity_id) limit 1', checked, tg_table_schema, target) into missing_id using entity_type;
+            get diagnostics missing = row_count;
+            if missing > 0 then
+                raise exception using
+                    errcode = 'foreign_key_violation',
+                    message = format('%s: %s %s does not exist', tg_table_name, entity_type, missing_id),
+                    hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
+            end if;
+        end loop;
+        return null;
     end;
     $$;
     comment on function {{ s }}.refuse_dangling_reference() is
-        'Refuses a polymorphic reference (entity_type, entity_id) to no row (trigger <table>_entity_exists).';
+        'Refuses polymorphic references (entity_type, entity_id) to no row, per statement (triggers <table>_entity_exists_*).';
 
     create function {{ s }}.delete_polymorphic_references() returns trigger
     language plpgsql as $$

@@ -150,17 +150,20 @@
   app searches with. Documents and queries use the configuration `english` (stemming: "headings" finds
   "heading") on text whose accents fold_accents() removed ("zurich" finds "Zürich"). Not the unaccent
   extension: the embedded PostgreSQL 16 (pgserver) does not ship it, and a configuration that maps it only
-  where the server has it would make v2's DDL depend on the server; fold_accents() is the same everywhere
-  (Latin letters with diacritics, plus ß, æ, œ; other scripts are kept as they are).
+  where the server has it would make v2's DDL depend on the server; fold_accents() is the same everywhere:
+  it decomposes the text (NFD) and drops the combining diacritics, and maps the Latin letters that do not
+  decompose (ø, đ, ł, ı, ħ, ŧ, ß, æ, œ); ASCII text is returned as it is.
 #}
 {% macro search_index_trigger_functions(schema) %}
     {%- set s = adapter.quote(schema) -%}
     create function {{ s }}.fold_accents(words text) returns text
     language sql immutable parallel safe
-    return replace(replace(replace(replace(replace(translate(words,
-        'ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳØøĐđŁłıĦħŦŧ',
-        'AAAAAACEEEEIIIINOOOOOUUUUYaaaaaaceeeeiiiinooooouuuuyyAaAaAaCcCcCcCcDdEeEeEeEeEeGgGgGgGgHhIiIiIiIiIJjKkLlLlLlNnNnNnOoOoOoRrRrRrSsSsSsSsTtTtUuUuUuUuUuUuWwYyYZzZzZzOoUuAaIiOoUuUuUuUuUuAaAaGgKkOoOojGgNnAaAaAaEeEeIiIiOoOoRrRrUuUuSsTtHhAaEeOoOoOoOoYyOoDdLliHhTt'),
-        'ß', 'ss'), 'æ', 'ae'), 'Æ', 'AE'), 'œ', 'oe'), 'Œ', 'OE');
+    return case
+        when octet_length(words) = length(words) then words  -- ASCII: nothing to fold, and most text is
+        else regexp_replace(normalize(translate(
+            replace(replace(replace(replace(replace(words, 'ß', 'ss'), 'æ', 'ae'), 'Æ', 'AE'), 'œ', 'oe'), 'Œ', 'OE'),
+            'ØøĐđŁłıĦħŦŧ', 'OoDdLliHhTt'), nfd), '[\u0300-\u036f]', '', 'g')
+    end;
     comment on function {{ s }}.fold_accents(text) is
         'The text without diacritics of Latin letters, as search documents and queries read it.';
 

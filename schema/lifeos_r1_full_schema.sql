@@ -88,7 +88,7 @@ COMMENT ON FUNCTION public.fill_domain_id_from_task() IS 'Derives domain_id from
 
 CREATE FUNCTION public.fold_accents(words text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN replace(replace(replace(replace(replace(translate(words, 'ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳØøĐđŁłıĦħŦŧ'::text, 'AAAAAACEEEEIIIINOOOOOUUUUYaaaaaaceeeeiiiinooooouuuuyyAaAaAaCcCcCcCcDdEeEeEeEeEeGgGgGgGgHhIiIiIiIiIJjKkLlLlLlNnNnNnOoOoOoRrRrRrSsSsSsSsTtTtUuUuUuUuUuUuWwYyYZzZzZzOoUuAaIiOoUuUuUuUuUuAaAaGgKkOoOojGgNnAaAaAaEeEeIiIiOoOoRrRrUuUuSsTtHhAaEeOoOoOoOoYyOoDdLliHhTt'::text), 'ß'::text, 'ss'::text), 'æ'::text, 'ae'::text), 'Æ'::text, 'AE'::text), 'œ'::text, 'oe'::text), 'Œ'::text, 'OE'::text);
+    RETURN CASE WHEN (octet_length(words) = length(words)) THEN words ELSE regexp_replace(NORMALIZE(translate(replace(replace(replace(replace(replace(words, 'ß'::text, 'ss'::text), 'æ'::text, 'ae'::text), 'Æ'::text, 'AE'::text), 'œ'::text, 'oe'::text), 'Œ'::text, 'OE'::text), 'ØøĐđŁłıĦħŦŧ'::text, 'OoDdLliHhTt'::text), NFD), '[\u0300-\u036f]'::text, ''::text, 'g'::text) END;
 
 
 --
@@ -1645,7 +1645,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      files.is_active,
                      files.sort_order
                     FROM public.files
-                 ), domains AS (
+                 ), item_domains AS (
                   SELECT domains.id,
                      domains.name,
                      domains.color,
@@ -1656,7 +1656,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      domains.description,
                      domains.icon
                     FROM public.domains
-                 ), areas AS (
+                 ), parent_projects AS (
+                  SELECT projects.id,
+                     projects.domain_id,
+                     projects.area_id,
+                     projects.name,
+                     projects.description,
+                     projects.status,
+                     projects.target_date,
+                     projects.created_at,
+                     projects.updated_at,
+                     projects.start_date,
+                     projects.priority,
+                     projects.is_active,
+                     projects.sort_order,
+                     projects.color,
+                     projects.release_id
+                    FROM public.projects
+                 ), project_domains AS (
+                  SELECT domains.id,
+                     domains.name,
+                     domains.color,
+                     domains.created_at,
+                     domains.updated_at,
+                     domains.is_active,
+                     domains.sort_order,
+                     domains.description,
+                     domains.icon
+                    FROM public.domains
+                 ), project_areas AS (
                   SELECT areas.id,
                      areas.domain_id,
                      areas.name,
@@ -1765,11 +1793,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      files.updated_at
                     FROM files
                  ), live_projects AS (
-                  SELECT projects.id AS project_id,
-                     (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                    FROM ((projects
-                      LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                      LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                  SELECT parent_projects.id AS project_id,
+                     (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                    FROM ((parent_projects
+                      LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                      LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                  ), final AS (
                   SELECT documents_1.entity_type,
                      documents_1.entity_id,
@@ -1780,11 +1808,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      documents_1.created_at,
                      documents_1.updated_at,
                      (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                     (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                     (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                      ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                     FROM ((documents documents_1
                       LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                      LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                      LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                  )
           SELECT final.entity_type,
              final.entity_id,
@@ -1948,7 +1976,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -1959,7 +1987,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -2068,11 +2124,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -2083,11 +2139,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -2255,7 +2311,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -2266,7 +2322,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -2375,11 +2459,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -2390,11 +2474,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -2562,7 +2646,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -2573,7 +2657,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -2682,11 +2794,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -2697,11 +2809,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -2869,7 +2981,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -2880,7 +2992,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -2989,11 +3129,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -3004,11 +3144,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -3176,7 +3316,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -3187,7 +3327,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -3296,11 +3464,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -3311,11 +3479,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -3483,7 +3651,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -3494,7 +3662,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -3603,11 +3799,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -3618,11 +3814,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -3790,7 +3986,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -3801,7 +3997,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -3910,11 +4134,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -3925,11 +4149,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -4097,7 +4321,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -4108,7 +4332,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -4217,11 +4469,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -4232,11 +4484,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -4395,7 +4647,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -4406,7 +4658,35 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -4515,11 +4795,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -4530,11 +4810,11 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -4649,44 +4929,53 @@ COMMENT ON FUNCTION public.refuse_cycle() IS 'Refuses an edge that closes a cycl
 CREATE FUNCTION public.refuse_dangling_reference() RETURNS trigger
     LANGUAGE plpgsql
     AS $_$
-    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked
+    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked;
+    -- the statement's rows are the transition table new_rows (on UPDATE, those whose reference changed)
     declare
-        entity_type text := to_jsonb(new) ->> tg_argv[0];
-        entity_id uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
-        checked boolean;
-        found_id uuid;
-        target text := case entity_type
-            when 'area' then 'areas'
-            when 'bookmark' then 'bookmarks'
-            when 'calendar_event' then 'calendar_events'
-            when 'capture' then 'capture'
-            when 'contact' then 'contacts'
-            when 'daily_focus' then 'daily_focus'
-            when 'domain' then 'domains'
-            when 'file' then 'files'
-            when 'list' then 'lists'
-            when 'milestone' then 'milestones'
-            when 'note' then 'notes'
-            when 'project' then 'projects'
-            when 'release' then 'releases'
-            when 'reminder' then 'reminders'
-            when 'task' then 'tasks'
-        end;
+        checked text := format('select n.%2$I as entity_id from new_rows as n where n.%1$I = $1 and (%3$s)',
+            tg_argv[0], tg_argv[1], tg_argv[2]);
+        entity_type text;
+        target text;
+        missing_id uuid;
+        missing bigint;
     begin
-        execute format('select %s from (select ($1).*) as row_', tg_argv[2]) into checked using new;
-        if target is null or not coalesce(checked, false) then
-            return new;  -- an entity_type the CHECK refuses, or a row the rule exempts
+        if tg_op = 'UPDATE' then
+            checked := checked || format(' and not exists (select from old_rows as o where o.id = n.id'
+                ' and o.%1$I is not distinct from n.%1$I and o.%2$I is not distinct from n.%2$I)', tg_argv[0], tg_argv[1]);
         end if;
-        -- FOR KEY SHARE, as a foreign key does: the entity cannot be deleted before this commits
-        execute format('select id from %I.%I where id = $1 for key share', tg_table_schema, target)
-            into found_id using entity_id;
-        if found_id is null then
-            raise exception using
-                errcode = 'foreign_key_violation',
-                message = format('%s: %s %s does not exist', tg_table_name, entity_type, entity_id),
-                hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
-        end if;
-        return new;
+        for entity_type in execute format('select distinct %I from new_rows', tg_argv[0]) loop
+            target := case entity_type
+                when 'area' then 'areas'
+                when 'bookmark' then 'bookmarks'
+                when 'calendar_event' then 'calendar_events'
+                when 'capture' then 'capture'
+                when 'contact' then 'contacts'
+                when 'daily_focus' then 'daily_focus'
+                when 'domain' then 'domains'
+                when 'file' then 'files'
+                when 'list' then 'lists'
+                when 'milestone' then 'milestones'
+                when 'note' then 'notes'
+                when 'project' then 'projects'
+                when 'release' then 'releases'
+                when 'reminder' then 'reminders'
+                when 'task' then 'tasks'
+            end;
+            continue when target is null;  -- an entity_type the CHECK refuses
+            -- FOR KEY SHARE, as a foreign key does: the entities cannot be deleted before this commits
+            execute format('select count(*) from (select from %I.%I as t where t.id in (%s) for key share) as locked',
+                tg_table_schema, target, checked) using entity_type;
+            execute format('select c.entity_id from (%s) as c where not exists (select from %I.%I as t'
+                ' where t.id = c.entity_id) limit 1', checked, tg_table_schema, target) into missing_id using entity_type;
+            get diagnostics missing = row_count;
+            if missing > 0 then
+                raise exception using
+                    errcode = 'foreign_key_violation',
+                    message = format('%s: %s %s does not exist', tg_table_name, entity_type, missing_id),
+                    hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
+            end if;
+        end loop;
+        return null;
     end;
     $_$;
 
@@ -4695,7 +4984,7 @@ CREATE FUNCTION public.refuse_dangling_reference() RETURNS trigger
 -- Name: FUNCTION refuse_dangling_reference(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.refuse_dangling_reference() IS 'Refuses a polymorphic reference (entity_type, entity_id) to no row (trigger <table>_entity_exists).';
+COMMENT ON FUNCTION public.refuse_dangling_reference() IS 'Refuses polymorphic references (entity_type, entity_id) to no row, per statement (triggers <table>_entity_exists_*).';
 
 
 --
@@ -4937,7 +5226,7 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS voi
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -4948,7 +5237,35 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS voi
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -5057,11 +5374,11 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS voi
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -5072,11 +5389,11 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS voi
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -5256,7 +5573,7 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETUR
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -5267,7 +5584,35 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETUR
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -5376,11 +5721,11 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETUR
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -5391,11 +5736,11 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETUR
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -5575,7 +5920,7 @@ CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -5586,7 +5931,35 @@ CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -5695,11 +6068,11 @@ CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -5710,11 +6083,11 @@ CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -5894,7 +6267,7 @@ CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -5905,7 +6278,35 @@ CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -6014,11 +6415,11 @@ CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -6029,11 +6430,11 @@ CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -6213,7 +6614,7 @@ CREATE FUNCTION public.search_index_upsert_file(item_ids uuid[]) RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -6224,7 +6625,35 @@ CREATE FUNCTION public.search_index_upsert_file(item_ids uuid[]) RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -6333,11 +6762,11 @@ CREATE FUNCTION public.search_index_upsert_file(item_ids uuid[]) RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -6348,11 +6777,11 @@ CREATE FUNCTION public.search_index_upsert_file(item_ids uuid[]) RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -6532,7 +6961,7 @@ CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -6543,7 +6972,35 @@ CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -6652,11 +7109,11 @@ CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -6667,11 +7124,11 @@ CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -6851,7 +7308,7 @@ CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -6862,7 +7319,35 @@ CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -6971,11 +7456,11 @@ CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -6986,11 +7471,11 @@ CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -7170,7 +7655,7 @@ CREATE FUNCTION public.search_index_upsert_task(item_ids uuid[]) RETURNS void
                              files.is_active,
                              files.sort_order
                             FROM public.files
-                         ), domains AS (
+                         ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
                              domains.color,
@@ -7181,7 +7666,35 @@ CREATE FUNCTION public.search_index_upsert_task(item_ids uuid[]) RETURNS void
                              domains.description,
                              domains.icon
                             FROM public.domains
-                         ), areas AS (
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
                           SELECT areas.id,
                              areas.domain_id,
                              areas.name,
@@ -7290,11 +7803,11 @@ CREATE FUNCTION public.search_index_upsert_task(item_ids uuid[]) RETURNS void
                              files.updated_at
                             FROM files
                          ), live_projects AS (
-                          SELECT projects.id AS project_id,
-                             (projects.is_active AND COALESCE(domains.is_active, true) AND COALESCE(areas.is_active, true)) AS is_live
-                            FROM ((projects
-                              LEFT JOIN domains ON ((projects.domain_id = domains.id)))
-                              LEFT JOIN areas ON ((projects.area_id = areas.id)))
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -7305,11 +7818,11 @@ CREATE FUNCTION public.search_index_upsert_task(item_ids uuid[]) RETURNS void
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(domains.is_active, true)) AS is_active,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
                              ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
                             FROM ((documents documents_1
                               LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN domains ON ((documents_1.domain_id = domains.id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -10761,10 +11274,17 @@ CREATE UNIQUE INDEX user_settings_key_key ON public.user_settings USING btree (k
 
 
 --
--- Name: activity_log activity_log_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: activity_log activity_log_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER activity_log_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.activity_log FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'action <> ''deleted''');
+CREATE TRIGGER activity_log_entity_exists_insert AFTER INSERT ON public.activity_log REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'action <> ''deleted''');
+
+
+--
+-- Name: activity_log activity_log_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER activity_log_entity_exists_update AFTER UPDATE ON public.activity_log REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'action <> ''deleted''');
 
 
 --
@@ -10985,10 +11505,17 @@ CREATE TRIGGER domains_set_updated_at BEFORE UPDATE ON public.domains FOR EACH R
 
 
 --
--- Name: entity_tags entity_tags_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: entity_tags entity_tags_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER entity_tags_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.entity_tags FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER entity_tags_entity_exists_insert AFTER INSERT ON public.entity_tags REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
+-- Name: entity_tags entity_tags_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER entity_tags_entity_exists_update AFTER UPDATE ON public.entity_tags REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --
@@ -11069,10 +11596,17 @@ CREATE TRIGGER milestones_set_updated_at BEFORE UPDATE ON public.milestones FOR 
 
 
 --
--- Name: note_links note_links_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: note_links note_links_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER note_links_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.note_links FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER note_links_entity_exists_insert AFTER INSERT ON public.note_links REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
+-- Name: note_links note_links_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER note_links_entity_exists_update AFTER UPDATE ON public.note_links REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --
@@ -11174,10 +11708,17 @@ CREATE TRIGGER reminders_delete_references AFTER DELETE ON public.reminders FOR 
 
 
 --
--- Name: reminders reminders_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: reminders reminders_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER reminders_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.reminders FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER reminders_entity_exists_insert AFTER INSERT ON public.reminders REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
+-- Name: reminders reminders_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER reminders_entity_exists_update AFTER UPDATE ON public.reminders REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --
@@ -11195,10 +11736,17 @@ CREATE TRIGGER saved_views_set_updated_at BEFORE UPDATE ON public.saved_views FO
 
 
 --
--- Name: search_index search_index_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: search_index search_index_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER search_index_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.search_index FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER search_index_entity_exists_insert AFTER INSERT ON public.search_index REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
+-- Name: search_index search_index_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER search_index_entity_exists_update AFTER UPDATE ON public.search_index REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --

@@ -63,13 +63,27 @@ files as (
 
 ),
 
-domains as (
+{#- the parents, each imported once per use: a CTE read twice is materialized whole, and the triggers that
+    index a few items must reach their parents through the primary keys -#}
+item_domains as (
 
     select * from {{ ref('domains') }}
 
 ),
 
-areas as (
+parent_projects as (
+
+    select * from {{ ref('projects') }}
+
+),
+
+project_domains as (
+
+    select * from {{ ref('domains') }}
+
+),
+
+project_areas as (
 
     select * from {{ ref('areas') }}
 
@@ -202,11 +216,13 @@ documents as (
 live_projects as (
 
     select
-        projects.id as project_id,
-        projects.is_active and coalesce(domains.is_active, true) and coalesce(areas.is_active, true) as is_live
-    from projects
-    left join domains on projects.domain_id = domains.id
-    left join areas on projects.area_id = areas.id
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
 
 ),
 
@@ -224,13 +240,13 @@ final as (
         md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
         documents.is_active
         and coalesce(live_projects.is_live, true)
-        and coalesce(domains.is_active, true) as is_active,
+        and coalesce(item_domains.is_active, true) as is_active,
         setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.title') }}), 'A')
         || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.keywords') }}), 'B')
         || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.body') }}), 'C') as document
     from documents
     left join live_projects on documents.project_id = live_projects.project_id
-    left join domains on documents.domain_id = domains.id
+    left join item_domains on documents.domain_id = item_domains.id
 
 )
 
