@@ -179,6 +179,10 @@ def writes(conn: Connection) -> list[tuple[str, str, str, Callable[[], list[dict
     return [
         ("task inserts", "tasks", "insert into tasks (domain_id, title, description) values (:d, :t, :b)",
          lambda: [{"d": domain, "t": f"bench task {n}", "b": "set up the marketing plan"} for n in range(ROWS)]),
+        ("task inserts, one set-based statement", "tasks",
+         "insert into tasks (domain_id, title, description)"
+         " select :d, 'bench task ' || g, 'set up the marketing plan' from generate_series(1, 10000) g",
+         lambda: [{"d": domain}]),
         ("note body updates", "notes", "update notes set body = body || ' edited' where id = :id",
          lambda: [{"id": note} for note in notes]),
         ("task sort_order-only updates", "tasks", "update tasks set sort_order = sort_order + 1 where id = :id",

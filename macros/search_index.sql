@@ -11,8 +11,8 @@
     <table>_search_index_sync_children: soft-deleting, restoring or moving one
     re-indexes the items under it, whose is_active includes their parents';
   - search_index_upsert_<entity_type>(ids) writes those items' rows, from the
-    model's own query filtered on one entity_type (the planner drops the other
-    branches);
+    model's own query over that one source (search_documents), so a trigger
+    plans one branch;
   - refresh_search_index() is a repair that takes no table or advisory lock:
     it rewrites the rows whose document differs from the sources, inserts the
     missing ones (one statement per source) and deletes those of vanished
@@ -44,6 +44,115 @@
     {{ return({}) }}
 {% endmacro %}
 
+{#
+  The search documents of `tables` (sources of search_index's config.meta.search_sources), as one query: each
+  source's title, keywords and body as declared, is_active the item's own AND its parents' (an item under a
+  soft-deleted project, domain or project's area is out of search), the weighted tsvector. The model is this
+  over every source; search_index_upsert_<type>() is it over one, so a trigger plans one branch.
+#}
+{% macro search_documents(tables) %}
+    {%- set sources = model.config.meta.search_sources -%}
+with
+
+{% for table in tables -%}
+{{ table }} as (
+
+    select * from {{ ref(table) }}
+
+),
+
+{% endfor -%}
+{#- the parents, each imported once per use: a CTE read twice is materialized whole, and a trigger that indexes
+    a few items must reach their parents through the primary keys #}
+item_domains as (
+
+    select * from {{ ref('domains') }}
+
+),
+
+parent_projects as (
+
+    select * from {{ ref('projects') }}
+
+),
+
+project_domains as (
+
+    select * from {{ ref('domains') }}
+
+),
+
+project_areas as (
+
+    select * from {{ ref('areas') }}
+
+),
+
+documents as (
+{% for table in tables %}
+    {%- set source = sources[table] %}
+    select
+        '{{ entity_type_of(table) }}'::text as entity_type,
+        id as entity_id,
+        {%- for column in ['domain_id', 'project_id'] %}
+        {{ source.get(column, column) if source.get(column, column) is not none else 'null::uuid' }} as {{ column }},
+        {%- endfor %}
+        {%- for part in ['title', 'keywords', 'body'] %}
+        {{ source[part] if source.get(part) else 'null::text' }} as {{ part }},
+        {%- endfor %}
+        is_active,
+        created_at,
+        updated_at
+    from {{ table }}
+    {%- if not loop.last %}
+
+    union all
+    {% endif %}
+{% endfor %}
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.title') }}), 'A')
+        || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.keywords') }}), 'B')
+        || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.body') }}), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final
+{%- endmacro %}
+
 {# search_index's post-hook: its functions. #}
 {% macro create_search_index_functions() %}
     {%- set s = adapter.quote(this.schema) -%}
@@ -57,8 +166,8 @@
     language sql
     begin atomic
         insert into {{ this }} ({{ columns | join(', ') }})
-        select {{ columns | join(', ') }} from ({{ model.compiled_code }}) as documents
-        where documents.entity_type = '{{ entity_type }}' and documents.entity_id = any(item_ids)
+        select {{ columns | join(', ') }} from ({{ search_documents([table]) }}) as documents
+        where documents.entity_id = any(item_ids)
         on conflict (entity_type, entity_id) do update set
             {%- for column in values %}
             {{ column }} = excluded.{{ column }}{{ "," if not loop.last }}
@@ -91,8 +200,8 @@
         {%- set entity_type = entity_type_of(table) %}
         -- the missing rows of {{ table }} whose items still exist: FOR KEY SHARE skips one deleted meanwhile
         insert into {{ this }} ({{ columns | join(', ') }})
-        select {{ columns | join(', ') }} from ({{ model.compiled_code }}) as documents
-        where documents.entity_type = '{{ entity_type }}' and documents.entity_id in (
+        select {{ columns | join(', ') }} from ({{ search_documents([table]) }}) as documents
+        where documents.entity_id in (
             select items.id from {{ ref(table) }} as items
             where not exists (
                 select from {{ this }} as indexed
@@ -116,8 +225,8 @@
 {% macro search_index_triggers(node) %}
     {%- set triggers = [] -%}
     {%- set meta = search_index_meta() -%}
-    {%- set source_columns = meta.get('search_sources', {}).get(node.name) -%}
-    {%- if source_columns -%}
+    {%- set source = meta.get('search_sources', {}).get(node.name) -%}
+    {%- if source -%}
         {%- do triggers.append({
             'name': node.alias ~ '_search_index_sync_insert', 'timing': 'after', 'events': 'insert',
             'referencing': 'new table as new_rows', 'level': 'statement', 'function': 'search_index_sync',
@@ -125,7 +234,7 @@
         {%- do triggers.append({
             'name': node.alias ~ '_search_index_sync_update', 'timing': 'after', 'events': 'update',
             'referencing': 'old table as old_rows new table as new_rows', 'level': 'statement',
-            'function': 'search_index_sync', 'args': [entity_type_of(node.name)] + source_columns}) -%}
+            'function': 'search_index_sync', 'args': [entity_type_of(node.name)] + source.reads}) -%}
     {%- endif -%}
     {%- set parent_columns = meta.get('search_parents', {}).get(node.name) -%}
     {%- if parent_columns -%}

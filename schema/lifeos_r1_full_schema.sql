@@ -1865,117 +1865,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              tasks.sort_order,
                              tasks.template_id
                             FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -2039,90 +1928,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              tasks.created_at,
                              tasks.updated_at
                             FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -2157,12 +1962,12 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'task'::text) AND (documents.entity_id IN ( SELECT items.id
+           WHERE (documents.entity_id IN ( SELECT items.id
                     FROM public.tasks items
                    WHERE (NOT (EXISTS ( SELECT
                             FROM public.search_index indexed
                            WHERE ((indexed.entity_type = 'task'::text) AND (indexed.entity_id = items.id)))))
-                  FOR KEY SHARE OF items))) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -2174,33 +1979,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
+            FROM ( WITH notes AS (
                           SELECT notes.id,
                              notes.domain_id,
                              notes.project_id,
@@ -2215,102 +1994,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              notes.is_active,
                              notes.sort_order
                             FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -2363,18 +2046,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
                           SELECT 'note'::text AS entity_type,
                              notes.id AS entity_id,
                              notes.domain_id,
@@ -2386,78 +2057,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              notes.created_at,
                              notes.updated_at
                             FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -2492,12 +2091,12 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'note'::text) AND (documents.entity_id IN ( SELECT items.id
+           WHERE (documents.entity_id IN ( SELECT items.id
                     FROM public.notes items
                    WHERE (NOT (EXISTS ( SELECT
                             FROM public.search_index indexed
                            WHERE ((indexed.entity_type = 'note'::text) AND (indexed.entity_id = items.id)))))
-                  FOR KEY SHARE OF items))) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -2509,48 +2108,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
+            FROM ( WITH bookmarks AS (
                           SELECT bookmarks.id,
                              bookmarks.domain_id,
                              bookmarks.project_id,
@@ -2566,86 +2124,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              bookmarks.sort_order,
                              bookmarks.tags
                             FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -2698,30 +2176,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
                           SELECT 'bookmark'::text AS entity_type,
                              bookmarks.id AS entity_id,
                              bookmarks.domain_id,
@@ -2733,66 +2187,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              bookmarks.created_at,
                              bookmarks.updated_at
                             FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -2827,12 +2221,12 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'bookmark'::text) AND (documents.entity_id IN ( SELECT items.id
+           WHERE (documents.entity_id IN ( SELECT items.id
                     FROM public.bookmarks items
                    WHERE (NOT (EXISTS ( SELECT
                             FROM public.search_index indexed
                            WHERE ((indexed.entity_type = 'bookmark'::text) AND (indexed.entity_id = items.id)))))
-                  FOR KEY SHARE OF items))) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -2844,64 +2238,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
+            FROM ( WITH projects AS (
                           SELECT projects.id,
                              projects.domain_id,
                              projects.area_id,
@@ -2918,69 +2255,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              projects.color,
                              projects.release_id
                             FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -3033,42 +2307,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
                           SELECT 'project'::text AS entity_type,
                              projects.id AS entity_id,
                              projects.domain_id,
@@ -3080,54 +2318,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              projects.created_at,
                              projects.updated_at
                             FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -3162,12 +2352,12 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'project'::text) AND (documents.entity_id IN ( SELECT items.id
+           WHERE (documents.entity_id IN ( SELECT items.id
                     FROM public.projects items
                    WHERE (NOT (EXISTS ( SELECT
                             FROM public.search_index indexed
                            WHERE ((indexed.entity_type = 'project'::text) AND (indexed.entity_id = items.id)))))
-                  FOR KEY SHARE OF items))) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -3179,81 +2369,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
+            FROM ( WITH capture AS (
                           SELECT capture.id,
                              capture.raw_text,
                              capture.processed,
@@ -3266,56 +2382,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              capture.is_active,
                              capture.sort_order
                             FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -3368,54 +2434,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
                           SELECT 'capture'::text AS entity_type,
                              capture.id AS entity_id,
                              capture.domain_id,
@@ -3427,42 +2445,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              capture.created_at,
                              capture.updated_at
                             FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -3497,12 +2479,12 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'capture'::text) AND (documents.entity_id IN ( SELECT items.id
+           WHERE (documents.entity_id IN ( SELECT items.id
                     FROM public.capture items
                    WHERE (NOT (EXISTS ( SELECT
                             FROM public.search_index indexed
                            WHERE ((indexed.entity_type = 'capture'::text) AND (indexed.entity_id = items.id)))))
-                  FOR KEY SHARE OF items))) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -3514,94 +2496,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
+            FROM ( WITH calendar_events AS (
                           SELECT calendar_events.id,
                              calendar_events.domain_id,
                              calendar_events.project_id,
@@ -3619,38 +2514,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              calendar_events.is_active,
                              calendar_events.sort_order
                             FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -3703,66 +2566,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
                           SELECT 'calendar_event'::text AS entity_type,
                              calendar_events.id AS entity_id,
                              calendar_events.domain_id,
@@ -3774,30 +2577,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              calendar_events.created_at,
                              calendar_events.updated_at
                             FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -3832,12 +2611,12 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'calendar_event'::text) AND (documents.entity_id IN ( SELECT items.id
+           WHERE (documents.entity_id IN ( SELECT items.id
                     FROM public.calendar_events items
                    WHERE (NOT (EXISTS ( SELECT
                             FROM public.search_index indexed
                            WHERE ((indexed.entity_type = 'calendar_event'::text) AND (indexed.entity_id = items.id)))))
-                  FOR KEY SHARE OF items))) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -3849,112 +2628,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
+            FROM ( WITH contacts AS (
                           SELECT contacts.id,
                              contacts.name,
                              contacts.email,
@@ -3967,25 +2641,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              contacts.is_active,
                              contacts.sort_order
                             FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -4038,78 +2693,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
                           SELECT 'contact'::text AS entity_type,
                              contacts.id AS entity_id,
                              NULL::uuid AS domain_id,
@@ -4121,18 +2704,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              contacts.created_at,
                              contacts.updated_at
                             FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -4167,12 +2738,12 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'contact'::text) AND (documents.entity_id IN ( SELECT items.id
+           WHERE (documents.entity_id IN ( SELECT items.id
                     FROM public.contacts items
                    WHERE (NOT (EXISTS ( SELECT
                             FROM public.search_index indexed
                            WHERE ((indexed.entity_type = 'contact'::text) AND (indexed.entity_id = items.id)))))
-                  FOR KEY SHARE OF items))) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -4184,125 +2755,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
+            FROM ( WITH files AS (
                           SELECT files.id,
                              files.domain_id,
                              files.project_id,
@@ -4373,90 +2826,6 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
                           SELECT 'file'::text AS entity_type,
                              files.id AS entity_id,
                              files.domain_id,
@@ -4502,12 +2871,12 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'file'::text) AND (documents.entity_id IN ( SELECT items.id
+           WHERE (documents.entity_id IN ( SELECT items.id
                     FROM public.files items
                    WHERE (NOT (EXISTS ( SELECT
                             FROM public.search_index indexed
                            WHERE ((indexed.entity_type = 'file'::text) AND (indexed.entity_id = items.id)))))
-                  FOR KEY SHARE OF items))) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
  DELETE FROM public.search_index indexed
    WHERE (NOT (EXISTS ( SELECT
             FROM ( WITH tasks AS (
@@ -5089,48 +3458,7 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS voi
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
+            FROM ( WITH bookmarks AS (
                           SELECT bookmarks.id,
                              bookmarks.domain_id,
                              bookmarks.project_id,
@@ -5146,86 +3474,6 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS voi
                              bookmarks.sort_order,
                              bookmarks.tags
                             FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -5278,30 +3526,6 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS voi
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
                           SELECT 'bookmark'::text AS entity_type,
                              bookmarks.id AS entity_id,
                              bookmarks.domain_id,
@@ -5313,66 +3537,6 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS voi
                              bookmarks.created_at,
                              bookmarks.updated_at
                             FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -5407,7 +3571,7 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS voi
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'bookmark'::text) AND (documents.entity_id = ANY (search_index_upsert_bookmark.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+           WHERE (documents.entity_id = ANY (search_index_upsert_bookmark.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
 END;
 
 
@@ -5436,94 +3600,7 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETUR
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
+            FROM ( WITH calendar_events AS (
                           SELECT calendar_events.id,
                              calendar_events.domain_id,
                              calendar_events.project_id,
@@ -5541,38 +3618,6 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETUR
                              calendar_events.is_active,
                              calendar_events.sort_order
                             FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -5625,66 +3670,6 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETUR
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
                           SELECT 'calendar_event'::text AS entity_type,
                              calendar_events.id AS entity_id,
                              calendar_events.domain_id,
@@ -5696,30 +3681,6 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETUR
                              calendar_events.created_at,
                              calendar_events.updated_at
                             FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -5754,7 +3715,7 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETUR
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'calendar_event'::text) AND (documents.entity_id = ANY (search_index_upsert_calendar_event.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+           WHERE (documents.entity_id = ANY (search_index_upsert_calendar_event.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
 END;
 
 
@@ -5783,81 +3744,7 @@ CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
+            FROM ( WITH capture AS (
                           SELECT capture.id,
                              capture.raw_text,
                              capture.processed,
@@ -5870,56 +3757,6 @@ CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
                              capture.is_active,
                              capture.sort_order
                             FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -5972,54 +3809,6 @@ CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
                           SELECT 'capture'::text AS entity_type,
                              capture.id AS entity_id,
                              capture.domain_id,
@@ -6031,42 +3820,6 @@ CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
                              capture.created_at,
                              capture.updated_at
                             FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -6101,7 +3854,7 @@ CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'capture'::text) AND (documents.entity_id = ANY (search_index_upsert_capture.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+           WHERE (documents.entity_id = ANY (search_index_upsert_capture.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
 END;
 
 
@@ -6130,112 +3883,7 @@ CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
+            FROM ( WITH contacts AS (
                           SELECT contacts.id,
                              contacts.name,
                              contacts.email,
@@ -6248,25 +3896,6 @@ CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
                              contacts.is_active,
                              contacts.sort_order
                             FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -6319,78 +3948,6 @@ CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
                           SELECT 'contact'::text AS entity_type,
                              contacts.id AS entity_id,
                              NULL::uuid AS domain_id,
@@ -6402,18 +3959,6 @@ CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
                              contacts.created_at,
                              contacts.updated_at
                             FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -6448,7 +3993,7 @@ CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'contact'::text) AND (documents.entity_id = ANY (search_index_upsert_contact.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+           WHERE (documents.entity_id = ANY (search_index_upsert_contact.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
 END;
 
 
@@ -6477,125 +4022,7 @@ CREATE FUNCTION public.search_index_upsert_file(item_ids uuid[]) RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
+            FROM ( WITH files AS (
                           SELECT files.id,
                              files.domain_id,
                              files.project_id,
@@ -6666,90 +4093,6 @@ CREATE FUNCTION public.search_index_upsert_file(item_ids uuid[]) RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
                           SELECT 'file'::text AS entity_type,
                              files.id AS entity_id,
                              files.domain_id,
@@ -6795,7 +4138,7 @@ CREATE FUNCTION public.search_index_upsert_file(item_ids uuid[]) RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'file'::text) AND (documents.entity_id = ANY (search_index_upsert_file.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+           WHERE (documents.entity_id = ANY (search_index_upsert_file.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
 END;
 
 
@@ -6824,33 +4167,7 @@ CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
+            FROM ( WITH notes AS (
                           SELECT notes.id,
                              notes.domain_id,
                              notes.project_id,
@@ -6865,102 +4182,6 @@ CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
                              notes.is_active,
                              notes.sort_order
                             FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -7013,18 +4234,6 @@ CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
                           SELECT 'note'::text AS entity_type,
                              notes.id AS entity_id,
                              notes.domain_id,
@@ -7036,78 +4245,6 @@ CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
                              notes.created_at,
                              notes.updated_at
                             FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -7142,7 +4279,7 @@ CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'note'::text) AND (documents.entity_id = ANY (search_index_upsert_note.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+           WHERE (documents.entity_id = ANY (search_index_upsert_note.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
 END;
 
 
@@ -7171,64 +4308,7 @@ CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
              documents.created_at,
              documents.updated_at,
              documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
+            FROM ( WITH projects AS (
                           SELECT projects.id,
                              projects.domain_id,
                              projects.area_id,
@@ -7245,69 +4325,6 @@ CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
                              projects.color,
                              projects.release_id
                             FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -7360,42 +4377,6 @@ CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
                              areas.color
                             FROM public.areas
                          ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
                           SELECT 'project'::text AS entity_type,
                              projects.id AS entity_id,
                              projects.domain_id,
@@ -7407,54 +4388,6 @@ CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
                              projects.created_at,
                              projects.updated_at
                             FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -7489,7 +4422,7 @@ CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'project'::text) AND (documents.entity_id = ANY (search_index_upsert_project.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+           WHERE (documents.entity_id = ANY (search_index_upsert_project.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
 END;
 
 
@@ -7544,117 +4477,6 @@ CREATE FUNCTION public.search_index_upsert_task(item_ids uuid[]) RETURNS void
                              tasks.sort_order,
                              tasks.template_id
                             FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
                          ), item_domains AS (
                           SELECT domains.id,
                              domains.name,
@@ -7718,90 +4540,6 @@ CREATE FUNCTION public.search_index_upsert_task(item_ids uuid[]) RETURNS void
                              tasks.created_at,
                              tasks.updated_at
                             FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         UNION ALL
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         UNION ALL
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         UNION ALL
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
                          ), live_projects AS (
                           SELECT parent_projects.id AS project_id,
                              (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
@@ -7836,7 +4574,7 @@ CREATE FUNCTION public.search_index_upsert_task(item_ids uuid[]) RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = 'task'::text) AND (documents.entity_id = ANY (search_index_upsert_task.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+           WHERE (documents.entity_id = ANY (search_index_upsert_task.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
 END;
 
 
