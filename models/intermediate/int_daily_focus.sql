@@ -77,7 +77,8 @@ final as (
         reject_detail,
         case
             when is_repeat
-                then 'repeat of task ' || task_id || ' on the focus list of ' || focus_date
+                then
+                    'repeat of task ' || task_id || ' on the focus list of ' || focus_date
                     || ' in v1: migrated inactive (is_active false)'
             else task_adjustment
         end as adjustment
