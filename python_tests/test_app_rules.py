@@ -216,3 +216,20 @@ def test_search_finds_what_people_type(app: Engine, table: str, fields: dict[str
     assert found(app, typed.replace("{word}", word)) == {item}
     assert found(app, f"{typed.split()[0][:4]} {word[:6]}", "search as you type") == {item}  # as you type
     one(app, f"delete from {table} where id = :id returning id", id=item)
+
+
+def test_a_write_does_not_wait_for_a_refresh(app: Engine) -> None:
+    """A repair of search holds no lock the app's writes need: a task is written while a refresh is uncommitted."""
+    domain = domain_of(app)
+    with app.connect() as refreshing:
+        refreshing.execute(text("select refresh_search_index()"))  # its transaction stays open
+        with app.begin() as conn:
+            conn.execute(text("set local lock_timeout = '2s'"))  # a write that waited would fail (55P03)
+            task = conn.execute(
+                text("insert into tasks (domain_id, title) values (:d, 'written meanwhile') returning id"),
+                {"d": domain},
+            ).scalar()
+            conn.execute(text("update notes set title = title where id = (select id from notes order by id limit 1)"))
+        refreshing.commit()
+    assert one(app, "select count(*) from search_index where entity_id = :id", id=task) == 1
+    one(app, "delete from tasks where id = :id returning id", id=task)
