@@ -10,9 +10,9 @@
   - a parent (config.meta.search_parents: domains, areas, projects) gets
     <table>_search_index_sync_children: soft-deleting, restoring or moving one
     re-indexes the items under it, whose is_active includes their parents';
-  - search_index_upsert_<entity_type>(ids) writes those items' rows, from the
-    model's own query over that one source (search_documents), so a trigger
-    plans one branch;
+  - search_index_upsert_<entity_type>(schema, ids) writes those items' rows,
+    from the model's own query over that one source (search_documents), in
+    PL/pgSQL so that a session plans it once;
   - refresh_search_index() is a repair that takes no table or advisory lock:
     it rewrites the rows whose document differs from the sources, inserts the
     missing ones (one statement per source) and deletes those of vanished
@@ -20,10 +20,10 @@
     changed since that snapshot (its xmin moved) and an item deleted meanwhile,
     so it never overwrites a newer write. A write waits for it only on a row it
     repaired, until it commits.
-  The SQL functions are bodies of the model's compiled query, so the document is
-  defined once; BEGIN ATOMIC stores them parsed, bound to the tables and
-  functions rather than their names, so they keep working after
-  publish renames the schema.
+  The functions' bodies are the model's query, so the document is defined once;
+  refresh_search_index() is BEGIN ATOMIC, stored parsed, bound to the tables and
+  functions rather than their names, so it keeps working after publish renames
+  the schema.
 #}
 
 {# The text-search configuration of documents and queries (search_index_trigger_functions says why). #}
@@ -33,7 +33,7 @@
 
 {# A search document's text: accents folded (fold_accents, created with the trigger functions in `schema`). #}
 {% macro search_text(schema, column) -%}
-    {{ adapter.quote(schema) }}.fold_accents(coalesce({{ column }}, ''))
+    {{ adapter.quote(schema) ~ '.' if schema }}fold_accents(coalesce({{ column }}, ''))
 {%- endmacro %}
 
 {# search_index's config.meta (search_sources, search_parents), from any model's context. #}
@@ -50,14 +50,15 @@
   soft-deleted project, domain or project's area is out of search), the weighted tsvector. The model is this
   over every source; search_index_upsert_<type>() is it over one, so a trigger plans one branch.
 #}
-{% macro search_documents(tables) %}
+{% macro search_documents(tables, qualified=true) %}
     {%- set sources = model.config.meta.search_sources -%}
+    {%- set schema = this.schema if qualified else none -%}
 with
 
 {% for table in tables -%}
 {{ table }} as (
 
-    select * from {{ ref(table) }}
+    select * from {{ ref(table) if qualified else ref(table).identifier }}
 
 ),
 
@@ -66,25 +67,25 @@ with
     a few items must reach their parents through the primary keys #}
 item_domains as (
 
-    select * from {{ ref('domains') }}
+    select * from {{ ref('domains') if qualified else 'domains' }}
 
 ),
 
 parent_projects as (
 
-    select * from {{ ref('projects') }}
+    select * from {{ ref('projects') if qualified else 'projects' }}
 
 ),
 
 project_domains as (
 
-    select * from {{ ref('domains') }}
+    select * from {{ ref('domains') if qualified else 'domains' }}
 
 ),
 
 project_areas as (
 
-    select * from {{ ref('areas') }}
+    select * from {{ ref('areas') if qualified else 'areas' }}
 
 ),
 
@@ -140,9 +141,9 @@ final as (
         documents.is_active
         and coalesce(live_projects.is_live, true)
         and coalesce(item_domains.is_active, true) as is_active,
-        setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.title') }}), 'A')
-        || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.keywords') }}), 'B')
-        || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(this.schema, 'documents.body') }}), 'C')
+        setweight(to_tsvector({{ search_configuration() }}, {{ search_text(schema, 'documents.title') }}), 'A')
+        || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(schema, 'documents.keywords') }}), 'B')
+        || setweight(to_tsvector({{ search_configuration() }}, {{ search_text(schema, 'documents.body') }}), 'C')
         as document
     from documents
     left join live_projects on documents.project_id = live_projects.project_id
@@ -162,18 +163,25 @@ select * from final
     {%- set content = values | reject('in', ['created_at', 'updated_at']) | list -%}
     {%- for table in model.config.meta.search_sources %}
     {%- set entity_type = entity_type_of(table) %}
-    create function {{ s }}.search_index_upsert_{{ entity_type }}(item_ids uuid[]) returns void
-    language sql
-    begin atomic
-        insert into {{ this }} ({{ columns | join(', ') }})
-        select {{ columns | join(', ') }} from ({{ search_documents([table]) }}) as documents
+    create function {{ s }}.search_index_upsert_{{ entity_type }}(item_schema text, item_ids uuid[]) returns void
+    language plpgsql as $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into {{ this.identifier }} ({{ columns | join(', ') }})
+        select {{ columns | join(', ') }} from ({{ search_documents([table], qualified=false) }}) as documents
         where documents.entity_id = any(item_ids)
         on conflict (entity_type, entity_id) do update set
             {%- for column in values %}
             {{ column }} = excluded.{{ column }}{{ "," if not loop.last }}
             {%- endfor %};
+        perform set_config('search_path', saved_path, true);
     end;
-    comment on function {{ s }}.search_index_upsert_{{ entity_type }}(uuid[]) is
+    $$;
+    comment on function {{ s }}.search_index_upsert_{{ entity_type }}(text, uuid[]) is
         'Writes these {{ table }} rows'' search_index rows (triggers <table>_search_index_sync_*).';
     {%- endfor %}
 
@@ -307,7 +315,8 @@ select * from final
             execute format({{ changed_ids_sql() }}) into ids;
         end if;
         if cardinality(ids) > 0 then
-            execute format('select %I.%I($1)', tg_table_schema, 'search_index_upsert_' || tg_argv[0]) using ids;
+            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || tg_argv[0])
+                using tg_table_schema, ids;
         end if;
         return null;
     end;
@@ -342,8 +351,8 @@ select * from final
             ' where project_id = any($1) or domain_id = any($2) group by entity_type', tg_table_schema)
             using projects, domains
         loop
-            execute format('select %I.%I($1)', tg_table_schema, 'search_index_upsert_' || item.entity_type)
-                using item.ids;
+            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || item.entity_type)
+                using tg_table_schema, item.ids;
         end loop;
         return null;
     end;

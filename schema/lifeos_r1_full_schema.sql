@@ -3376,7 +3376,8 @@ CREATE FUNCTION public.search_index_sync() RETURNS trigger
     (select string_agg(format('old_rows.%I', c), ', ') from unnest(tg_argv[1:]) as c)) into ids;
         end if;
         if cardinality(ids) > 0 then
-            execute format('select %I.%I($1)', tg_table_schema, 'search_index_upsert_' || tg_argv[0]) using ids;
+            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || tg_argv[0])
+                using tg_table_schema, ids;
         end if;
         return null;
     end;
@@ -3425,8 +3426,8 @@ CREATE FUNCTION public.search_index_sync_children() RETURNS trigger
             ' where project_id = any($1) or domain_id = any($2) group by entity_type', tg_table_schema)
             using projects, domains
         loop
-            execute format('select %I.%I($1)', tg_table_schema, 'search_index_upsert_' || item.entity_type)
-                using item.ids;
+            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || item.entity_type)
+                using tg_table_schema, item.ids;
         end loop;
         return null;
     end;
@@ -3441,1148 +3442,1011 @@ COMMENT ON FUNCTION public.search_index_sync_children() IS 'Re-indexes the items
 
 
 --
--- Name: search_index_upsert_bookmark(uuid[]); Type: FUNCTION; Schema: public; Owner: -
+-- Name: search_index_upsert_bookmark(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
-             documents.entity_type,
-             documents.entity_id,
-             documents.domain_id,
-             documents.project_id,
-             documents.title,
-             documents.body,
-             documents.document,
-             documents.created_at,
-             documents.updated_at,
-             documents.is_active
-            FROM ( WITH bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), item_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), parent_projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), project_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), project_areas AS (
-                          SELECT areas.id,
-                             areas.domain_id,
-                             areas.name,
-                             areas.description,
-                             areas.created_at,
-                             areas.updated_at,
-                             areas.is_active,
-                             areas.sort_order,
-                             areas.icon,
-                             areas.color
-                            FROM public.areas
-                         ), documents AS (
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         ), live_projects AS (
-                          SELECT parent_projects.id AS project_id,
-                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
-                            FROM ((parent_projects
-                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
-                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
-                         ), final AS (
-                          SELECT documents_1.entity_type,
-                             documents_1.entity_id,
-                             documents_1.domain_id,
-                             documents_1.project_id,
-                             documents_1.title,
-                             documents_1.body,
-                             documents_1.created_at,
-                             documents_1.updated_at,
-                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
-                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
-                            FROM ((documents documents_1
-                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
-                         )
-                  SELECT final.entity_type,
-                     final.entity_id,
-                     final.domain_id,
-                     final.project_id,
-                     final.title,
-                     final.body,
-                     final.created_at,
-                     final.updated_at,
-                     final.id,
-                     final.is_active,
-                     final.document
-                    FROM final) documents
-           WHERE (documents.entity_id = ANY (search_index_upsert_bookmark.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
-END;
+CREATE FUNCTION public.search_index_upsert_bookmark(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+bookmarks as (
+
+    select * from bookmarks
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'bookmark'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        label as title,
+        url as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from bookmarks
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
 
 
 --
--- Name: FUNCTION search_index_upsert_bookmark(item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION search_index_upsert_bookmark(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert_bookmark(item_ids uuid[]) IS 'Writes these bookmarks rows'' search_index rows (triggers <table>_search_index_sync_*).';
-
-
---
--- Name: search_index_upsert_calendar_event(uuid[]); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
-             documents.entity_type,
-             documents.entity_id,
-             documents.domain_id,
-             documents.project_id,
-             documents.title,
-             documents.body,
-             documents.document,
-             documents.created_at,
-             documents.updated_at,
-             documents.is_active
-            FROM ( WITH calendar_events AS (
-                          SELECT calendar_events.id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.task_id,
-                             calendar_events.title,
-                             calendar_events.description,
-                             calendar_events.location,
-                             calendar_events.starts_at,
-                             calendar_events.ends_at,
-                             calendar_events.is_all_day,
-                             calendar_events.recurrence,
-                             calendar_events.color,
-                             calendar_events.created_at,
-                             calendar_events.updated_at,
-                             calendar_events.is_active,
-                             calendar_events.sort_order
-                            FROM public.calendar_events
-                         ), item_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), parent_projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), project_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), project_areas AS (
-                          SELECT areas.id,
-                             areas.domain_id,
-                             areas.name,
-                             areas.description,
-                             areas.created_at,
-                             areas.updated_at,
-                             areas.is_active,
-                             areas.sort_order,
-                             areas.icon,
-                             areas.color
-                            FROM public.areas
-                         ), documents AS (
-                          SELECT 'calendar_event'::text AS entity_type,
-                             calendar_events.id AS entity_id,
-                             calendar_events.domain_id,
-                             calendar_events.project_id,
-                             calendar_events.title,
-                             calendar_events.location AS keywords,
-                             calendar_events.description AS body,
-                             calendar_events.is_active,
-                             calendar_events.created_at,
-                             calendar_events.updated_at
-                            FROM calendar_events
-                         ), live_projects AS (
-                          SELECT parent_projects.id AS project_id,
-                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
-                            FROM ((parent_projects
-                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
-                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
-                         ), final AS (
-                          SELECT documents_1.entity_type,
-                             documents_1.entity_id,
-                             documents_1.domain_id,
-                             documents_1.project_id,
-                             documents_1.title,
-                             documents_1.body,
-                             documents_1.created_at,
-                             documents_1.updated_at,
-                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
-                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
-                            FROM ((documents documents_1
-                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
-                         )
-                  SELECT final.entity_type,
-                     final.entity_id,
-                     final.domain_id,
-                     final.project_id,
-                     final.title,
-                     final.body,
-                     final.created_at,
-                     final.updated_at,
-                     final.id,
-                     final.is_active,
-                     final.document
-                    FROM final) documents
-           WHERE (documents.entity_id = ANY (search_index_upsert_calendar_event.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
-END;
+COMMENT ON FUNCTION public.search_index_upsert_bookmark(item_schema text, item_ids uuid[]) IS 'Writes these bookmarks rows'' search_index rows (triggers <table>_search_index_sync_*).';
 
 
 --
--- Name: FUNCTION search_index_upsert_calendar_event(item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+-- Name: search_index_upsert_calendar_event(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert_calendar_event(item_ids uuid[]) IS 'Writes these calendar_events rows'' search_index rows (triggers <table>_search_index_sync_*).';
+CREATE FUNCTION public.search_index_upsert_calendar_event(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+calendar_events as (
+
+    select * from calendar_events
+
+),
 
 
---
--- Name: search_index_upsert_capture(uuid[]); Type: FUNCTION; Schema: public; Owner: -
---
+item_domains as (
 
-CREATE FUNCTION public.search_index_upsert_capture(item_ids uuid[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
-             documents.entity_type,
-             documents.entity_id,
-             documents.domain_id,
-             documents.project_id,
-             documents.title,
-             documents.body,
-             documents.document,
-             documents.created_at,
-             documents.updated_at,
-             documents.is_active
-            FROM ( WITH capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), item_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), parent_projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), project_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), project_areas AS (
-                          SELECT areas.id,
-                             areas.domain_id,
-                             areas.name,
-                             areas.description,
-                             areas.created_at,
-                             areas.updated_at,
-                             areas.is_active,
-                             areas.sort_order,
-                             areas.icon,
-                             areas.color
-                            FROM public.areas
-                         ), documents AS (
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         ), live_projects AS (
-                          SELECT parent_projects.id AS project_id,
-                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
-                            FROM ((parent_projects
-                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
-                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
-                         ), final AS (
-                          SELECT documents_1.entity_type,
-                             documents_1.entity_id,
-                             documents_1.domain_id,
-                             documents_1.project_id,
-                             documents_1.title,
-                             documents_1.body,
-                             documents_1.created_at,
-                             documents_1.updated_at,
-                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
-                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
-                            FROM ((documents documents_1
-                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
-                         )
-                  SELECT final.entity_type,
-                     final.entity_id,
-                     final.domain_id,
-                     final.project_id,
-                     final.title,
-                     final.body,
-                     final.created_at,
-                     final.updated_at,
-                     final.id,
-                     final.is_active,
-                     final.document
-                    FROM final) documents
-           WHERE (documents.entity_id = ANY (search_index_upsert_capture.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
-END;
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'calendar_event'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        title as title,
+        location as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from calendar_events
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
 
 
 --
--- Name: FUNCTION search_index_upsert_capture(item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION search_index_upsert_calendar_event(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert_capture(item_ids uuid[]) IS 'Writes these capture rows'' search_index rows (triggers <table>_search_index_sync_*).';
-
-
---
--- Name: search_index_upsert_contact(uuid[]); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.search_index_upsert_contact(item_ids uuid[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
-             documents.entity_type,
-             documents.entity_id,
-             documents.domain_id,
-             documents.project_id,
-             documents.title,
-             documents.body,
-             documents.document,
-             documents.created_at,
-             documents.updated_at,
-             documents.is_active
-            FROM ( WITH contacts AS (
-                          SELECT contacts.id,
-                             contacts.name,
-                             contacts.email,
-                             contacts.phone,
-                             contacts.company,
-                             contacts.role,
-                             contacts.notes,
-                             contacts.created_at,
-                             contacts.updated_at,
-                             contacts.is_active,
-                             contacts.sort_order
-                            FROM public.contacts
-                         ), item_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), parent_projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), project_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), project_areas AS (
-                          SELECT areas.id,
-                             areas.domain_id,
-                             areas.name,
-                             areas.description,
-                             areas.created_at,
-                             areas.updated_at,
-                             areas.is_active,
-                             areas.sort_order,
-                             areas.icon,
-                             areas.color
-                            FROM public.areas
-                         ), documents AS (
-                          SELECT 'contact'::text AS entity_type,
-                             contacts.id AS entity_id,
-                             NULL::uuid AS domain_id,
-                             NULL::uuid AS project_id,
-                             contacts.name AS title,
-                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
-                             contacts.notes AS body,
-                             contacts.is_active,
-                             contacts.created_at,
-                             contacts.updated_at
-                            FROM contacts
-                         ), live_projects AS (
-                          SELECT parent_projects.id AS project_id,
-                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
-                            FROM ((parent_projects
-                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
-                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
-                         ), final AS (
-                          SELECT documents_1.entity_type,
-                             documents_1.entity_id,
-                             documents_1.domain_id,
-                             documents_1.project_id,
-                             documents_1.title,
-                             documents_1.body,
-                             documents_1.created_at,
-                             documents_1.updated_at,
-                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
-                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
-                            FROM ((documents documents_1
-                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
-                         )
-                  SELECT final.entity_type,
-                     final.entity_id,
-                     final.domain_id,
-                     final.project_id,
-                     final.title,
-                     final.body,
-                     final.created_at,
-                     final.updated_at,
-                     final.id,
-                     final.is_active,
-                     final.document
-                    FROM final) documents
-           WHERE (documents.entity_id = ANY (search_index_upsert_contact.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
-END;
+COMMENT ON FUNCTION public.search_index_upsert_calendar_event(item_schema text, item_ids uuid[]) IS 'Writes these calendar_events rows'' search_index rows (triggers <table>_search_index_sync_*).';
 
 
 --
--- Name: FUNCTION search_index_upsert_contact(item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+-- Name: search_index_upsert_capture(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert_contact(item_ids uuid[]) IS 'Writes these contacts rows'' search_index rows (triggers <table>_search_index_sync_*).';
+CREATE FUNCTION public.search_index_upsert_capture(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+capture as (
+
+    select * from capture
+
+),
 
 
---
--- Name: search_index_upsert_file(uuid[]); Type: FUNCTION; Schema: public; Owner: -
---
+item_domains as (
 
-CREATE FUNCTION public.search_index_upsert_file(item_ids uuid[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
-             documents.entity_type,
-             documents.entity_id,
-             documents.domain_id,
-             documents.project_id,
-             documents.title,
-             documents.body,
-             documents.document,
-             documents.created_at,
-             documents.updated_at,
-             documents.is_active
-            FROM ( WITH files AS (
-                          SELECT files.id,
-                             files.domain_id,
-                             files.project_id,
-                             files.task_id,
-                             files.capture_id,
-                             files.filename,
-                             files.original_filename,
-                             files.storage_path,
-                             files.mime_type,
-                             files.size_bytes,
-                             files.description,
-                             files.tags,
-                             files.created_at,
-                             files.updated_at,
-                             files.note_id,
-                             files.is_active,
-                             files.sort_order
-                            FROM public.files
-                         ), item_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), parent_projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), project_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), project_areas AS (
-                          SELECT areas.id,
-                             areas.domain_id,
-                             areas.name,
-                             areas.description,
-                             areas.created_at,
-                             areas.updated_at,
-                             areas.is_active,
-                             areas.sort_order,
-                             areas.icon,
-                             areas.color
-                            FROM public.areas
-                         ), documents AS (
-                          SELECT 'file'::text AS entity_type,
-                             files.id AS entity_id,
-                             files.domain_id,
-                             files.project_id,
-                             files.original_filename AS title,
-                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
-                             files.description AS body,
-                             files.is_active,
-                             files.created_at,
-                             files.updated_at
-                            FROM files
-                         ), live_projects AS (
-                          SELECT parent_projects.id AS project_id,
-                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
-                            FROM ((parent_projects
-                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
-                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
-                         ), final AS (
-                          SELECT documents_1.entity_type,
-                             documents_1.entity_id,
-                             documents_1.domain_id,
-                             documents_1.project_id,
-                             documents_1.title,
-                             documents_1.body,
-                             documents_1.created_at,
-                             documents_1.updated_at,
-                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
-                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
-                            FROM ((documents documents_1
-                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
-                         )
-                  SELECT final.entity_type,
-                     final.entity_id,
-                     final.domain_id,
-                     final.project_id,
-                     final.title,
-                     final.body,
-                     final.created_at,
-                     final.updated_at,
-                     final.id,
-                     final.is_active,
-                     final.document
-                    FROM final) documents
-           WHERE (documents.entity_id = ANY (search_index_upsert_file.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
-END;
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'capture'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        null::text as title,
+        null::text as keywords,
+        raw_text as body,
+        is_active,
+        created_at,
+        updated_at
+    from capture
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
 
 
 --
--- Name: FUNCTION search_index_upsert_file(item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION search_index_upsert_capture(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert_file(item_ids uuid[]) IS 'Writes these files rows'' search_index rows (triggers <table>_search_index_sync_*).';
-
-
---
--- Name: search_index_upsert_note(uuid[]); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.search_index_upsert_note(item_ids uuid[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
-             documents.entity_type,
-             documents.entity_id,
-             documents.domain_id,
-             documents.project_id,
-             documents.title,
-             documents.body,
-             documents.document,
-             documents.created_at,
-             documents.updated_at,
-             documents.is_active
-            FROM ( WITH notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), item_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), parent_projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), project_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), project_areas AS (
-                          SELECT areas.id,
-                             areas.domain_id,
-                             areas.name,
-                             areas.description,
-                             areas.created_at,
-                             areas.updated_at,
-                             areas.is_active,
-                             areas.sort_order,
-                             areas.icon,
-                             areas.color
-                            FROM public.areas
-                         ), documents AS (
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         ), live_projects AS (
-                          SELECT parent_projects.id AS project_id,
-                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
-                            FROM ((parent_projects
-                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
-                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
-                         ), final AS (
-                          SELECT documents_1.entity_type,
-                             documents_1.entity_id,
-                             documents_1.domain_id,
-                             documents_1.project_id,
-                             documents_1.title,
-                             documents_1.body,
-                             documents_1.created_at,
-                             documents_1.updated_at,
-                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
-                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
-                            FROM ((documents documents_1
-                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
-                         )
-                  SELECT final.entity_type,
-                     final.entity_id,
-                     final.domain_id,
-                     final.project_id,
-                     final.title,
-                     final.body,
-                     final.created_at,
-                     final.updated_at,
-                     final.id,
-                     final.is_active,
-                     final.document
-                    FROM final) documents
-           WHERE (documents.entity_id = ANY (search_index_upsert_note.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
-END;
+COMMENT ON FUNCTION public.search_index_upsert_capture(item_schema text, item_ids uuid[]) IS 'Writes these capture rows'' search_index rows (triggers <table>_search_index_sync_*).';
 
 
 --
--- Name: FUNCTION search_index_upsert_note(item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+-- Name: search_index_upsert_contact(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert_note(item_ids uuid[]) IS 'Writes these notes rows'' search_index rows (triggers <table>_search_index_sync_*).';
+CREATE FUNCTION public.search_index_upsert_contact(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+contacts as (
+
+    select * from contacts
+
+),
 
 
---
--- Name: search_index_upsert_project(uuid[]); Type: FUNCTION; Schema: public; Owner: -
---
+item_domains as (
 
-CREATE FUNCTION public.search_index_upsert_project(item_ids uuid[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
-             documents.entity_type,
-             documents.entity_id,
-             documents.domain_id,
-             documents.project_id,
-             documents.title,
-             documents.body,
-             documents.document,
-             documents.created_at,
-             documents.updated_at,
-             documents.is_active
-            FROM ( WITH projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), item_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), parent_projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), project_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), project_areas AS (
-                          SELECT areas.id,
-                             areas.domain_id,
-                             areas.name,
-                             areas.description,
-                             areas.created_at,
-                             areas.updated_at,
-                             areas.is_active,
-                             areas.sort_order,
-                             areas.icon,
-                             areas.color
-                            FROM public.areas
-                         ), documents AS (
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         ), live_projects AS (
-                          SELECT parent_projects.id AS project_id,
-                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
-                            FROM ((parent_projects
-                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
-                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
-                         ), final AS (
-                          SELECT documents_1.entity_type,
-                             documents_1.entity_id,
-                             documents_1.domain_id,
-                             documents_1.project_id,
-                             documents_1.title,
-                             documents_1.body,
-                             documents_1.created_at,
-                             documents_1.updated_at,
-                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
-                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
-                            FROM ((documents documents_1
-                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
-                         )
-                  SELECT final.entity_type,
-                     final.entity_id,
-                     final.domain_id,
-                     final.project_id,
-                     final.title,
-                     final.body,
-                     final.created_at,
-                     final.updated_at,
-                     final.id,
-                     final.is_active,
-                     final.document
-                    FROM final) documents
-           WHERE (documents.entity_id = ANY (search_index_upsert_project.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
-END;
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'contact'::text as entity_type,
+        id as entity_id,
+        null::uuid as domain_id,
+        null::uuid as project_id,
+        name as title,
+        concat_ws(' ', email, company, role) as keywords,
+        notes as body,
+        is_active,
+        created_at,
+        updated_at
+    from contacts
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
 
 
 --
--- Name: FUNCTION search_index_upsert_project(item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION search_index_upsert_contact(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert_project(item_ids uuid[]) IS 'Writes these projects rows'' search_index rows (triggers <table>_search_index_sync_*).';
-
-
---
--- Name: search_index_upsert_task(uuid[]); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.search_index_upsert_task(item_ids uuid[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
-             documents.entity_type,
-             documents.entity_id,
-             documents.domain_id,
-             documents.project_id,
-             documents.title,
-             documents.body,
-             documents.document,
-             documents.created_at,
-             documents.updated_at,
-             documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), item_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), parent_projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), project_domains AS (
-                          SELECT domains.id,
-                             domains.name,
-                             domains.color,
-                             domains.created_at,
-                             domains.updated_at,
-                             domains.is_active,
-                             domains.sort_order,
-                             domains.description,
-                             domains.icon
-                            FROM public.domains
-                         ), project_areas AS (
-                          SELECT areas.id,
-                             areas.domain_id,
-                             areas.name,
-                             areas.description,
-                             areas.created_at,
-                             areas.updated_at,
-                             areas.is_active,
-                             areas.sort_order,
-                             areas.icon,
-                             areas.color
-                            FROM public.areas
-                         ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         ), live_projects AS (
-                          SELECT parent_projects.id AS project_id,
-                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
-                            FROM ((parent_projects
-                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
-                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
-                         ), final AS (
-                          SELECT documents_1.entity_type,
-                             documents_1.entity_id,
-                             documents_1.domain_id,
-                             documents_1.project_id,
-                             documents_1.title,
-                             documents_1.body,
-                             documents_1.created_at,
-                             documents_1.updated_at,
-                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
-                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
-                            FROM ((documents documents_1
-                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
-                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
-                         )
-                  SELECT final.entity_type,
-                     final.entity_id,
-                     final.domain_id,
-                     final.project_id,
-                     final.title,
-                     final.body,
-                     final.created_at,
-                     final.updated_at,
-                     final.id,
-                     final.is_active,
-                     final.document
-                    FROM final) documents
-           WHERE (documents.entity_id = ANY (search_index_upsert_task.item_ids)) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
-END;
+COMMENT ON FUNCTION public.search_index_upsert_contact(item_schema text, item_ids uuid[]) IS 'Writes these contacts rows'' search_index rows (triggers <table>_search_index_sync_*).';
 
 
 --
--- Name: FUNCTION search_index_upsert_task(item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+-- Name: search_index_upsert_file(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert_task(item_ids uuid[]) IS 'Writes these tasks rows'' search_index rows (triggers <table>_search_index_sync_*).';
+CREATE FUNCTION public.search_index_upsert_file(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+files as (
+
+    select * from files
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'file'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        original_filename as title,
+        concat_ws(' ', array_to_string(tags, ' '), translate(original_filename, '._-', '   ')) as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from files
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_file(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_file(item_schema text, item_ids uuid[]) IS 'Writes these files rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_note(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_note(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+notes as (
+
+    select * from notes
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'note'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        title as title,
+        array_to_string(tags, ' ') as keywords,
+        body as body,
+        is_active,
+        created_at,
+        updated_at
+    from notes
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_note(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_note(item_schema text, item_ids uuid[]) IS 'Writes these notes rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_project(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_project(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+projects as (
+
+    select * from projects
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'project'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        id as project_id,
+        name as title,
+        null::text as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from projects
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_project(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_project(item_schema text, item_ids uuid[]) IS 'Writes these projects rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_task(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_task(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+tasks as (
+
+    select * from tasks
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'task'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        title as title,
+        array_to_string(tags, ' ') as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from tasks
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_task(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_task(item_schema text, item_ids uuid[]) IS 'Writes these tasks rows'' search_index rows (triggers <table>_search_index_sync_*).';
 
 
 --
