@@ -3,14 +3,16 @@
   what the YAML already declares so nothing is declared twice:
   - every table with updated_at: set_updated_at keeps it current;
   - a polymorphic table (test polymorphic_reference_resolves on its
-    entity_type column): refuse_dangling_reference refuses a row whose
-    (entity_type, entity_id) names no row, and each entity table
+    entity_type column): refuse_dangling_reference refuses a statement whose
+    rows name no row (set-based, per statement), and each entity table
     (macro entity_type_models) runs delete_polymorphic_references on delete,
     which applies each polymorphic table's `config.meta.on_entity_delete`;
   - a graph with the test `acyclic`: refuse_cycle refuses the edge that would
-    close a loop;
-  - a search source (a model search_index refs): search_index_hold and
-    search_index_sync keep search_index current (macros/search_index.sql);
+    close a loop, locking the roots of the trees a move touches (a tree:
+    tasks, bookmark_folders) or the whole graph (task_dependencies);
+  - a search source or parent (search_index's config.meta.search_sources,
+    search_parents): search_index_sync and search_index_sync_children keep
+    search_index current (macros/search_index.sql);
   - `config.meta.triggers` of a model: any other trigger, e.g. daily_focus's
     domain derived from its task.
   The functions are created once per build in the shadow schema
@@ -33,11 +35,13 @@
     {%- endif -%}
     {%- for test in attached_tests(node, 'polymorphic_reference_resolves') -%}
         {%- set kwargs = test.test_metadata.kwargs -%}
-        {%- do triggers.append({
-            'name': node.alias ~ '_entity_exists', 'timing': 'before',
-            'events': 'insert or update of ' ~ kwargs.column_name ~ ', ' ~ kwargs.id_column,
-            'level': 'row', 'function': 'refuse_dangling_reference',
-            'args': [kwargs.column_name, kwargs.id_column, test.config.where or 'true']}) -%}
+        {%- for event, rows in [('insert', 'new table as new_rows'),
+                                ('update', 'old table as old_rows new table as new_rows')] -%}
+            {%- do triggers.append({
+                'name': node.alias ~ '_entity_exists_' ~ event, 'timing': 'after', 'events': event,
+                'referencing': rows, 'level': 'statement', 'function': 'refuse_dangling_reference',
+                'args': [kwargs.column_name, kwargs.id_column, test.config.where or 'true']}) -%}
+        {%- endfor -%}
     {%- endfor -%}
     {%- if entity_type_of(node.name) -%}
         {%- do triggers.append({
@@ -51,17 +55,9 @@
             'events': 'insert or update of ' ~ kwargs.child_column ~ ', ' ~ kwargs.parent_column,
             'level': 'row', 'function': 'refuse_cycle', 'args': [kwargs.child_column, kwargs.parent_column]}) -%}
     {%- endfor -%}
-    {%- if node.unique_id in search_index_node().depends_on.nodes -%}
-        {%- do triggers.append({
-            'name': node.alias ~ '_search_index_hold', 'timing': 'before', 'events': 'insert or update or delete',
-            'level': 'statement', 'function': 'search_index_hold', 'args': []}) -%}
-        {%- for event in ['insert', 'update'] -%}
-            {%- do triggers.append({
-                'name': node.alias ~ '_search_index_sync_' ~ event, 'timing': 'after', 'events': event,
-                'referencing': 'new table as changed', 'level': 'statement', 'function': 'search_index_sync',
-                'args': [entity_type_of(node.name)]}) -%}
-        {%- endfor -%}
-    {%- endif -%}
+    {%- for trigger in search_index_triggers(node) -%}
+        {%- do triggers.append(trigger) -%}
+    {%- endfor -%}
     {%- for trigger in node.config.meta.get('triggers', []) -%}
         {%- do triggers.append(trigger) -%}
     {%- endfor -%}
@@ -99,11 +95,9 @@
     {{ return(none) }}
 {% endmacro %}
 
+{# The search_index model (execute time only: search_index_meta). #}
 {% macro search_index_node() %}
-    {%- if execute -%}
-        {{ return(graph.nodes.values() | selectattr('name', 'equalto', 'search_index') | first) }}
-    {%- endif -%}
-    {{ return({'depends_on': {'nodes': []}}) }}
+    {{ return(graph.nodes.values() | selectattr('name', 'equalto', 'search_index') | first) }}
 {% endmacro %}
 
 {#
@@ -148,36 +142,45 @@
 
     create function {{ s }}.refuse_dangling_reference() returns trigger
     language plpgsql as $$
-    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked
+    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked;
+    -- the statement's rows are the transition table new_rows (on UPDATE, those whose reference changed)
     declare
-        entity_type text := to_jsonb(new) ->> tg_argv[0];
-        entity_id uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
-        checked boolean;
-        found_id uuid;
-        target text := case entity_type
-            {%- for entity_type, table in entity_type_models().items() %}
-            when '{{ entity_type }}' then '{{ table }}'
-            {%- endfor %}
-        end;
+        checked text := format('select n.%2$I as entity_id from new_rows as n where n.%1$I = $1 and (%3$s)',
+            tg_argv[0], tg_argv[1], tg_argv[2]);
+        entity_type text;
+        target text;
+        missing_id uuid;
+        missing bigint;
     begin
-        execute format('select %s from (select ($1).*) as row_', tg_argv[2]) into checked using new;
-        if target is null or not coalesce(checked, false) then
-            return new;  -- an entity_type the CHECK refuses, or a row the rule exempts
+        if tg_op = 'UPDATE' then
+            checked := checked || format(' and not exists (select from old_rows as o where o.id = n.id'
+                ' and o.%1$I is not distinct from n.%1$I and o.%2$I is not distinct from n.%2$I)', tg_argv[0], tg_argv[1]);
         end if;
-        -- FOR KEY SHARE, as a foreign key does: the entity cannot be deleted before this commits
-        execute format('select id from %I.%I where id = $1 for key share', tg_table_schema, target)
-            into found_id using entity_id;
-        if found_id is null then
-            raise exception using
-                errcode = 'foreign_key_violation',
-                message = format('%s: %s %s does not exist', tg_table_name, entity_type, entity_id),
-                hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
-        end if;
-        return new;
+        for entity_type in execute format('select distinct %I from new_rows', tg_argv[0]) loop
+            target := case entity_type
+                {%- for entity_type, table in entity_type_models().items() %}
+                when '{{ entity_type }}' then '{{ table }}'
+                {%- endfor %}
+            end;
+            continue when target is null;  -- an entity_type the CHECK refuses
+            -- FOR KEY SHARE, as a foreign key does: the entities cannot be deleted before this commits
+            execute format('select count(*) from (select from %I.%I as t where t.id in (%s) for key share) as locked',
+                tg_table_schema, target, checked) using entity_type;
+            execute format('select c.entity_id from (%s) as c where not exists (select from %I.%I as t'
+                ' where t.id = c.entity_id) limit 1', checked, tg_table_schema, target) into missing_id using entity_type;
+            get diagnostics missing = row_count;
+            if missing > 0 then
+                raise exception using
+                    errcode = 'foreign_key_violation',
+                    message = format('%s: %s %s does not exist', tg_table_name, entity_type, missing_id),
+                    hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
+            end if;
+        end loop;
+        return null;
     end;
     $$;
     comment on function {{ s }}.refuse_dangling_reference() is
-        'Refuses a polymorphic reference (entity_type, entity_id) to no row (trigger <table>_entity_exists).';
+        'Refuses polymorphic references (entity_type, entity_id) to no row, per statement (triggers <table>_entity_exists_*).';
 
     create function {{ s }}.delete_polymorphic_references() returns trigger
     language plpgsql as $$
@@ -204,27 +207,64 @@
 
     create function {{ s }}.refuse_cycle() returns trigger
     language plpgsql as $$
-    -- args: the child and the parent column of an edge
+    -- args: the child and the parent column of an edge; child column `id` makes the table a tree (parent_id)
     declare
         child uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
         parent uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
-        closes_loop boolean;
-    begin
-        if parent is null then
-            return new;
-        end if;
-        -- one writer of this graph at a time, so two edges that close a loop together cannot both pass
-        perform pg_advisory_xact_lock(tg_relid::bigint);
-        execute format(
-            'with recursive ancestors (node) as ('
-            '    select $1'
-            '    union'
-            '    select edges.%2$I from %3$I.%4$I as edges'
+        -- $1's ancestors, $1 included, each with its distance from $1; then the query that ends this text
+        ancestors text := format(
+            'with recursive ancestors (node, depth) as ('
+            '    select $1, 0'
+            '    union all'
+            '    select edges.%2$I, ancestors.depth + 1 from %3$I.%4$I as edges'
             '    inner join ancestors on edges.%1$I = ancestors.node'
             '    where edges.%2$I is not null'
-            ') select exists (select from ancestors where node = $2)',
-            tg_argv[0], tg_argv[1], tg_table_schema, tg_table_name
-        ) into closes_loop using parent, child;
+            ') ', tg_argv[0], tg_argv[1], tg_table_schema, tg_table_name);
+        root_query text := 'select (select node from ancestors order by depth desc limit 1),'
+            ' exists (select from ancestors where node = $2)';
+        child_root uuid;
+        parent_root uuid;
+        roots uuid[];
+        held uuid[] := '{}';
+        root uuid;
+        closes_loop boolean;
+    begin
+        if parent is null or (tg_argv[0] = 'id' and tg_op = 'INSERT') then
+            return new;  -- a new row of a tree has no descendants: it cannot close a loop
+        end if;
+        if tg_op = 'UPDATE' and (to_jsonb(old) ->> tg_argv[0], to_jsonb(old) ->> tg_argv[1])
+            = (to_jsonb(new) ->> tg_argv[0], to_jsonb(new) ->> tg_argv[1]) then
+            return new;  -- the edge is as it was
+        end if;
+        if tg_argv[0] <> 'id' then
+            -- an edge table (a graph, not a tree): one writer of the graph at a time
+            perform pg_advisory_xact_lock(tg_relid::bigint);
+            execute ancestors || root_query into parent_root, closes_loop using parent, child;
+        else
+            -- a move in a tree: lock the roots of the trees it takes the row from and to, in their order, so
+            -- that moves of other trees go on; any move that changes which rows a tree holds locks its root
+            -- too, so once the roots are locked and still the roots, the walk below sees a tree that cannot
+            -- change until this commits
+            loop
+                execute ancestors || root_query into child_root, closes_loop using child, parent;
+                execute ancestors || root_query into parent_root, closes_loop using parent, child;
+                roots := array(select distinct unnest(array[child_root, parent_root]) order by 1);
+                exit when roots <@ held;
+                foreach root in array roots loop
+                    continue when root = any(held);
+                    if held = '{}' then
+                        perform pg_advisory_xact_lock(tg_relid::integer, hashtext(root::text));
+                    elsif not pg_try_advisory_xact_lock(tg_relid::integer, hashtext(root::text)) then
+                        -- a root that moved while we waited: waiting for it out of order could deadlock
+                        raise exception using
+                            errcode = 'serialization_failure',
+                            message = format('%s: %s %s moved to another tree meanwhile, retry', tg_table_name,
+                                tg_argv[0], child);
+                    end if;
+                end loop;
+                held := held || roots;
+            end loop;
+        end if;
         if closes_loop then
             raise exception using
                 errcode = 'check_violation',

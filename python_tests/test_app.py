@@ -38,6 +38,9 @@ SEARCH_SOURCES = {
     "bookmarks": "bookmark",
     "projects": "project",
     "capture": "capture",
+    "calendar_events": "calendar_event",
+    "contacts": "contact",
+    "files": "file",
 }
 # v1 comparisons: they flag every row the app writes by design (publish's guard); the rest must stay green
 V1_CHECKS = ("reconcile_row_count", "reconcile_ids", "copied_columns_match", "content_hash_matches",
@@ -160,7 +163,7 @@ def search(engine: Engine, words: str) -> list[tuple[str, uuid.UUID]]:
     with engine.begin() as conn:
         rows = conn.execute(
             text("select entity_type, entity_id from search_index"
-                 " where document @@ websearch_to_tsquery('simple', :q) and is_active"),
+                 " where document @@ search_query(:q) and is_active"),
             {"q": words},
         )  # fmt: skip
         return sorted(rows.tuples())
@@ -207,6 +210,8 @@ def test_every_table_through_its_form(app: Engine) -> None:
         assert one(app, f"select count(*) from {table} where is_active and id = :id", id=row) == 0
         if table in SEARCH_SOURCES:
             assert (SEARCH_SOURCES[table], row) not in search(app, word), table
+        one(app, f"update {table} set is_active = true where id = :id returning id", id=row)  # restored: the
+        # rows created after it may be its children, which a soft-deleted parent takes out of search
 
 
 def asyncpg_query(query: str) -> tuple[str, list[str]]:
@@ -231,7 +236,7 @@ def test_asyncpg_writes_and_finds_a_task(published: str, app_role: str) -> None:
             insert_task = "insert into tasks (domain_id, title) values (:domain, :title) returning id"
             task = (await run(insert_task, domain=domain, title="Überweisung 🧾 async"))[0][0]
         found = await run(
-            "select entity_id from search_index where document @@ websearch_to_tsquery('simple', :q)",
+            "select entity_id from search_index where document @@ search_query(:q)",
             q="überweisung async",
         )
         focus = "insert into daily_focus (focus_date, task_id) values (:day, :task) returning domain_id"
@@ -386,8 +391,9 @@ def analyzed(published: str) -> None:
 def test_hot_query_is_served_by_its_index(app: Engine, query: dict[str, str]) -> None:
     statement = text(query["sql"].strip().rstrip(";"))
     ordered = not query.get("sorted", "").startswith("no")
-    params = {name: {"day": TODAY, "now": NOW, "q": uuid.uuid4().hex, "entity_type": "task"}.get(name, uuid.uuid4())
-              for name in statement.compile().params}  # fmt: skip
+    values = {"day": TODAY, "now": NOW, "since": NOW, "until": NOW + datetime.timedelta(days=7),
+              "q": uuid.uuid4().hex, "entity_type": "task", "status": "open", "priority": 2}  # fmt: skip
+    params = {name: values.get(name, uuid.uuid4()) for name in statement.compile().params}
     with app.connect() as conn:
         conn.execute(text("set local enable_seqscan = off"))
         if ordered:  # an index that gives the order makes the Sort unnecessary, however small the sample
@@ -396,7 +402,8 @@ def test_hot_query_is_served_by_its_index(app: Engine, query: dict[str, str]) ->
             conn.execute(text("insert into capture (raw_text) select 'filler ' || n from generate_series(1, 5000) n"))
         plan = json.dumps(conn.execute(text(f"explain (format json) {statement.text}"), params).scalar())
         conn.rollback()
-    assert f'"Index Name": "{query["index"]}"' in plan, plan
+    for index in query["index"].split(", "):
+        assert f'"Index Name": "{index}"' in plan, plan
     assert '"Seq Scan"' not in plan, plan
     if ordered:
         assert '"Node Type": "Sort"' not in plan, plan

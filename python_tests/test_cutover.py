@@ -145,8 +145,7 @@ def assert_search_finds_a_migrated_task() -> None:
         )
         task, word = cur.fetchone()
         cur.execute(
-            "select entity_id from public.search_index where document @@ websearch_to_tsquery('simple', %s)"
-            " and is_active",
+            "select entity_id from public.search_index where document @@ public.search_query(%s) and is_active",
             (word,),
         )
         assert (task,) in cur.fetchall(), word

@@ -284,9 +284,19 @@ def test_broken_rows_are_rejected_or_adjusted_with_their_rule(broken_build: tupl
     cur, _ = broken_build
     cur.execute("select min(id::text) from v1.links")
     link = cur.fetchone()[0]
+    # the sample's own: a task on one day's focus twice, whose later entry (by slot) migrates inactive
+    cur.execute(
+        "select 'daily_focus', f.id::text, 'adjusted', 'duplicate_deactivated' from v1.daily_focus as f"
+        " join v2_work.int_tasks as t on t.id = f.task_id and t.reject_rule is null"
+        " where exists (select from v1.daily_focus as g where (g.focus_date, g.task_id) = (f.focus_date, f.task_id)"
+        " and (g.slot, g.created_at, g.id) < (f.slot, f.created_at, f.id))"
+    )
+    repeats = cur.fetchall()
+    assert repeats  # the sample has one
     cur.execute("select v1_table, v1_id::text, action, rule from v2_work.migration_rejects")
     assert Counter(cur.fetchall()) == Counter(
         [
+            *repeats,
             ("areas", "a0000000-0000-0000-0000-000000000001", "rejected", "orphan_fk"),
             ("capture", "f0000000-0000-0000-0000-000000000003", "adjusted", "orphan_fk_nulled"),
             ("daily_focus", "f0000000-0000-0000-0000-000000000002", "adjusted", "orphan_fk_nulled"),
@@ -400,7 +410,9 @@ def test_v1_columns_of_drifted_types_validate_and_a_value_v2_cannot_hold_is_a_ve
     assert len(drifted) > 80 and drifted[("notes", "tags")] == "varchar(50)[]" and drifted[("tasks", "id")] == "text"
     build(accept_rejects=True)  # raises when a check fails
     with lifeos_env.transaction() as cur:
-        cur.execute("select v1_table, v1_id::text, rule, detail from v2_work.migration_rejects")
+        cur.execute(
+            "select v1_table, v1_id::text, rule, detail from v2_work.migration_rejects where action = 'rejected'"
+        )
         assert cur.fetchall() == [("daily_focus", UNFIT, "out_of_range", "slot 3000000000 does not fit v2's integer")]
         cur.execute(
             "select count(*), count(*) filter (where n.tags is not distinct from v.tags::text[]"

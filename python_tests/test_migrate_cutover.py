@@ -205,9 +205,7 @@ def assert_app_works(role: str) -> None:
         conn.execute(text("update notes set body = 'Steuer 2026' where id = :n"), {"n": note})
         conn.execute(text("select refresh_search_index()"))
         found = conn.execute(
-            text(
-                "select entity_id from search_index where document @@ websearch_to_tsquery('simple', :q) and is_active"
-            ),
+            text("select entity_id from search_index where document @@ search_query(:q) and is_active"),
             {"q": "zürich steuer"},
         ).scalars()
         assert list(found) == [note]

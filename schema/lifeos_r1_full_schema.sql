@@ -42,7 +42,7 @@ CREATE FUNCTION public.delete_polymorphic_references() RETURNS trigger
             execute format('delete from %I.reminders where entity_type = $1 and entity_id = $2',
                 tg_table_schema) using tg_argv[0], old.id;
         end if;
-        if tg_argv[0] in ('task', 'note', 'bookmark', 'project', 'capture') then
+        if tg_argv[0] in ('task', 'note', 'bookmark', 'project', 'capture', 'calendar_event', 'contact', 'file') then
             execute format('delete from %I.search_index where entity_type = $1 and entity_id = $2',
                 tg_table_schema) using tg_argv[0], old.id;
         end if;
@@ -82,9 +82,121 @@ CREATE FUNCTION public.fill_domain_id_from_task() RETURNS trigger
 COMMENT ON FUNCTION public.fill_domain_id_from_task() IS 'Derives domain_id from task_id when the row leaves it NULL (plan 3.8).';
 
 
+--
+-- Name: fold_accents(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.fold_accents(words text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN (octet_length(words) = length(words)) THEN words ELSE regexp_replace(NORMALIZE(translate(replace(replace(replace(replace(replace(words, 'ß'::text, 'ss'::text), 'æ'::text, 'ae'::text), 'Æ'::text, 'AE'::text), 'œ'::text, 'oe'::text), 'Œ'::text, 'OE'::text), 'ØøĐđŁłıĦħŦŧ'::text, 'OoDdLliHhTt'::text), NFD), '[\u0300-\u036f]'::text, ''::text, 'g'::text) END;
+
+
+--
+-- Name: FUNCTION fold_accents(words text); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.fold_accents(words text) IS 'The text without diacritics of Latin letters, as search documents and queries read it.';
+
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
+
+--
+-- Name: areas; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.areas (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    domain_id uuid NOT NULL,
+    name text NOT NULL,
+    description text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
+    icon text,
+    color text
+);
+
+
+--
+-- Name: TABLE areas; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.areas IS 'v2 areas, from v1 areas 1:1 (plan 3.2). UUIDs preserved; updated_at starts as created_at; sort_order 10, 20, 30 ... per domain by created_at, then id.
+';
+
+
+--
+-- Name: COLUMN areas.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.id IS 'Primary key; the v1 UUID, preserved (new rows get gen_random_uuid()).';
+
+
+--
+-- Name: COLUMN areas.domain_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.domain_id IS 'The owning domain; ON DELETE CASCADE, as in v1.';
+
+
+--
+-- Name: COLUMN areas.name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.name IS 'Display name; copied.';
+
+
+--
+-- Name: COLUMN areas.description; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.description IS 'Free-text description; copied.';
+
+
+--
+-- Name: COLUMN areas.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.created_at IS 'When the row was created; copied from v1.';
+
+
+--
+-- Name: COLUMN areas.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.updated_at IS 'Last change; created_at on import, then kept current by trigger areas_set_updated_at.';
+
+
+--
+-- Name: COLUMN areas.is_active; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.is_active IS 'Soft-delete flag; false means deleted. True for every migrated row.';
+
+
+--
+-- Name: COLUMN areas.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.sort_order IS 'Display order within the domain, 10, 20, 30 ... by created_at, then id.';
+
+
+--
+-- Name: COLUMN areas.icon; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.icon IS 'New optional field in v2; NULL after migration.';
+
+
+--
+-- Name: COLUMN areas.color; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.areas.color IS 'New in v2; NULL after migration (inherit from the domain or set later).';
+
 
 --
 -- Name: bookmarks; Type: TABLE; Schema: public; Owner: -
@@ -215,6 +327,150 @@ COMMENT ON COLUMN public.bookmarks.tags IS 'New in v2; NULL after migration.';
 
 
 --
+-- Name: calendar_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.calendar_events (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    domain_id uuid,
+    project_id uuid,
+    task_id uuid,
+    title text NOT NULL,
+    description text,
+    location text,
+    starts_at timestamp with time zone NOT NULL,
+    ends_at timestamp with time zone,
+    is_all_day boolean DEFAULT false NOT NULL,
+    recurrence text,
+    color text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
+    CONSTRAINT calendar_events_time_range_check CHECK (((ends_at IS NULL) OR (ends_at >= starts_at)))
+);
+
+
+--
+-- Name: TABLE calendar_events; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.calendar_events IS 'Appointments, meetings and other date-based items, optionally tied to a domain, project or task.';
+
+
+--
+-- Name: COLUMN calendar_events.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.id IS 'Primary key, generated by the database.';
+
+
+--
+-- Name: COLUMN calendar_events.domain_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.domain_id IS 'The domain, optional; ON DELETE SET NULL.';
+
+
+--
+-- Name: COLUMN calendar_events.project_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.project_id IS 'The project, optional; ON DELETE SET NULL.';
+
+
+--
+-- Name: COLUMN calendar_events.task_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.task_id IS 'The task, optional; ON DELETE SET NULL.';
+
+
+--
+-- Name: COLUMN calendar_events.title; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.title IS 'What the event is.';
+
+
+--
+-- Name: COLUMN calendar_events.description; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.description IS 'Free-text details (markdown).';
+
+
+--
+-- Name: COLUMN calendar_events.location; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.location IS 'Where it takes place (address, room or meeting URL).';
+
+
+--
+-- Name: COLUMN calendar_events.starts_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.starts_at IS 'Start; indexed for calendar range queries.';
+
+
+--
+-- Name: COLUMN calendar_events.ends_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.ends_at IS 'End, not before starts_at; NULL for a point in time.';
+
+
+--
+-- Name: COLUMN calendar_events.is_all_day; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.is_all_day IS 'True for an all-day event (starts_at is then midnight of the day).';
+
+
+--
+-- Name: COLUMN calendar_events.recurrence; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.recurrence IS 'Repeat rule as an RRULE (e.g. ''FREQ=WEEKLY;BYDAY=MO''), as tasks.recurrence; NULL for one-off events.';
+
+
+--
+-- Name: COLUMN calendar_events.color; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.color IS 'Display colour as ''#RRGGBB'', optional.';
+
+
+--
+-- Name: COLUMN calendar_events.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.created_at IS 'When the row was created.';
+
+
+--
+-- Name: COLUMN calendar_events.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.updated_at IS 'Last change; kept current on every UPDATE by the table''s <table>_set_updated_at trigger.';
+
+
+--
+-- Name: COLUMN calendar_events.is_active; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.is_active IS 'Soft-delete flag; false means deleted. Indexed, as every list query filters on it.';
+
+
+--
+-- Name: COLUMN calendar_events.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.calendar_events.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
+
+
+--
 -- Name: capture; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -317,6 +573,350 @@ COMMENT ON COLUMN public.capture.is_active IS 'Soft-delete flag; false means del
 --
 
 COMMENT ON COLUMN public.capture.sort_order IS 'Inbox order, 10, 20, 30 ... by created_at, then id.';
+
+
+--
+-- Name: contacts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.contacts (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    email text,
+    phone text,
+    company text,
+    role text,
+    notes text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL
+);
+
+
+--
+-- Name: TABLE contacts; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.contacts IS 'People the user works with; tasks.assigned_to and project/event participation point here.';
+
+
+--
+-- Name: COLUMN contacts.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.id IS 'Primary key, generated by the database.';
+
+
+--
+-- Name: COLUMN contacts.name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.name IS 'Display name of the person.';
+
+
+--
+-- Name: COLUMN contacts.email; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.email IS 'E-mail address, optional.';
+
+
+--
+-- Name: COLUMN contacts.phone; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.phone IS 'Phone number as the user typed it, optional.';
+
+
+--
+-- Name: COLUMN contacts.company; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.company IS 'Organisation the person belongs to, optional.';
+
+
+--
+-- Name: COLUMN contacts.role; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.role IS 'The person''s role or title, optional.';
+
+
+--
+-- Name: COLUMN contacts.notes; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.notes IS 'Free-text notes about the person (markdown).';
+
+
+--
+-- Name: COLUMN contacts.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.created_at IS 'When the row was created.';
+
+
+--
+-- Name: COLUMN contacts.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.updated_at IS 'Last change; kept current on every UPDATE by the table''s <table>_set_updated_at trigger.';
+
+
+--
+-- Name: COLUMN contacts.is_active; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.is_active IS 'Soft-delete flag; false means deleted. Indexed, as every list query filters on it.';
+
+
+--
+-- Name: COLUMN contacts.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.contacts.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
+
+
+--
+-- Name: domains; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.domains (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    color text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
+    description text,
+    icon text
+);
+
+
+--
+-- Name: TABLE domains; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.domains IS 'v2 domains, from v1 domains 1:1 (plan 3.1). UUIDs preserved; updated_at starts as created_at; sort_order 10, 20, 30 ... over all domains by created_at, then id.
+';
+
+
+--
+-- Name: COLUMN domains.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.domains.id IS 'Primary key; the v1 UUID, preserved (new rows get gen_random_uuid()).';
+
+
+--
+-- Name: COLUMN domains.name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.domains.name IS 'Display name (Work, Personal, Sintri ...).';
+
+
+--
+-- Name: COLUMN domains.color; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.domains.color IS 'Display colour as ''#RRGGBB''; copied.';
+
+
+--
+-- Name: COLUMN domains.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.domains.created_at IS 'When the row was created; copied from v1.';
+
+
+--
+-- Name: COLUMN domains.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.domains.updated_at IS 'Last change; created_at on import, then kept current by trigger domains_set_updated_at.';
+
+
+--
+-- Name: COLUMN domains.is_active; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.domains.is_active IS 'Soft-delete flag; false means deleted. True for every migrated row.';
+
+
+--
+-- Name: COLUMN domains.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.domains.sort_order IS 'Display order, 10, 20, 30 ... by created_at, then id.';
+
+
+--
+-- Name: COLUMN domains.description; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.domains.description IS 'New optional field in v2; NULL after migration.';
+
+
+--
+-- Name: COLUMN domains.icon; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.domains.icon IS 'New optional field in v2; NULL after migration.';
+
+
+--
+-- Name: files; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.files (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    domain_id uuid,
+    project_id uuid,
+    task_id uuid,
+    capture_id uuid,
+    filename text NOT NULL,
+    original_filename text NOT NULL,
+    storage_path text NOT NULL,
+    mime_type text,
+    size_bytes bigint,
+    description text,
+    tags text[] DEFAULT '{}'::text[],
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    note_id uuid,
+    is_active boolean DEFAULT true NOT NULL,
+    sort_order integer DEFAULT 0 NOT NULL,
+    CONSTRAINT files_size_bytes_check CHECK ((size_bytes >= 0))
+);
+
+
+--
+-- Name: TABLE files; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.files IS 'v2 files, from v1 files (plan 3.7). storage_path is the local path var(''storage_root'')/<object key>, the key read from any v1 shape (a URL''s key percent-decoded, a bare key literal; int_files). A row whose key is unsafe is rejected.
+';
+
+
+--
+-- Name: COLUMN files.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.id IS 'Primary key; the v1 UUID, preserved (new rows get gen_random_uuid()).';
+
+
+--
+-- Name: COLUMN files.domain_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.domain_id IS 'The optional domain; ON DELETE SET NULL, as in v1.';
+
+
+--
+-- Name: COLUMN files.project_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.project_id IS 'The optional project; ON DELETE SET NULL, as in v1.';
+
+
+--
+-- Name: COLUMN files.task_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.task_id IS 'The optional task; ON DELETE SET NULL, as in v1.';
+
+
+--
+-- Name: COLUMN files.capture_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.capture_id IS 'The capture item the file arrived with; ON DELETE SET NULL, as in v1.';
+
+
+--
+-- Name: COLUMN files.filename; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.filename IS 'Internal, UUID-prefixed file name; copied.';
+
+
+--
+-- Name: COLUMN files.original_filename; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.original_filename IS 'The name the file was uploaded with; copied.';
+
+
+--
+-- Name: COLUMN files.storage_path; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.storage_path IS 'Local path of the blob, var(''storage_root'') || ''/'' || object key.';
+
+
+--
+-- Name: COLUMN files.mime_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.mime_type IS 'MIME type; copied.';
+
+
+--
+-- Name: COLUMN files.size_bytes; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.size_bytes IS 'Size in bytes; copied.';
+
+
+--
+-- Name: COLUMN files.description; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.description IS 'Free-text description; copied.';
+
+
+--
+-- Name: COLUMN files.tags; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.tags IS 'Free tags as a text array; copied.';
+
+
+--
+-- Name: COLUMN files.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.created_at IS 'When the row was created; copied from v1.';
+
+
+--
+-- Name: COLUMN files.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.updated_at IS 'Last change; copied from v1, then kept current by trigger files_set_updated_at.';
+
+
+--
+-- Name: COLUMN files.note_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.note_id IS 'The note the file belongs to (notes.id); ON DELETE SET NULL; NULL after migration.';
+
+
+--
+-- Name: COLUMN files.is_active; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.is_active IS 'Soft-delete flag; false means deleted. True for every migrated row.';
+
+
+--
+-- Name: COLUMN files.sort_order; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.files.sort_order IS 'Display order; 0 for every migrated row, as the plan says.';
 
 
 --
@@ -595,7 +1195,7 @@ CREATE TABLE public.search_index (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
-    CONSTRAINT search_index_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'note'::text, 'bookmark'::text, 'project'::text, 'capture'::text])))
+    CONSTRAINT search_index_entity_type_check CHECK ((entity_type = ANY (ARRAY['task'::text, 'note'::text, 'bookmark'::text, 'project'::text, 'capture'::text, 'calendar_event'::text, 'contact'::text, 'file'::text])))
 );
 
 
@@ -603,7 +1203,7 @@ CREATE TABLE public.search_index (
 -- Name: TABLE search_index; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.search_index IS 'Full-text search over tasks, notes, bookmarks, projects and capture: one row per item with a weighted tsvector (title A, tags or URL B, body C; configuration ''simple'', as the user writes in several languages) and a GIN index. Built set-based from the migrated rows by the load, then kept current by the triggers <table>_search_index_sync_insert and _update of the five tables (an item is searchable at commit); `select refresh_search_index();` (created beside the table) is a full rebuild for repair, safe to run concurrently (macros/search_index.sql). The app queries it with `document @@ websearch_to_tsquery(''simple'', :q)`, ranked by `ts_rank(document, ...)`.
+COMMENT ON TABLE public.search_index IS 'Full-text search over tasks, notes, bookmarks, projects, capture, calendar events, contacts and files: one row per item with a weighted tsvector (title A, tags, URL, location or contact details B, body C) under the configuration english (stemming) over text whose accents fold_accents() removed (macros/search_index.sql says why not unaccent), and a GIN index. Soft delete as users mean it: is_active is false when the item, its project, its domain or its project''s area is soft-deleted, and restoring the parent brings the item back. Built set-based from the migrated rows by the load, then kept current by statement triggers on the sources (config.meta.search_sources: an UPDATE re-indexes only the rows whose listed columns changed) and on their parents (config.meta.search_parents); `select refresh_search_index();` is a full repair that never blocks the app''s writes (macros/search_index.sql). The app queries it with `document @@ search_query(:q)`, as you type with `document @@ search_prefix_query(:q)` (schema/app_queries.sql).
 ';
 
 
@@ -618,7 +1218,7 @@ COMMENT ON COLUMN public.search_index.id IS 'Primary key, md5 of ''entity_type:e
 -- Name: COLUMN search_index.entity_type; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.search_index.entity_type IS 'What the row indexes (task, note, bookmark, project, capture).';
+COMMENT ON COLUMN public.search_index.entity_type IS 'What the row indexes (task, note, bookmark, project, capture, calendar_event, contact, file).';
 
 
 --
@@ -646,14 +1246,14 @@ COMMENT ON COLUMN public.search_index.project_id IS 'The item''s project (a proj
 -- Name: COLUMN search_index.title; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.search_index.title IS 'Title shown in results (task/note title, bookmark label, project name; NULL for capture).';
+COMMENT ON COLUMN public.search_index.title IS 'Title shown in results (title, bookmark label, project or contact name, file''s original name; NULL for capture).';
 
 
 --
 -- Name: COLUMN search_index.body; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.search_index.body IS 'Text shown as the result snippet (description, note body or capture text).';
+COMMENT ON COLUMN public.search_index.body IS 'Text shown as the result snippet (description, note body, capture text or contact notes).';
 
 
 --
@@ -674,14 +1274,14 @@ COMMENT ON COLUMN public.search_index.created_at IS 'The indexed item''s own cre
 -- Name: COLUMN search_index.updated_at; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.search_index.updated_at IS 'The indexed item''s own updated_at, to rank or filter by recency; kept current on UPDATE of the index row by trigger search_index_set_updated_at.';
+COMMENT ON COLUMN public.search_index.updated_at IS 'When the row''s document last changed (the item''s updated_at at that write), to pick the most recent matches; a write that leaves the document as it is (e.g. sort_order) keeps it.';
 
 
 --
 -- Name: COLUMN search_index.is_active; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.search_index.is_active IS 'The indexed item''s own is_active; the app filters on it like on the item''s table.';
+COMMENT ON COLUMN public.search_index.is_active IS 'The item''s own is_active AND its parents'': false when the item, its project, its domain or its project''s area is soft-deleted. The app filters on it; due reminders skip items where it is false.';
 
 
 --
@@ -907,7 +1507,327 @@ COMMENT ON COLUMN public.tasks.template_id IS 'The task template the task came f
 CREATE FUNCTION public.refresh_search_index() RETURNS void
     LANGUAGE sql
     BEGIN ATOMIC
- SELECT pg_advisory_xact_lock((('public.search_index'::regclass)::oid)::bigint) AS pg_advisory_xact_lock;
+ UPDATE public.search_index indexed SET domain_id = documents.domain_id, project_id = documents.project_id, title = documents.title, body = documents.body, document = documents.document, is_active = documents.is_active
+    FROM (( WITH tasks AS (
+                  SELECT tasks.id,
+                     tasks.domain_id,
+                     tasks.project_id,
+                     tasks.parent_id,
+                     tasks.title,
+                     tasks.description,
+                     tasks.priority,
+                     tasks.status,
+                     tasks.due_date,
+                     tasks.deadline,
+                     tasks.recurrence,
+                     tasks.tags,
+                     tasks.context,
+                     tasks.is_custom_context,
+                     tasks.created_at,
+                     tasks.updated_at,
+                     tasks.completed_at,
+                     tasks.assigned_to,
+                     tasks.estimated_minutes,
+                     tasks.actual_minutes,
+                     tasks.energy_level,
+                     tasks.is_active,
+                     tasks.sort_order,
+                     tasks.template_id
+                    FROM public.tasks
+                 ), notes AS (
+                  SELECT notes.id,
+                     notes.domain_id,
+                     notes.project_id,
+                     notes.task_id,
+                     notes.title,
+                     notes.body,
+                     notes.content_format,
+                     notes.tags,
+                     notes.created_at,
+                     notes.updated_at,
+                     notes.is_pinned,
+                     notes.is_active,
+                     notes.sort_order
+                    FROM public.notes
+                 ), bookmarks AS (
+                  SELECT bookmarks.id,
+                     bookmarks.domain_id,
+                     bookmarks.project_id,
+                     bookmarks.task_id,
+                     bookmarks.label,
+                     bookmarks.url,
+                     bookmarks.description,
+                     bookmarks.created_at,
+                     bookmarks.updated_at,
+                     bookmarks.folder_id,
+                     bookmarks.favicon_url,
+                     bookmarks.is_active,
+                     bookmarks.sort_order,
+                     bookmarks.tags
+                    FROM public.bookmarks
+                 ), projects AS (
+                  SELECT projects.id,
+                     projects.domain_id,
+                     projects.area_id,
+                     projects.name,
+                     projects.description,
+                     projects.status,
+                     projects.target_date,
+                     projects.created_at,
+                     projects.updated_at,
+                     projects.start_date,
+                     projects.priority,
+                     projects.is_active,
+                     projects.sort_order,
+                     projects.color,
+                     projects.release_id
+                    FROM public.projects
+                 ), capture AS (
+                  SELECT capture.id,
+                     capture.raw_text,
+                     capture.processed,
+                     capture.task_id,
+                     capture.created_at,
+                     capture.domain_id,
+                     capture.project_id,
+                     capture.source,
+                     capture.updated_at,
+                     capture.is_active,
+                     capture.sort_order
+                    FROM public.capture
+                 ), calendar_events AS (
+                  SELECT calendar_events.id,
+                     calendar_events.domain_id,
+                     calendar_events.project_id,
+                     calendar_events.task_id,
+                     calendar_events.title,
+                     calendar_events.description,
+                     calendar_events.location,
+                     calendar_events.starts_at,
+                     calendar_events.ends_at,
+                     calendar_events.is_all_day,
+                     calendar_events.recurrence,
+                     calendar_events.color,
+                     calendar_events.created_at,
+                     calendar_events.updated_at,
+                     calendar_events.is_active,
+                     calendar_events.sort_order
+                    FROM public.calendar_events
+                 ), contacts AS (
+                  SELECT contacts.id,
+                     contacts.name,
+                     contacts.email,
+                     contacts.phone,
+                     contacts.company,
+                     contacts.role,
+                     contacts.notes,
+                     contacts.created_at,
+                     contacts.updated_at,
+                     contacts.is_active,
+                     contacts.sort_order
+                    FROM public.contacts
+                 ), files AS (
+                  SELECT files.id,
+                     files.domain_id,
+                     files.project_id,
+                     files.task_id,
+                     files.capture_id,
+                     files.filename,
+                     files.original_filename,
+                     files.storage_path,
+                     files.mime_type,
+                     files.size_bytes,
+                     files.description,
+                     files.tags,
+                     files.created_at,
+                     files.updated_at,
+                     files.note_id,
+                     files.is_active,
+                     files.sort_order
+                    FROM public.files
+                 ), item_domains AS (
+                  SELECT domains.id,
+                     domains.name,
+                     domains.color,
+                     domains.created_at,
+                     domains.updated_at,
+                     domains.is_active,
+                     domains.sort_order,
+                     domains.description,
+                     domains.icon
+                    FROM public.domains
+                 ), parent_projects AS (
+                  SELECT projects.id,
+                     projects.domain_id,
+                     projects.area_id,
+                     projects.name,
+                     projects.description,
+                     projects.status,
+                     projects.target_date,
+                     projects.created_at,
+                     projects.updated_at,
+                     projects.start_date,
+                     projects.priority,
+                     projects.is_active,
+                     projects.sort_order,
+                     projects.color,
+                     projects.release_id
+                    FROM public.projects
+                 ), project_domains AS (
+                  SELECT domains.id,
+                     domains.name,
+                     domains.color,
+                     domains.created_at,
+                     domains.updated_at,
+                     domains.is_active,
+                     domains.sort_order,
+                     domains.description,
+                     domains.icon
+                    FROM public.domains
+                 ), project_areas AS (
+                  SELECT areas.id,
+                     areas.domain_id,
+                     areas.name,
+                     areas.description,
+                     areas.created_at,
+                     areas.updated_at,
+                     areas.is_active,
+                     areas.sort_order,
+                     areas.icon,
+                     areas.color
+                    FROM public.areas
+                 ), documents AS (
+                  SELECT 'task'::text AS entity_type,
+                     tasks.id AS entity_id,
+                     tasks.domain_id,
+                     tasks.project_id,
+                     tasks.title,
+                     array_to_string(tasks.tags, ' '::text) AS keywords,
+                     tasks.description AS body,
+                     tasks.is_active,
+                     tasks.created_at,
+                     tasks.updated_at
+                    FROM tasks
+                 UNION ALL
+                  SELECT 'note'::text AS entity_type,
+                     notes.id AS entity_id,
+                     notes.domain_id,
+                     notes.project_id,
+                     notes.title,
+                     array_to_string(notes.tags, ' '::text) AS keywords,
+                     notes.body,
+                     notes.is_active,
+                     notes.created_at,
+                     notes.updated_at
+                    FROM notes
+                 UNION ALL
+                  SELECT 'bookmark'::text AS entity_type,
+                     bookmarks.id AS entity_id,
+                     bookmarks.domain_id,
+                     bookmarks.project_id,
+                     bookmarks.label AS title,
+                     bookmarks.url AS keywords,
+                     bookmarks.description AS body,
+                     bookmarks.is_active,
+                     bookmarks.created_at,
+                     bookmarks.updated_at
+                    FROM bookmarks
+                 UNION ALL
+                  SELECT 'project'::text AS entity_type,
+                     projects.id AS entity_id,
+                     projects.domain_id,
+                     projects.id AS project_id,
+                     projects.name AS title,
+                     NULL::text AS keywords,
+                     projects.description AS body,
+                     projects.is_active,
+                     projects.created_at,
+                     projects.updated_at
+                    FROM projects
+                 UNION ALL
+                  SELECT 'capture'::text AS entity_type,
+                     capture.id AS entity_id,
+                     capture.domain_id,
+                     capture.project_id,
+                     NULL::text AS title,
+                     NULL::text AS keywords,
+                     capture.raw_text AS body,
+                     capture.is_active,
+                     capture.created_at,
+                     capture.updated_at
+                    FROM capture
+                 UNION ALL
+                  SELECT 'calendar_event'::text AS entity_type,
+                     calendar_events.id AS entity_id,
+                     calendar_events.domain_id,
+                     calendar_events.project_id,
+                     calendar_events.title,
+                     calendar_events.location AS keywords,
+                     calendar_events.description AS body,
+                     calendar_events.is_active,
+                     calendar_events.created_at,
+                     calendar_events.updated_at
+                    FROM calendar_events
+                 UNION ALL
+                  SELECT 'contact'::text AS entity_type,
+                     contacts.id AS entity_id,
+                     NULL::uuid AS domain_id,
+                     NULL::uuid AS project_id,
+                     contacts.name AS title,
+                     concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
+                     contacts.notes AS body,
+                     contacts.is_active,
+                     contacts.created_at,
+                     contacts.updated_at
+                    FROM contacts
+                 UNION ALL
+                  SELECT 'file'::text AS entity_type,
+                     files.id AS entity_id,
+                     files.domain_id,
+                     files.project_id,
+                     files.original_filename AS title,
+                     concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
+                     files.description AS body,
+                     files.is_active,
+                     files.created_at,
+                     files.updated_at
+                    FROM files
+                 ), live_projects AS (
+                  SELECT parent_projects.id AS project_id,
+                     (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                    FROM ((parent_projects
+                      LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                      LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
+                 ), final AS (
+                  SELECT documents_1.entity_type,
+                     documents_1.entity_id,
+                     documents_1.domain_id,
+                     documents_1.project_id,
+                     documents_1.title,
+                     documents_1.body,
+                     documents_1.created_at,
+                     documents_1.updated_at,
+                     (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                     (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                     ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                    FROM ((documents documents_1
+                      LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                      LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
+                 )
+          SELECT final.entity_type,
+             final.entity_id,
+             final.domain_id,
+             final.project_id,
+             final.title,
+             final.body,
+             final.created_at,
+             final.updated_at,
+             final.id,
+             final.is_active,
+             final.document
+            FROM final) documents
+      JOIN public.search_index seen ON (((documents.entity_type = seen.entity_type) AND (documents.entity_id = seen.entity_id))))
+   WHERE ((indexed.id = seen.id) AND (indexed.xmin = seen.xmin) AND ((seen.domain_id IS DISTINCT FROM documents.domain_id) OR (seen.project_id IS DISTINCT FROM documents.project_id) OR (seen.title IS DISTINCT FROM documents.title) OR (seen.body IS DISTINCT FROM documents.body) OR (seen.document IS DISTINCT FROM documents.document) OR (seen.is_active IS DISTINCT FROM documents.is_active)));
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -945,38 +1865,18 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              tasks.sort_order,
                              tasks.template_id
                             FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
+                         ), item_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), parent_projects AS (
                           SELECT projects.id,
                              projects.domain_id,
                              projects.area_id,
@@ -993,19 +1893,29 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              projects.color,
                              projects.release_id
                             FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
+                          SELECT areas.id,
+                             areas.domain_id,
+                             areas.name,
+                             areas.description,
+                             areas.created_at,
+                             areas.updated_at,
+                             areas.is_active,
+                             areas.sort_order,
+                             areas.icon,
+                             areas.color
+                            FROM public.areas
                          ), documents AS (
                           SELECT 'task'::text AS entity_type,
                              tasks.id AS entity_id,
@@ -1018,7 +1928,124 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              tasks.created_at,
                              tasks.updated_at
                             FROM tasks
-                         UNION ALL
+                         ), live_projects AS (
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
+                         ), final AS (
+                          SELECT documents_1.entity_type,
+                             documents_1.entity_id,
+                             documents_1.domain_id,
+                             documents_1.project_id,
+                             documents_1.title,
+                             documents_1.body,
+                             documents_1.created_at,
+                             documents_1.updated_at,
+                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                            FROM ((documents documents_1
+                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
+                         )
+                  SELECT final.entity_type,
+                     final.entity_id,
+                     final.domain_id,
+                     final.project_id,
+                     final.title,
+                     final.body,
+                     final.created_at,
+                     final.updated_at,
+                     final.id,
+                     final.is_active,
+                     final.document
+                    FROM final) documents
+           WHERE (documents.entity_id IN ( SELECT items.id
+                    FROM public.tasks items
+                   WHERE (NOT (EXISTS ( SELECT
+                            FROM public.search_index indexed
+                           WHERE ((indexed.entity_type = 'task'::text) AND (indexed.entity_id = items.id)))))
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+ INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
+             documents.entity_type,
+             documents.entity_id,
+             documents.domain_id,
+             documents.project_id,
+             documents.title,
+             documents.body,
+             documents.document,
+             documents.created_at,
+             documents.updated_at,
+             documents.is_active
+            FROM ( WITH notes AS (
+                          SELECT notes.id,
+                             notes.domain_id,
+                             notes.project_id,
+                             notes.task_id,
+                             notes.title,
+                             notes.body,
+                             notes.content_format,
+                             notes.tags,
+                             notes.created_at,
+                             notes.updated_at,
+                             notes.is_pinned,
+                             notes.is_active,
+                             notes.sort_order
+                            FROM public.notes
+                         ), item_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
+                          SELECT areas.id,
+                             areas.domain_id,
+                             areas.name,
+                             areas.description,
+                             areas.created_at,
+                             areas.updated_at,
+                             areas.is_active,
+                             areas.sort_order,
+                             areas.icon,
+                             areas.color
+                            FROM public.areas
+                         ), documents AS (
                           SELECT 'note'::text AS entity_type,
                              notes.id AS entity_id,
                              notes.domain_id,
@@ -1030,7 +2057,125 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              notes.created_at,
                              notes.updated_at
                             FROM notes
-                         UNION ALL
+                         ), live_projects AS (
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
+                         ), final AS (
+                          SELECT documents_1.entity_type,
+                             documents_1.entity_id,
+                             documents_1.domain_id,
+                             documents_1.project_id,
+                             documents_1.title,
+                             documents_1.body,
+                             documents_1.created_at,
+                             documents_1.updated_at,
+                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                            FROM ((documents documents_1
+                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
+                         )
+                  SELECT final.entity_type,
+                     final.entity_id,
+                     final.domain_id,
+                     final.project_id,
+                     final.title,
+                     final.body,
+                     final.created_at,
+                     final.updated_at,
+                     final.id,
+                     final.is_active,
+                     final.document
+                    FROM final) documents
+           WHERE (documents.entity_id IN ( SELECT items.id
+                    FROM public.notes items
+                   WHERE (NOT (EXISTS ( SELECT
+                            FROM public.search_index indexed
+                           WHERE ((indexed.entity_type = 'note'::text) AND (indexed.entity_id = items.id)))))
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+ INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
+             documents.entity_type,
+             documents.entity_id,
+             documents.domain_id,
+             documents.project_id,
+             documents.title,
+             documents.body,
+             documents.document,
+             documents.created_at,
+             documents.updated_at,
+             documents.is_active
+            FROM ( WITH bookmarks AS (
+                          SELECT bookmarks.id,
+                             bookmarks.domain_id,
+                             bookmarks.project_id,
+                             bookmarks.task_id,
+                             bookmarks.label,
+                             bookmarks.url,
+                             bookmarks.description,
+                             bookmarks.created_at,
+                             bookmarks.updated_at,
+                             bookmarks.folder_id,
+                             bookmarks.favicon_url,
+                             bookmarks.is_active,
+                             bookmarks.sort_order,
+                             bookmarks.tags
+                            FROM public.bookmarks
+                         ), item_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
+                          SELECT areas.id,
+                             areas.domain_id,
+                             areas.name,
+                             areas.description,
+                             areas.created_at,
+                             areas.updated_at,
+                             areas.is_active,
+                             areas.sort_order,
+                             areas.icon,
+                             areas.color
+                            FROM public.areas
+                         ), documents AS (
                           SELECT 'bookmark'::text AS entity_type,
                              bookmarks.id AS entity_id,
                              bookmarks.domain_id,
@@ -1042,7 +2187,126 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              bookmarks.created_at,
                              bookmarks.updated_at
                             FROM bookmarks
-                         UNION ALL
+                         ), live_projects AS (
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
+                         ), final AS (
+                          SELECT documents_1.entity_type,
+                             documents_1.entity_id,
+                             documents_1.domain_id,
+                             documents_1.project_id,
+                             documents_1.title,
+                             documents_1.body,
+                             documents_1.created_at,
+                             documents_1.updated_at,
+                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                            FROM ((documents documents_1
+                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
+                         )
+                  SELECT final.entity_type,
+                     final.entity_id,
+                     final.domain_id,
+                     final.project_id,
+                     final.title,
+                     final.body,
+                     final.created_at,
+                     final.updated_at,
+                     final.id,
+                     final.is_active,
+                     final.document
+                    FROM final) documents
+           WHERE (documents.entity_id IN ( SELECT items.id
+                    FROM public.bookmarks items
+                   WHERE (NOT (EXISTS ( SELECT
+                            FROM public.search_index indexed
+                           WHERE ((indexed.entity_type = 'bookmark'::text) AND (indexed.entity_id = items.id)))))
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+ INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
+             documents.entity_type,
+             documents.entity_id,
+             documents.domain_id,
+             documents.project_id,
+             documents.title,
+             documents.body,
+             documents.document,
+             documents.created_at,
+             documents.updated_at,
+             documents.is_active
+            FROM ( WITH projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), item_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
+                          SELECT areas.id,
+                             areas.domain_id,
+                             areas.name,
+                             areas.description,
+                             areas.created_at,
+                             areas.updated_at,
+                             areas.is_active,
+                             areas.sort_order,
+                             areas.icon,
+                             areas.color
+                            FROM public.areas
+                         ), documents AS (
                           SELECT 'project'::text AS entity_type,
                              projects.id AS entity_id,
                              projects.domain_id,
@@ -1054,7 +2318,122 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              projects.created_at,
                              projects.updated_at
                             FROM projects
-                         UNION ALL
+                         ), live_projects AS (
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
+                         ), final AS (
+                          SELECT documents_1.entity_type,
+                             documents_1.entity_id,
+                             documents_1.domain_id,
+                             documents_1.project_id,
+                             documents_1.title,
+                             documents_1.body,
+                             documents_1.created_at,
+                             documents_1.updated_at,
+                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                            FROM ((documents documents_1
+                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
+                         )
+                  SELECT final.entity_type,
+                     final.entity_id,
+                     final.domain_id,
+                     final.project_id,
+                     final.title,
+                     final.body,
+                     final.created_at,
+                     final.updated_at,
+                     final.id,
+                     final.is_active,
+                     final.document
+                    FROM final) documents
+           WHERE (documents.entity_id IN ( SELECT items.id
+                    FROM public.projects items
+                   WHERE (NOT (EXISTS ( SELECT
+                            FROM public.search_index indexed
+                           WHERE ((indexed.entity_type = 'project'::text) AND (indexed.entity_id = items.id)))))
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+ INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
+             documents.entity_type,
+             documents.entity_id,
+             documents.domain_id,
+             documents.project_id,
+             documents.title,
+             documents.body,
+             documents.document,
+             documents.created_at,
+             documents.updated_at,
+             documents.is_active
+            FROM ( WITH capture AS (
+                          SELECT capture.id,
+                             capture.raw_text,
+                             capture.processed,
+                             capture.task_id,
+                             capture.created_at,
+                             capture.domain_id,
+                             capture.project_id,
+                             capture.source,
+                             capture.updated_at,
+                             capture.is_active,
+                             capture.sort_order
+                            FROM public.capture
+                         ), item_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
+                          SELECT areas.id,
+                             areas.domain_id,
+                             areas.name,
+                             areas.description,
+                             areas.created_at,
+                             areas.updated_at,
+                             areas.is_active,
+                             areas.sort_order,
+                             areas.icon,
+                             areas.color
+                            FROM public.areas
+                         ), documents AS (
                           SELECT 'capture'::text AS entity_type,
                              capture.id AS entity_id,
                              capture.domain_id,
@@ -1066,6 +2445,12 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              capture.created_at,
                              capture.updated_at
                             FROM capture
+                         ), live_projects AS (
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -1073,12 +2458,14 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.project_id,
                              documents_1.title,
                              documents_1.body,
-                             documents_1.is_active,
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             ((setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.title, ''::text)), 'A'::"char") || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.keywords, ''::text)), 'B'::"char")) || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.body, ''::text)), 'C'::"char")) AS document
-                            FROM documents documents_1
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                            FROM ((documents documents_1
+                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -1086,13 +2473,410 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.project_id,
                      final.title,
                      final.body,
-                     final.is_active,
                      final.created_at,
                      final.updated_at,
                      final.id,
+                     final.is_active,
                      final.document
-                    FROM final) documents ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active
-   WHERE ((search_index.domain_id IS DISTINCT FROM excluded.domain_id) OR (search_index.project_id IS DISTINCT FROM excluded.project_id) OR (search_index.title IS DISTINCT FROM excluded.title) OR (search_index.body IS DISTINCT FROM excluded.body) OR (search_index.document IS DISTINCT FROM excluded.document) OR (search_index.created_at IS DISTINCT FROM excluded.created_at) OR (search_index.updated_at IS DISTINCT FROM excluded.updated_at) OR (search_index.is_active IS DISTINCT FROM excluded.is_active));
+                    FROM final) documents
+           WHERE (documents.entity_id IN ( SELECT items.id
+                    FROM public.capture items
+                   WHERE (NOT (EXISTS ( SELECT
+                            FROM public.search_index indexed
+                           WHERE ((indexed.entity_type = 'capture'::text) AND (indexed.entity_id = items.id)))))
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+ INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
+             documents.entity_type,
+             documents.entity_id,
+             documents.domain_id,
+             documents.project_id,
+             documents.title,
+             documents.body,
+             documents.document,
+             documents.created_at,
+             documents.updated_at,
+             documents.is_active
+            FROM ( WITH calendar_events AS (
+                          SELECT calendar_events.id,
+                             calendar_events.domain_id,
+                             calendar_events.project_id,
+                             calendar_events.task_id,
+                             calendar_events.title,
+                             calendar_events.description,
+                             calendar_events.location,
+                             calendar_events.starts_at,
+                             calendar_events.ends_at,
+                             calendar_events.is_all_day,
+                             calendar_events.recurrence,
+                             calendar_events.color,
+                             calendar_events.created_at,
+                             calendar_events.updated_at,
+                             calendar_events.is_active,
+                             calendar_events.sort_order
+                            FROM public.calendar_events
+                         ), item_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
+                          SELECT areas.id,
+                             areas.domain_id,
+                             areas.name,
+                             areas.description,
+                             areas.created_at,
+                             areas.updated_at,
+                             areas.is_active,
+                             areas.sort_order,
+                             areas.icon,
+                             areas.color
+                            FROM public.areas
+                         ), documents AS (
+                          SELECT 'calendar_event'::text AS entity_type,
+                             calendar_events.id AS entity_id,
+                             calendar_events.domain_id,
+                             calendar_events.project_id,
+                             calendar_events.title,
+                             calendar_events.location AS keywords,
+                             calendar_events.description AS body,
+                             calendar_events.is_active,
+                             calendar_events.created_at,
+                             calendar_events.updated_at
+                            FROM calendar_events
+                         ), live_projects AS (
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
+                         ), final AS (
+                          SELECT documents_1.entity_type,
+                             documents_1.entity_id,
+                             documents_1.domain_id,
+                             documents_1.project_id,
+                             documents_1.title,
+                             documents_1.body,
+                             documents_1.created_at,
+                             documents_1.updated_at,
+                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                            FROM ((documents documents_1
+                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
+                         )
+                  SELECT final.entity_type,
+                     final.entity_id,
+                     final.domain_id,
+                     final.project_id,
+                     final.title,
+                     final.body,
+                     final.created_at,
+                     final.updated_at,
+                     final.id,
+                     final.is_active,
+                     final.document
+                    FROM final) documents
+           WHERE (documents.entity_id IN ( SELECT items.id
+                    FROM public.calendar_events items
+                   WHERE (NOT (EXISTS ( SELECT
+                            FROM public.search_index indexed
+                           WHERE ((indexed.entity_type = 'calendar_event'::text) AND (indexed.entity_id = items.id)))))
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+ INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
+             documents.entity_type,
+             documents.entity_id,
+             documents.domain_id,
+             documents.project_id,
+             documents.title,
+             documents.body,
+             documents.document,
+             documents.created_at,
+             documents.updated_at,
+             documents.is_active
+            FROM ( WITH contacts AS (
+                          SELECT contacts.id,
+                             contacts.name,
+                             contacts.email,
+                             contacts.phone,
+                             contacts.company,
+                             contacts.role,
+                             contacts.notes,
+                             contacts.created_at,
+                             contacts.updated_at,
+                             contacts.is_active,
+                             contacts.sort_order
+                            FROM public.contacts
+                         ), item_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
+                          SELECT areas.id,
+                             areas.domain_id,
+                             areas.name,
+                             areas.description,
+                             areas.created_at,
+                             areas.updated_at,
+                             areas.is_active,
+                             areas.sort_order,
+                             areas.icon,
+                             areas.color
+                            FROM public.areas
+                         ), documents AS (
+                          SELECT 'contact'::text AS entity_type,
+                             contacts.id AS entity_id,
+                             NULL::uuid AS domain_id,
+                             NULL::uuid AS project_id,
+                             contacts.name AS title,
+                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
+                             contacts.notes AS body,
+                             contacts.is_active,
+                             contacts.created_at,
+                             contacts.updated_at
+                            FROM contacts
+                         ), live_projects AS (
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
+                         ), final AS (
+                          SELECT documents_1.entity_type,
+                             documents_1.entity_id,
+                             documents_1.domain_id,
+                             documents_1.project_id,
+                             documents_1.title,
+                             documents_1.body,
+                             documents_1.created_at,
+                             documents_1.updated_at,
+                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                            FROM ((documents documents_1
+                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
+                         )
+                  SELECT final.entity_type,
+                     final.entity_id,
+                     final.domain_id,
+                     final.project_id,
+                     final.title,
+                     final.body,
+                     final.created_at,
+                     final.updated_at,
+                     final.id,
+                     final.is_active,
+                     final.document
+                    FROM final) documents
+           WHERE (documents.entity_id IN ( SELECT items.id
+                    FROM public.contacts items
+                   WHERE (NOT (EXISTS ( SELECT
+                            FROM public.search_index indexed
+                           WHERE ((indexed.entity_type = 'contact'::text) AND (indexed.entity_id = items.id)))))
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
+ INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
+             documents.entity_type,
+             documents.entity_id,
+             documents.domain_id,
+             documents.project_id,
+             documents.title,
+             documents.body,
+             documents.document,
+             documents.created_at,
+             documents.updated_at,
+             documents.is_active
+            FROM ( WITH files AS (
+                          SELECT files.id,
+                             files.domain_id,
+                             files.project_id,
+                             files.task_id,
+                             files.capture_id,
+                             files.filename,
+                             files.original_filename,
+                             files.storage_path,
+                             files.mime_type,
+                             files.size_bytes,
+                             files.description,
+                             files.tags,
+                             files.created_at,
+                             files.updated_at,
+                             files.note_id,
+                             files.is_active,
+                             files.sort_order
+                            FROM public.files
+                         ), item_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
+                          SELECT areas.id,
+                             areas.domain_id,
+                             areas.name,
+                             areas.description,
+                             areas.created_at,
+                             areas.updated_at,
+                             areas.is_active,
+                             areas.sort_order,
+                             areas.icon,
+                             areas.color
+                            FROM public.areas
+                         ), documents AS (
+                          SELECT 'file'::text AS entity_type,
+                             files.id AS entity_id,
+                             files.domain_id,
+                             files.project_id,
+                             files.original_filename AS title,
+                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
+                             files.description AS body,
+                             files.is_active,
+                             files.created_at,
+                             files.updated_at
+                            FROM files
+                         ), live_projects AS (
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
+                         ), final AS (
+                          SELECT documents_1.entity_type,
+                             documents_1.entity_id,
+                             documents_1.domain_id,
+                             documents_1.project_id,
+                             documents_1.title,
+                             documents_1.body,
+                             documents_1.created_at,
+                             documents_1.updated_at,
+                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                            FROM ((documents documents_1
+                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
+                         )
+                  SELECT final.entity_type,
+                     final.entity_id,
+                     final.domain_id,
+                     final.project_id,
+                     final.title,
+                     final.body,
+                     final.created_at,
+                     final.updated_at,
+                     final.id,
+                     final.is_active,
+                     final.document
+                    FROM final) documents
+           WHERE (documents.entity_id IN ( SELECT items.id
+                    FROM public.files items
+                   WHERE (NOT (EXISTS ( SELECT
+                            FROM public.search_index indexed
+                           WHERE ((indexed.entity_type = 'file'::text) AND (indexed.entity_id = items.id)))))
+                  FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
  DELETE FROM public.search_index indexed
    WHERE (NOT (EXISTS ( SELECT
             FROM ( WITH tasks AS (
@@ -1182,6 +2966,107 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              capture.is_active,
                              capture.sort_order
                             FROM public.capture
+                         ), calendar_events AS (
+                          SELECT calendar_events.id,
+                             calendar_events.domain_id,
+                             calendar_events.project_id,
+                             calendar_events.task_id,
+                             calendar_events.title,
+                             calendar_events.description,
+                             calendar_events.location,
+                             calendar_events.starts_at,
+                             calendar_events.ends_at,
+                             calendar_events.is_all_day,
+                             calendar_events.recurrence,
+                             calendar_events.color,
+                             calendar_events.created_at,
+                             calendar_events.updated_at,
+                             calendar_events.is_active,
+                             calendar_events.sort_order
+                            FROM public.calendar_events
+                         ), contacts AS (
+                          SELECT contacts.id,
+                             contacts.name,
+                             contacts.email,
+                             contacts.phone,
+                             contacts.company,
+                             contacts.role,
+                             contacts.notes,
+                             contacts.created_at,
+                             contacts.updated_at,
+                             contacts.is_active,
+                             contacts.sort_order
+                            FROM public.contacts
+                         ), files AS (
+                          SELECT files.id,
+                             files.domain_id,
+                             files.project_id,
+                             files.task_id,
+                             files.capture_id,
+                             files.filename,
+                             files.original_filename,
+                             files.storage_path,
+                             files.mime_type,
+                             files.size_bytes,
+                             files.description,
+                             files.tags,
+                             files.created_at,
+                             files.updated_at,
+                             files.note_id,
+                             files.is_active,
+                             files.sort_order
+                            FROM public.files
+                         ), item_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), parent_projects AS (
+                          SELECT projects.id,
+                             projects.domain_id,
+                             projects.area_id,
+                             projects.name,
+                             projects.description,
+                             projects.status,
+                             projects.target_date,
+                             projects.created_at,
+                             projects.updated_at,
+                             projects.start_date,
+                             projects.priority,
+                             projects.is_active,
+                             projects.sort_order,
+                             projects.color,
+                             projects.release_id
+                            FROM public.projects
+                         ), project_domains AS (
+                          SELECT domains.id,
+                             domains.name,
+                             domains.color,
+                             domains.created_at,
+                             domains.updated_at,
+                             domains.is_active,
+                             domains.sort_order,
+                             domains.description,
+                             domains.icon
+                            FROM public.domains
+                         ), project_areas AS (
+                          SELECT areas.id,
+                             areas.domain_id,
+                             areas.name,
+                             areas.description,
+                             areas.created_at,
+                             areas.updated_at,
+                             areas.is_active,
+                             areas.sort_order,
+                             areas.icon,
+                             areas.color
+                            FROM public.areas
                          ), documents AS (
                           SELECT 'task'::text AS entity_type,
                              tasks.id AS entity_id,
@@ -1242,6 +3127,48 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              capture.created_at,
                              capture.updated_at
                             FROM capture
+                         UNION ALL
+                          SELECT 'calendar_event'::text AS entity_type,
+                             calendar_events.id AS entity_id,
+                             calendar_events.domain_id,
+                             calendar_events.project_id,
+                             calendar_events.title,
+                             calendar_events.location AS keywords,
+                             calendar_events.description AS body,
+                             calendar_events.is_active,
+                             calendar_events.created_at,
+                             calendar_events.updated_at
+                            FROM calendar_events
+                         UNION ALL
+                          SELECT 'contact'::text AS entity_type,
+                             contacts.id AS entity_id,
+                             NULL::uuid AS domain_id,
+                             NULL::uuid AS project_id,
+                             contacts.name AS title,
+                             concat_ws(' '::text, contacts.email, contacts.company, contacts.role) AS keywords,
+                             contacts.notes AS body,
+                             contacts.is_active,
+                             contacts.created_at,
+                             contacts.updated_at
+                            FROM contacts
+                         UNION ALL
+                          SELECT 'file'::text AS entity_type,
+                             files.id AS entity_id,
+                             files.domain_id,
+                             files.project_id,
+                             files.original_filename AS title,
+                             concat_ws(' '::text, array_to_string(files.tags, ' '::text), translate(files.original_filename, '._-'::text, '   '::text)) AS keywords,
+                             files.description AS body,
+                             files.is_active,
+                             files.created_at,
+                             files.updated_at
+                            FROM files
+                         ), live_projects AS (
+                          SELECT parent_projects.id AS project_id,
+                             (parent_projects.is_active AND COALESCE(project_domains.is_active, true) AND COALESCE(project_areas.is_active, true)) AS is_live
+                            FROM ((parent_projects
+                              LEFT JOIN project_domains ON ((parent_projects.domain_id = project_domains.id)))
+                              LEFT JOIN project_areas ON ((parent_projects.area_id = project_areas.id)))
                          ), final AS (
                           SELECT documents_1.entity_type,
                              documents_1.entity_id,
@@ -1249,12 +3176,14 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                              documents_1.project_id,
                              documents_1.title,
                              documents_1.body,
-                             documents_1.is_active,
                              documents_1.created_at,
                              documents_1.updated_at,
                              (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             ((setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.title, ''::text)), 'A'::"char") || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.keywords, ''::text)), 'B'::"char")) || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.body, ''::text)), 'C'::"char")) AS document
-                            FROM documents documents_1
+                             (documents_1.is_active AND COALESCE(live_projects.is_live, true) AND COALESCE(item_domains.is_active, true)) AS is_active,
+                             ((setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.title, ''::text))), 'A'::"char") || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.keywords, ''::text))), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, public.fold_accents(COALESCE(documents_1.body, ''::text))), 'C'::"char")) AS document
+                            FROM ((documents documents_1
+                              LEFT JOIN live_projects ON ((documents_1.project_id = live_projects.project_id)))
+                              LEFT JOIN item_domains ON ((documents_1.domain_id = item_domains.id)))
                          )
                   SELECT final.entity_type,
                      final.entity_id,
@@ -1262,10 +3191,10 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.project_id,
                      final.title,
                      final.body,
-                     final.is_active,
                      final.created_at,
                      final.updated_at,
                      final.id,
+                     final.is_active,
                      final.document
                     FROM final) documents
            WHERE ((documents.entity_type = indexed.entity_type) AND (documents.entity_id = indexed.entity_id)))));
@@ -1276,7 +3205,7 @@ END;
 -- Name: FUNCTION refresh_search_index(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.refresh_search_index() IS 'Rebuilds search_index from its sources; the triggers keep it current, so this is only a repair.';
+COMMENT ON FUNCTION public.refresh_search_index() IS 'Repairs search_index from its sources without blocking writes; the triggers keep it current.';
 
 
 --
@@ -1286,27 +3215,64 @@ COMMENT ON FUNCTION public.refresh_search_index() IS 'Rebuilds search_index from
 CREATE FUNCTION public.refuse_cycle() RETURNS trigger
     LANGUAGE plpgsql
     AS $_$
-    -- args: the child and the parent column of an edge
+    -- args: the child and the parent column of an edge; child column `id` makes the table a tree (parent_id)
     declare
         child uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
         parent uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
-        closes_loop boolean;
-    begin
-        if parent is null then
-            return new;
-        end if;
-        -- one writer of this graph at a time, so two edges that close a loop together cannot both pass
-        perform pg_advisory_xact_lock(tg_relid::bigint);
-        execute format(
-            'with recursive ancestors (node) as ('
-            '    select $1'
-            '    union'
-            '    select edges.%2$I from %3$I.%4$I as edges'
+        -- $1's ancestors, $1 included, each with its distance from $1; then the query that ends this text
+        ancestors text := format(
+            'with recursive ancestors (node, depth) as ('
+            '    select $1, 0'
+            '    union all'
+            '    select edges.%2$I, ancestors.depth + 1 from %3$I.%4$I as edges'
             '    inner join ancestors on edges.%1$I = ancestors.node'
             '    where edges.%2$I is not null'
-            ') select exists (select from ancestors where node = $2)',
-            tg_argv[0], tg_argv[1], tg_table_schema, tg_table_name
-        ) into closes_loop using parent, child;
+            ') ', tg_argv[0], tg_argv[1], tg_table_schema, tg_table_name);
+        root_query text := 'select (select node from ancestors order by depth desc limit 1),'
+            ' exists (select from ancestors where node = $2)';
+        child_root uuid;
+        parent_root uuid;
+        roots uuid[];
+        held uuid[] := '{}';
+        root uuid;
+        closes_loop boolean;
+    begin
+        if parent is null or (tg_argv[0] = 'id' and tg_op = 'INSERT') then
+            return new;  -- a new row of a tree has no descendants: it cannot close a loop
+        end if;
+        if tg_op = 'UPDATE' and (to_jsonb(old) ->> tg_argv[0], to_jsonb(old) ->> tg_argv[1])
+            = (to_jsonb(new) ->> tg_argv[0], to_jsonb(new) ->> tg_argv[1]) then
+            return new;  -- the edge is as it was
+        end if;
+        if tg_argv[0] <> 'id' then
+            -- an edge table (a graph, not a tree): one writer of the graph at a time
+            perform pg_advisory_xact_lock(tg_relid::bigint);
+            execute ancestors || root_query into parent_root, closes_loop using parent, child;
+        else
+            -- a move in a tree: lock the roots of the trees it takes the row from and to, in their order, so
+            -- that moves of other trees go on; any move that changes which rows a tree holds locks its root
+            -- too, so once the roots are locked and still the roots, the walk below sees a tree that cannot
+            -- change until this commits
+            loop
+                execute ancestors || root_query into child_root, closes_loop using child, parent;
+                execute ancestors || root_query into parent_root, closes_loop using parent, child;
+                roots := array(select distinct unnest(array[child_root, parent_root]) order by 1);
+                exit when roots <@ held;
+                foreach root in array roots loop
+                    continue when root = any(held);
+                    if held = '{}' then
+                        perform pg_advisory_xact_lock(tg_relid::integer, hashtext(root::text));
+                    elsif not pg_try_advisory_xact_lock(tg_relid::integer, hashtext(root::text)) then
+                        -- a root that moved while we waited: waiting for it out of order could deadlock
+                        raise exception using
+                            errcode = 'serialization_failure',
+                            message = format('%s: %s %s moved to another tree meanwhile, retry', tg_table_name,
+                                tg_argv[0], child);
+                    end if;
+                end loop;
+                held := held || roots;
+            end loop;
+        end if;
         if closes_loop then
             raise exception using
                 errcode = 'check_violation',
@@ -1332,44 +3298,53 @@ COMMENT ON FUNCTION public.refuse_cycle() IS 'Refuses an edge that closes a cycl
 CREATE FUNCTION public.refuse_dangling_reference() RETURNS trigger
     LANGUAGE plpgsql
     AS $_$
-    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked
+    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked;
+    -- the statement's rows are the transition table new_rows (on UPDATE, those whose reference changed)
     declare
-        entity_type text := to_jsonb(new) ->> tg_argv[0];
-        entity_id uuid := (to_jsonb(new) ->> tg_argv[1])::uuid;
-        checked boolean;
-        found_id uuid;
-        target text := case entity_type
-            when 'area' then 'areas'
-            when 'bookmark' then 'bookmarks'
-            when 'calendar_event' then 'calendar_events'
-            when 'capture' then 'capture'
-            when 'contact' then 'contacts'
-            when 'daily_focus' then 'daily_focus'
-            when 'domain' then 'domains'
-            when 'file' then 'files'
-            when 'list' then 'lists'
-            when 'milestone' then 'milestones'
-            when 'note' then 'notes'
-            when 'project' then 'projects'
-            when 'release' then 'releases'
-            when 'reminder' then 'reminders'
-            when 'task' then 'tasks'
-        end;
+        checked text := format('select n.%2$I as entity_id from new_rows as n where n.%1$I = $1 and (%3$s)',
+            tg_argv[0], tg_argv[1], tg_argv[2]);
+        entity_type text;
+        target text;
+        missing_id uuid;
+        missing bigint;
     begin
-        execute format('select %s from (select ($1).*) as row_', tg_argv[2]) into checked using new;
-        if target is null or not coalesce(checked, false) then
-            return new;  -- an entity_type the CHECK refuses, or a row the rule exempts
+        if tg_op = 'UPDATE' then
+            checked := checked || format(' and not exists (select from old_rows as o where o.id = n.id'
+                ' and o.%1$I is not distinct from n.%1$I and o.%2$I is not distinct from n.%2$I)', tg_argv[0], tg_argv[1]);
         end if;
-        -- FOR KEY SHARE, as a foreign key does: the entity cannot be deleted before this commits
-        execute format('select id from %I.%I where id = $1 for key share', tg_table_schema, target)
-            into found_id using entity_id;
-        if found_id is null then
-            raise exception using
-                errcode = 'foreign_key_violation',
-                message = format('%s: %s %s does not exist', tg_table_name, entity_type, entity_id),
-                hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
-        end if;
-        return new;
+        for entity_type in execute format('select distinct %I from new_rows', tg_argv[0]) loop
+            target := case entity_type
+                when 'area' then 'areas'
+                when 'bookmark' then 'bookmarks'
+                when 'calendar_event' then 'calendar_events'
+                when 'capture' then 'capture'
+                when 'contact' then 'contacts'
+                when 'daily_focus' then 'daily_focus'
+                when 'domain' then 'domains'
+                when 'file' then 'files'
+                when 'list' then 'lists'
+                when 'milestone' then 'milestones'
+                when 'note' then 'notes'
+                when 'project' then 'projects'
+                when 'release' then 'releases'
+                when 'reminder' then 'reminders'
+                when 'task' then 'tasks'
+            end;
+            continue when target is null;  -- an entity_type the CHECK refuses
+            -- FOR KEY SHARE, as a foreign key does: the entities cannot be deleted before this commits
+            execute format('select count(*) from (select from %I.%I as t where t.id in (%s) for key share) as locked',
+                tg_table_schema, target, checked) using entity_type;
+            execute format('select c.entity_id from (%s) as c where not exists (select from %I.%I as t'
+                ' where t.id = c.entity_id) limit 1', checked, tg_table_schema, target) into missing_id using entity_type;
+            get diagnostics missing = row_count;
+            if missing > 0 then
+                raise exception using
+                    errcode = 'foreign_key_violation',
+                    message = format('%s: %s %s does not exist', tg_table_name, entity_type, missing_id),
+                    hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
+            end if;
+        end loop;
+        return null;
     end;
     $_$;
 
@@ -1378,29 +3353,7 @@ CREATE FUNCTION public.refuse_dangling_reference() RETURNS trigger
 -- Name: FUNCTION refuse_dangling_reference(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.refuse_dangling_reference() IS 'Refuses a polymorphic reference (entity_type, entity_id) to no row (trigger <table>_entity_exists).';
-
-
---
--- Name: search_index_hold(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.search_index_hold() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-    begin
-        -- taken before the statement locks any row; refresh_search_index() waits for it, and it for a refresh
-        perform pg_advisory_xact_lock_shared(format('%I.search_index', tg_table_schema)::regclass::oid::bigint);
-        return null;
-    end;
-    $$;
-
-
---
--- Name: FUNCTION search_index_hold(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.search_index_hold() IS 'Holds search_index against a concurrent refresh while the app writes a search source.';
+COMMENT ON FUNCTION public.refuse_dangling_reference() IS 'Refuses polymorphic references (entity_type, entity_id) to no row, per statement (triggers <table>_entity_exists_*).';
 
 
 --
@@ -1410,10 +3363,22 @@ COMMENT ON FUNCTION public.search_index_hold() IS 'Holds search_index against a 
 CREATE FUNCTION public.search_index_sync() RETURNS trigger
     LANGUAGE plpgsql
     AS $_$
-    -- arg: the entity_type of the written table; the statement's rows are the transition table `changed`
+    -- args: the entity_type of the written table, then (UPDATE) the columns its document reads
+    declare
+        ids uuid[];
     begin
-        execute format('select %I.search_index_upsert($1, array(select id from changed))', tg_table_schema)
-            using tg_argv[0];
+        if tg_op = 'INSERT' then
+            ids := array(select id from new_rows);
+        else
+            execute format('select array(select new_rows.id from new_rows inner join old_rows using (id)'
+    ' where (%s) is distinct from (%s))',
+    (select string_agg(format('new_rows.%I', c), ', ') from unnest(tg_argv[1:]) as c),
+    (select string_agg(format('old_rows.%I', c), ', ') from unnest(tg_argv[1:]) as c)) into ids;
+        end if;
+        if cardinality(ids) > 0 then
+            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || tg_argv[0])
+                using tg_table_schema, ids;
+        end if;
         return null;
     end;
     $_$;
@@ -1423,209 +3388,1103 @@ CREATE FUNCTION public.search_index_sync() RETURNS trigger
 -- Name: FUNCTION search_index_sync(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_sync() IS 'Writes the search_index rows of the items a statement inserted or updated (triggers <table>_search_index_sync_*).';
+COMMENT ON FUNCTION public.search_index_sync() IS 'Writes the search_index rows of the items a statement inserted, or whose document columns it changed.';
 
 
 --
--- Name: search_index_upsert(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+-- Name: search_index_sync_children(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.search_index_upsert(item_type text, item_ids uuid[]) RETURNS void
-    LANGUAGE sql
+CREATE FUNCTION public.search_index_sync_children() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+    -- args: the entity_type of the written parent (domain, area, project), then the columns the liveness reads
+    declare
+        parents uuid[];
+        projects uuid[];
+        domains uuid[] := '{}';
+        item record;
+    begin
+        execute format('select array(select new_rows.id from new_rows inner join old_rows using (id)'
+    ' where (%s) is distinct from (%s))',
+    (select string_agg(format('new_rows.%I', c), ', ') from unnest(tg_argv[1:]) as c),
+    (select string_agg(format('old_rows.%I', c), ', ') from unnest(tg_argv[1:]) as c)) into parents;
+        if cardinality(parents) = 0 then
+            return null;
+        end if;
+        if tg_argv[0] = 'project' then
+            projects := parents;
+        else
+            execute format('select array(select id from %I.projects where %I = any($1))', tg_table_schema,
+                tg_argv[0] || '_id') into projects using parents;
+            if tg_argv[0] = 'domain' then
+                domains := parents;
+            end if;
+        end if;
+        for item in execute format(
+            'select entity_type, array_agg(entity_id) as ids from %I.search_index'
+            ' where project_id = any($1) or domain_id = any($2) group by entity_type', tg_table_schema)
+            using projects, domains
+        loop
+            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || item.entity_type)
+                using tg_table_schema, item.ids;
+        end loop;
+        return null;
+    end;
+    $_$;
+
+
+--
+-- Name: FUNCTION search_index_sync_children(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_sync_children() IS 'Re-indexes the items under the domains, areas or projects a statement soft-deleted, restored or moved.';
+
+
+--
+-- Name: search_index_upsert_bookmark(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_bookmark(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+bookmarks as (
+
+    select * from bookmarks
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'bookmark'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        label as title,
+        url as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from bookmarks
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_bookmark(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_bookmark(item_schema text, item_ids uuid[]) IS 'Writes these bookmarks rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_calendar_event(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_calendar_event(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+calendar_events as (
+
+    select * from calendar_events
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'calendar_event'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        title as title,
+        location as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from calendar_events
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_calendar_event(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_calendar_event(item_schema text, item_ids uuid[]) IS 'Writes these calendar_events rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_capture(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_capture(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+capture as (
+
+    select * from capture
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'capture'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        null::text as title,
+        null::text as keywords,
+        raw_text as body,
+        is_active,
+        created_at,
+        updated_at
+    from capture
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_capture(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_capture(item_schema text, item_ids uuid[]) IS 'Writes these capture rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_contact(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_contact(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+contacts as (
+
+    select * from contacts
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'contact'::text as entity_type,
+        id as entity_id,
+        null::uuid as domain_id,
+        null::uuid as project_id,
+        name as title,
+        concat_ws(' ', email, company, role) as keywords,
+        notes as body,
+        is_active,
+        created_at,
+        updated_at
+    from contacts
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_contact(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_contact(item_schema text, item_ids uuid[]) IS 'Writes these contacts rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_file(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_file(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+files as (
+
+    select * from files
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'file'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        original_filename as title,
+        concat_ws(' ', array_to_string(tags, ' '), translate(original_filename, '._-', '   ')) as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from files
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_file(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_file(item_schema text, item_ids uuid[]) IS 'Writes these files rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_note(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_note(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+notes as (
+
+    select * from notes
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'note'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        title as title,
+        array_to_string(tags, ' ') as keywords,
+        body as body,
+        is_active,
+        created_at,
+        updated_at
+    from notes
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_note(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_note(item_schema text, item_ids uuid[]) IS 'Writes these notes rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_project(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_project(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+projects as (
+
+    select * from projects
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'project'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        id as project_id,
+        name as title,
+        null::text as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from projects
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_project(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_project(item_schema text, item_ids uuid[]) IS 'Writes these projects rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_index_upsert_task(text, uuid[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_upsert_task(item_schema text, item_ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    -- PL/pgSQL keeps the plan of this statement for the session (a SQL function plans it on every call): its
+    -- names are unqualified, read in item_schema (the schema of the written table, whatever publish named it)
+    declare
+        saved_path text := current_setting('search_path');
+    begin
+        perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
+        select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
+
+tasks as (
+
+    select * from tasks
+
+),
+
+
+item_domains as (
+
+    select * from domains
+
+),
+
+parent_projects as (
+
+    select * from projects
+
+),
+
+project_domains as (
+
+    select * from domains
+
+),
+
+project_areas as (
+
+    select * from areas
+
+),
+
+documents as (
+
+    select
+        'task'::text as entity_type,
+        id as entity_id,
+        domain_id as domain_id,
+        project_id as project_id,
+        title as title,
+        array_to_string(tags, ' ') as keywords,
+        description as body,
+        is_active,
+        created_at,
+        updated_at
+    from tasks
+
+),
+
+-- a project is live when it, its domain and its area are active
+live_projects as (
+
+    select
+        parent_projects.id as project_id,
+        parent_projects.is_active
+        and coalesce(project_domains.is_active, true)
+        and coalesce(project_areas.is_active, true) as is_live
+    from parent_projects
+    left join project_domains on parent_projects.domain_id = project_domains.id
+    left join project_areas on parent_projects.area_id = project_areas.id
+
+),
+
+final as (
+
+    select
+        documents.entity_type,
+        documents.entity_id,
+        documents.domain_id,
+        documents.project_id,
+        documents.title,
+        documents.body,
+        documents.created_at,
+        documents.updated_at,
+        md5(documents.entity_type || ':' || documents.entity_id)::uuid as id,
+        documents.is_active
+        and coalesce(live_projects.is_live, true)
+        and coalesce(item_domains.is_active, true) as is_active,
+        setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.title, ''))), 'A')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.keywords, ''))), 'B')
+        || setweight(to_tsvector('pg_catalog.english'::regconfig, fold_accents(coalesce(documents.body, ''))), 'C')
+        as document
+    from documents
+    left join live_projects on documents.project_id = live_projects.project_id
+    left join item_domains on documents.domain_id = item_domains.id
+
+)
+
+select * from final) as documents
+        where documents.entity_id = any(item_ids)
+        on conflict (entity_type, entity_id) do update set
+            domain_id = excluded.domain_id,
+            project_id = excluded.project_id,
+            title = excluded.title,
+            body = excluded.body,
+            document = excluded.document,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            is_active = excluded.is_active;
+        perform set_config('search_path', saved_path, true);
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION search_index_upsert_task(item_schema text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_index_upsert_task(item_schema text, item_ids uuid[]) IS 'Writes these tasks rows'' search_index rows (triggers <table>_search_index_sync_*).';
+
+
+--
+-- Name: search_prefix_query(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_prefix_query(words text) RETURNS tsquery
+    LANGUAGE sql STABLE PARALLEL SAFE
     BEGIN ATOMIC
- INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
-             documents.entity_type,
-             documents.entity_id,
-             documents.domain_id,
-             documents.project_id,
-             documents.title,
-             documents.body,
-             documents.document,
-             documents.created_at,
-             documents.updated_at,
-             documents.is_active
-            FROM ( WITH tasks AS (
-                          SELECT tasks.id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.parent_id,
-                             tasks.title,
-                             tasks.description,
-                             tasks.priority,
-                             tasks.status,
-                             tasks.due_date,
-                             tasks.deadline,
-                             tasks.recurrence,
-                             tasks.tags,
-                             tasks.context,
-                             tasks.is_custom_context,
-                             tasks.created_at,
-                             tasks.updated_at,
-                             tasks.completed_at,
-                             tasks.assigned_to,
-                             tasks.estimated_minutes,
-                             tasks.actual_minutes,
-                             tasks.energy_level,
-                             tasks.is_active,
-                             tasks.sort_order,
-                             tasks.template_id
-                            FROM public.tasks
-                         ), notes AS (
-                          SELECT notes.id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.task_id,
-                             notes.title,
-                             notes.body,
-                             notes.content_format,
-                             notes.tags,
-                             notes.created_at,
-                             notes.updated_at,
-                             notes.is_pinned,
-                             notes.is_active,
-                             notes.sort_order
-                            FROM public.notes
-                         ), bookmarks AS (
-                          SELECT bookmarks.id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.task_id,
-                             bookmarks.label,
-                             bookmarks.url,
-                             bookmarks.description,
-                             bookmarks.created_at,
-                             bookmarks.updated_at,
-                             bookmarks.folder_id,
-                             bookmarks.favicon_url,
-                             bookmarks.is_active,
-                             bookmarks.sort_order,
-                             bookmarks.tags
-                            FROM public.bookmarks
-                         ), projects AS (
-                          SELECT projects.id,
-                             projects.domain_id,
-                             projects.area_id,
-                             projects.name,
-                             projects.description,
-                             projects.status,
-                             projects.target_date,
-                             projects.created_at,
-                             projects.updated_at,
-                             projects.start_date,
-                             projects.priority,
-                             projects.is_active,
-                             projects.sort_order,
-                             projects.color,
-                             projects.release_id
-                            FROM public.projects
-                         ), capture AS (
-                          SELECT capture.id,
-                             capture.raw_text,
-                             capture.processed,
-                             capture.task_id,
-                             capture.created_at,
-                             capture.domain_id,
-                             capture.project_id,
-                             capture.source,
-                             capture.updated_at,
-                             capture.is_active,
-                             capture.sort_order
-                            FROM public.capture
-                         ), documents AS (
-                          SELECT 'task'::text AS entity_type,
-                             tasks.id AS entity_id,
-                             tasks.domain_id,
-                             tasks.project_id,
-                             tasks.title,
-                             array_to_string(tasks.tags, ' '::text) AS keywords,
-                             tasks.description AS body,
-                             tasks.is_active,
-                             tasks.created_at,
-                             tasks.updated_at
-                            FROM tasks
-                         UNION ALL
-                          SELECT 'note'::text AS entity_type,
-                             notes.id AS entity_id,
-                             notes.domain_id,
-                             notes.project_id,
-                             notes.title,
-                             array_to_string(notes.tags, ' '::text) AS keywords,
-                             notes.body,
-                             notes.is_active,
-                             notes.created_at,
-                             notes.updated_at
-                            FROM notes
-                         UNION ALL
-                          SELECT 'bookmark'::text AS entity_type,
-                             bookmarks.id AS entity_id,
-                             bookmarks.domain_id,
-                             bookmarks.project_id,
-                             bookmarks.label AS title,
-                             bookmarks.url AS keywords,
-                             bookmarks.description AS body,
-                             bookmarks.is_active,
-                             bookmarks.created_at,
-                             bookmarks.updated_at
-                            FROM bookmarks
-                         UNION ALL
-                          SELECT 'project'::text AS entity_type,
-                             projects.id AS entity_id,
-                             projects.domain_id,
-                             projects.id AS project_id,
-                             projects.name AS title,
-                             NULL::text AS keywords,
-                             projects.description AS body,
-                             projects.is_active,
-                             projects.created_at,
-                             projects.updated_at
-                            FROM projects
-                         UNION ALL
-                          SELECT 'capture'::text AS entity_type,
-                             capture.id AS entity_id,
-                             capture.domain_id,
-                             capture.project_id,
-                             NULL::text AS title,
-                             NULL::text AS keywords,
-                             capture.raw_text AS body,
-                             capture.is_active,
-                             capture.created_at,
-                             capture.updated_at
-                            FROM capture
-                         ), final AS (
-                          SELECT documents_1.entity_type,
-                             documents_1.entity_id,
-                             documents_1.domain_id,
-                             documents_1.project_id,
-                             documents_1.title,
-                             documents_1.body,
-                             documents_1.is_active,
-                             documents_1.created_at,
-                             documents_1.updated_at,
-                             (md5(((documents_1.entity_type || ':'::text) || documents_1.entity_id)))::uuid AS id,
-                             ((setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.title, ''::text)), 'A'::"char") || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.keywords, ''::text)), 'B'::"char")) || setweight(to_tsvector('simple'::regconfig, COALESCE(documents_1.body, ''::text)), 'C'::"char")) AS document
-                            FROM documents documents_1
-                         )
-                  SELECT final.entity_type,
-                     final.entity_id,
-                     final.domain_id,
-                     final.project_id,
-                     final.title,
-                     final.body,
-                     final.is_active,
-                     final.created_at,
-                     final.updated_at,
-                     final.id,
-                     final.document
-                    FROM final) documents
-           WHERE ((documents.entity_type = search_index_upsert.item_type) AND (documents.entity_id = ANY (search_index_upsert.item_ids))) ON CONFLICT(entity_type, entity_id) DO UPDATE SET domain_id = excluded.domain_id, project_id = excluded.project_id, title = excluded.title, body = excluded.body, document = excluded.document, created_at = excluded.created_at, updated_at = excluded.updated_at, is_active = excluded.is_active;
+ SELECT to_tsquery('english'::regconfig, COALESCE(string_agg((quote_literal(word.word) || ':*'::text), ' & '::text), ''::text)) AS to_tsquery
+    FROM regexp_split_to_table(public.fold_accents(search_prefix_query.words), '[[:space:][:punct:]]+'::text) word(word)
+   WHERE (word.word <> ''::text);
 END;
 
 
 --
--- Name: FUNCTION search_index_upsert(item_type text, item_ids uuid[]); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION search_prefix_query(words text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_upsert(item_type text, item_ids uuid[]) IS 'Writes the items'' search_index rows from their table (triggers <table>_search_index_sync_*).';
+COMMENT ON FUNCTION public.search_prefix_query(words text) IS 'Search as you type: every word typed so far as a prefix (document @@ search_prefix_query(:q)).';
+
+
+--
+-- Name: search_query(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_query(words text) RETURNS tsquery
+    LANGUAGE sql STABLE PARALLEL SAFE
+    BEGIN ATOMIC
+ SELECT websearch_to_tsquery('english'::regconfig, public.fold_accents(words)) AS websearch_to_tsquery;
+END;
+
+
+--
+-- Name: FUNCTION search_query(words text); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.search_query(words text) IS 'What the user typed in the search box as a tsquery: document @@ search_query(:q).';
 
 
 --
@@ -1741,102 +4600,6 @@ COMMENT ON COLUMN public.activity_log.is_active IS 'Soft-delete flag; false mean
 
 
 --
--- Name: areas; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.areas (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    domain_id uuid NOT NULL,
-    name text NOT NULL,
-    description text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    is_active boolean DEFAULT true NOT NULL,
-    sort_order integer DEFAULT 0 NOT NULL,
-    icon text,
-    color text
-);
-
-
---
--- Name: TABLE areas; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.areas IS 'v2 areas, from v1 areas 1:1 (plan 3.2). UUIDs preserved; updated_at starts as created_at; sort_order 10, 20, 30 ... per domain by created_at, then id.
-';
-
-
---
--- Name: COLUMN areas.id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.id IS 'Primary key; the v1 UUID, preserved (new rows get gen_random_uuid()).';
-
-
---
--- Name: COLUMN areas.domain_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.domain_id IS 'The owning domain; ON DELETE CASCADE, as in v1.';
-
-
---
--- Name: COLUMN areas.name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.name IS 'Display name; copied.';
-
-
---
--- Name: COLUMN areas.description; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.description IS 'Free-text description; copied.';
-
-
---
--- Name: COLUMN areas.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.created_at IS 'When the row was created; copied from v1.';
-
-
---
--- Name: COLUMN areas.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.updated_at IS 'Last change; created_at on import, then kept current by trigger areas_set_updated_at.';
-
-
---
--- Name: COLUMN areas.is_active; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.is_active IS 'Soft-delete flag; false means deleted. True for every migrated row.';
-
-
---
--- Name: COLUMN areas.sort_order; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.sort_order IS 'Display order within the domain, 10, 20, 30 ... by created_at, then id.';
-
-
---
--- Name: COLUMN areas.icon; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.icon IS 'New optional field in v2; NULL after migration.';
-
-
---
--- Name: COLUMN areas.color; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.areas.color IS 'New in v2; NULL after migration (inherit from the domain or set later).';
-
-
---
 -- Name: bookmark_folders; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1923,150 +4686,6 @@ COMMENT ON COLUMN public.bookmark_folders.is_active IS 'Soft-delete flag; false 
 --
 
 COMMENT ON COLUMN public.bookmark_folders.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
-
-
---
--- Name: calendar_events; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.calendar_events (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    domain_id uuid,
-    project_id uuid,
-    task_id uuid,
-    title text NOT NULL,
-    description text,
-    location text,
-    starts_at timestamp with time zone NOT NULL,
-    ends_at timestamp with time zone,
-    is_all_day boolean DEFAULT false NOT NULL,
-    recurrence text,
-    color text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    is_active boolean DEFAULT true NOT NULL,
-    sort_order integer DEFAULT 0 NOT NULL,
-    CONSTRAINT calendar_events_time_range_check CHECK (((ends_at IS NULL) OR (ends_at >= starts_at)))
-);
-
-
---
--- Name: TABLE calendar_events; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.calendar_events IS 'Appointments, meetings and other date-based items, optionally tied to a domain, project or task.';
-
-
---
--- Name: COLUMN calendar_events.id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.id IS 'Primary key, generated by the database.';
-
-
---
--- Name: COLUMN calendar_events.domain_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.domain_id IS 'The domain, optional; ON DELETE SET NULL.';
-
-
---
--- Name: COLUMN calendar_events.project_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.project_id IS 'The project, optional; ON DELETE SET NULL.';
-
-
---
--- Name: COLUMN calendar_events.task_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.task_id IS 'The task, optional; ON DELETE SET NULL.';
-
-
---
--- Name: COLUMN calendar_events.title; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.title IS 'What the event is.';
-
-
---
--- Name: COLUMN calendar_events.description; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.description IS 'Free-text details (markdown).';
-
-
---
--- Name: COLUMN calendar_events.location; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.location IS 'Where it takes place (address, room or meeting URL).';
-
-
---
--- Name: COLUMN calendar_events.starts_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.starts_at IS 'Start; indexed for calendar range queries.';
-
-
---
--- Name: COLUMN calendar_events.ends_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.ends_at IS 'End, not before starts_at; NULL for a point in time.';
-
-
---
--- Name: COLUMN calendar_events.is_all_day; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.is_all_day IS 'True for an all-day event (starts_at is then midnight of the day).';
-
-
---
--- Name: COLUMN calendar_events.recurrence; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.recurrence IS 'Repeat rule as an RRULE (e.g. ''FREQ=WEEKLY;BYDAY=MO''), as tasks.recurrence; NULL for one-off events.';
-
-
---
--- Name: COLUMN calendar_events.color; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.color IS 'Display colour as ''#RRGGBB'', optional.';
-
-
---
--- Name: COLUMN calendar_events.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.created_at IS 'When the row was created.';
-
-
---
--- Name: COLUMN calendar_events.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.updated_at IS 'Last change; kept current on every UPDATE by the table''s <table>_set_updated_at trigger.';
-
-
---
--- Name: COLUMN calendar_events.is_active; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.is_active IS 'Soft-delete flag; false means deleted. Indexed, as every list query filters on it.';
-
-
---
--- Name: COLUMN calendar_events.sort_order; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.calendar_events.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
 
 
 --
@@ -2217,109 +4836,6 @@ COMMENT ON COLUMN public.contact_groups.is_active IS 'Soft-delete flag; false me
 --
 
 COMMENT ON COLUMN public.contact_groups.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
-
-
---
--- Name: contacts; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.contacts (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text NOT NULL,
-    email text,
-    phone text,
-    company text,
-    role text,
-    notes text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    is_active boolean DEFAULT true NOT NULL,
-    sort_order integer DEFAULT 0 NOT NULL
-);
-
-
---
--- Name: TABLE contacts; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.contacts IS 'People the user works with; tasks.assigned_to and project/event participation point here.';
-
-
---
--- Name: COLUMN contacts.id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.id IS 'Primary key, generated by the database.';
-
-
---
--- Name: COLUMN contacts.name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.name IS 'Display name of the person.';
-
-
---
--- Name: COLUMN contacts.email; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.email IS 'E-mail address, optional.';
-
-
---
--- Name: COLUMN contacts.phone; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.phone IS 'Phone number as the user typed it, optional.';
-
-
---
--- Name: COLUMN contacts.company; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.company IS 'Organisation the person belongs to, optional.';
-
-
---
--- Name: COLUMN contacts.role; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.role IS 'The person''s role or title, optional.';
-
-
---
--- Name: COLUMN contacts.notes; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.notes IS 'Free-text notes about the person (markdown).';
-
-
---
--- Name: COLUMN contacts.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.created_at IS 'When the row was created.';
-
-
---
--- Name: COLUMN contacts.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.updated_at IS 'Last change; kept current on every UPDATE by the table''s <table>_set_updated_at trigger.';
-
-
---
--- Name: COLUMN contacts.is_active; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.is_active IS 'Soft-delete flag; false means deleted. Indexed, as every list query filters on it.';
-
-
---
--- Name: COLUMN contacts.sort_order; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.contacts.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
 
 
 --
@@ -2507,94 +5023,6 @@ COMMENT ON COLUMN public.daily_focus.sort_order IS 'Order within the day, 10, 20
 
 
 --
--- Name: domains; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.domains (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text NOT NULL,
-    color text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    is_active boolean DEFAULT true NOT NULL,
-    sort_order integer DEFAULT 0 NOT NULL,
-    description text,
-    icon text
-);
-
-
---
--- Name: TABLE domains; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.domains IS 'v2 domains, from v1 domains 1:1 (plan 3.1). UUIDs preserved; updated_at starts as created_at; sort_order 10, 20, 30 ... over all domains by created_at, then id.
-';
-
-
---
--- Name: COLUMN domains.id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.domains.id IS 'Primary key; the v1 UUID, preserved (new rows get gen_random_uuid()).';
-
-
---
--- Name: COLUMN domains.name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.domains.name IS 'Display name (Work, Personal, Sintri ...).';
-
-
---
--- Name: COLUMN domains.color; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.domains.color IS 'Display colour as ''#RRGGBB''; copied.';
-
-
---
--- Name: COLUMN domains.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.domains.created_at IS 'When the row was created; copied from v1.';
-
-
---
--- Name: COLUMN domains.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.domains.updated_at IS 'Last change; created_at on import, then kept current by trigger domains_set_updated_at.';
-
-
---
--- Name: COLUMN domains.is_active; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.domains.is_active IS 'Soft-delete flag; false means deleted. True for every migrated row.';
-
-
---
--- Name: COLUMN domains.sort_order; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.domains.sort_order IS 'Display order, 10, 20, 30 ... by created_at, then id.';
-
-
---
--- Name: COLUMN domains.description; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.domains.description IS 'New optional field in v2; NULL after migration.';
-
-
---
--- Name: COLUMN domains.icon; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.domains.icon IS 'New optional field in v2; NULL after migration.';
-
-
---
 -- Name: entity_tags; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2753,159 +5181,6 @@ COMMENT ON COLUMN public.event_attendees.is_active IS 'Soft-delete flag; false m
 --
 
 COMMENT ON COLUMN public.event_attendees.sort_order IS 'The user''s display order among siblings; 0 until the user reorders.';
-
-
---
--- Name: files; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.files (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    domain_id uuid,
-    project_id uuid,
-    task_id uuid,
-    capture_id uuid,
-    filename text NOT NULL,
-    original_filename text NOT NULL,
-    storage_path text NOT NULL,
-    mime_type text,
-    size_bytes bigint,
-    description text,
-    tags text[] DEFAULT '{}'::text[],
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    note_id uuid,
-    is_active boolean DEFAULT true NOT NULL,
-    sort_order integer DEFAULT 0 NOT NULL,
-    CONSTRAINT files_size_bytes_check CHECK ((size_bytes >= 0))
-);
-
-
---
--- Name: TABLE files; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.files IS 'v2 files, from v1 files (plan 3.7). storage_path is the local path var(''storage_root'')/<object key>, the key read from any v1 shape (a URL''s key percent-decoded, a bare key literal; int_files). A row whose key is unsafe is rejected.
-';
-
-
---
--- Name: COLUMN files.id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.id IS 'Primary key; the v1 UUID, preserved (new rows get gen_random_uuid()).';
-
-
---
--- Name: COLUMN files.domain_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.domain_id IS 'The optional domain; ON DELETE SET NULL, as in v1.';
-
-
---
--- Name: COLUMN files.project_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.project_id IS 'The optional project; ON DELETE SET NULL, as in v1.';
-
-
---
--- Name: COLUMN files.task_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.task_id IS 'The optional task; ON DELETE SET NULL, as in v1.';
-
-
---
--- Name: COLUMN files.capture_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.capture_id IS 'The capture item the file arrived with; ON DELETE SET NULL, as in v1.';
-
-
---
--- Name: COLUMN files.filename; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.filename IS 'Internal, UUID-prefixed file name; copied.';
-
-
---
--- Name: COLUMN files.original_filename; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.original_filename IS 'The name the file was uploaded with; copied.';
-
-
---
--- Name: COLUMN files.storage_path; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.storage_path IS 'Local path of the blob, var(''storage_root'') || ''/'' || object key.';
-
-
---
--- Name: COLUMN files.mime_type; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.mime_type IS 'MIME type; copied.';
-
-
---
--- Name: COLUMN files.size_bytes; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.size_bytes IS 'Size in bytes; copied.';
-
-
---
--- Name: COLUMN files.description; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.description IS 'Free-text description; copied.';
-
-
---
--- Name: COLUMN files.tags; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.tags IS 'Free tags as a text array; copied.';
-
-
---
--- Name: COLUMN files.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.created_at IS 'When the row was created; copied from v1.';
-
-
---
--- Name: COLUMN files.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.updated_at IS 'Last change; copied from v1, then kept current by trigger files_set_updated_at.';
-
-
---
--- Name: COLUMN files.note_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.note_id IS 'The note the file belongs to (notes.id); ON DELETE SET NULL; NULL after migration.';
-
-
---
--- Name: COLUMN files.is_active; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.is_active IS 'Soft-delete flag; false means deleted. True for every migrated row.';
-
-
---
--- Name: COLUMN files.sort_order; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.files.sort_order IS 'Display order; 0 for every migrated row, as the plan says.';
 
 
 --
@@ -4817,6 +7092,13 @@ CREATE INDEX bookmarks_task_id_idx ON public.bookmarks USING btree (task_id);
 
 
 --
+-- Name: bookmarks_updated_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bookmarks_updated_at_idx ON public.bookmarks USING btree (updated_at DESC) WHERE is_active;
+
+
+--
 -- Name: calendar_events_domain_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -4954,6 +7236,13 @@ CREATE INDEX daily_focus_domain_id_idx ON public.daily_focus USING btree (domain
 --
 
 CREATE INDEX daily_focus_focus_date_sort_order_idx ON public.daily_focus USING btree (focus_date, sort_order) WHERE is_active;
+
+
+--
+-- Name: daily_focus_focus_date_task_id_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX daily_focus_focus_date_task_id_key ON public.daily_focus USING btree (focus_date, task_id) WHERE is_active;
 
 
 --
@@ -5202,6 +7491,13 @@ CREATE INDEX notes_task_id_idx ON public.notes USING btree (task_id);
 
 
 --
+-- Name: notes_updated_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notes_updated_at_idx ON public.notes USING btree (updated_at DESC) WHERE is_active;
+
+
+--
 -- Name: project_contacts_contact_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -5328,6 +7624,13 @@ CREATE INDEX search_index_is_active_idx ON public.search_index USING btree (is_a
 
 
 --
+-- Name: search_index_updated_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX search_index_updated_at_idx ON public.search_index USING btree (updated_at DESC) WHERE is_active;
+
+
+--
 -- Name: tags_is_active_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -5405,6 +7708,13 @@ CREATE INDEX tasks_domain_id_sort_order_idx ON public.tasks USING btree (domain_
 
 
 --
+-- Name: tasks_due_date_priority_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_due_date_priority_idx ON public.tasks USING btree (due_date, priority) WHERE is_active;
+
+
+--
 -- Name: tasks_is_active_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -5437,6 +7747,13 @@ CREATE INDEX tasks_project_id_idx ON public.tasks USING btree (project_id);
 --
 
 CREATE INDEX tasks_project_id_sort_order_idx ON public.tasks USING btree (project_id, sort_order) WHERE is_active;
+
+
+--
+-- Name: tasks_status_due_date_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_status_due_date_idx ON public.tasks USING btree (status, due_date, priority) WHERE is_active;
 
 
 --
@@ -5559,10 +7876,17 @@ CREATE UNIQUE INDEX user_settings_key_key ON public.user_settings USING btree (k
 
 
 --
--- Name: activity_log activity_log_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: activity_log activity_log_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER activity_log_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.activity_log FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'action <> ''deleted''');
+CREATE TRIGGER activity_log_entity_exists_insert AFTER INSERT ON public.activity_log REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'action <> ''deleted''');
+
+
+--
+-- Name: activity_log activity_log_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER activity_log_entity_exists_update AFTER UPDATE ON public.activity_log REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'action <> ''deleted''');
 
 
 --
@@ -5577,6 +7901,13 @@ CREATE TRIGGER activity_log_set_updated_at BEFORE UPDATE ON public.activity_log 
 --
 
 CREATE TRIGGER areas_delete_references AFTER DELETE ON public.areas FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('area');
+
+
+--
+-- Name: areas areas_search_index_sync_children; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER areas_search_index_sync_children AFTER UPDATE ON public.areas REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync_children('area', 'is_active');
 
 
 --
@@ -5608,24 +7939,17 @@ CREATE TRIGGER bookmarks_delete_references AFTER DELETE ON public.bookmarks FOR 
 
 
 --
--- Name: bookmarks bookmarks_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER bookmarks_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.bookmarks FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
-
-
---
 -- Name: bookmarks bookmarks_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER bookmarks_search_index_sync_insert AFTER INSERT ON public.bookmarks REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('bookmark');
+CREATE TRIGGER bookmarks_search_index_sync_insert AFTER INSERT ON public.bookmarks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('bookmark');
 
 
 --
 -- Name: bookmarks bookmarks_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER bookmarks_search_index_sync_update AFTER UPDATE ON public.bookmarks REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('bookmark');
+CREATE TRIGGER bookmarks_search_index_sync_update AFTER UPDATE ON public.bookmarks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('bookmark', 'label', 'url', 'description', 'domain_id', 'project_id', 'is_active');
 
 
 --
@@ -5643,6 +7967,20 @@ CREATE TRIGGER calendar_events_delete_references AFTER DELETE ON public.calendar
 
 
 --
+-- Name: calendar_events calendar_events_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER calendar_events_search_index_sync_insert AFTER INSERT ON public.calendar_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('calendar_event');
+
+
+--
+-- Name: calendar_events calendar_events_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER calendar_events_search_index_sync_update AFTER UPDATE ON public.calendar_events REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('calendar_event', 'title', 'location', 'description', 'domain_id', 'project_id', 'is_active');
+
+
+--
 -- Name: calendar_events calendar_events_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -5657,24 +7995,17 @@ CREATE TRIGGER capture_delete_references AFTER DELETE ON public.capture FOR EACH
 
 
 --
--- Name: capture capture_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER capture_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.capture FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
-
-
---
 -- Name: capture capture_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER capture_search_index_sync_insert AFTER INSERT ON public.capture REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('capture');
+CREATE TRIGGER capture_search_index_sync_insert AFTER INSERT ON public.capture REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('capture');
 
 
 --
 -- Name: capture capture_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER capture_search_index_sync_update AFTER UPDATE ON public.capture REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('capture');
+CREATE TRIGGER capture_search_index_sync_update AFTER UPDATE ON public.capture REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('capture', 'raw_text', 'domain_id', 'project_id', 'is_active');
 
 
 --
@@ -5703,6 +8034,20 @@ CREATE TRIGGER contact_groups_set_updated_at BEFORE UPDATE ON public.contact_gro
 --
 
 CREATE TRIGGER contacts_delete_references AFTER DELETE ON public.contacts FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('contact');
+
+
+--
+-- Name: contacts contacts_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER contacts_search_index_sync_insert AFTER INSERT ON public.contacts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('contact');
+
+
+--
+-- Name: contacts contacts_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER contacts_search_index_sync_update AFTER UPDATE ON public.contacts REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('contact', 'name', 'email', 'company', 'role', 'notes', 'is_active');
 
 
 --
@@ -5748,6 +8093,13 @@ CREATE TRIGGER domains_delete_references AFTER DELETE ON public.domains FOR EACH
 
 
 --
+-- Name: domains domains_search_index_sync_children; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER domains_search_index_sync_children AFTER UPDATE ON public.domains REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync_children('domain', 'is_active');
+
+
+--
 -- Name: domains domains_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -5755,10 +8107,17 @@ CREATE TRIGGER domains_set_updated_at BEFORE UPDATE ON public.domains FOR EACH R
 
 
 --
--- Name: entity_tags entity_tags_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: entity_tags entity_tags_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER entity_tags_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.entity_tags FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER entity_tags_entity_exists_insert AFTER INSERT ON public.entity_tags REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
+-- Name: entity_tags entity_tags_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER entity_tags_entity_exists_update AFTER UPDATE ON public.entity_tags REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --
@@ -5780,6 +8139,20 @@ CREATE TRIGGER event_attendees_set_updated_at BEFORE UPDATE ON public.event_atte
 --
 
 CREATE TRIGGER files_delete_references AFTER DELETE ON public.files FOR EACH ROW EXECUTE FUNCTION public.delete_polymorphic_references('file');
+
+
+--
+-- Name: files files_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER files_search_index_sync_insert AFTER INSERT ON public.files REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('file');
+
+
+--
+-- Name: files files_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER files_search_index_sync_update AFTER UPDATE ON public.files REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('file', 'original_filename', 'tags', 'description', 'domain_id', 'project_id', 'is_active');
 
 
 --
@@ -5825,10 +8198,17 @@ CREATE TRIGGER milestones_set_updated_at BEFORE UPDATE ON public.milestones FOR 
 
 
 --
--- Name: note_links note_links_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: note_links note_links_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER note_links_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.note_links FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER note_links_entity_exists_insert AFTER INSERT ON public.note_links REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
+-- Name: note_links note_links_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER note_links_entity_exists_update AFTER UPDATE ON public.note_links REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --
@@ -5846,24 +8226,17 @@ CREATE TRIGGER notes_delete_references AFTER DELETE ON public.notes FOR EACH ROW
 
 
 --
--- Name: notes notes_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER notes_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.notes FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
-
-
---
 -- Name: notes notes_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER notes_search_index_sync_insert AFTER INSERT ON public.notes REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('note');
+CREATE TRIGGER notes_search_index_sync_insert AFTER INSERT ON public.notes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('note');
 
 
 --
 -- Name: notes notes_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER notes_search_index_sync_update AFTER UPDATE ON public.notes REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('note');
+CREATE TRIGGER notes_search_index_sync_update AFTER UPDATE ON public.notes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('note', 'title', 'tags', 'body', 'domain_id', 'project_id', 'is_active');
 
 
 --
@@ -5888,24 +8261,24 @@ CREATE TRIGGER projects_delete_references AFTER DELETE ON public.projects FOR EA
 
 
 --
--- Name: projects projects_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
+-- Name: projects projects_search_index_sync_children; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER projects_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.projects FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
+CREATE TRIGGER projects_search_index_sync_children AFTER UPDATE ON public.projects REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync_children('project', 'is_active', 'domain_id', 'area_id');
 
 
 --
 -- Name: projects projects_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER projects_search_index_sync_insert AFTER INSERT ON public.projects REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('project');
+CREATE TRIGGER projects_search_index_sync_insert AFTER INSERT ON public.projects REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('project');
 
 
 --
 -- Name: projects projects_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER projects_search_index_sync_update AFTER UPDATE ON public.projects REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('project');
+CREATE TRIGGER projects_search_index_sync_update AFTER UPDATE ON public.projects REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('project', 'name', 'description', 'domain_id', 'area_id', 'is_active');
 
 
 --
@@ -5937,10 +8310,17 @@ CREATE TRIGGER reminders_delete_references AFTER DELETE ON public.reminders FOR 
 
 
 --
--- Name: reminders reminders_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: reminders reminders_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER reminders_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.reminders FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER reminders_entity_exists_insert AFTER INSERT ON public.reminders REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
+-- Name: reminders reminders_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER reminders_entity_exists_update AFTER UPDATE ON public.reminders REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --
@@ -5958,10 +8338,17 @@ CREATE TRIGGER saved_views_set_updated_at BEFORE UPDATE ON public.saved_views FO
 
 
 --
--- Name: search_index search_index_entity_exists; Type: TRIGGER; Schema: public; Owner: -
+-- Name: search_index search_index_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER search_index_entity_exists BEFORE INSERT OR UPDATE OF entity_type, entity_id ON public.search_index FOR EACH ROW EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER search_index_entity_exists_insert AFTER INSERT ON public.search_index REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+
+
+--
+-- Name: search_index search_index_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER search_index_entity_exists_update AFTER UPDATE ON public.search_index REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
 
 
 --
@@ -6014,24 +8401,17 @@ CREATE TRIGGER tasks_no_cycle BEFORE INSERT OR UPDATE OF id, parent_id ON public
 
 
 --
--- Name: tasks tasks_search_index_hold; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER tasks_search_index_hold BEFORE INSERT OR DELETE OR UPDATE ON public.tasks FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_hold();
-
-
---
 -- Name: tasks tasks_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER tasks_search_index_sync_insert AFTER INSERT ON public.tasks REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('task');
+CREATE TRIGGER tasks_search_index_sync_insert AFTER INSERT ON public.tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('task');
 
 
 --
 -- Name: tasks tasks_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER tasks_search_index_sync_update AFTER UPDATE ON public.tasks REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('task');
+CREATE TRIGGER tasks_search_index_sync_update AFTER UPDATE ON public.tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('task', 'title', 'tags', 'description', 'domain_id', 'project_id', 'is_active');
 
 
 --

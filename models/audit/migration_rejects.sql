@@ -1,7 +1,8 @@
 {#
   Every v1 row that did not reach v2 unchanged: `rejected` rows broke a v2 rule
   and are not in v2; `adjusted` rows are in v2 with a dangling reference set to
-  NULL. The verdicts come from the int_ models; the whole v1 row (jsonb, drifted
+  NULL (orphan_fk_nulled), or inactive as the repeat of a unique active pair
+  (duplicate_deactivated: a task on one day's daily_focus twice). The verdicts come from the int_ models; the whole v1 row (jsonb, drifted
   columns included) from the staging view's v1_row, read only for these rows,
   so no int_ model carries it. All copies of a duplicated (or NULL) id share one
   verdict, so each v1 row appears once; NULL ids are matched through the nil UUID.
@@ -52,7 +53,10 @@ with
             '{{ v1_table }}'::text as v1_table,
             checked.id as v1_id,
             case when checked.reject_rule is null then 'adjusted' else 'rejected' end as action,
-            coalesce(checked.reject_rule, 'orphan_fk_nulled') as rule,
+            coalesce(
+                checked.reject_rule,
+                case when checked.adjustment like 'repeat of %' then 'duplicate_deactivated' else 'orphan_fk_nulled' end
+            ) as rule,
             coalesce(checked.reject_detail, checked.adjustment) as detail,
             v1_rows.v1_row
         from {{ v1_table }}_checked as checked

@@ -25,6 +25,15 @@ task_domains as (
 
 ),
 
+{#- v2 keeps one active focus entry per task and day (daily_focus_focus_date_task_id_key): a repeat in v1 is
+    migrated inactive (adjusted, nothing lost), the entry with an id of its own first, then by slot, creation, id -#}
+{%- set task_repeat -%}
+    row_number() over (
+        partition by focus_date, {{ kept_reference('task_id', 'tasks') }}
+        order by daily_focus_id is null or copies > 1, slot, created_at, daily_focus_id
+    )
+{%- endset %}
+
 checked as (
 
     select
@@ -39,7 +48,8 @@ checked as (
             reject_if_null('completed'),
             reject_if_null('created_at')
         ]) }},
-        {{ adjustments([('task_id', 'tasks')]) }} as adjustment
+        {{ kept_reference('task_id', 'tasks') }} is not null and {{ task_repeat }} > 1 as is_repeat,
+        {{ adjustments([('task_id', 'tasks')]) }} as task_adjustment
     from daily_focus
     left join tasks on daily_focus.task_id = tasks.id
     left join task_domains on daily_focus.task_id = task_domains.id
@@ -58,14 +68,20 @@ final as (
         created_at,
         domain_id,
         created_at as updated_at,
-        true as is_active,
+        not coalesce(is_repeat, false) as is_active,
         {{ sort_order(
             partition_by='focus_date',
             order_by='reject_rule is not null, slot, created_at, daily_focus_id'
         ) }} as sort_order,
         reject_rule,
         reject_detail,
-        adjustment
+        case
+            when is_repeat
+                then
+                    'repeat of task ' || task_id || ' on the focus list of ' || focus_date
+                    || ' in v1: migrated inactive (is_active false)'
+            else task_adjustment
+        end as adjustment
     from checked
 
 )
