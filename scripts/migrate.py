@@ -43,7 +43,7 @@ import make_supabase_dump
 import report
 import restore_v1
 import run_lock
-from lifeos import carry_forward, cutover, grants, guard, options, runs
+from lifeos import carry_forward, cutover, grants, options, runs
 from lifeos.files import step as files_step
 
 console = Console(soft_wrap=True)  # a one-line message stays one line
@@ -51,7 +51,6 @@ VERBOSE = False  # --verbose: dbt's log on the terminal as it runs, besides logs
 # unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
 # dbt advises leaving them out of production runs
 NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
-CARRY_TRIES = 3  # merges, each followed by a publish that finds the app wrote in between, before giving up
 
 
 def dbt(*args: str, manifest: Manifest | None = None) -> dbtRunnerResult:
@@ -247,29 +246,39 @@ def migrate(args: argparse.Namespace) -> None:
     if not args.carry_forward:
         report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
         return
-    for attempt in range(1, CARRY_TRIES + 1):
-        reconciled = carry_app_writes(with_vars, manifest, reconciled)
-        try:
-            report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
-            return
-        except guard.LateChanges:
-            if attempt == CARRY_TRIES:
-                raise
-            console.print("the app wrote to live v2 during the carry-forward: carrying its new writes forward too")
+    project = carry_forward.Project.from_manifest(manifest)
+    reconciled = carry_app_writes(with_vars, manifest, project, reconciled, args.lock_wait)
+    late = carry_forward.merge_late  # the writes the app made meanwhile, merged under the publish's lock
+    report.note(
+        reconciled,
+        cutover.publish(
+            allow_shrink=args.allow_shrink,
+            lock_wait=args.lock_wait,
+            merge_late=lambda cur, build: late(cur, build, project),
+        ),
+    )
 
 
-def carry_app_writes(with_vars: tuple[str, ...], manifest: Manifest, reconciled: report.Report) -> report.Report:
-    """Merge the app's writes to live v2 (those not merged yet) into the shadow of the last build, and when
-    anything changed, run the tests on the merged shadow again (the build's vars and manifest: its marts_schema);
-    return its report."""
+def carry_app_writes(
+    with_vars: tuple[str, ...],
+    manifest: Manifest,
+    project: carry_forward.Project,
+    reconciled: report.Report,
+    lock_wait: float,
+) -> report.Report:
+    """Merge the app's writes to live v2 into the shadow of the last build, and when anything changed, run the
+    tests on the merged shadow again (the build's vars and manifest: its marts_schema); return its report."""
     with lifeos_env.transaction() as cur:
         build = runs.last_run(cur, runs.BUILDS)
-    merged = carry_forward.merge(build)
-    if not (merged.carried or merged.conflicts):
-        return reconciled
     try:
+        merged = carry_forward.merge(build, project, lock_wait)
+        if not (merged.carried or merged.conflicts):
+            return reconciled
         dbt("test", *NO_UNIT_TESTS, *with_vars, manifest=manifest)
         reconciled = report.run()
+    except lifeos_env.Interrupted as error:  # not publishable: the next run merges again
+        mark_build(build.run_id, "interrupted", f"{error} while carrying the app's writes forward")
+        raise
     except lifeos_env.MigrationError as error:
         detail = f"the tests failed on the shadow after carrying the app's writes forward: {error}"
         mark_build(build.run_id, "build failed", detail)

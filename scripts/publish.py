@@ -24,6 +24,7 @@ calls publish() right after its `dbt build`.
     cleanup          drop the v1 copy, v2_work, dbt_test__audit, the shadow and every backup schema (asks, or --yes);
                      a backup schema no dump holds yet is dumped first
     restore-backup   restore a backup dump into a new database, search_index's rows rebuilt
+    resolve          write the app's or v1's version of a conflict of the parallel run into live v2
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import sys
 from pathlib import Path
 
 import lifeos_env
-from lifeos import backups, cleanup, cutover, export_changes, options
+from lifeos import backups, cleanup, conflicts, cutover, export_changes, options
 from lifeos.console import console
 
 
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a dump the ledger lists (dump_path): a folder, or an older backup's file",
     )
     restoring.add_argument("--into", required=True, metavar="DATABASE", help="the new database to restore into")
+    resolving = commands.add_parser("resolve", help="write the app's or v1's version of a conflict into live v2")
+    resolving.add_argument("conflict_id", type=int, metavar="ID", help="its conflict_id in lifeos_migration.conflicts")
+    resolving.add_argument("--take", required=True, choices=sorted(conflicts.SIDES), help="whose version")
     args = parser.parse_args(argv)
     lifeos_env.stop_on_signals()
     try:
@@ -92,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             export_changes.export_changes(args.out, args.schema, args.to_v1)
         elif args.command == "cleanup":
             cleanup.cleanup(yes=args.yes, backup_to=args.backup_dir, lock_wait=args.lock_wait)
+        elif args.command == "resolve":
+            console.print(conflicts.resolve(args.conflict_id, args.take))
         else:
             backups.restore_backup(args.dump, args.into)
     except lifeos_env.MigrationError as error:
