@@ -27,6 +27,7 @@ import migrate
 import publish
 import report
 from lifeos import carry_forward, catalog, cutover, grants, guard
+from lifeos.project import V1_HELD, Project
 
 
 @dataclass
@@ -212,12 +213,12 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
 def migrated_columns() -> dict[str, dict[str, dict]]:
     """Per v2 table with v1 data: each row's id -> its columns that come from v1 (origin copy or rename in the
     marts' YAML), with times in UTC."""
-    project = carry_forward.Project.from_manifest(migrate.dbt("parse").result)
+    project = Project.from_manifest(migrate.dbt("parse").result)
     snapshot = {}
     with lifeos_env.transaction() as cur:
         cur.execute("set local timezone = 'UTC'")
         for table in sorted(project.origins):
-            columns = project.columns(table, *carry_forward.V1_HELD) - {"id"}
+            columns = project.columns(table, *V1_HELD) - {"id"}
             if not columns or table not in catalog.tables(cur, "public"):
                 continue
             cur.execute(

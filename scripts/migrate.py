@@ -45,6 +45,7 @@ import restore_v1
 import run_lock
 from lifeos import carry_forward, cutover, grants, options, runs
 from lifeos.files import step as files_step
+from lifeos.project import Project
 
 console = Console(soft_wrap=True)  # a one-line message stays one line
 VERBOSE = False  # --verbose: dbt's log on the terminal as it runs, besides logs/dbt.log
@@ -246,7 +247,7 @@ def migrate(args: argparse.Namespace) -> None:
     if not args.carry_forward:
         report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
         return
-    project = carry_forward.Project.from_manifest(manifest)
+    project = Project.from_manifest(manifest)
     reconciled = carry_app_writes(with_vars, manifest, project, reconciled, args.lock_wait)
     late = carry_forward.merge_late  # the writes the app made meanwhile, merged under the publish's lock
     report.note(
@@ -262,7 +263,7 @@ def migrate(args: argparse.Namespace) -> None:
 def carry_app_writes(
     with_vars: tuple[str, ...],
     manifest: Manifest,
-    project: carry_forward.Project,
+    project: Project,
     reconciled: report.Report,
     lock_wait: float,
 ) -> report.Report:
@@ -282,6 +283,7 @@ def carry_app_writes(
     except lifeos_env.MigrationError as error:
         detail = f"the tests failed on the shadow after carrying the app's writes forward: {error}"
         mark_build(build.run_id, "build failed", detail)
+        report.run()  # names the failing rows
         raise
     mark_build(build.run_id, "built", None)  # publishable again
     carried = "; ".join(
