@@ -196,7 +196,7 @@ def test_the_parallel_run_keeps_every_write_of_both_sides(
     run_state_machine_as_test(
         lambda: ParallelRun(source, app_role, tmp_path),
         settings=settings(
-            max_examples=1, stateful_step_count=10, deadline=None, derandomize=True, database=None,
+            max_examples=1, stateful_step_count=6, deadline=None, derandomize=True, database=None,
             phases=[Phase.generate], suppress_health_check=list(HealthCheck),
         ),
     )  # fmt: skip
