@@ -2,7 +2,8 @@
 non-superuser role), v1's writes between dumps, `--carry-forward` publishes, `--no-publish` rehearsals,
 `export-changes --to-v1` applied to v1, and rollbacks, on real servers. After every carry-forward: every write
 of the app's is in live v2 or in a conflict with that version, every write of v1's too, and the same dump
-carried forward again changes nothing. Every step exits as it should: nothing raises.
+carried forward again changes nothing; after the export is applied, v1 holds every write of the app's that
+live v2 holds, in v1's shape. Every step exits as it should: nothing raises.
 
 A write is tracked until the other side writes the row after seeing it (v1 after the export brought it, the
 app after a carry-forward did): from then on the later write is the one to find. Each step costs a dbt
@@ -39,8 +40,8 @@ class ParallelRun(RuleBasedStateMachine):
         self.source, self.role, self.folder = v1, role, folder
         self.app: dict[str, object] = {}  # task id -> the app's last write to it (a title, or DELETED)
         self.v1: dict[str, object] = {}  # task id -> v1's last write to it
-        self.since_publish: set[str] = set()  # the tasks the app wrote since live v2 was published
         self.dump: Path | None = None  # the dump of the last carry-forward
+        self.live_is_last_build = True  # live v2 is the last build's (the export compares with its v1)
 
     def live_tasks(self) -> dict[str, str]:
         with lifeos_env.transaction() as cur:
@@ -62,7 +63,6 @@ class ParallelRun(RuleBasedStateMachine):
         if row_id in self.v1 and self.live_tasks().get(row_id) == self.v1[row_id]:
             del self.v1[row_id]  # the app saw v1's write: its own is the one to find now
         self.app[row_id] = value
-        self.since_publish.add(row_id)
 
     def v1_wrote(self, row_id: str, value: object) -> None:
         if row_id in self.app and self.v1_tasks().get(row_id, DELETED) == self.app[row_id]:
@@ -126,7 +126,7 @@ class ParallelRun(RuleBasedStateMachine):
     def carry_forward(self) -> None:
         self.dump = self.source.dump(self.folder / uuid.uuid4().hex)
         assert self.run_migrate("--carry-forward") == 0
-        self.since_publish.clear()
+        self.live_is_last_build = True
         self.check_every_write()
         before, recorded = live_v2(), conflicts()
         assert self.run_migrate("--carry-forward") == 0  # the same dump again: a no-op
@@ -138,19 +138,25 @@ class ParallelRun(RuleBasedStateMachine):
         self.dump = self.source.dump(self.folder / uuid.uuid4().hex)
         assert self.run_migrate("--no-publish") == 0
         assert live_v2() == before
+        self.live_is_last_build = False
 
     @rule()
     def export_to_v1(self) -> None:
         out = self.folder / uuid.uuid4().hex
-        assert publish.main(["export-changes", "--to-v1", "--out", str(out)]) == 0
+        exported = publish.main(["export-changes", "--to-v1", "--out", str(out)])
+        if not self.live_is_last_build:  # against a later v1, v1's changes would look like the app's: refused
+            assert exported == 1
+            return
+        assert exported == 0
         applied = subprocess.run(
             [lifeos_env.pg_client("psql"), "-X", "-q", "-d", self.source.database, "-f", str(out / "to_v1.sql")],
             capture_output=True, text=True,
         )  # fmt: skip
         assert applied.returncode == 0, applied.stderr
-        v1 = self.v1_tasks()  # v1 holds each write of the app's since the publish, in v1's shape
-        for row_id in self.since_publish & set(self.app):
-            assert v1.get(row_id, DELETED) == self.app[row_id], row_id
+        v1, live = self.v1_tasks(), self.live_tasks()  # v1 holds each write of the app's live v2 holds
+        for row_id, value in self.app.items():
+            if live.get(row_id, DELETED) == value:
+                assert v1.get(row_id, DELETED) == value, row_id
 
     @rule()
     def rollback(self) -> None:
@@ -160,7 +166,7 @@ class ParallelRun(RuleBasedStateMachine):
         if not kept:
             return
         assert publish.main(["rollback"]) == (1 if unsaved else 0)  # the guard keeps the app's writes
-        self.since_publish.clear()  # what the restored schema's log holds is older
+        self.live_is_last_build = self.live_is_last_build and bool(unsaved)
 
     def run_migrate(self, *options: str) -> int:
         arguments = ["--dump", str(self.dump), "--files-from", str(self.source.bucket), "--app-role", self.role]
