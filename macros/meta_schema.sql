@@ -7,7 +7,8 @@
     meta_schema_file_manifest  where each blob is and how the files step left it
                                (scripts/move_files.py; check 4 reads it, and refuses to
                                run without it)
-    meta_schema_changes        the log of the app's writes to a published schema, one row
+    meta_schema_changes        (also with the ledger, so that it exists before any run touches live v2)
+                               the log of the app's writes to a published schema, one row
                                per inserted, updated or deleted row (schema oids survive
                                renames), with the row as it was before an update or delete,
                                and the trigger function that fills it, which runs as its
@@ -54,6 +55,7 @@
     comment on table {{ meta }}.runs is
         'One row per migration run: dbt build/run of v2 into the shadow schema, publish, rollback, cleanup.';
     {{ meta_schema_carry_forward(meta) }}
+    {{ meta_schema_changes(meta) }}
     create table if not exists {{ meta }}.accepted_losses (
         run_id bigint not null references {{ meta }}.runs (run_id) on delete cascade,
         v1_table text not null,
@@ -102,21 +104,33 @@
 
 {% macro meta_schema_changes(meta) %}
     create schema if not exists {{ meta }};
-    create table if not exists {{ meta }}.changes (
-        change_id bigint generated always as identity primary key,
-        schema_oid oid not null,
-        table_name text not null,
-        row_id text,
-        operation text not null,
-        changed_at timestamptz not null default clock_timestamp(),
-        old_row jsonb,
-        merged_into bigint
-    );
-    alter table {{ meta }}.changes add column if not exists merged_into bigint;  -- a log of an older version
+    -- only when missing: an ALTER TABLE or CREATE INDEX on the log, even one with IF NOT EXISTS, would queue for
+    -- its lock behind an open transaction of the app's, and every write of the app's (each records itself
+    -- here) behind it
+    do $changes$
+    begin
+        if to_regclass('{{ meta }}.changes') is null then
+            create table {{ meta }}.changes (
+                change_id bigint generated always as identity primary key,
+                schema_oid oid not null,
+                table_name text not null,
+                row_id text,
+                operation text not null,
+                changed_at timestamptz not null default clock_timestamp(),
+                old_row jsonb,
+                merged_into bigint
+            );
+            create index changes_lookup_idx on {{ meta }}.changes (schema_oid, table_name, row_id);
+        elsif not exists (
+            select from pg_attribute where attrelid = '{{ meta }}.changes'::regclass and attname = 'merged_into'
+        ) then
+            alter table {{ meta }}.changes add column merged_into bigint;  -- a log of an older version
+        end if;
+    end
+    $changes$;
     comment on column {{ meta }}.changes.old_row is 'the row before an update or delete (null for an insert)';
     comment on column {{ meta }}.changes.merged_into is
         'the build (runs.run_id) whose shadow scripts/migrate --carry-forward merged this write into';
-    create index if not exists changes_lookup_idx on {{ meta }}.changes (schema_oid, table_name, row_id);
     comment on table {{ meta }}.changes is
         'Every insert, update and delete the app made on a published schema: what publish and rollback guard.';
     create or replace function {{ meta }}.record_changes() returns trigger
@@ -170,11 +184,19 @@
         app_version jsonb,
         v1_version jsonb,
         published_version jsonb,
-        recorded_at timestamptz not null default now()
+        recorded_at timestamptz not null default now(),
+        resolved_with text check (resolved_with in ('app', 'v1')),
+        resolved_at timestamptz
     );
+    -- a ledger of an older version (nothing but the migration writes this table)
+    alter table {{ meta }}.conflicts
+        add column if not exists resolved_with text, add column if not exists resolved_at timestamptz;
+    comment on column {{ meta }}.conflicts.resolved_with is
+        'whose version `scripts/publish resolve` wrote into live v2 (app or v1), when it was resolved';
     comment on table {{ meta }}.conflicts is
         'Each write of the app''s to live v2 that scripts/migrate --carry-forward did not merge into the shadow of'
         ' build build_run_id, with why: app_version is the row in live v2 (null: the app deleted it), v1_version'
-        ' the row in the new shadow (null: not there), published_version the row as last published.';
+        ' the row in the new shadow (null: not there), published_version the row in the merge base (the build'
+        ' v1 alone produced for the live schema; null: not there). scripts/publish resolve takes either side.';
     comment on column {{ meta }}.conflicts.columns is 'the columns both sides changed to different values';
 {% endmacro %}

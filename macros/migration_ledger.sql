@@ -8,7 +8,8 @@
   and clean-up of scripts/publish gets a row of its own; a publish takes
   only the shadow of a 'built' run, which its build_run_id names.
   A green full build with var accept_rejects records the losses it accepted in
-  <meta>.accepted_losses (macros/loss_accepted.sql reads them).
+  <meta>.accepted_losses (macros/loss_accepted.sql reads them), and every green
+  full build keeps its shadow as the next merges' base (macros/merge_base.sql).
 #}
 {% macro ledger_build_started() %}
     {%- if execute and is_writing_v2() -%}
@@ -47,6 +48,9 @@
             where dbt_invocation_id = {{ sql_literal(invocation_id) }};
             {%- if var('accept_rejects') and not failed %}
                 {{ record_accepted_losses() }}
+            {%- endif %}
+            {%- if not failed %}
+                {{ keep_merge_base() }}
             {%- endif %}
         {%- endcall -%}
     {%- endif -%}

@@ -54,19 +54,30 @@ class Interrupted(MigrationError, KeyboardInterrupt):
 
 
 _children: set[subprocess.Popen] = set()  # the child programs running now, for stop_on_signals
+_stopped: list[str] = []  # the signal that stopped the run, for raise_if_stopped
 
 
 def stop_on_signals() -> None:
     """Make SIGTERM and SIGINT stop the run: pass the signal on to the running child programs (dbt,
-    pg_dump), then raise Interrupted, so the run is recorded as interrupted and nothing goes on orphaned."""
+    pg_dump), then raise Interrupted, so the run is recorded as interrupted and nothing goes on orphaned.
+    The signal is also remembered for raise_if_stopped: psycopg2 loses the exception of a signal that
+    arrives during a statement whose server sends a NOTICE."""
 
     def stop(signum: int, _frame: object) -> None:
         for child in list(_children):
             child.send_signal(signum)
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+        _stopped.append(f"stopped by {signal.Signals(signum).name}")
+        raise Interrupted(_stopped[-1])
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+
+
+def raise_if_stopped() -> None:
+    """Raise Interrupted when a signal stopped the run: after each statement of a long transaction, so that a
+    signal psycopg2 swallowed still stops it."""
+    if _stopped:
+        raise Interrupted(_stopped[-1])
 
 
 def end_with_parent() -> None:

@@ -33,15 +33,14 @@ import generate_sample
 import lifeos_env
 import make_supabase_dump
 import run_lock
-from lifeos import carry_forward, command, cutover, dbt_runner, grants, guard, options, report, runs
+from lifeos import carry_forward, command, cutover, dbt_runner, grants, options, report, runs
 from lifeos.console import console
 from lifeos.dbt_runner import NO_UNIT_TESTS, dbt
 from lifeos.files import step as files_step
+from lifeos.project import Project
 from lifeos.restore.command import restore as restore_dump
 from lifeos.restore.contract import SAMPLE_DUMP
 from lifeos.settings import DEFAULT_STORAGE_ROOT, Settings
-
-CARRY_TRIES = 3  # merges, each followed by a publish that finds the app wrote in between, before giving up
 
 
 def build_int_files(*args: str, manifest: Manifest | None = None) -> None:
@@ -181,33 +180,45 @@ def migrate(args: argparse.Namespace, settings: Settings) -> None:
     if not args.carry_forward:
         report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
         return
-    for attempt in range(1, CARRY_TRIES + 1):
-        reconciled = carry_app_writes(settings, manifest, reconciled)
-        try:
-            report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
-            return
-        except guard.LateChanges:
-            if attempt == CARRY_TRIES:
-                raise
-            console.print("the app wrote to live v2 during the carry-forward: carrying its new writes forward too")
+    project = Project.from_manifest(manifest)
+    reconciled = carry_app_writes(settings, manifest, project, reconciled, args.lock_wait)
+    late = carry_forward.merge_late  # the writes the app made meanwhile, merged under the publish's lock
+    report.note(
+        reconciled,
+        cutover.publish(
+            allow_shrink=args.allow_shrink,
+            lock_wait=args.lock_wait,
+            merge_late=lambda cur, build: late(cur, build, project),
+        ),
+    )
 
 
-def carry_app_writes(settings: Settings, manifest: Manifest, reconciled: report.Report) -> report.Report:
-    """Merge the app's writes to live v2 (those not merged yet) into the shadow of the last build, and when
-    anything changed, run the tests on the merged shadow again (the build's vars and manifest: its marts_schema);
-    return its report."""
+def carry_app_writes(
+    settings: Settings,
+    manifest: Manifest,
+    project: Project,
+    reconciled: report.Report,
+    lock_wait: float,
+) -> report.Report:
+    """Merge the app's writes to live v2 into the shadow of the last build, and when anything changed, run the
+    tests on the merged shadow again (the build's vars and manifest: its marts_schema); return its report."""
     with lifeos_env.transaction() as cur:
         build = runs.last_run(cur, runs.BUILDS)
-    merged = carry_forward.merge(build)
-    if not (merged.carried or merged.conflicts):
-        return reconciled
     try:
+        merged = carry_forward.merge(build, project, lock_wait)
+        if not (merged.carried or merged.conflicts):
+            return reconciled
         dbt("test", *NO_UNIT_TESTS, *settings.dbt_vars(), manifest=manifest)
         reconciled = report.run()
+    except lifeos_env.Interrupted as error:  # not publishable: the next run merges again
+        with lifeos_env.transaction() as cur:
+            runs.set_build_result(cur, build.run_id, "interrupted", f"{error} while carrying the app's writes forward")
+        raise
     except lifeos_env.MigrationError as error:
         detail = f"the tests failed on the shadow after carrying the app's writes forward: {error}"
         with lifeos_env.transaction() as cur:
             runs.set_build_result(cur, build.run_id, "build failed", detail)
+        report.run()  # names the failing rows
         raise
     with lifeos_env.transaction() as cur:
         runs.set_build_result(cur, build.run_id, "built", None)  # publishable again

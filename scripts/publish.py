@@ -26,6 +26,7 @@ calls publish() right after its `dbt build`.
     cleanup          drop the v1 copy, v2_work, dbt_test__audit, the shadow and every backup schema (asks, or --yes);
                      a backup schema no dump holds yet is dumped first
     restore-backup   restore a backup dump into a new database, search_index's rows rebuilt
+    resolve          write the app's or v1's version of a conflict of the parallel run into live v2
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import sys
 from pathlib import Path
 
 import lifeos_env
-from lifeos import backups, cleanup, command, cutover, export_changes, options
+from lifeos import backups, cleanup, command, conflicts, cutover, export_changes, options
 from lifeos.console import console
 from lifeos.settings import Settings
 
@@ -79,6 +80,9 @@ def add_commands(commands: command.Commands) -> None:
         metavar="DATABASE",
         help="the name of a new database to restore into (no connection string)",
     )
+    resolving = command.add(commands, "resolve", run, help="write the app's or v1's version of a conflict into live v2")
+    resolving.add_argument("conflict_id", type=int, metavar="ID", help="its conflict_id in lifeos_migration.conflicts")
+    resolving.add_argument("--take", required=True, choices=sorted(conflicts.SIDES), help="whose version")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +105,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             export_changes.export_changes(args.out, args.schema, args.to_v1)
         elif args.command == "cleanup":
             cleanup.cleanup(yes=args.yes, backup_to=args.backup_dir, lock_wait=args.lock_wait)
+        elif args.command == "resolve":
+            console.print(conflicts.resolve(args.conflict_id, args.take))
         else:
             backups.restore_backup(args.dump, args.into)
     except lifeos_env.MigrationError as error:

@@ -1,5 +1,5 @@
-"""Clean-up after the cut-over: drop the v1 copy, v2_work, dbt's test failures, the shadow and every backup
-schema, dumping first what no intact dump holds yet."""
+"""Clean-up after the cut-over: drop the v1 copy, v2_work, dbt's test failures, the shadow, every backup
+schema and the merge bases (v2_base_*), dumping first what no intact dump holds yet."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from lifeos.backups import (
 from lifeos.catalog import Cursor, holds_objects, schema_exists, schemas_like, tables
 from lifeos.console import console
 from lifeos.guard import ChangesWouldBeLost
+from lifeos.merge_base import BASE_PREFIX
 from lifeos.runs import ANY_RUN, finish_run, last_run, meta, new_run
 from lifeos.short_tries import LOCK_WAIT, recorded
 
@@ -74,6 +75,8 @@ def cleanup_plan(cur: Cursor, schemas: dict[str, str]) -> dict[str, str | None]:
     for name in schemas_like(cur, BACKUP_PREFIX) + schemas_like(cur, ROLLED_BACK_PREFIX):
         dump = kept_in(cur, name)
         plan[name] = f"kept in {dump}" if dump else None if holds_objects(cur, name) else "empty"
+    for name in schemas_like(cur, BASE_PREFIX):  # no carry-forward follows the cut-over
+        plan[name] = "a merge base, a copy of a build"
     return plan
 
 

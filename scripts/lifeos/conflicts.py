@@ -1,13 +1,25 @@
-"""The conflicts table (<meta_schema>.conflicts): the app's writes to live v2 the carry-forward did not merge."""
+"""The conflicts of the parallel run (<meta_schema>.conflicts): the rows the merge of scripts/migrate
+--carry-forward left as v1 has them, with the app's version and v1's kept whole; read for the report, and
+resolved with `scripts/publish resolve ID --take app|v1`.
+
+Resolving writes the chosen version into live v2 as the app would (its change capture records the write, so the
+next carry-forward keeps it: it differs from the merge base), or deletes the row when that version is "no row";
+the conflict is marked resolved.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import psycopg2
 from psycopg2 import sql
+from psycopg2.extras import Json
 
-from lifeos import runs
+import lifeos_env
+from lifeos import catalog, runs, short_tries
 from lifeos.catalog import Cursor
+
+SIDES = {"app": "app_version", "v1": "v1_version"}
 
 
 @dataclass
@@ -32,3 +44,61 @@ def of_last_build(cur: Cursor) -> list[Conflict]:
         ).format(runs.meta("conflicts"), runs.meta("runs"))
     )
     return [Conflict(*row) for row in cur.fetchall()]
+
+
+def resolve(conflict_id: int, take: str) -> str:
+    """Write version `take` (app or v1) of conflict `conflict_id` into live v2; return what was done. When
+    live v2 cannot hold it (a unique key, a missing parent), nothing is written and the error says why."""
+    try:
+        return write_version(conflict_id, take)
+    except psycopg2.Error as error:
+        message = str(error).strip().splitlines()[0]
+        raise lifeos_env.MigrationError(
+            f"live v2 cannot take {take}'s version of conflict {conflict_id}: {message}"
+        ) from error
+
+
+def write_version(conflict_id: int, take: str) -> str:
+    live = lifeos_env.dbt_var("v2_schema")
+    with lifeos_env.transaction() as cur:
+        cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(short_tries.LOCK_TRY)))
+        cur.execute(
+            sql.SQL("select table_name, row_id, {}, resolved_with from {} where conflict_id = %s for update").format(
+                sql.Identifier(SIDES[take]), runs.meta("conflicts")
+            ),
+            (conflict_id,),
+        )
+        found = cur.fetchone()
+        if found is None:
+            raise lifeos_env.MigrationError(
+                f"there is no conflict {conflict_id} in {lifeos_env.dbt_var('meta_schema')}.conflicts"
+            )
+        table, row_id, version, resolved = found
+        if resolved:
+            raise lifeos_env.MigrationError(f"conflict {conflict_id} was resolved already, with {resolved}'s version")
+        target = catalog.qualified(live, table)
+        if version is None:
+            cur.execute(sql.SQL("delete from {} where id::text = %s").format(target), (row_id,))
+            done = f"deleted {table} {row_id} from live v2 ({take}'s version: no row)"
+        else:
+            columns = [name for name in catalog.column_names(cur, live, table) if name in version]
+            names = sql.SQL(", ").join(map(sql.Identifier, columns))
+            cur.execute(
+                sql.SQL(
+                    "insert into {target} ({names}) select {names} from jsonb_populate_record(null::{target}, %s)"
+                    " on conflict (id) do update set ({names}) = row({excluded})"
+                ).format(
+                    target=target,
+                    names=names,
+                    excluded=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in columns),
+                ),
+                (Json(version),),
+            )
+            done = f"wrote {take}'s version of {table} {row_id} into live v2"
+        cur.execute(
+            sql.SQL("update {} set resolved_with = %s, resolved_at = now() where conflict_id = %s").format(
+                runs.meta("conflicts")
+            ),
+            (take, conflict_id),
+        )
+    return done

@@ -39,7 +39,7 @@ from lifeos.grants import (
     grant_app_role,
     keep_for_the_operator,
 )
-from lifeos.guard import capture_changes, hold_live, refuse_shrink
+from lifeos.guard import MergeLate, capture_changes, hold_live, refuse_shrink
 from lifeos.runs import ANY_RUN, BUILDS, Run, finish_run, last_run, meta, new_run
 from lifeos.short_tries import LOCK_WAIT, recorded
 
@@ -99,17 +99,22 @@ def publish(
     allow_shrink: bool = False,
     app_role: str | None = None,
     lock_wait: float = LOCK_WAIT,
+    merge_late: MergeLate | None = None,
 ) -> list[str]:
     """Publish the shadow of the last green, full `dbt build` as live v2.
 
-    The app's role is `app_role`, else the one the build recorded. Return notes for the report
-    (an allowed shrink, no app role with access)."""
+    The app's role is `app_role`, else the one the build recorded; `merge_late` merges the app's writes
+    since a carry-forward under the publish's lock. Return notes for the report (an allowed shrink, no app
+    role with access)."""
     with run_lock.one_run("publish"):
         with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
             build = publishable_build(cur)
             run_id = new_run(cur, "publish", build, build_run_id=build.run_id)
         live, shadow = build.schemas["live"], build.schemas["shadow"]
-        options = {"force": force, "backup_to": backup_to, "allow_shrink": allow_shrink, "app_role": app_role}
+        options = {
+            "force": force, "backup_to": backup_to, "allow_shrink": allow_shrink, "app_role": app_role,
+            "merge_late": merge_late,
+        }  # fmt: skip
         dump_path, notes = recorded(
             run_id, partial(publish_in, build=build, run_id=run_id, **options), lock_wait, [live]
         )
@@ -126,6 +131,7 @@ def publish_in(
     backup_to: Path | None,
     allow_shrink: bool,
     app_role: str | None,
+    merge_late: MergeLate | None,
 ) -> tuple[Path | None, list[str]]:
     """The publish transaction: guards, back up live v2, swap the shadow in; return the backup file and the
     notes for the report."""
@@ -133,7 +139,7 @@ def publish_in(
     if not tables(cur, shadow):
         raise lifeos_env.MigrationError(f"the shadow schema {shadow} holds no tables: run `dbt build` again")
     apps = app_objects(cur, live, shadow, "publish")
-    hold_live(cur, live, "publish", force, apps.tables, build.run_id)
+    hold_live(cur, live, "publish", force, apps.tables, build, merge_late)
     notes = refuse_shrink(cur, live, shadow, allow_shrink)
     cur.execute(
         sql.SQL("insert into {} (run_id, object) select %s, unnest(%s::text[])").format(meta("owned_objects")),

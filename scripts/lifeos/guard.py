@@ -8,14 +8,19 @@ a table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from psycopg2 import sql
 
 import lifeos_env
 from lifeos.catalog import DERIVED, Cursor, qualified, row_counts, tables
-from lifeos.runs import meta, published_by
+from lifeos.runs import Run, meta, published_by
 
 SHRINK_TOLERANCE = 0.05  # a table may lose up to this share of its published rows (rows deleted in v1) unasked
 CAPTURE_TRIGGER = "lifeos_capture_changes"  # the triggers that record the app's writes, <name>_<insert|update|delete>
+
+
+MergeLate = Callable[[Cursor, Run], object]  # lifeos/carry_forward.py merge_late, bound to the build's project
 
 
 class ChangesWouldBeLost(lifeos_env.MigrationError):
@@ -95,10 +100,19 @@ def app_changes(cur: Cursor, schema: str, unmerged_by: int | None = None) -> dic
     return {table: (changed, deleted) for table, changed, deleted in cur.fetchall()}
 
 
-def hold_live(cur: Cursor, live: str, action: str, force: bool, carried: list[str], build: int | None = None) -> None:
-    """Lock the live tables against writes (reads go on), then refuse if the app changed any that do not
-    stay live (the app's own tables, `carried`, do) and that scripts/migrate --carry-forward did not merge
-    into the shadow of `build` (a publish's build run id)."""
+def hold_live(
+    cur: Cursor,
+    live: str,
+    action: str,
+    force: bool,
+    carried: list[str],
+    build: Run | None = None,
+    merge_late: MergeLate | None = None,
+) -> None:
+    """Lock the live tables against writes (reads go on), merge the app's writes since the carry-forward
+    (`merge_late`, when scripts/migrate --carry-forward publishes), then refuse if the app changed any tables
+    that do not stay live (the app's own tables, `carried`, do) and that were not merged into the shadow of
+    `build` (a publish's build)."""
     live_tables = tables(cur, live)
     if live_tables:
         cur.execute(
@@ -106,6 +120,9 @@ def hold_live(cur: Cursor, live: str, action: str, force: bool, carried: list[st
                 sql.SQL(", ").join(qualified(live, table) for table in live_tables)
             )
         )
+    if merge_late and build:
+        merge_late(cur, build)
+    build = build and build.run_id
     changes = {table: rows for table, rows in app_changes(cur, live, build).items() if table not in carried}
     if changes and not force and build and merged_any(cur, live, build):
         raise LateChanges(
