@@ -25,6 +25,8 @@ import publish
 import report
 from lifeos import carry_forward, cutover, grants, guard
 
+pytestmark = pytest.mark.both_servers  # a Supabase-shaped v1, dumped by the server's pg_dump, migrated again
+
 
 @dataclass
 class Source:
