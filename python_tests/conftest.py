@@ -24,6 +24,7 @@ from unittest import mock
 import psycopg2
 import psycopg2.extensions
 import pytest
+from hypothesis import settings
 from psycopg2 import sql
 
 # Before the project's modules read them (report.TARGET): dbt writes results, manifests and logs per server
@@ -41,6 +42,13 @@ import lifeos_env  # noqa: E402
 import make_supabase_dump  # noqa: E402
 import migrate  # noqa: E402
 from lifeos_env import drop_database  # noqa: E402
+
+# The property tests' examples: the same ones on every run and machine (derandomize; no example database
+# carried between runs), so a red run is a bug to fix and never luck; no deadline, as the shared machine's load
+# swings an example's time. A test's own max_examples keeps its cost within the suite's budget. Loaded before the
+# test modules build their settings; `pytest --hypothesis-profile=default` explores with random examples.
+settings.register_profile("suite", derandomize=True, database=None, deadline=None)
+settings.load_profile("suite")
 
 
 def new_database() -> str:

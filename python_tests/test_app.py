@@ -32,6 +32,8 @@ import lifeos_env
 import migrate
 from lifeos import grants
 
+pytestmark = pytest.mark.both_servers  # the app's role over TCP (psycopg2, asyncpg), its grants, the query plans
+
 SEARCH_SOURCES = {
     "tasks": "task",
     "notes": "note",

@@ -22,6 +22,8 @@ from test_app import NOW, TODAY, app_engine, app_queries, db_error, insert, one
 
 import lifeos_env
 
+pytestmark = pytest.mark.both_servers  # the app role over TCP, query plans, concurrent writers
+
 # the app's role and its engine (fixtures of test_app.py)
 app_role = test_app.app_role
 app = test_app.app

@@ -28,6 +28,8 @@ import publish
 from lifeos import carry_forward, catalog, cutover, grants, guard, report
 from lifeos.project import V1_HELD, Project
 
+pytestmark = pytest.mark.both_servers  # a Supabase-shaped v1, dumped by the server's pg_dump, migrated again
+
 
 @dataclass
 class Source:

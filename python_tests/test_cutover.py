@@ -66,6 +66,7 @@ def app_writes() -> str:
     return new_id
 
 
+@pytest.mark.both_servers  # the server's pg_dump, roles and grants
 def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_app_role_its_grants(
     rebuilt: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,6 +205,7 @@ def live_dump() -> str:
     return "\n".join(line for line in dump.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict ")))
 
 
+@pytest.mark.both_servers  # the server's pg_dump and pg_restore
 def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     rebuilt: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -327,6 +329,7 @@ def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
         assert catalog.tables(cur, "public") == []
 
 
+@pytest.mark.both_servers  # the connection to v1 (PostgreSQL 15 on Supabase)
 def test_v1_read_only_connection_refuses_writes(fresh_database: str) -> None:
     restore_v1.restore(restore_v1.SAMPLE_DUMP)
     conn = lifeos_env.connect_read_only(f"dbname={fresh_database}")
@@ -346,6 +349,7 @@ def extension_schema(name: str) -> str:
         return cur.fetchone()[0]
 
 
+@pytest.mark.both_servers  # the server's extensions and their catalog
 def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: Path) -> None:
     with lifeos_env.transaction() as cur:  # pg_trgm ships with Debian's PostgreSQL 15, vector with pgserver's 16
         cur.execute("select min(name) from pg_available_extensions where name in ('pg_trgm', 'vector')")

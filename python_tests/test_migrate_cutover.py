@@ -213,6 +213,7 @@ def assert_app_works(role: str) -> None:
         conn.rollback()
 
 
+@pytest.mark.both_servers  # roles, grants and pg_restore
 def test_the_apps_role_reads_writes_and_searches_after_publish_republish_and_rollback(
     rebuilt: str, app_role: str
 ) -> None:
@@ -285,6 +286,7 @@ def app_catalog() -> dict[str, object]:
             "function": function_live}  # fmt: skip
 
 
+@pytest.mark.both_servers  # the server's catalog and deparse of the app's objects
 def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_publish_refuses_naming_them(
     rebuilt: str,
 ) -> None:

@@ -22,6 +22,8 @@ import migrate
 import restore_v1
 from lifeos.restore import archive
 
+pytestmark = pytest.mark.both_servers  # dumps by the server's own pg_dump, restored into that server
+
 Fingerprint = list[tuple[object, ...]]
 
 

@@ -27,6 +27,8 @@ import restore_v1
 from lifeos import report
 from lifeos.restore.scanner import Scanner
 
+pytestmark = pytest.mark.both_servers  # dumps by the server's own pg_dump, restored into that server
+
 Source = tuple[str, dict[str, Path]]
 NOTE_COLUMNS = ["id", "title", "body", "content_format", "tags", "created_at", "updated_at"]
 

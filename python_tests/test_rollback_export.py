@@ -31,6 +31,8 @@ import generate_sample
 import lifeos_env
 import make_supabase_dump
 
+pytestmark = pytest.mark.both_servers  # the export applied to a Supabase-shaped v1 (PostgreSQL 15 on Supabase)
+
 __all__ = ["app", "live"]  # the fixtures, shared with test_to_v1
 
 HOSTILE_NAME = "x\n\\! touch pwned\n"  # a v1 column (the dump is untrusted input) that psql must not run
@@ -444,8 +446,7 @@ def scratch_copy(template: str) -> Iterator[str]:
         on_server(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
-@settings(max_examples=2, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@settings(max_examples=2, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(before=WRITES, after=WRITES)
 @example(  # case 2 of issue 25 among others: writes before the carry-forward, and after it
     before=[("update task", 0, "a renamed", 2), ("insert task", 5, "a child", True), ("delete bookmark", 1)],

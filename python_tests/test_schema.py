@@ -76,6 +76,7 @@ def failing(found: dict[str, list[tuple[object, ...]]]) -> dict[str, list[tuple[
     return {name: sorted(rows) for name, rows in found.items() if rows}
 
 
+@pytest.mark.both_servers  # the server's deparse of the built schema
 def test_ddl_file_matches_the_build(migrated_sample: str, migrated_v2_schema: str) -> None:
     built = export_ddl.dump_schema_ddl(migrated_sample, migrated_v2_schema)
     assert as_deparsed(export_ddl.DDL_FILE.read_text()) == as_deparsed(built), (
@@ -89,6 +90,7 @@ def as_deparsed(ddl: str) -> str:
 
 
 @pytest.mark.usefixtures("fresh_database")
+@pytest.mark.both_servers  # the server's deparse of schema/v2.sql
 def test_ddl_file_applies_to_an_empty_database_and_dumps_back_the_same() -> None:
     with lifeos_env.transaction() as cur:  # a plain public schema, without the default one's comment
         cur.execute("drop schema public cascade; create schema public")
@@ -99,6 +101,7 @@ def test_ddl_file_applies_to_an_empty_database_and_dumps_back_the_same() -> None
     assert as_deparsed(dumped) == as_deparsed(export_ddl.DDL_FILE.read_text())
 
 
+@pytest.mark.both_servers  # the server's catalog
 def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor, manifest: dict[str, Any]) -> None:
     """Plan §3: id, created_at, updated_at (with its trigger), is_active and sort_order on every table; a table
     leaves one out only where its YAML says why (config.meta.universal_columns_omitted, with a comment)."""
@@ -137,6 +140,7 @@ def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor, manifest:
     assert {name for (name,) in v2.fetchall()} == set(columns)
 
 
+@pytest.mark.both_servers  # the server's catalog
 def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> None:
     assert failing(dbt_test("test_name:catalog_matches_contract")) == {}
     # the search functions, whose bodies read contacts, go with it: kept to put back
@@ -215,6 +219,7 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
     assert failing(dbt_test("test_name:catalog_matches_contract")) == {}
 
 
+@pytest.mark.both_servers  # the server's deparse of CHECKs
 def test_polymorphic_checks_allow_exactly_what_their_test_resolves(v2: Cursor, manifest: dict[str, Any]) -> None:
     resolved = {
         node["attached_node"].split(".")[-1]: sorted(node["test_metadata"]["kwargs"]["entity_types"])

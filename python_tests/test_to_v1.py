@@ -24,6 +24,8 @@ import make_supabase_dump
 import publish
 from lifeos import catalog, export_changes, grants
 
+pytestmark = pytest.mark.both_servers  # the export applied to a Supabase-shaped v1 (PostgreSQL 15 on Supabase)
+
 TABLE_MD5 = "select md5(coalesce(string_agg(t::text, e'\\n' order by t::text), '')) from {} t"
 V1_TABLES = ("domains", "areas", "projects", "tasks", "notes", "links", "files", "capture", "daily_focus",
              "context_types", "reminders")  # fmt: skip

@@ -256,6 +256,7 @@ def test_sigterm_stops_the_build_with_its_dbt(fresh_database: str) -> None:
         assert cur.fetchall() == []  # no query of the stopped build goes on
 
 
+@pytest.mark.both_servers  # the server's own pg_dump
 def test_sigterm_during_the_backup_stops_pg_dump_and_leaves_no_unlisted_dump(rebuilt: str, tmp_path: Path) -> None:
     """R7, R9: SIGTERM to publish while pg_dump runs: no orphan, no dump the ledger does not list."""
     run = start("publish", "publish")
@@ -319,6 +320,7 @@ def test_publish_waits_in_short_tries_and_gives_up_naming_the_session_in_the_way
     assert ledger()[-1][:2] == ("publish", "failed")
 
 
+@pytest.mark.both_servers  # the server's own pg_dump and its locks
 def test_publish_never_hangs_behind_a_session_queued_for_its_own_locks(rebuilt: str) -> None:
     """R4: an app write holds areas, publish waits for it, an ALTER-like session queues for ACCESS EXCLUSIVE
     behind publish. Publish's pg_dump must not queue behind that session for ever: publish goes through."""
@@ -347,6 +349,7 @@ def test_publish_never_hangs_behind_a_session_queued_for_its_own_locks(rebuilt: 
     assert ledger()[-1][:2] == ("publish", "published")
 
 
+@pytest.mark.both_servers  # the server's pg_dump and pg_restore
 def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_its_items(
     rebuilt: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
