@@ -395,7 +395,7 @@ def test_what_the_merge_cannot_carry_is_a_listed_conflict_and_the_build_passes(
         f"select id from tasks t where {LEAF} and parent_id is null order by id limit 4"
     )
     with lifeos_env.transaction() as cur:  # live v2 of a version without domains.is_active (not null default true)
-        cur.execute("alter table domains drop column is_active")
+        cur.execute("alter table domains drop column is_active cascade")  # and what reads it (search refresh)
     with app_engine(app_role).begin() as conn:
         reminder = conn.execute(
             text("insert into reminders (entity_type, entity_id, remind_at) values ('task', :t, now()) returning id"),
