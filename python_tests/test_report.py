@@ -81,7 +81,10 @@ def test_rejects_fail_the_report_unless_accepted_and_stay_listed_either_way() ->
         assert cli.main(["report"]) == 0
         accepted = report.build()
     assert red_cells(report.render(accepted)) == set()
-    assert accepted.rejects == [("daily_focus", "rejected", "orphan_fk", 1)]
+    assert accepted.rejects == [  # and the sample's repeated focus item, in v2 but inactive
+        ("daily_focus", "adjusted", "duplicate_deactivated", 1),
+        ("daily_focus", "rejected", "orphan_fk", 1),
+    ]
     assert "- daily_focus: 1 rejected by rule orphan_fk" in (report.TARGET / "report.md").read_text()
 
 
