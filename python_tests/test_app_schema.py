@@ -25,6 +25,8 @@ from sqlalchemy import text
 
 import lifeos_env
 
+pytestmark = pytest.mark.both_servers  # the app role over TCP, backups by the server's pg_dump, the catalog
+
 # Objects outside the kept schemas that depend on an object inside one: what `drop schema ... cascade` of a
 # backup would cut. pg_describe_object qualifies a name whose schema is not on the search_path, as a kept
 # schema never is.
@@ -32,8 +34,6 @@ ON_KEPT_SCHEMAS = """
 select distinct pg_describe_object(d.classid, d.objid, d.objsubid) || ' -> '
     || pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)
 from pg_depend d
-
-pytestmark = pytest.mark.both_servers  # the app role over TCP, backups by the server's pg_dump, the catalog
 where d.deptype <> 'i' and pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid) ~ 'v2_(backup|rolledback)_'
     and pg_describe_object(d.classid, d.objid, d.objsubid) !~ 'v2_(backup|rolledback)_'
 order by 1

@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
 import generate_sample
@@ -99,13 +100,18 @@ alter default privileges for role supabase_admin in schema public
 
 
 def create_roles() -> None:
-    """Supabase's roles; they are cluster-wide, so only the missing ones are made."""
+    """Supabase's roles; they are cluster-wide, so only the missing ones are made (another process, e.g. a second
+    test worker, may make the same one meanwhile: its duplicate is no error)."""
     with lifeos_env.transaction() as cur:
         cur.execute("select rolname from pg_roles where rolname = any(%s)", (ROLES,))
         existing = {name for (name,) in cur.fetchall()}
         for role in ROLES:
             if role not in existing:
-                cur.execute(sql.SQL("create role {} nologin").format(sql.Identifier(role)))
+                cur.execute("savepoint new_role")
+                try:
+                    cur.execute(sql.SQL("create role {} nologin").format(sql.Identifier(role)))
+                except (psycopg2.errors.DuplicateObject, psycopg2.errors.UniqueViolation):
+                    cur.execute("rollback to savepoint new_role")
 
 
 def build_source(database: str, scale: int) -> generate_sample.Generator:
