@@ -201,8 +201,9 @@ def test_the_apps_triggers_defaults_functions_views_and_policies_outlive_publish
     for published in (1, 2):
         if published == 1:
             succeeds("publish", "publish")
-        else:  # clean-up dropped the restored v1: migrate again, carrying the app's update of tasks below forward
-            succeeds("migrate", "--sample", "--carry-forward")
+        else:  # clean-up ended the parallel run (no merge base is kept): migrate again, the app's update of tasks
+            succeeds("migrate", "--sample", "--no-publish")  # below backed up and replaced (--force)
+            succeeds("publish", "publish", "--force")
         assert query(ON_KEPT_SCHEMAS) == []
         succeeds("publish", "cleanup", "--yes")
         assert app.write(
