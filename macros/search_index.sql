@@ -188,7 +188,7 @@ select * from final
     create function {{ s }}.refresh_search_index() returns void
     language sql
     begin atomic
-        update {{ this }} as indexed set
+        update {{ this }} set
             {%- for column in content %}
             {{ column }} = documents.{{ column }}{{ "," if not loop.last }}
             {%- endfor %}
@@ -196,9 +196,9 @@ select * from final
         inner join {{ this }} as seen
             on documents.entity_type = seen.entity_type and documents.entity_id = seen.entity_id
         where
-            indexed.id = seen.id
+            {{ this.identifier }}.id = seen.id
             -- a writer changed the row since this statement's snapshot: its version is newer than ours
-            and indexed.xmin = seen.xmin
+            and {{ this.identifier }}.xmin = seen.xmin
             and (
                 {%- for column in content %}
                 {{ "or " if not loop.first }}seen.{{ column }} is distinct from documents.{{ column }}
@@ -219,10 +219,11 @@ select * from final
         )
         on conflict (entity_type, entity_id) do nothing;
         {%- endfor %}
-        delete from {{ this }} as indexed
+        delete from {{ this }}
         where not exists (
             select from ({{ model.compiled_code }}) as documents
-            where documents.entity_type = indexed.entity_type and documents.entity_id = indexed.entity_id
+            where documents.entity_type = {{ this.identifier }}.entity_type
+                and documents.entity_id = {{ this.identifier }}.entity_id
         );
     end;
     comment on function {{ s }}.refresh_search_index() is

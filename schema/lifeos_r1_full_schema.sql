@@ -1507,7 +1507,7 @@ COMMENT ON COLUMN public.tasks.template_id IS 'The task template the task came f
 CREATE FUNCTION public.refresh_search_index() RETURNS void
     LANGUAGE sql
     BEGIN ATOMIC
- UPDATE public.search_index indexed SET domain_id = documents.domain_id, project_id = documents.project_id, title = documents.title, body = documents.body, document = documents.document, is_active = documents.is_active
+ UPDATE public.search_index SET domain_id = documents.domain_id, project_id = documents.project_id, title = documents.title, body = documents.body, document = documents.document, is_active = documents.is_active
     FROM (( WITH tasks AS (
                   SELECT tasks.id,
                      tasks.domain_id,
@@ -1827,7 +1827,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
              final.document
             FROM final) documents
       JOIN public.search_index seen ON (((documents.entity_type = seen.entity_type) AND (documents.entity_id = seen.entity_id))))
-   WHERE ((indexed.id = seen.id) AND (indexed.xmin = seen.xmin) AND ((seen.domain_id IS DISTINCT FROM documents.domain_id) OR (seen.project_id IS DISTINCT FROM documents.project_id) OR (seen.title IS DISTINCT FROM documents.title) OR (seen.body IS DISTINCT FROM documents.body) OR (seen.document IS DISTINCT FROM documents.document) OR (seen.is_active IS DISTINCT FROM documents.is_active)));
+   WHERE ((search_index.id = seen.id) AND (search_index.xmin = seen.xmin) AND ((seen.domain_id IS DISTINCT FROM documents.domain_id) OR (seen.project_id IS DISTINCT FROM documents.project_id) OR (seen.title IS DISTINCT FROM documents.title) OR (seen.body IS DISTINCT FROM documents.body) OR (seen.document IS DISTINCT FROM documents.document) OR (seen.is_active IS DISTINCT FROM documents.is_active)));
  INSERT INTO public.search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)  SELECT documents.id,
              documents.entity_type,
              documents.entity_id,
@@ -2877,7 +2877,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                             FROM public.search_index indexed
                            WHERE ((indexed.entity_type = 'file'::text) AND (indexed.entity_id = items.id)))))
                   FOR KEY SHARE OF items)) ON CONFLICT(entity_type, entity_id) DO NOTHING;
- DELETE FROM public.search_index indexed
+ DELETE FROM public.search_index
    WHERE (NOT (EXISTS ( SELECT
             FROM ( WITH tasks AS (
                           SELECT tasks.id,
@@ -3197,7 +3197,7 @@ CREATE FUNCTION public.refresh_search_index() RETURNS void
                      final.is_active,
                      final.document
                     FROM final) documents
-           WHERE ((documents.entity_type = indexed.entity_type) AND (documents.entity_id = indexed.entity_id)))));
+           WHERE ((documents.entity_type = search_index.entity_type) AND (documents.entity_id = search_index.entity_id)))));
 END;
 
 
