@@ -164,7 +164,7 @@ def test_guard_trips_on_app_rows_and_export_holds_them(rebuilt: str, tmp_path: P
         cur.execute("delete from public.domains where id = %s", cur.fetchone())
     live = checksums()
     with pytest.raises(guard.ChangesWouldBeLost) as refused:
-        cutover.publish(load_settings(), load_settings())
+        cutover.publish(load_settings())
     message = str(refused.value)
     assert "\n" not in message
     # activity_log keeps the history of both deletes (its trigger writes one row each): the app's data too
@@ -215,7 +215,7 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     before = live_dump()
     with lifeos_env.transaction() as cur:  # the new build's v2 differs from live v2
         cur.execute("update v2_shadow.domains set name = name || ' (renamed in v1)'")
-    cutover.publish(load_settings(), load_settings())
+    cutover.publish(load_settings())
     assert live_dump() != before
     assert publish.main(["rollback"]) == 0
     assert live_dump() == before  # search_index's rows too: the backup schema kept them
@@ -226,7 +226,7 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     # the guard protects the app's rows from a rollback too
     app_writes()
     with pytest.raises(guard.ChangesWouldBeLost):
-        cutover.rollback(load_settings(), load_settings())
+        cutover.rollback(load_settings())
 
     live = checksums()
     monkeypatch.setattr("builtins.input", lambda _question: "no")
@@ -306,9 +306,9 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(rebuilt: str) -> None:
         assert SECRET not in output
         if "<publish>" not in patterns:
             with pytest.raises(lifeos_env.MigrationError, match=r"is interrupted; publish follows a green full"):
-                cutover.publish(load_settings(), load_settings())  # a build that did not finish is never published
+                cutover.publish(load_settings())  # a build that did not finish is never published
     # live v2 stays usable, and the green build of the run killed in its publish step is published next
-    cutover.publish(load_settings(), load_settings())
+    cutover.publish(load_settings())
     assert checksums() != live
     assert [result for _, result, *_ in ledger()][-5:] == [
         "interrupted",
@@ -323,11 +323,11 @@ def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
     restore_v1.restore(load_settings(), restore_v1.SAMPLE_DUMP)
     migrate.dbt("run", "--select", "+domains")  # green, but a partial build
     with pytest.raises(lifeos_env.MigrationError, match="not a full build"):
-        cutover.publish(load_settings(), load_settings())
+        cutover.publish(load_settings())
     with pytest.raises(lifeos_env.MigrationError, match="failed"):
         build(v1_schema="no_such_schema")
     with pytest.raises(lifeos_env.MigrationError, match=r"is build failed; publish follows a green full"):
-        cutover.publish(load_settings(), load_settings())
+        cutover.publish(load_settings())
     with lifeos_env.transaction() as cur:
         assert catalog.tables(cur, "public") == []
 
@@ -362,7 +362,7 @@ def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: 
     build()
     cutover.publish(load_settings(), backup_to=tmp_path)
     assert extension_schema(extension) == "public"
-    cutover.rollback(load_settings(), load_settings())
+    cutover.rollback(load_settings())
     assert extension_schema(extension) == "public"
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from pg_tables where schemaname = 'public'")

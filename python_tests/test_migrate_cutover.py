@@ -164,7 +164,7 @@ def test_files_not_moved_stop_in_one_line_and_a_rehearsal_publishes_nothing_but_
     assert "files step skipped (--skip-files): the blobs of 20 files rows were not moved" in reported
     assert "| files | 20 | 20 | 0 | 0 |" in reported and "| not checked |" in reported
 
-    notes = cutover.publish(load_settings(), load_settings())  # the rehearsal's build, published later
+    notes = cutover.publish(load_settings())  # the rehearsal's build, published later
     assert "domains" in live_tables()
     assert notes == [
         "no application role has access to live v2 (schema public): name the app's role with --app-role ROLE"
@@ -230,7 +230,7 @@ def test_the_apps_role_reads_writes_and_searches_after_publish_republish_and_rol
     assert migrate.main(["--sample"]) == 0  # no role named: it carries over
     assert "no application role" not in (load_settings().target / "report.md").read_text()
     assert_app_works(app_role)
-    cutover.rollback(load_settings(), load_settings())
+    cutover.rollback(load_settings())
     assert_app_works(app_role)
 
 
@@ -305,11 +305,11 @@ def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_pub
     expected = {"alembic": "3f2a1c9d", "comments": 2, "fk": True, "view": True, "view rows": True, "function": True}
     assert app_catalog() == expected
 
-    cutover.publish(load_settings(), load_settings())  # the app's objects are no app changes: nothing to refuse
+    cutover.publish(load_settings())  # the app's objects are no app changes: nothing to refuse
     assert app_catalog() == expected
     with lifeos_env.transaction() as cur:
         cur.execute("insert into public.task_comments (task_id, body) select id, 'later' from public.tasks limit 1")
-    cutover.rollback(load_settings(), load_settings())
+    cutover.rollback(load_settings())
     assert app_catalog() == expected | {"comments": 3}
 
     with lifeos_env.transaction() as cur:
@@ -319,6 +319,6 @@ def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_pub
         )
     build()
     with pytest.raises(guard.ChangesWouldBeLost) as refused:
-        cutover.publish(load_settings(), load_settings())
+        cutover.publish(load_settings())
     assert "cannot carry over: materialized view task_stats, type task_mood;" in str(refused.value)
     assert app_catalog() == expected | {"comments": 3}

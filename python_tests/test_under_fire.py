@@ -121,7 +121,7 @@ def assert_private(folder: Path) -> None:
 
 def test_cleanup_after_a_forced_rollback_dumps_the_app_rows_first(rebuilt: str, tmp_path: Path) -> None:
     """R1, R10, issue 14 item 9: rollback --force then cleanup --yes keeps the app's rows in a listed dump."""
-    cutover.publish(load_settings(), load_settings())
+    cutover.publish(load_settings())
     with lifeos_env.transaction() as cur:
         cur.execute("insert into tasks (id, domain_id, title) select %s, id, 'app' from domains limit 1", (APP_TASK,))
     assert run_publish("rollback", "--force").returncode == 0
@@ -361,7 +361,7 @@ def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_
         major = backups.server_major(cur.connection)
     older = tmp_path / "older.dump"  # live v2 backed up as publish did before the directory format
     backups.run_client("pg_dump", "--format=custom", "--schema=public", f"--file={older}", major=major)
-    cutover.publish(load_settings(), load_settings())
+    cutover.publish(load_settings())
     _, _, backup_schema, dump, *_ = ledger()[-1]
     assert Path(dump).is_dir()
     kept = checksums(backup_schema)
