@@ -27,10 +27,12 @@ from rich.markup import escape
 from rich.table import Table
 
 import lifeos_env
-from lifeos import conflicts, runs, settings
+from lifeos import conflicts, runs
 from lifeos.conflicts import Conflict
 from lifeos.console import console
-from lifeos.manifest import TARGET, load_json
+from lifeos.manifest import load_json
+from lifeos.manifest import read as read_manifest
+from lifeos.settings import Settings
 
 PROJECT = "lifeos_migration"
 # The validation checks (generic tests in tests/generic/), in report order, with their column heading.
@@ -163,26 +165,22 @@ def stored_problems(cur: psycopg2.extensions.cursor, check: str, failures_relati
     return [f"{check}: {problem} ({rows} row{'s' * (rows != 1)})" for problem, rows in cur.fetchall()]
 
 
-def missing_blobs(cur: psycopg2.extensions.cursor) -> list[MissingBlob]:
+def missing_blobs(cur: psycopg2.extensions.cursor, settings: Settings) -> list[MissingBlob]:
     """The files rows whose blob the last files step found missing at the source."""
-    if not runs.has_table(cur, "file_manifest"):
-        return []
-    cur.execute(
-        sql.SQL(
-            "select file_id::text, object_key, detail from {} where status = 'missing' and file_id is not null"
-            " order by object_key, file_id"
-        ).format(runs.meta("file_manifest"))
-    )
-    return [MissingBlob(*row) for row in cur.fetchall()]
+    query = "select file_id::text, object_key, detail from {} where status = 'missing' and file_id is not null"
+    query += " order by object_key, file_id"
+    return [MissingBlob(*row) for row in runs.rows_of(cur, settings, "file_manifest", query)]
 
 
-def build(target: Path = TARGET) -> Report:
-    """Read the last dbt run's results and manifest, and count rows in the relations it read."""
-    manifest = load_json(target / "manifest.json")
+def build(settings: Settings, target: Path | None = None) -> Report:
+    """Read the last dbt run's results and manifest (in `target`, default the settings' target folder), and count
+    rows in the relations it read."""
+    target = target or settings.target
+    manifest = read_manifest(target)
     nodes = manifest["nodes"]
     run_results = load_json(target / "run_results.json")
     outcomes = {r["unique_id"]: r for r in run_results["results"]}
-    accept_rejects = settings.current().with_vars(**run_results["args"].get("vars") or {}).accept_rejects
+    accept_rejects = settings.with_vars(**run_results["args"].get("vars") or {}).accept_rejects
     disabled = [n for versions in manifest.get("disabled", {}).values() for n in versions]
 
     tests = [node for node in nodes.values() if node["resource_type"] == "test"]
@@ -228,8 +226,8 @@ def build(target: Path = TARGET) -> Report:
             elif outcome:
                 other.append(Check(test["name"], status, "" if status in GOOD else outcome["message"] or ""))
         files_checked = any(t.v1_table == "files" and CHECKS["file_blobs_verified"] in t.checks for t in lines.values())
-        blobs = missing_blobs(cur) if files_checked else []
-        carried_over = conflicts.of_last_build(cur)
+        blobs = missing_blobs(cur, settings) if files_checked else []
+        carried_over = conflicts.of_last_build(cur, settings)
     for test in disabled:
         check = (test.get("test_metadata") or {}).get("name")
         line = lines.get(test.get("attached_node") or "")
@@ -339,7 +337,7 @@ EMPTY = (
 )
 
 
-def note(report: Report, notes: list[str], target: Path = TARGET) -> None:
+def note(report: Report, notes: list[str], target: Path) -> None:
     """Add notes (e.g. from the publish step) to the report: print them, and (re)write report.md and report.json."""
     report.notes += notes
     for line in notes:
@@ -347,16 +345,17 @@ def note(report: Report, notes: list[str], target: Path = TARGET) -> None:
     write(report, target)
 
 
-def write(report: Report, target: Path = TARGET) -> None:
+def write(report: Report, target: Path) -> None:
     (target / "report.md").write_text(markdown(report))
     losses = [{"loss": text, "accepted": accepted} for text, accepted in report.losses()]
     data = {**asdict(report), "losses": losses, "passed": report.passed, "failures": report.failures}
     (target / "report.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
-def run(target: Path = TARGET) -> Report:
+def run(settings: Settings, target: Path | None = None) -> Report:
     """The report step of scripts/migrate: print, write target/report.{md,json}; raise when it fails."""
-    report = build(target)
+    target = target or settings.target
+    report = build(settings, target)
     console.print(render(report))
     console.print(render_checks(report))
     failures = report.failures
