@@ -1,6 +1,6 @@
 {#
   on-run-end: for each failing mart_checks test, each rule that failed, with
-  its row count and its first rows (problem, then the whole failing row), read
+  its row count and its first rows (problem, then the rest of the row), read
   from the rows the test stored: `dbt test` and `dbt build` name the rule and
   the rows, not only the node. Nothing to read when every test passed.
 #}
@@ -10,7 +10,7 @@
             and result.node.test_metadata and result.node.test_metadata.name == 'mart_checks' -%}
             {%- set table = result.node.attached_node.split('.')[-1] -%}
             {%- set failing = run_query(
-                'select rule, rows, problem, failing_row::text from ('
+                'select rule, rows, problem, (failing_row::jsonb - ''problem'')::text from ('
                 ~ ' select *, count(*) over (partition by rule) as rows,'
                 ~ ' row_number() over (partition by rule order by problem, failing_row::text) as n'
                 ~ ' from ' ~ result.node.relation_name ~ ') as numbered where n <= 3 order by rule, n'
