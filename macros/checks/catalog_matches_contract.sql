@@ -15,7 +15,7 @@
         | selectattr('resource_type', 'equalto', 'model')
         | selectattr('alias', 'equalto', model.identifier)
         | first -%}
-    {%- for constraint in node.constraints if constraint.name -%}
+    {%- for constraint in node.constraints + column_keys(node) if constraint.name -%}
         {%- do expected.append(('constraint', constraint.name)) -%}
     {%- endfor -%}
     {%- for index in contract_indexes(node) -%}

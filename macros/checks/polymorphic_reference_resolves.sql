@@ -15,7 +15,7 @@
 {%- set deletion = {} -%}
 {%- if execute -%}
     {%- set where = where_v2_is() -%}
-    {#- an ephemeral model (models/to_v1) has no relation, and holds no entity -#}
+    {#- an ephemeral model (models/rollback) has no relation, and holds no entity -#}
     {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.relation_name -%}
         {%- set relation = v2_relation(
             api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias), where

@@ -1,6 +1,6 @@
 """What v1 lacks of live v2, as SQL in v1's shape for v1's database (a rollback to v1): to_v1.sql, from state.
 
-Live v2 read through the views of the mapping back to v1 (models/to_v1) is compared with the v1 last restored
+Live v2 read through the views of the mapping back to v1 (models/rollback) is compared with the v1 last restored
 (schema var v1_schema), so the export covers every write of the app's since the first cut-over, whatever came
 between (publishes, carry-forwards, rollbacks): no change log is replayed. The rows and blobs v1 cannot hold
 are listed beside it.
@@ -25,9 +25,9 @@ from lifeos.catalog import DERIVED, Connection, Cursor, column_names, qualified,
 from lifeos.runs import BUILDS, last_run, meta, published_by
 from lifeos.upserts import comment, upsert_lines
 
-TO_V1_TAG = "to_v1"  # the models of the mapping back to v1 (models/to_v1)
+ROLLBACK_TAG = "rollback"  # the models of the mapping back to v1 (models/rollback)
 V1_TABLES_SCHEMA = "public"  # where v1's tables are on Supabase: the schema the export to v1 writes into
-# Columns of the models of models/to_v1 that say how to export a row, not v1's own (models/docs.md)
+# Columns of the models of models/rollback that say how to export a row, not v1's own (models/docs.md)
 EXPORT_COLUMNS = ("not_representable", "load_order", "upload_blob_from")
 
 
@@ -70,7 +70,7 @@ def check_built_from(cur: Cursor, source: str, v1_schema: str) -> None:
 
 @dataclass
 class InverseModel:
-    """One model of the mapping back to v1 (models/to_v1): the v2 table it reads, the v1 table it gives."""
+    """One model of the mapping back to v1 (models/rollback): the v2 table it reads, the v1 table it gives."""
 
     v2_table: str
     v1_table: str
@@ -79,7 +79,7 @@ class InverseModel:
 
 
 def inverse_models(cur: Cursor, source: str) -> dict[str, InverseModel]:
-    """The models of the mapping back to v1 (tag to_v1), compiled by dbt (`dbt compile --select tag:to_v1`)
+    """The models of the mapping back to v1 (tag rollback), compiled by dbt (`dbt compile --select tag:rollback`)
     with the v2 tables of `source` as the marts they read, each created as a temporary view of this session;
     return them by the v2 table each reads. Nothing is written to the database (the shadow and the ledger
     are not touched), no view outlives the export (one over the app's tables would pin the columns it reads),
@@ -87,7 +87,7 @@ def inverse_models(cur: Cursor, source: str) -> dict[str, InverseModel]:
     from dbt.cli.main import dbtRunner  # here: of all the commands, only the export to v1 runs dbt
 
     arguments = ["--vars", json.dumps({"marts_schema": source}), *lifeos_env.dbt_project_args(), "--quiet"]
-    compiled = dbtRunner().invoke(["compile", "--select", f"tag:{TO_V1_TAG}", *arguments])
+    compiled = dbtRunner().invoke(["compile", "--select", f"tag:{ROLLBACK_TAG}", *arguments])
     if not compiled.success:
         failures = [
             f"{r.node.name}: {r.message}" for r in getattr(compiled.result, "results", []) if r.status == "error"
@@ -109,7 +109,7 @@ def inverse_models(cur: Cursor, source: str) -> dict[str, InverseModel]:
                 " (scripts/migrate --no-publish)"
             ) from error
         models[v2_table] = InverseModel(
-            v2_table, node.name.removeprefix("v1_"), node.name, node.config.meta["v1_references"]
+            v2_table, node.name.removeprefix("rollback_v1__"), node.name, node.config.meta["v1_references"]
         )
     return models
 
@@ -127,7 +127,7 @@ class V1Writes:
 
 
 def v1_writes(cur: Cursor, source: str, models: dict[str, InverseModel]) -> V1Writes:
-    """What v1 lacks of `source`: its rows in v1's shape (the views of models/to_v1) against the v1 last
+    """What v1 lacks of `source`: its rows in v1's shape (the views of models/rollback) against the v1 last
     restored (schema var v1_schema), as upserts of the rows v1 lacks or holds otherwise, in v1's foreign-key
     order (a task's parents before it), then deletes of the rows v1 holds and v2 does not, in the reverse
     order. The rows the migration kept out of v2 (rejected, accepted losses: <work>.migration_rejects) are no
