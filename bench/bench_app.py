@@ -39,11 +39,11 @@ from sqlalchemy.engine import Connection
 import generate_sample
 import lifeos_env
 import migrate
-from lifeos import grants
+from lifeos import grants, settings
 
 ROOT = lifeos_env.ROOT
 OUT = ROOT / "bench" / "out"
-SCHEMA = lifeos_env.dbt_var("marts_schema")
+SCHEMA = settings.load().marts_schema
 ROWS = 10_000  # rows per write of the trigger-cost table
 # the indexes issue 29 added, per screen: "before" is the screen without them
 ADDED_INDEXES = ("tasks_due_date_priority_idx", "tasks_status_due_date_idx", "notes_updated_at_idx",
@@ -70,7 +70,7 @@ def app_queries() -> dict[str, str]:
 
 def build(scale: int) -> None:
     """v1 at `scale` and v2 built from it (seeds and models: the tables with their keys, indexes and triggers)."""
-    generate_sample.main(["--scale", str(scale), "--schema", lifeos_env.dbt_var("v1_schema")])
+    generate_sample.main(["--scale", str(scale), "--schema", settings.load().v1_schema])
     migrate.dbt("build", "--resource-type", "seed", "--resource-type", "model")
 
 

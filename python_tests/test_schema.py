@@ -20,7 +20,8 @@ from psycopg2 import sql
 import export_ddl
 import lifeos_env
 import migrate
-from lifeos import mart_checks, report
+from lifeos import mart_checks
+from lifeos.settings import load as load_settings
 
 Cursor = psycopg2.extensions.cursor
 POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")
@@ -33,7 +34,7 @@ OMITTED = {"activity_log": {"sort_order"}, "search_index": {"sort_order"}}
 def manifest() -> dict[str, Any]:
     """dbt's manifest of the project as it is, parsed into this worker's target folder."""
     migrate.dbt("parse")
-    return json.loads((report.TARGET / "manifest.json").read_text())
+    return json.loads((load_settings().target / "manifest.json").read_text())
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def dbt_test(select: str) -> dict[str, list[tuple[object, ...]]]:
     success, _, log = run_dbt("test", "--select", select, "--vars", f"{{marts_schema: {LIVE}}}")
     results = [
         result
-        for result in json.loads((report.TARGET / "run_results.json").read_text())["results"]
+        for result in json.loads((load_settings().target / "run_results.json").read_text())["results"]
         if result["unique_id"].startswith("test.")
     ]
     assert results and all(r["status"] in ("pass", "fail") for r in results), log[-3000:]
@@ -84,7 +85,7 @@ def failing(found: dict[str, list[tuple[object, ...]]], rule: str) -> dict[str, 
 
 @pytest.mark.both_servers  # the server's deparse of the built schema
 def test_ddl_file_matches_the_build(migrated_sample: str, migrated_v2_schema: str) -> None:
-    built = export_ddl.dump_schema_ddl(migrated_sample, migrated_v2_schema)
+    built = export_ddl.dump_schema_ddl(load_settings(), migrated_sample, migrated_v2_schema)
     assert as_deparsed(export_ddl.DDL_FILE.read_text()) == as_deparsed(built), (
         "schema/lifeos_r1_full_schema.sql is stale: run scripts/export_ddl"
     )
@@ -103,7 +104,7 @@ def test_ddl_file_applies_to_an_empty_database_and_dumps_back_the_same() -> None
     psql = lifeos_env.pg_client("psql", export_ddl.PG_DUMP_MAJOR)
     subprocess.run([str(psql), "-q", "-v", "ON_ERROR_STOP=1", "-f", str(export_ddl.DDL_FILE)], check=True,
                    capture_output=True, env=os.environ.copy())  # fmt: skip
-    dumped = export_ddl.dump_schema_ddl(os.environ["PGDATABASE"], "public")
+    dumped = export_ddl.dump_schema_ddl(load_settings(), os.environ["PGDATABASE"], "public")
     assert as_deparsed(dumped) == as_deparsed(export_ddl.DDL_FILE.read_text())
 
 

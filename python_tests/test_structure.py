@@ -20,6 +20,7 @@ import pytest
 import yaml
 from dbt.cli.main import dbtRunner
 
+import generate_sample
 import lifeos_env
 from lifeos import cli, settings
 
@@ -217,3 +218,8 @@ def test_the_run_s_vars_override_the_project_s_and_reach_dbt() -> None:
     assert (run.marts_schema, run.accept_rejects, run.v1_schema) == ("v2_review", True, "v1")
     assert json.loads(run.dbt_vars()[1]) == {"marts_schema": "v2_review", "accept_rejects": True}
     assert settings.load().marts_schema == "v2_shadow"
+
+
+def test_the_sample_s_bucket_is_the_one_dbt_reads_by_default() -> None:
+    """The sample names v1's bucket itself (its dump holds it); the migration reads the bucket dbt's var names."""
+    assert generate_sample.BUCKET == settings.project_vars()["storage_bucket"]

@@ -28,10 +28,12 @@ from rich.markup import escape
 from rich.table import Table
 
 import lifeos_env
-from lifeos import conflicts, mart_checks, runs, settings
+from lifeos import conflicts, mart_checks, runs
 from lifeos.conflicts import Conflict
 from lifeos.console import console
-from lifeos.manifest import TARGET, load_json
+from lifeos.manifest import load_json
+from lifeos.manifest import read as read_manifest
+from lifeos.settings import Settings
 
 PROJECT = "lifeos_migration"
 # The validation checks (rules of mart_checks, macros/checks/), in report order, with their column heading.
@@ -159,17 +161,11 @@ def in_words(heading: str, problems: list[tuple[str, int]]) -> list[str]:
     return [f"{heading}: {problem} ({rows} row{'s' * (rows != 1)})" for problem, rows in problems[:5]]
 
 
-def missing_blobs(cur: psycopg2.extensions.cursor) -> list[MissingBlob]:
+def missing_blobs(cur: psycopg2.extensions.cursor, settings: Settings) -> list[MissingBlob]:
     """The files rows whose blob the last files step found missing at the source."""
-    if not runs.has_table(cur, "file_manifest"):
-        return []
-    cur.execute(
-        sql.SQL(
-            "select file_id::text, object_key, detail from {} where status = 'missing' and file_id is not null"
-            " order by object_key, file_id"
-        ).format(runs.meta("file_manifest"))
-    )
-    return [MissingBlob(*row) for row in cur.fetchall()]
+    query = "select file_id::text, object_key, detail from {} where status = 'missing' and file_id is not null"
+    query += " order by object_key, file_id"
+    return [MissingBlob(*row) for row in runs.rows_of(cur, settings, "file_manifest", query)]
 
 
 def record_rules(
@@ -191,13 +187,15 @@ def record_rules(
     return others
 
 
-def build(target: Path = TARGET) -> Report:
-    """Read the last dbt run's results and manifest, and count rows in the relations it read."""
-    manifest = load_json(target / "manifest.json")
+def build(settings: Settings, target: Path | None = None) -> Report:
+    """Read the last dbt run's results and manifest (in `target`, default the settings' target folder), and count
+    rows in the relations it read."""
+    target = target or settings.target
+    manifest = read_manifest(target)
     nodes = manifest["nodes"]
     run_results = load_json(target / "run_results.json")
     outcomes = {r["unique_id"]: r for r in run_results["results"]}
-    accept_rejects = settings.current().with_vars(**run_results["args"].get("vars") or {}).accept_rejects
+    accept_rejects = settings.with_vars(**run_results["args"].get("vars") or {}).accept_rejects
 
     tests = [node for node in nodes.values() if node["resource_type"] == "test"]
     rules = {  # mart_checks test unique_id -> its rules, name -> arguments
@@ -248,8 +246,8 @@ def build(target: Path = TARGET) -> Report:
             t.v1_table == "files" and t.checks.get(CHECKS["file_blobs_verified"], NOT_CHECKED) != NOT_CHECKED
             for t in lines.values()
         )
-        blobs = missing_blobs(cur) if files_checked else []
-        carried_over = conflicts.of_last_build(cur)
+        blobs = missing_blobs(cur, settings) if files_checked else []
+        carried_over = conflicts.of_last_build(cur, settings)
     return Report(
         sorted(lines.values(), key=lambda t: t.table), other, rejects, accept_rejects, blobs, conflicts=carried_over
     )
@@ -354,7 +352,7 @@ EMPTY = (
 )
 
 
-def note(report: Report, notes: list[str], target: Path = TARGET) -> None:
+def note(report: Report, notes: list[str], target: Path) -> None:
     """Add notes (e.g. from the publish step) to the report: print them, and (re)write report.md and report.json."""
     report.notes += notes
     for line in notes:
@@ -362,16 +360,17 @@ def note(report: Report, notes: list[str], target: Path = TARGET) -> None:
     write(report, target)
 
 
-def write(report: Report, target: Path = TARGET) -> None:
+def write(report: Report, target: Path) -> None:
     (target / "report.md").write_text(markdown(report))
     losses = [{"loss": text, "accepted": accepted} for text, accepted in report.losses()]
     data = {**asdict(report), "losses": losses, "passed": report.passed, "failures": report.failures}
     (target / "report.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
-def run(target: Path = TARGET) -> Report:
+def run(settings: Settings, target: Path | None = None) -> Report:
     """The report step of scripts/migrate: print, write target/report.{md,json}; raise when it fails."""
-    report = build(target)
+    target = target or settings.target
+    report = build(settings, target)
     console.print(render(report))
     console.print(render_checks(report))
     failures = report.failures
