@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import lifeos_env
-from lifeos import conflicts, mart_checks, runs
+from lifeos import catalog, conflicts, mart_checks, runs
 from lifeos.conflicts import Conflict
 from lifeos.console import console
 from lifeos.manifest import load_json
@@ -187,6 +187,14 @@ def record_rules(
     return others
 
 
+def where_v2_is(cur: psycopg2.extensions.cursor, settings: Settings, run_vars: dict) -> str:
+    """The schema the report counts v2 in, as the last dbt run found it (macros/where_v2_is.sql): the one its
+    --vars named, else the shadow while it holds a build, else live v2, once a publish has renamed the shadow."""
+    if "marts_schema" in run_vars:
+        return run_vars["marts_schema"]
+    return settings.marts_schema if catalog.tables(cur, settings.marts_schema) else settings.v2_schema
+
+
 def build(settings: Settings, target: Path | None = None) -> Report:
     """Read the last dbt run's results and manifest (in `target`, default the settings' target folder), and count
     rows in the relations it read."""
@@ -195,7 +203,8 @@ def build(settings: Settings, target: Path | None = None) -> Report:
     nodes = manifest["nodes"]
     run_results = load_json(target / "run_results.json")
     outcomes = {r["unique_id"]: r for r in run_results["results"]}
-    accept_rejects = settings.with_vars(**run_results["args"].get("vars") or {}).accept_rejects
+    run_vars = run_results["args"].get("vars") or {}
+    accept_rejects = settings.with_vars(**run_vars).accept_rejects
 
     tests = [node for node in nodes.values() if node["resource_type"] == "test"]
     rules = {  # mart_checks test unique_id -> its rules, name -> arguments
@@ -222,6 +231,7 @@ def build(settings: Settings, target: Path | None = None) -> Report:
         for v1_table, action, _, rows in rejects:
             logged[v1_table, action] += rows
         lines: dict[str, TableLine] = {}  # every v2 table (a model under models/marts), by unique_id
+        where = where_v2_is(cur, settings, run_vars)
         for uid, node in nodes.items():
             if node["resource_type"] == "model" and node["fqn"][1] == "marts":
                 v1_table = v1_tables.get(uid)
@@ -230,7 +240,7 @@ def build(settings: Settings, target: Path | None = None) -> Report:
                     node["name"],
                     v1_table,
                     count(cur, v1) if v1 else None,
-                    count(cur, node["relation_name"]),
+                    count(cur, catalog.qualified(where, node["alias"]).as_string(cur)),
                     logged[v1_table, "rejected"],
                     logged[v1_table, "adjusted"],
                 )
