@@ -2,12 +2,12 @@
   The rules v2 enforces on the app's own writes, as triggers, each derived from
   what the YAML already declares so nothing is declared twice:
   - every table with updated_at: set_updated_at keeps it current;
-  - a polymorphic table (test polymorphic_reference_resolves on its
-    entity_type column): refuse_dangling_<table> refuses a statement whose
+  - a polymorphic table (rule polymorphic_reference_resolves of its
+    mart_checks): refuse_dangling_<table> refuses a statement whose
     rows name no row (set-based, per statement), and each entity table
     (macro entity_type_models) runs delete_polymorphic_references on delete,
     which applies each polymorphic table's `config.meta.on_entity_delete`;
-  - a graph with the test `acyclic`: refuse_cycle refuses the edge that would
+  - a graph with the rule `acyclic`: refuse_cycle refuses the edge that would
     close a loop, locking the roots of the trees a move touches (a tree:
     tasks, bookmark_folders) or the whole graph (task_dependencies);
   - a search source or parent (search_index's config.meta.search_sources,
@@ -35,8 +35,8 @@
             'name': node.alias ~ '_set_updated_at', 'timing': 'before', 'events': 'update',
             'level': 'row', 'function': 'set_updated_at', 'args': []}) -%}
     {%- endif -%}
-    {%- for test in attached_tests(node, 'polymorphic_reference_resolves') -%}
-        {%- set kwargs = test.test_metadata.kwargs -%}
+    {%- set reference = attached_rule(node, 'polymorphic_reference_resolves') -%}
+    {%- if reference is not none -%}
         {%- for event, rows in [('insert', 'new table as new_rows'),
                                 ('update', 'old table as old_rows new table as new_rows')] -%}
             {%- do triggers.append({
@@ -44,19 +44,19 @@
                 'referencing': rows, 'level': 'statement', 'function': 'refuse_dangling_' ~ node.alias,
                 'args': []}) -%}
         {%- endfor -%}
-    {%- endfor -%}
+    {%- endif -%}
     {%- if entity_type_of(node.name) -%}
         {%- do triggers.append({
             'name': node.alias ~ '_delete_references', 'timing': 'after', 'events': 'delete',
             'level': 'row', 'function': 'delete_polymorphic_references', 'args': [entity_type_of(node.name)]}) -%}
     {%- endif -%}
-    {%- for test in attached_tests(node, 'acyclic') -%}
-        {%- set kwargs = test.test_metadata.kwargs -%}
+    {%- set graph_edge = attached_rule(node, 'acyclic') -%}
+    {%- if graph_edge is not none -%}
         {%- do triggers.append({
             'name': node.alias ~ '_no_cycle', 'timing': 'before',
-            'events': 'insert or update of ' ~ kwargs.child_column ~ ', ' ~ kwargs.parent_column,
-            'level': 'row', 'function': 'refuse_cycle', 'args': [kwargs.child_column, kwargs.parent_column]}) -%}
-    {%- endfor -%}
+            'events': 'insert or update of ' ~ graph_edge.child_column ~ ', ' ~ graph_edge.parent_column,
+            'level': 'row', 'function': 'refuse_cycle', 'args': [graph_edge.child_column, graph_edge.parent_column]}) -%}
+    {%- endif -%}
     {%- for trigger in search_index_triggers(node) -%}
         {%- do triggers.append(trigger) -%}
     {%- endfor -%}
@@ -81,19 +81,6 @@
             {%- for arg in trigger.args %}'{{ arg | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor -%}
         );
 {%- endmacro %}
-
-{# The data tests named `test_name` attached to the model `node`. #}
-{% macro attached_tests(node, test_name) %}
-    {%- set tests = [] -%}
-    {%- if execute -%}
-        {%- for test in graph.nodes.values() if test.resource_type == 'test'
-            and test.attached_node == node.unique_id
-            and test.test_metadata and test.test_metadata.name == test_name -%}
-            {%- do tests.append(test) -%}
-        {%- endfor -%}
-    {%- endif -%}
-    {{ return(tests) }}
-{% endmacro %}
 
 {# The entity_type whose rows `table` holds (macro entity_type_models), or none. #}
 {% macro entity_type_of(table) %}
@@ -120,17 +107,18 @@
     {%- set tables = [] -%}
     {%- if execute -%}
         {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
-            {%- for test in attached_tests(node, 'polymorphic_reference_resolves') -%}
+            {%- set reference = attached_rule(node, 'polymorphic_reference_resolves') -%}
+            {%- if reference is not none -%}
                 {%- set rule = node.config.meta.get('on_entity_delete') -%}
                 {%- if not rule -%}
                     {{ exceptions.raise_compiler_error(
                         node.name ~ ": a polymorphic table states config.meta.on_entity_delete (cascade or {insert: ...})") }}
                 {%- endif -%}
                 {%- do tables.append({
-                    'table': node.alias, 'column': test.test_metadata.kwargs.column_name,
-                    'id_column': test.test_metadata.kwargs.id_column, 'where': test.config.where or 'true',
-                    'entity_types': test.test_metadata.kwargs.entity_types, 'on_entity_delete': rule}) -%}
-            {%- endfor -%}
+                    'table': node.alias, 'column': reference.column_name, 'id_column': reference.id_column,
+                    'where': reference.get('where') or 'true', 'entity_types': reference.entity_types,
+                    'on_entity_delete': rule}) -%}
+            {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
     {{ return(tables | sort(attribute='table')) }}
