@@ -3,7 +3,7 @@
   what the YAML already declares so nothing is declared twice:
   - every table with updated_at: set_updated_at keeps it current;
   - a polymorphic table (rule polymorphic_reference_resolves of its
-    mart_checks): refuse_dangling_reference refuses a statement whose
+    mart_checks): refuse_dangling_<table> refuses a statement whose
     rows name no row (set-based, per statement), and each entity table
     (macro entity_type_models) runs delete_polymorphic_references on delete,
     which applies each polymorphic table's `config.meta.on_entity_delete`;
@@ -11,7 +11,8 @@
     close a loop, locking the roots of the trees a move touches (a tree:
     tasks, bookmark_folders) or the whole graph (task_dependencies);
   - a search source or parent (search_index's config.meta.search_sources,
-    search_parents): search_index_sync and search_index_sync_children keep
+    search_parents): search_index_enqueue, search_index_drain (on
+    search_index_queue, at commit) and search_index_sync_children keep
     search_index current (macros/search_index.sql);
   - `config.meta.triggers` of a model: any other trigger, e.g. daily_focus's
     domain derived from its task.
@@ -24,7 +25,8 @@
 
 {#
   The triggers of a mart, as dicts: name, timing, events, level (row or
-  statement), function, args and referencing (transition tables).
+  statement), function, args, and optionally referencing (transition tables),
+  when and constraint (create_trigger).
 #}
 {% macro contract_triggers(node) %}
     {%- set triggers = [] -%}
@@ -39,8 +41,8 @@
                                 ('update', 'old table as old_rows new table as new_rows')] -%}
             {%- do triggers.append({
                 'name': node.alias ~ '_entity_exists_' ~ event, 'timing': 'after', 'events': event,
-                'referencing': rows, 'level': 'statement', 'function': 'refuse_dangling_reference',
-                'args': [reference.column_name, reference.id_column, reference.get('where') or 'true']}) -%}
+                'referencing': rows, 'level': 'statement', 'function': 'refuse_dangling_' ~ node.alias,
+                'args': []}) -%}
         {%- endfor -%}
     {%- endif -%}
     {%- if entity_type_of(node.name) -%}
@@ -64,12 +66,18 @@
     {{ return(triggers) }}
 {% endmacro %}
 
-{# `create trigger` for one entry of contract_triggers on `relation`; the function is named through its schema. #}
+{#
+  `create trigger` for one entry of contract_triggers on `relation`; the function is named through its schema.
+  `constraint: true` makes it a constraint trigger fired when the transaction commits (deferrable initially
+  deferred); `when` is its condition on old/new, evaluated as the row is written.
+#}
 {% macro create_trigger(trigger, relation) -%}
-    create trigger {{ trigger.name }}
+    create {{ 'constraint ' if trigger.constraint }}trigger {{ trigger.name }}
         {{ trigger.timing }} {{ trigger.events }} on {{ relation }}
+        {%- if trigger.constraint %} deferrable initially deferred{% endif %}
         {%- if trigger.referencing %} referencing {{ trigger.referencing }}{% endif %}
-        for each {{ trigger.level }} execute function {{ adapter.quote(relation.schema) }}.{{ trigger.function }}(
+        for each {{ trigger.level }}
+        {%- if trigger.when %} when ({{ trigger.when }}){% endif %} execute function {{ adapter.quote(relation.schema) }}.{{ trigger.function }}(
             {%- for arg in trigger.args %}'{{ arg | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor -%}
         );
 {%- endmacro %}
@@ -88,9 +96,10 @@
 {% endmacro %}
 
 {#
-  Each polymorphic table, as a dict (table, column, id_column, entity_types,
-  on_entity_delete): what delete_polymorphic_references does when an entity
-  goes. on_entity_delete is `cascade` (the rows go with their entity) or
+  Each polymorphic table, as a dict (table, column, id_column, where: the
+  condition under which a row is checked, entity_types, on_entity_delete):
+  what refuse_dangling_<table> checks, and what delete_polymorphic_references
+  does when an entity goes. on_entity_delete is `cascade` (the rows go with their entity) or
   `{insert: {column: value ...}}` (the rows stay as history, and one row with
   those values records the deletion).
 #}
@@ -107,12 +116,36 @@
                 {%- endif -%}
                 {%- do tables.append({
                     'table': node.alias, 'column': reference.column_name, 'id_column': reference.id_column,
-                    'entity_types': reference.entity_types, 'on_entity_delete': rule}) -%}
+                    'where': reference.get('where') or 'true', 'entity_types': reference.entity_types,
+                    'on_entity_delete': rule}) -%}
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
     {{ return(tables | sort(attribute='table')) }}
 {% endmacro %}
+
+{#
+  refuse_dangling_<table>'s statement: into `missing`, the first row of new_rows (among those `changed` keeps)
+  whose polymorphic reference names no row of its entity_type's table, each named row locked FOR KEY SHARE.
+#}
+{% macro dangling_reference_query(ref, changed) -%}
+select n.{{ ref.column }} as entity_type, n.{{ ref.id_column }} as entity_id, case n.{{ ref.column }}
+    {%- for entity_type in ref.entity_types %}
+    when '{{ entity_type }}' then '{{ entity_type_models()[entity_type] }}'
+    {%- endfor %}
+end as target
+into missing
+from new_rows as n
+where ({{ ref.where }}) and {{ changed }}
+    and not case n.{{ ref.column }}
+        {%- for entity_type in ref.entity_types %}
+        when '{{ entity_type }}' then exists (select from {{ entity_type_models()[entity_type] }} as t
+            where t.id = n.{{ ref.id_column }} for key share)
+        {%- endfor %}
+        else true  -- an entity_type the CHECK refuses
+    end
+limit 1;
+{%- endmacro %}
 
 {# on-run-start of a build (reset_shadow_schema): the trigger functions, in `schema`. #}
 {% macro app_trigger_functions(schema) %}
@@ -127,47 +160,37 @@
     comment on function {{ s }}.set_updated_at() is
         'Keeps updated_at current on every UPDATE (trigger <table>_set_updated_at).';
 
-    create function {{ s }}.refuse_dangling_reference() returns trigger
+    {%- for ref in polymorphic_tables() %}
+    create function {{ s }}.refuse_dangling_{{ ref.table }}() returns trigger
     language plpgsql as $$
-    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked;
-    -- the statement's rows are the transition table new_rows (on UPDATE, those whose reference changed)
+    -- the first row of the statement (transition table new_rows; on UPDATE, one whose reference changed) that
+    -- names no row, in one static statement the session plans once (its names read in the table's schema);
+    -- FOR KEY SHARE, as a foreign key does: the entities named cannot be deleted before this commits
     declare
-        checked text := format('select n.%2$I as entity_id from new_rows as n where n.%1$I = $1 and (%3$s)',
-            tg_argv[0], tg_argv[1], tg_argv[2]);
-        entity_type text;
-        target text;
-        missing_id uuid;
-        missing bigint;
+        saved_path text := current_setting('search_path');
+        missing record;
     begin
-        if tg_op = 'UPDATE' then
-            checked := checked || format(' and not exists (select from old_rows as o where o.id = n.id'
-                ' and o.%1$I is not distinct from n.%1$I and o.%2$I is not distinct from n.%2$I)', tg_argv[0], tg_argv[1]);
+        perform set_config('search_path', format('%I, pg_temp', tg_table_schema), true);
+        if tg_op = 'INSERT' then
+            {{ dangling_reference_query(ref, 'true') | indent(12) }}
+        else
+            {{ dangling_reference_query(ref, 'not exists (select from old_rows as o where o.id = n.id'
+                ~ ' and o.' ~ ref.column ~ ' is not distinct from n.' ~ ref.column
+                ~ ' and o.' ~ ref.id_column ~ ' is not distinct from n.' ~ ref.id_column ~ ')') | indent(12) }}
         end if;
-        for entity_type in execute format('select distinct %I from new_rows', tg_argv[0]) loop
-            target := case entity_type
-                {%- for entity_type, table in entity_type_models().items() %}
-                when '{{ entity_type }}' then '{{ table }}'
-                {%- endfor %}
-            end;
-            continue when target is null;  -- an entity_type the CHECK refuses
-            -- FOR KEY SHARE, as a foreign key does: the entities cannot be deleted before this commits
-            execute format('select count(*) from (select from %I.%I as t where t.id in (%s) for key share) as locked',
-                tg_table_schema, target, checked) using entity_type;
-            execute format('select c.entity_id from (%s) as c where not exists (select from %I.%I as t'
-                ' where t.id = c.entity_id) limit 1', checked, tg_table_schema, target) into missing_id using entity_type;
-            get diagnostics missing = row_count;
-            if missing > 0 then
-                raise exception using
-                    errcode = 'foreign_key_violation',
-                    message = format('%s: %s %s does not exist', tg_table_name, entity_type, missing_id),
-                    hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
-            end if;
-        end loop;
+        perform set_config('search_path', saved_path, true);
+        if missing.entity_type is not null then
+            raise exception using
+                errcode = 'foreign_key_violation',
+                message = format('%s: %s %s does not exist', tg_table_name, missing.entity_type, missing.entity_id),
+                hint = format('{{ ref.column }} and {{ ref.id_column }} must name an existing %s row', missing.target);
+        end if;
         return null;
     end;
     $$;
-    comment on function {{ s }}.refuse_dangling_reference() is
-        'Refuses polymorphic references (entity_type, entity_id) to no row, per statement (triggers <table>_entity_exists_*).';
+    comment on function {{ s }}.refuse_dangling_{{ ref.table }}() is
+        'Refuses {{ ref.table }} rows whose ({{ ref.column }}, {{ ref.id_column }}) names no row, per statement (triggers {{ ref.table }}_entity_exists_*).';
+    {% endfor %}
 
     create function {{ s }}.delete_polymorphic_references() returns trigger
     language plpgsql as $$
