@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_dbt
 from rich.table import Table
 from test_validation import dbt_test, live_v2, tampered  # noqa: F401  (live_v2: the shared migrated database)
 
@@ -102,3 +103,14 @@ def test_a_table_the_run_did_not_build_is_reported_missing() -> None:
             cur.execute("alter table public.reminders_away rename to reminders")
     assert ("reminders", "v2") in red_cells(report.render(built))
     assert "reminders: missing, the last dbt run did not build it" in built.failures
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_after_a_publish_the_report_counts_live_v2_as_dbt_test_finds_it() -> None:
+    """`dbt test` with no var validates live v2 once a publish has renamed the shadow; the report counts it there."""
+    _, outcomes, output = run_dbt("test", "--select", "marts migration_rejects")
+    assert outcomes and set(outcomes.values()) == {"pass"}, output
+    assert cli.main(["report"]) == 0
+    lines = {line.table: line for line in report.build(load_settings()).tables}
+    assert (lines["domains"].v1_rows, lines["domains"].v2_rows) == (5, 5)
+    assert all(line.v2_rows is not None for line in lines.values())

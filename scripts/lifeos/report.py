@@ -1,10 +1,11 @@
 """Reconciliation report of the last `dbt build` or `dbt test`: was anything lost?
 
 One line per v2 table: v1 rows, v2 rows, rows rejected and adjusted, and the
-outcome of each validation check on it (tests/generic/); then every other dbt
-test and the rejects. Outcomes come from dbt's target/run_results.json (which
-test ran on which table from target/manifest.json); row counts are queried
-from the relations that run read. Written to the terminal as a rich table and
+outcome of each validation check on it (a rule of the mart's one data test,
+mart_checks); then every other rule and dbt test, and the rejects. Outcomes come
+from dbt's target/run_results.json (which test ran on which table, with which
+rules, from target/manifest.json) and each failing rule from the rows its test
+stored; row counts are queried from the relations that run read. Written to the terminal as a rich table and
 to target/report.md and target/report.json. Exit status 0 only when every
 check passed, every v1 row is accounted for, and no loss (a rejected row, a
 blob missing at the source) is left unaccepted. scripts/migrate adds what its
@@ -27,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import lifeos_env
-from lifeos import conflicts, runs
+from lifeos import catalog, conflicts, mart_checks, runs
 from lifeos.conflicts import Conflict
 from lifeos.console import console
 from lifeos.manifest import load_json
@@ -35,7 +36,7 @@ from lifeos.manifest import read as read_manifest
 from lifeos.settings import Settings
 
 PROJECT = "lifeos_migration"
-# The validation checks (generic tests in tests/generic/), in report order, with their column heading.
+# The validation checks (rules of mart_checks, macros/checks/), in report order, with their column heading.
 CHECKS = {
     "reconcile_row_count": "counts",
     "reconcile_ids": "ids",
@@ -46,7 +47,7 @@ CHECKS = {
     "file_blobs_verified": "files",
 }
 GOOD = {"pass", "success"}
-NOT_CHECKED = "not checked"  # a check disabled on purpose, e.g. --vars '{files_checked: false}'
+NOT_CHECKED = mart_checks.NOT_CHECKED
 
 
 @dataclass
@@ -86,7 +87,7 @@ class MissingBlob:
 @dataclass
 class Report:
     tables: list[TableLine]
-    checks: list[Check]  # every dbt test that is not a per-table validation check, e.g. rejects_policy
+    checks: list[Check]  # every rule and dbt test that is not a per-table validation check, e.g. rejects_policy
     rejects: list[tuple[str, str, str, int]]  # v1 table, action, rule, rows
     accept_rejects: bool  # the run's var accept_rejects (scripts/migrate --accept-rejects)
     missing_blobs: list[MissingBlob] = field(default_factory=list)
@@ -155,14 +156,9 @@ def count(cur: psycopg2.extensions.cursor, relation: str) -> int | None:
     return cur.fetchone()[0]
 
 
-def stored_problems(cur: psycopg2.extensions.cursor, check: str, failures_relation: str) -> list[str]:
-    """The most frequent problems a failed validation test stored (every one has a `problem` column)."""
-    cur.execute(
-        sql.SQL("select problem, count(*) from {} group by 1 order by 2 desc, 1 limit 5").format(
-            sql.SQL(failures_relation)
-        )
-    )
-    return [f"{check}: {problem} ({rows} row{'s' * (rows != 1)})" for problem, rows in cur.fetchall()]
+def in_words(heading: str, problems: list[tuple[str, int]]) -> list[str]:
+    """The most frequent problems a failed rule stored (every failing row has a `problem` column)."""
+    return [f"{heading}: {problem} ({rows} row{'s' * (rows != 1)})" for problem, rows in problems[:5]]
 
 
 def missing_blobs(cur: psycopg2.extensions.cursor, settings: Settings) -> list[MissingBlob]:
@@ -170,6 +166,33 @@ def missing_blobs(cur: psycopg2.extensions.cursor, settings: Settings) -> list[M
     query = "select file_id::text, object_key, detail from {} where status = 'missing' and file_id is not null"
     query += " order by object_key, file_id"
     return [MissingBlob(*row) for row in runs.rows_of(cur, settings, "file_manifest", query)]
+
+
+def record_rules(
+    cur: psycopg2.extensions.cursor, line: TableLine, test: dict, rules: dict[str, dict], outcome: dict | None
+) -> list[Check]:
+    """Record each rule of a mart's mart_checks test on the mart's line, with what a failing one stored; return
+    the rules without a column of their own (catalog_matches_contract, acyclic, ...) as checks, when it ran."""
+    status = outcome["status"] if outcome else "not run"
+    found = mart_checks.problems(cur, test["relation_name"]) if status == "fail" else {}
+    not_checked = test["config"]["meta"].get("rules_not_checked", [])
+    others = []
+    for rule, rule_status in mart_checks.outcomes(rules, not_checked, status, set(found)).items():
+        if rule in CHECKS:
+            line.checks[CHECKS[rule]] = rule_status
+            line.problems += in_words(CHECKS[rule], found.get(rule, []))
+        elif outcome:
+            detail = "; ".join(in_words(rule, found.get(rule, [])))
+            others.append(Check(f"{rule}:{line.table}", rule_status, detail or (outcome["message"] or "")))
+    return others
+
+
+def where_v2_is(cur: psycopg2.extensions.cursor, settings: Settings, run_vars: dict) -> str:
+    """The schema the report counts v2 in, as the last dbt run found it (macros/where_v2_is.sql): the one its
+    --vars named, else the shadow while it holds a build, else live v2, once a publish has renamed the shadow."""
+    if "marts_schema" in run_vars:
+        return run_vars["marts_schema"]
+    return settings.marts_schema if catalog.tables(cur, settings.marts_schema) else settings.v2_schema
 
 
 def build(settings: Settings, target: Path | None = None) -> Report:
@@ -180,14 +203,20 @@ def build(settings: Settings, target: Path | None = None) -> Report:
     nodes = manifest["nodes"]
     run_results = load_json(target / "run_results.json")
     outcomes = {r["unique_id"]: r for r in run_results["results"]}
-    accept_rejects = settings.with_vars(**run_results["args"].get("vars") or {}).accept_rejects
-    disabled = [n for versions in manifest.get("disabled", {}).values() for n in versions]
+    run_vars = run_results["args"].get("vars") or {}
+    accept_rejects = settings.with_vars(**run_vars).accept_rejects
 
     tests = [node for node in nodes.values() if node["resource_type"] == "test"]
-    v1_tables = {  # mart unique_id -> the v1 table its checks compare with
-        test["attached_node"]: test["test_metadata"]["kwargs"]["v1_table"]
+    rules = {  # mart_checks test unique_id -> its rules, name -> arguments
+        test["unique_id"]: mart_checks.rules(test["test_metadata"]["kwargs"])
         for test in tests
-        if (test.get("test_metadata") or {}).get("name") in CHECKS and "v1_table" in test["test_metadata"]["kwargs"]
+        if (test.get("test_metadata") or {}).get("name") == mart_checks.TEST
+    }
+    v1_tables = {  # mart unique_id -> the v1 table its checks compare with
+        test["attached_node"]: arguments["v1_table"]
+        for test in tests
+        for name, arguments in rules.get(test["unique_id"], {}).items()
+        if name in CHECKS and "v1_table" in arguments
     }
     other: list[Check] = []
     with lifeos_env.transaction() as cur:
@@ -202,6 +231,7 @@ def build(settings: Settings, target: Path | None = None) -> Report:
         for v1_table, action, _, rows in rejects:
             logged[v1_table, action] += rows
         lines: dict[str, TableLine] = {}  # every v2 table (a model under models/marts), by unique_id
+        where = where_v2_is(cur, settings, run_vars)
         for uid, node in nodes.items():
             if node["resource_type"] == "model" and node["fqn"][1] == "marts":
                 v1_table = v1_tables.get(uid)
@@ -210,29 +240,24 @@ def build(settings: Settings, target: Path | None = None) -> Report:
                     node["name"],
                     v1_table,
                     count(cur, v1) if v1 else None,
-                    count(cur, node["relation_name"]),
+                    count(cur, catalog.qualified(where, node["alias"]).as_string(cur)),
                     logged[v1_table, "rejected"],
                     logged[v1_table, "adjusted"],
                 )
         for test in sorted(tests, key=lambda n: n["unique_id"]):
             outcome = outcomes.get(test["unique_id"])
             status = outcome["status"] if outcome else "not run"
-            check = (test.get("test_metadata") or {}).get("name")
             line = lines.get(test.get("attached_node") or "")
-            if check in CHECKS and line:
-                line.checks[CHECKS[check]] = status
-                if status == "fail":
-                    line.problems += stored_problems(cur, CHECKS[check], test["relation_name"])
+            if test["unique_id"] in rules and line:
+                other += record_rules(cur, line, test, rules[test["unique_id"]], outcome)
             elif outcome:
                 other.append(Check(test["name"], status, "" if status in GOOD else outcome["message"] or ""))
-        files_checked = any(t.v1_table == "files" and CHECKS["file_blobs_verified"] in t.checks for t in lines.values())
+        files_checked = any(
+            t.v1_table == "files" and t.checks.get(CHECKS["file_blobs_verified"], NOT_CHECKED) != NOT_CHECKED
+            for t in lines.values()
+        )
         blobs = missing_blobs(cur, settings) if files_checked else []
         carried_over = conflicts.of_last_build(cur, settings)
-    for test in disabled:
-        check = (test.get("test_metadata") or {}).get("name")
-        line = lines.get(test.get("attached_node") or "")
-        if check in CHECKS and line:
-            line.checks[CHECKS[check]] = NOT_CHECKED
     return Report(
         sorted(lines.values(), key=lambda t: t.table), other, rejects, accept_rejects, blobs, conflicts=carried_over
     )
@@ -281,7 +306,7 @@ def render_checks(report: Report) -> Table:
             passing += 1
         else:
             table.add_row(check.name, " ".join(filter(None, [outcome_cell(check.status), check.detail])))
-    table.add_row(f"{passing} more dbt tests", outcome_cell("pass"))
+    table.add_row(f"{passing} more checks", outcome_cell("pass"))
     return table
 
 
