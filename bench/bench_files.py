@@ -36,9 +36,10 @@ from fake_storage import FakeStorage, write_inputs  # noqa: E402
 import lifeos_env  # noqa: E402 (after the path set-up above)
 from lifeos.console import console  # noqa: E402
 from lifeos.files.sources import LocalSource  # noqa: E402
-from lifeos.files.step import BUCKET, move, source_from  # noqa: E402
+from lifeos.files.step import move, source_from  # noqa: E402
 from lifeos.files.transfer import Limits  # noqa: E402
 from lifeos.files.tree import Tree  # noqa: E402
+from lifeos.settings import load as load_settings  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "files"
 KEY = "bench-service-key"
@@ -96,7 +97,7 @@ def bench_local(count: int, repeat: int) -> None:
     plain = median_seconds(lambda: cp(False), emptied(copy), repeat)
     synced = median_seconds(lambda: cp(True), emptied(copy), repeat)
     floor = median_seconds(checksums_only, lambda: None, repeat)
-    step = median_seconds(lambda: move(source, root, manifest_json=manifest), emptied(root), repeat)
+    step = median_seconds(lambda: move(source, root, load_settings(), manifest_json=manifest), emptied(root), repeat)
     megabytes = sum(map(len, tree.values())) / 1e6
     print(
         f"| local folder, {count} blobs, {megabytes:.0f} MB | cp -r {plain:.2f} s | cp -r + sync {synced:.2f} s"
@@ -112,10 +113,10 @@ def bench_remote(count: int, repeat: int) -> None:
     manifest = OUT / "manifest.json"
 
     def step(workers: int) -> None:  # listing and downloads, `workers` requests at a time
-        source = source_from("supabase", BUCKET, Limits(concurrency=workers))
-        move(source, root, manifest_json=manifest, limits=Limits(concurrency=workers))
+        source = source_from("supabase", load_settings().storage_bucket, Limits(concurrency=workers))
+        move(source, root, load_settings(), manifest_json=manifest, limits=Limits(concurrency=workers))
 
-    with FakeStorage(BUCKET, tree, KEY, latency=0.05) as storage:
+    with FakeStorage(load_settings().storage_bucket, tree, KEY, latency=0.05) as storage:
         os.environ.update(SUPABASE_URL=storage.url, SUPABASE_SERVICE_KEY=KEY)
         seconds = {workers: median_seconds(partial(step, workers), emptied(root), repeat) for workers in (1, 8)}
     print(

@@ -31,7 +31,7 @@ from pathlib import Path
 from psycopg2 import sql
 
 import lifeos_env
-from lifeos import backups, catalog, guard
+from lifeos import backups, catalog, guard, settings
 
 OUT = lifeos_env.ROOT / "bench" / "out"
 
@@ -64,7 +64,7 @@ def guard_by_hashes() -> None:
 
 def guard_by_change_log() -> None:
     with lifeos_env.transaction() as cur:
-        guard.app_changes(cur, "public")
+        guard.app_changes(cur, settings.load(), "public")
 
 
 def one_run(scratch: Path) -> dict[str, float]:

@@ -2,16 +2,17 @@
   The rules v2 enforces on the app's own writes, as triggers, each derived from
   what the YAML already declares so nothing is declared twice:
   - every table with updated_at: set_updated_at keeps it current;
-  - a polymorphic table (test polymorphic_reference_resolves on its
-    entity_type column): refuse_dangling_reference refuses a statement whose
+  - a polymorphic table (rule polymorphic_reference_resolves of its
+    mart_checks): refuse_dangling_<table> refuses a statement whose
     rows name no row (set-based, per statement), and each entity table
     (macro entity_type_models) runs delete_polymorphic_references on delete,
     which applies each polymorphic table's `config.meta.on_entity_delete`;
-  - a graph with the test `acyclic`: refuse_cycle refuses the edge that would
+  - a graph with the rule `acyclic`: refuse_cycle refuses the edge that would
     close a loop, locking the roots of the trees a move touches (a tree:
     tasks, bookmark_folders) or the whole graph (task_dependencies);
   - a search source or parent (search_index's config.meta.search_sources,
-    search_parents): search_index_sync and search_index_sync_children keep
+    search_parents): search_index_enqueue, search_index_drain (on
+    search_index_queue, at commit) and search_index_sync_children keep
     search_index current (macros/search_index.sql);
   - `config.meta.triggers` of a model: any other trigger, e.g. daily_focus's
     domain derived from its task.
@@ -24,7 +25,8 @@
 
 {#
   The triggers of a mart, as dicts: name, timing, events, level (row or
-  statement), function, args and referencing (transition tables).
+  statement), function, args, and optionally referencing (transition tables),
+  when and constraint (create_trigger).
 #}
 {% macro contract_triggers(node) %}
     {%- set triggers = [] -%}
@@ -33,28 +35,28 @@
             'name': node.alias ~ '_set_updated_at', 'timing': 'before', 'events': 'update',
             'level': 'row', 'function': 'set_updated_at', 'args': []}) -%}
     {%- endif -%}
-    {%- for test in attached_tests(node, 'polymorphic_reference_resolves') -%}
-        {%- set kwargs = test.test_metadata.kwargs -%}
+    {%- set reference = attached_rule(node, 'polymorphic_reference_resolves') -%}
+    {%- if reference is not none -%}
         {%- for event, rows in [('insert', 'new table as new_rows'),
                                 ('update', 'old table as old_rows new table as new_rows')] -%}
             {%- do triggers.append({
                 'name': node.alias ~ '_entity_exists_' ~ event, 'timing': 'after', 'events': event,
-                'referencing': rows, 'level': 'statement', 'function': 'refuse_dangling_reference',
-                'args': [kwargs.column_name, kwargs.id_column, test.config.where or 'true']}) -%}
+                'referencing': rows, 'level': 'statement', 'function': 'refuse_dangling_' ~ node.alias,
+                'args': []}) -%}
         {%- endfor -%}
-    {%- endfor -%}
+    {%- endif -%}
     {%- if entity_type_of(node.name) -%}
         {%- do triggers.append({
             'name': node.alias ~ '_delete_references', 'timing': 'after', 'events': 'delete',
             'level': 'row', 'function': 'delete_polymorphic_references', 'args': [entity_type_of(node.name)]}) -%}
     {%- endif -%}
-    {%- for test in attached_tests(node, 'acyclic') -%}
-        {%- set kwargs = test.test_metadata.kwargs -%}
+    {%- set graph_edge = attached_rule(node, 'acyclic') -%}
+    {%- if graph_edge is not none -%}
         {%- do triggers.append({
             'name': node.alias ~ '_no_cycle', 'timing': 'before',
-            'events': 'insert or update of ' ~ kwargs.child_column ~ ', ' ~ kwargs.parent_column,
-            'level': 'row', 'function': 'refuse_cycle', 'args': [kwargs.child_column, kwargs.parent_column]}) -%}
-    {%- endfor -%}
+            'events': 'insert or update of ' ~ graph_edge.child_column ~ ', ' ~ graph_edge.parent_column,
+            'level': 'row', 'function': 'refuse_cycle', 'args': [graph_edge.child_column, graph_edge.parent_column]}) -%}
+    {%- endif -%}
     {%- for trigger in search_index_triggers(node) -%}
         {%- do triggers.append(trigger) -%}
     {%- endfor -%}
@@ -64,28 +66,21 @@
     {{ return(triggers) }}
 {% endmacro %}
 
-{# `create trigger` for one entry of contract_triggers on `relation`; the function is named through its schema. #}
+{#
+  `create trigger` for one entry of contract_triggers on `relation`; the function is named through its schema.
+  `constraint: true` makes it a constraint trigger fired when the transaction commits (deferrable initially
+  deferred); `when` is its condition on old/new, evaluated as the row is written.
+#}
 {% macro create_trigger(trigger, relation) -%}
-    create trigger {{ trigger.name }}
+    create {{ 'constraint ' if trigger.constraint }}trigger {{ trigger.name }}
         {{ trigger.timing }} {{ trigger.events }} on {{ relation }}
+        {%- if trigger.constraint %} deferrable initially deferred{% endif %}
         {%- if trigger.referencing %} referencing {{ trigger.referencing }}{% endif %}
-        for each {{ trigger.level }} execute function {{ adapter.quote(relation.schema) }}.{{ trigger.function }}(
+        for each {{ trigger.level }}
+        {%- if trigger.when %} when ({{ trigger.when }}){% endif %} execute function {{ adapter.quote(relation.schema) }}.{{ trigger.function }}(
             {%- for arg in trigger.args %}'{{ arg | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor -%}
         );
 {%- endmacro %}
-
-{# The data tests named `test_name` attached to the model `node`. #}
-{% macro attached_tests(node, test_name) %}
-    {%- set tests = [] -%}
-    {%- if execute -%}
-        {%- for test in graph.nodes.values() if test.resource_type == 'test'
-            and test.attached_node == node.unique_id
-            and test.test_metadata and test.test_metadata.name == test_name -%}
-            {%- do tests.append(test) -%}
-        {%- endfor -%}
-    {%- endif -%}
-    {{ return(tests) }}
-{% endmacro %}
 
 {# The entity_type whose rows `table` holds (macro entity_type_models), or none. #}
 {% macro entity_type_of(table) %}
@@ -101,9 +96,10 @@
 {% endmacro %}
 
 {#
-  Each polymorphic table, as a dict (table, column, id_column, entity_types,
-  on_entity_delete): what delete_polymorphic_references does when an entity
-  goes. on_entity_delete is `cascade` (the rows go with their entity) or
+  Each polymorphic table, as a dict (table, column, id_column, where: the
+  condition under which a row is checked, entity_types, on_entity_delete):
+  what refuse_dangling_<table> checks, and what delete_polymorphic_references
+  does when an entity goes. on_entity_delete is `cascade` (the rows go with their entity) or
   `{insert: {column: value ...}}` (the rows stay as history, and one row with
   those values records the deletion).
 #}
@@ -111,21 +107,45 @@
     {%- set tables = [] -%}
     {%- if execute -%}
         {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
-            {%- for test in attached_tests(node, 'polymorphic_reference_resolves') -%}
+            {%- set reference = attached_rule(node, 'polymorphic_reference_resolves') -%}
+            {%- if reference is not none -%}
                 {%- set rule = node.config.meta.get('on_entity_delete') -%}
                 {%- if not rule -%}
                     {{ exceptions.raise_compiler_error(
                         node.name ~ ": a polymorphic table states config.meta.on_entity_delete (cascade or {insert: ...})") }}
                 {%- endif -%}
                 {%- do tables.append({
-                    'table': node.alias, 'column': test.test_metadata.kwargs.column_name,
-                    'id_column': test.test_metadata.kwargs.id_column,
-                    'entity_types': test.test_metadata.kwargs.entity_types, 'on_entity_delete': rule}) -%}
-            {%- endfor -%}
+                    'table': node.alias, 'column': reference.column_name, 'id_column': reference.id_column,
+                    'where': reference.get('where') or 'true', 'entity_types': reference.entity_types,
+                    'on_entity_delete': rule}) -%}
+            {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
     {{ return(tables | sort(attribute='table')) }}
 {% endmacro %}
+
+{#
+  refuse_dangling_<table>'s statement: into `missing`, the first row of new_rows (among those `changed` keeps)
+  whose polymorphic reference names no row of its entity_type's table, each named row locked FOR KEY SHARE.
+#}
+{% macro dangling_reference_query(ref, changed) -%}
+select n.{{ ref.column }} as entity_type, n.{{ ref.id_column }} as entity_id, case n.{{ ref.column }}
+    {%- for entity_type in ref.entity_types %}
+    when '{{ entity_type }}' then '{{ entity_type_models()[entity_type] }}'
+    {%- endfor %}
+end as target
+into missing
+from new_rows as n
+where ({{ ref.where }}) and {{ changed }}
+    and not case n.{{ ref.column }}
+        {%- for entity_type in ref.entity_types %}
+        when '{{ entity_type }}' then exists (select from {{ entity_type_models()[entity_type] }} as t
+            where t.id = n.{{ ref.id_column }} for key share)
+        {%- endfor %}
+        else true  -- an entity_type the CHECK refuses
+    end
+limit 1;
+{%- endmacro %}
 
 {# on-run-start of a build (reset_shadow_schema): the trigger functions, in `schema`. #}
 {% macro app_trigger_functions(schema) %}
@@ -140,47 +160,37 @@
     comment on function {{ s }}.set_updated_at() is
         'Keeps updated_at current on every UPDATE (trigger <table>_set_updated_at).';
 
-    create function {{ s }}.refuse_dangling_reference() returns trigger
+    {%- for ref in polymorphic_tables() %}
+    create function {{ s }}.refuse_dangling_{{ ref.table }}() returns trigger
     language plpgsql as $$
-    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked;
-    -- the statement's rows are the transition table new_rows (on UPDATE, those whose reference changed)
+    -- the first row of the statement (transition table new_rows; on UPDATE, one whose reference changed) that
+    -- names no row, in one static statement the session plans once (its names read in the table's schema);
+    -- FOR KEY SHARE, as a foreign key does: the entities named cannot be deleted before this commits
     declare
-        checked text := format('select n.%2$I as entity_id from new_rows as n where n.%1$I = $1 and (%3$s)',
-            tg_argv[0], tg_argv[1], tg_argv[2]);
-        entity_type text;
-        target text;
-        missing_id uuid;
-        missing bigint;
+        saved_path text := current_setting('search_path');
+        missing record;
     begin
-        if tg_op = 'UPDATE' then
-            checked := checked || format(' and not exists (select from old_rows as o where o.id = n.id'
-                ' and o.%1$I is not distinct from n.%1$I and o.%2$I is not distinct from n.%2$I)', tg_argv[0], tg_argv[1]);
+        perform set_config('search_path', format('%I, pg_temp', tg_table_schema), true);
+        if tg_op = 'INSERT' then
+            {{ dangling_reference_query(ref, 'true') | indent(12) }}
+        else
+            {{ dangling_reference_query(ref, 'not exists (select from old_rows as o where o.id = n.id'
+                ~ ' and o.' ~ ref.column ~ ' is not distinct from n.' ~ ref.column
+                ~ ' and o.' ~ ref.id_column ~ ' is not distinct from n.' ~ ref.id_column ~ ')') | indent(12) }}
         end if;
-        for entity_type in execute format('select distinct %I from new_rows', tg_argv[0]) loop
-            target := case entity_type
-                {%- for entity_type, table in entity_type_models().items() %}
-                when '{{ entity_type }}' then '{{ table }}'
-                {%- endfor %}
-            end;
-            continue when target is null;  -- an entity_type the CHECK refuses
-            -- FOR KEY SHARE, as a foreign key does: the entities cannot be deleted before this commits
-            execute format('select count(*) from (select from %I.%I as t where t.id in (%s) for key share) as locked',
-                tg_table_schema, target, checked) using entity_type;
-            execute format('select c.entity_id from (%s) as c where not exists (select from %I.%I as t'
-                ' where t.id = c.entity_id) limit 1', checked, tg_table_schema, target) into missing_id using entity_type;
-            get diagnostics missing = row_count;
-            if missing > 0 then
-                raise exception using
-                    errcode = 'foreign_key_violation',
-                    message = format('%s: %s %s does not exist', tg_table_name, entity_type, missing_id),
-                    hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
-            end if;
-        end loop;
+        perform set_config('search_path', saved_path, true);
+        if missing.entity_type is not null then
+            raise exception using
+                errcode = 'foreign_key_violation',
+                message = format('%s: %s %s does not exist', tg_table_name, missing.entity_type, missing.entity_id),
+                hint = format('{{ ref.column }} and {{ ref.id_column }} must name an existing %s row', missing.target);
+        end if;
         return null;
     end;
     $$;
-    comment on function {{ s }}.refuse_dangling_reference() is
-        'Refuses polymorphic references (entity_type, entity_id) to no row, per statement (triggers <table>_entity_exists_*).';
+    comment on function {{ s }}.refuse_dangling_{{ ref.table }}() is
+        'Refuses {{ ref.table }} rows whose ({{ ref.column }}, {{ ref.id_column }}) names no row, per statement (triggers {{ ref.table }}_entity_exists_*).';
+    {% endfor %}
 
     create function {{ s }}.delete_polymorphic_references() returns trigger
     language plpgsql as $$

@@ -50,10 +50,13 @@
                     'add constraint ' ~ check_constraint_name(node, column, constraint)
                     ~ ' check (' ~ constraint.expression ~ ')'
                 ) -%}
+            {%- elif constraint.type == 'primary_key' -%}
+                {#- added with the keys, by contract_keys() -#}
             {%- else -%}
                 {{ exceptions.raise_compiler_error(
                     node.name ~ "." ~ column.name ~ ": column constraint " ~ constraint.type
-                    ~ " is not rendered; declare keys on the model, defaults as `custom: default ...`"
+                    ~ " is not rendered; declare other keys than the primary key on the model,"
+                    ~ " defaults as `custom: default ...`"
                 ) }}
             {%- endif -%}
         {%- endfor -%}
@@ -77,9 +80,9 @@
 {% endmacro %}
 
 {#
-  The key constraints of `node`'s contract as `add constraint ...` clauses of
-  ALTER TABLE on `relation`, primary key and unique first. dbt's rendering, with
-  two additions:
+  The key constraints of `node`'s contract (the model's and column_keys()) as
+  `add constraint ...` clauses of ALTER TABLE on `relation`, primary key and
+  unique first. dbt's rendering, with two additions:
   - a foreign_key with `to`, `to_columns` and an `expression` gets the
     expression appended as its referential action, e.g. `on delete cascade`
     (dbt itself ignores the expression once `to` is set);
@@ -90,7 +93,7 @@
 {% macro contract_keys(node, relation) %}
     {%- set clauses = [] -%}
     {%- for type in ['primary_key', 'unique', 'foreign_key'] -%}
-        {%- for raw in node.constraints if raw.type == type -%}
+        {%- for raw in node.constraints + column_keys(node) if raw.type == type -%}
             {%- if raw.type == 'foreign_key' and raw.to_columns and not raw.to -%}
                 {%- do clauses.append(
                     'add constraint ' ~ raw.name ~ ' foreign key (' ~ raw.columns | join(', ') ~ ') references '
@@ -106,4 +109,21 @@
         {%- endfor -%}
     {%- endfor -%}
     {{ return(clauses) }}
+{% endmacro %}
+
+{#
+  The primary key declared on a column of `node` (each mart's id), as the
+  model-level constraint it is: named as declared, else <table>_pkey as
+  PostgreSQL names it. dbt's own rendering of a column constraint drops its name.
+#}
+{% macro column_keys(node) %}
+    {%- set keys = [] -%}
+    {%- for column in node.columns.values() -%}
+        {%- for constraint in column.constraints if constraint.type == 'primary_key' -%}
+            {%- do keys.append({
+                'type': 'primary_key', 'name': constraint.name or node.alias ~ '_pkey', 'columns': [column.name]
+            }) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(keys) }}
 {% endmacro %}

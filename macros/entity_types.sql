@@ -25,8 +25,8 @@
 
 {#
   In a polymorphic table's SQL: ref every table of the registry (but itself),
-  so the table builds after them and its polymorphic_reference_resolves test
-  finds them built. The test itself refs nothing but its model, so a partial
+  so the table builds after them and its polymorphic_reference_resolves rule
+  finds them built. The rule itself refs nothing but its model, so a partial
   `dbt build --select +x` never pulls it in without the table it checks.
 #}
 {% macro depends_on_entity_tables() %}

@@ -172,7 +172,7 @@
     create index if not exists carried_lookup_idx on {{ meta }}.carried (schema_oid, table_name, row_id);
     comment on table {{ meta }}.carried is
         'Each row of the app''s that scripts/migrate --carry-forward merged into a shadow (schema_oid: its oid,'
-        ' which it keeps when published), and how. The v1 checks (tests/generic/) read it: these rows are the'
+        ' which it keeps when published), and how. The v1 checks (macros/checks/) read it: these rows are the'
         ' app''s, not v1''s.';
     create table if not exists {{ meta }}.conflicts (
         conflict_id bigint generated always as identity primary key,

@@ -1,12 +1,18 @@
 {#
   search_index is kept current by the database itself, and pays only for what changed:
   - a search source (search_index's config.meta.search_sources) gets, once its
-    rows are in (mart_post_hook), statement triggers
-    <table>_search_index_sync_insert and _update: one statement writes the rows
-    of the items it inserted, or of those whose listed columns it changed
-    (transition tables), so an UPDATE of sort_order or status costs one
-    comparison and no document; a hard delete removes the row with the item
-    (search_index's on_entity_delete: cascade);
+    rows are in (mart_post_hook), the statement trigger
+    <table>_search_index_sync_insert and the row trigger _sync_update, whose
+    WHEN compares the listed columns (an UPDATE of sort_order or status calls
+    nothing); both only queue the items in search_index_queue
+    (search_index_enqueue), and the transaction's first queueing adds a marker
+    row whose deferred constraint trigger writes every queued item's row when
+    the transaction commits (search_index_drain): one statement per entity type
+    per transaction, so a write of one row per statement pays an insert into the
+    queue, not a document; the rows are current the moment the transaction
+    commits (inside it, once SET CONSTRAINTS search_index_queue_drain IMMEDIATE
+    ran); a hard delete removes the row with the item (search_index's
+    on_entity_delete: cascade);
   - a parent (config.meta.search_parents: domains, areas, projects) gets
     <table>_search_index_sync_children: soft-deleting, restoring or moving one
     re-indexes the items under it, whose is_active includes their parents';
@@ -238,12 +244,17 @@ select * from final
     {%- if source -%}
         {%- do triggers.append({
             'name': node.alias ~ '_search_index_sync_insert', 'timing': 'after', 'events': 'insert',
-            'referencing': 'new table as new_rows', 'level': 'statement', 'function': 'search_index_sync',
+            'referencing': 'new table as new_rows', 'level': 'statement', 'function': 'search_index_enqueue',
             'args': [entity_type_of(node.name)]}) -%}
+        {#- a row trigger: its WHEN skips, without a call, a row whose document columns are as they were #}
+        {%- set changed = [] -%}
+        {%- for column in source.reads -%}
+            {%- do changed.append('old.' ~ column ~ ' is distinct from new.' ~ column) -%}
+        {%- endfor -%}
         {%- do triggers.append({
             'name': node.alias ~ '_search_index_sync_update', 'timing': 'after', 'events': 'update',
-            'referencing': 'old table as old_rows new table as new_rows', 'level': 'statement',
-            'function': 'search_index_sync', 'args': [entity_type_of(node.name)] + source.reads}) -%}
+            'level': 'row', 'when': changed | join(' or '), 'function': 'search_index_enqueue',
+            'args': [entity_type_of(node.name)]}) -%}
     {%- endif -%}
     {%- set parent_columns = meta.get('search_parents', {}).get(node.name) -%}
     {%- if parent_columns -%}
@@ -295,35 +306,67 @@ select * from final
 
     create function {{ s }}.search_prefix_query(words text) returns tsquery
     language sql stable parallel safe
+    -- one expression without FROM: the planner inlines it and folds what was typed into one constant tsquery per
+    -- query (a body with FROM was called again for every row a newest-first walk filtered); each word quoted
+    -- (the separators, quotes among them, are gone), then :*
     begin atomic
-        select to_tsquery({{ search_configuration() }},
-            coalesce(string_agg(quote_literal(word) || ':*', ' & '), ''))
-        from regexp_split_to_table({{ s }}.fold_accents(words), '[[:space:][:punct:]]+') as word
-        where word <> '';
+        select to_tsquery({{ search_configuration() }}, coalesce('''' || nullif(regexp_replace(regexp_replace(
+            {{ s }}.fold_accents(words), '^[[:space:][:punct:]]+|[[:space:][:punct:]]+$', '', 'g'),
+            '[[:space:][:punct:]]+', ''':* & ''', 'g'), '') || ''':*', ''));
     end;
     comment on function {{ s }}.search_prefix_query(text) is
         'Search as you type: every word typed so far as a prefix (document @@ search_prefix_query(:q)).';
 
-    create function {{ s }}.search_index_sync() returns trigger
+    create function {{ s }}.search_index_enqueue() returns trigger
     language plpgsql as $$
-    -- args: the entity_type of the written table, then (UPDATE) the columns its document reads
+    -- arg: the entity_type of the written table. Queues the items a statement inserted (a statement trigger,
+    -- transition table new_rows) or the row whose document columns an UPDATE changed (a row trigger whose WHEN
+    -- compares them), and on the transaction's first queueing its marker row, whose deferred trigger
+    -- search_index_queue_drain writes their search rows at commit (search_index_drain). Static statements, read
+    -- in the table's schema: the session plans them once
     declare
-        ids uuid[];
+        saved_path text := current_setting('search_path');
+        transaction_id text := pg_current_xact_id()::text;
     begin
-        if tg_op = 'INSERT' then
-            ids := array(select id from new_rows);
+        perform set_config('search_path', format('%I, pg_temp', tg_table_schema), true);
+        if tg_level = 'ROW' then
+            insert into search_index_queue (entity_type, entity_id) values (tg_argv[0], new.id);
         else
-            execute format({{ changed_ids_sql() }}) into ids;
+            insert into search_index_queue (entity_type, entity_id) select tg_argv[0], id from new_rows;
         end if;
-        if cardinality(ids) > 0 then
-            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || tg_argv[0])
-                using tg_table_schema, ids;
+        if current_setting('lifeos.search_index_drain', true) is distinct from transaction_id then
+            insert into search_index_queue (entity_type) values (tg_argv[0]);
+            perform set_config('lifeos.search_index_drain', transaction_id, true);
         end if;
+        perform set_config('search_path', saved_path, true);
         return null;
     end;
     $$;
-    comment on function {{ s }}.search_index_sync() is
-        'Writes the search_index rows of the items a statement inserted, or whose document columns it changed.';
+    comment on function {{ s }}.search_index_enqueue() is
+        'Queues the items a statement inserted, or whose document columns it changed, for search_index_drain.';
+
+    create function {{ s }}.search_index_drain() returns trigger
+    language plpgsql as $$
+    -- the deferred trigger of the transaction's marker row in search_index_queue: at commit (or SET CONSTRAINTS
+    -- ... IMMEDIATE) it empties the queue of this transaction and writes the queued items' search rows, one
+    -- statement per entity type; a later write of the transaction queues a new marker
+    declare
+        item record;
+    begin
+        perform set_config('lifeos.search_index_drain', '', true);
+        for item in execute format(
+            'with drained as (delete from %I.search_index_queue returning entity_type, entity_id)'
+            ' select entity_type, array_agg(distinct entity_id) as ids from drained'
+            ' where entity_id is not null group by entity_type order by entity_type', tg_table_schema)
+        loop
+            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || item.entity_type)
+                using tg_table_schema, item.ids;
+        end loop;
+        return null;
+    end;
+    $$;
+    comment on function {{ s }}.search_index_drain() is
+        'Writes the search_index rows of the items this transaction queued, once, when it commits.';
 
     create function {{ s }}.search_index_sync_children() returns trigger
     language plpgsql as $$

@@ -1,5 +1,5 @@
 {#
-  Helpers of the validation tests in tests/generic/ (dbt reads macros only from macro-paths).
+  Helpers of the validation rules in macros/checks/ (the rules of mart_checks).
 #}
 
 {# The v1 ids of `v1_table` that migration_rejects lists with `action`. #}

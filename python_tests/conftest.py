@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import psycopg2
@@ -41,7 +42,7 @@ from dbt.contracts.graph.manifest import Manifest  # noqa: E402
 import lifeos_env  # noqa: E402
 import make_supabase_dump  # noqa: E402
 import migrate  # noqa: E402
-from lifeos import dbt_runner  # noqa: E402
+from lifeos import dbt_runner, mart_checks  # noqa: E402
 from lifeos_env import drop_database  # noqa: E402
 
 # The property tests' examples: the same ones on every run and machine (derandomize; no example database
@@ -87,7 +88,8 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
     once per database and --vars in a worker: dbt's programmatic runner takes the manifest parsed then (the
     project's files do not change during a run). Every parse starts from the saved parse of the same vars
     (dbt_runner.parse).
-    A check is named `<generic test>:<model>` (e.g. reconcile_ids:areas), a singular or unit test by its name.
+    A check is named `<generic test>:<model>`, each rule of a mart's mart_checks `<rule>:<model>` (e.g.
+    reconcile_ids:areas), a singular or unit test by its name.
     """
     dbt_vars = ("--vars", args[args.index("--vars") + 1]) if "--vars" in args else ()
     if args[0] == "test":
@@ -106,9 +108,25 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
         node = node_result.node
         if node.resource_type in ("test", "unit_test"):
             generic = getattr(node, "test_metadata", None)  # None on a singular test
-            name = f"{generic.name}:{node.attached_node.split('.')[-1]}" if generic else node.name
-            outcomes[name] = str(node_result.status)
+            if generic and generic.name == mart_checks.TEST:
+                outcomes |= rule_outcomes(node, str(node_result.status))
+            else:
+                name = f"{generic.name}:{node.attached_node.split('.')[-1]}" if generic else node.name
+                outcomes[name] = str(node_result.status)
     return result.success, outcomes, "\n".join(log)
+
+
+def rule_outcomes(node: Any, status: str) -> dict[str, str]:
+    """The outcome of each rule a mart_checks test ran, named `<rule>:<model>` (its failing rules from its stored
+    failing rows); a rule a var switched off did not run, and is left out."""
+    found = {}
+    if status == "fail":
+        with lifeos_env.transaction() as cur:
+            found = mart_checks.problems(cur, node.relation_name)
+    not_checked = node.config.meta.get("rules_not_checked", [])
+    checked = mart_checks.outcomes(mart_checks.rules(node.test_metadata.kwargs), not_checked, status, set(found))
+    table = node.attached_node.split(".")[-1]
+    return {f"{rule}:{table}": outcome for rule, outcome in checked.items() if outcome != mart_checks.NOT_CHECKED}
 
 
 def pytest_configure(config: pytest.Config) -> None:

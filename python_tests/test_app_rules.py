@@ -220,6 +220,30 @@ def test_search_finds_what_people_type(app: Engine, table: str, fields: dict[str
     one(app, f"delete from {table} where id = :id returning id", id=item)
 
 
+def test_a_transaction_writes_its_search_rows_once_when_it_commits(app: Engine) -> None:
+    """A write only queues its items (search_index_queue); their search rows are written together at commit, or
+    when the app asks for them inside the transaction; a write after that queues again, and nothing stays queued."""
+    domain = domain_of(app)
+    indexed = "select count(*) from search_index where entity_id = any(:ids)"
+    with app.begin() as conn:
+        count = lambda query, **params: conn.execute(text(query), params).scalar()  # noqa: E731
+        add = "insert into tasks (domain_id, title) values (:d, :t) returning id"
+        tasks = [conn.execute(text(add), {"d": domain, "t": f"queued {n}"}).scalar() for n in range(3)]
+        conn.execute(text("update tasks set title = 'queued again' where id = :id"), {"id": tasks[0]})
+        conn.execute(text("update tasks set sort_order = 7 where id = :id"), {"id": tasks[1]})  # no document column
+        assert count(indexed, ids=tasks) == 0
+        assert count("select count(*) from search_index_queue where entity_id is null") == 1  # one drain per commit
+        assert count("select count(*) from search_index_queue where entity_id = any(:ids)", ids=tasks) == 4
+        conn.execute(text("set constraints search_index_queue_drain immediate"))
+        assert count(indexed, ids=tasks) == 3 and count("select count(*) from search_index_queue") == 0
+        conn.execute(text("set constraints search_index_queue_drain deferred"))
+        tasks.append(conn.execute(text(add), {"d": domain, "t": "queued last"}).scalar())
+    assert one(app, indexed, ids=tasks) == 4 and one(app, "select count(*) from search_index_queue") == 0
+    assert one(app, "select title from search_index where entity_id = :id", id=tasks[0]) == "queued again"
+    for task in tasks:
+        one(app, "delete from tasks where id = :id returning id", id=task)
+
+
 def test_a_write_does_not_wait_for_a_refresh(app: Engine) -> None:
     """A repair of search holds no lock the app's writes need: a task is written while a refresh is uncommitted."""
     domain = domain_of(app)

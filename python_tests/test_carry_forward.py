@@ -25,8 +25,9 @@ import lifeos_env
 import make_supabase_dump
 import migrate
 import publish
-from lifeos import carry_forward, catalog, cutover, grants, guard, report
+from lifeos import carry_forward, catalog, cutover, grants, guard
 from lifeos.project import V1_HELD, Project
+from lifeos.settings import load as load_settings
 
 # On every server (both_servers): the whole carry-forward through the app's role over TCP, and the round trip whose
 # export the server's psql applies to a Supabase-shaped v1. The merge's other cases are the same SQL and Python on
@@ -156,11 +157,11 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
     late: list[str] = []
     real_publish = cutover.publish
 
-    def app_writes_between_the_merge_and_the_publish(**options: object) -> list[str]:
+    def app_writes_between_the_merge_and_the_publish(*args: object, **options: object) -> list[str]:
         if not late:  # a write the merge did not see: the publish must not drop it
             with app_engine(app_role).begin() as conn:
                 late.append(str(conn.execute(text("insert into domains (name) values ('late') returning id")).one()[0]))
-        return real_publish(**options)
+        return real_publish(*args, **options)
 
     monkeypatch.setattr(cutover, "publish", app_writes_between_the_merge_and_the_publish)
     assert migrate.main([*again, "--carry-forward"]) == 0
@@ -200,9 +201,9 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
         orphan: ("its parent in tasks is not in the new v2 (v1 deleted it, or it is a conflict)",
                       app_versions[orphan], None),
     }  # fmt: skip
-    written = json.loads((report.TARGET / "report.json").read_text())
+    written = json.loads((load_settings().target / "report.json").read_text())
     assert {c["row_id"]: (c["reason"], c["app_version"], c["v1_version"]) for c in written["conflicts"]} == conflicts
-    listed = (report.TARGET / "report.md").read_text()
+    listed = (load_settings().target / "report.md").read_text()
     assert f"- tasks {clash}: both sides changed title differently" in listed
     assert '"title": "the app\'s title"' in listed and '"title": "v1\'s title"' in listed
     assert written["passed"]
@@ -211,7 +212,7 @@ def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_confli
     with app_engine(app_role).begin() as conn:
         conn.execute(text("update tasks set title = 'after the carry-forward' where id = :t"), {"t": renamed})
     with lifeos_env.transaction() as cur:
-        assert guard.app_changes(cur, "public") == {"tasks": (1, 0)}
+        assert guard.app_changes(cur, load_settings(), "public") == {"tasks": (1, 0)}
 
 
 def migrated_columns() -> dict[str, dict[str, dict]]:
@@ -288,7 +289,7 @@ def test_a_round_trip_through_v1_gives_back_the_same_v2_with_no_conflicts(
             " where build_run_id = (select max(run_id) from lifeos_migration.runs where full_build)"
         )
         assert cur.fetchone() == (0,)
-    assert json.loads((report.TARGET / "report.json").read_text())["conflicts"] == []
+    assert json.loads((load_settings().target / "report.json").read_text())["conflicts"] == []
     assert live_row("tasks", edited_task)["energy_level"] == "low"  # a v2-only column the app changed
     assert live_row("tasks", str(task))["energy_level"] == "high"
 
@@ -447,7 +448,9 @@ def test_what_the_merge_cannot_carry_is_a_listed_conflict_and_the_build_passes(
     assert publish.main(["resolve", str(admin_conflict), "--take", "app"]) == 1  # 'focus' is calls' now: refused
     assert live_row("context_types", admin)["value"] == "admin"
     with lifeos_env.transaction() as cur:
-        recorded = guard.app_changes(cur, "public")  # as the app's writes are: the next carry-forward keeps them
+        recorded = guard.app_changes(
+            cur, load_settings(), "public"
+        )  # as the app's writes are: the next carry-forward keeps them
     assert (recorded["tasks"], recorded["reminders"]) == ((0, 1), (0, 1))
 
 
@@ -466,9 +469,9 @@ def test_the_merge_takes_no_lock_the_app_waits_for(
     app.execute(text("insert into domains (name) values ('open during the merge')"))
     real_publish = cutover.publish
 
-    def the_app_commits_then_publish(**options: object) -> list[str]:
+    def the_app_commits_then_publish(*args: object, **options: object) -> list[str]:
         open_write.commit()
-        return real_publish(**options)
+        return real_publish(*args, **options)
 
     monkeypatch.setattr(cutover, "publish", the_app_commits_then_publish)
     try:
@@ -526,12 +529,12 @@ def test_writes_after_the_merge_are_merged_under_the_publishs_lock_in_one_go(
     real_publish = cutover.publish
     late: list[str] = []
 
-    def the_app_writes_then_publish(**options: object) -> list[str]:
+    def the_app_writes_then_publish(*args: object, **options: object) -> list[str]:
         with app_engine(app_role).begin() as conn:
             late.append(str(conn.execute(text("insert into domains (name) values ('late') returning id")).one()[0]))
             conn.execute(text("update tasks set title = 'late title' where id = :t"), {"t": edited})
             conn.execute(text("delete from tasks where id = :t"), {"t": removed})
-        return real_publish(**options)
+        return real_publish(*args, **options)
 
     monkeypatch.setattr(cutover, "publish", the_app_writes_then_publish)
     assert carry(source, tmp_path, app_role) == 0
@@ -541,5 +544,5 @@ def test_writes_after_the_merge_are_merged_under_the_publishs_lock_in_one_go(
     with lifeos_env.transaction() as cur:
         cur.execute("select result from lifeos_migration.runs where command = 'publish' order by run_id")
         assert cur.fetchall() == [("published",), ("published",)]
-        assert guard.app_changes(cur, "public") == {}
+        assert guard.app_changes(cur, load_settings(), "public") == {}
     assert conflicts() == {}

@@ -21,15 +21,12 @@ version: 2
 models:
   - name: {name}
     description: A mart to probe the contract rendering.
-    constraints:
-      - type: primary_key
-        name: {name}_pkey
-        columns: [id]
 {model_constraints}    columns:
       - name: id
-        description: Key.
+        description: Key, named <table>_pkey as PostgreSQL names a primary key.
         data_type: integer
         constraints:
+          - type: primary_key
           - type: not_null
       - name: status
         description: A checked column with a default.
@@ -46,14 +43,18 @@ CODE_UNIQUE = (
     "      - name: code\n        description: A column key.\n        data_type: integer\n"
     "        constraints:\n          - type: unique\n"
 )
-# each probe mart: its select, and the model-level constraints and columns added to PROBE_YAML
+# each probe mart: its select, and the model-level constraints block and columns added to PROBE_YAML
 PROBES = {
     "probe_unlogged": ("{{ config(unlogged=true) }} select 1 as id, 'open'::text as status", "", ""),
     "probe_null": ("select 1 as id, null::text as status", "", ""),
     "probe_lost": ("select 1 as id, 'lost'::text as status", "", ""),
     "probe_twice": ("select 1 as id, 'open'::text as status union all select 1, 'done'", "", ""),
     "probe_code": ("select 1 as id, 'open'::text as status, 2 as code", "", CODE_UNIQUE),
-    "probe_not_null": ("select 1 as id, 'open'::text as status", "      - type: not_null\n        columns: [id]\n", ""),
+    "probe_not_null": (
+        "select 1 as id, 'open'::text as status",
+        "    constraints:\n      - type: not_null\n        columns: [id]\n",
+        "",
+    ),
 }
 
 

@@ -23,6 +23,7 @@ import migrate
 import publish
 import restore_v1
 from lifeos import backups, catalog, cutover, guard
+from lifeos.settings import load as load_settings
 
 SECRET = "pw-must-not-leak-7f3a"
 TABLE_MD5 = "select md5(coalesce(string_agg(t::text, e'\\n' order by t::text), '')) from {} t"  # all rows, in order
@@ -79,10 +80,12 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
         not_a_folder = tmp_path / "a-file"
         not_a_folder.write_text("")
         with pytest.raises(lifeos_env.MigrationError, match="cannot write to the backups folder"):
-            cutover.publish(backup_to=not_a_folder / "backups", app_role=role)  # not without its backup
+            cutover.publish(
+                load_settings(), backup_to=not_a_folder / "backups", app_role=role
+            )  # not without its backup
         assert ledger()[-1][1] == "failed"
         assert checksums() == first
-        cutover.publish(app_role=role)  # the green build stays publishable
+        cutover.publish(load_settings(), app_role=role)  # the green build stays publishable
         assert checksums() == first
         with lifeos_env.transaction() as cur:
             cur.execute(
@@ -101,7 +104,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
                 cur.execute(DELETE_A_LEAF)
                 cur.execute("reset role")
                 changes = {"activity_log": (1, 0), "daily_focus": (0, 1), "domains": (1, 0)}  # the delete's history
-                assert guard.app_changes(cur, "public") == changes
+                assert guard.app_changes(cur, load_settings(), "public") == changes
         finally:
             as_the_app.rollback()
             as_the_app.close()
@@ -161,7 +164,7 @@ def test_guard_trips_on_app_rows_and_export_holds_them(rebuilt: str, tmp_path: P
         cur.execute("delete from public.domains where id = %s", cur.fetchone())
     live = checksums()
     with pytest.raises(guard.ChangesWouldBeLost) as refused:
-        cutover.publish()
+        cutover.publish(load_settings())
     message = str(refused.value)
     assert "\n" not in message
     # activity_log keeps the history of both deletes (its trigger writes one row each): the app's data too
@@ -184,7 +187,7 @@ def test_guard_trips_on_app_rows_and_export_holds_them(rebuilt: str, tmp_path: P
     assert "short-lived" not in statements
 
     # The SQL export replays: after a forced publish wipes the row, the export's INSERT brings it back.
-    cutover.publish(force=True)
+    cutover.publish(load_settings(), force=True)
     assert ledger()[-1][1] == "published"
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from public.domains where id = %s", (new_id,))
@@ -212,7 +215,7 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     before = live_dump()
     with lifeos_env.transaction() as cur:  # the new build's v2 differs from live v2
         cur.execute("update v2_shadow.domains set name = name || ' (renamed in v1)'")
-    cutover.publish()
+    cutover.publish(load_settings())
     assert live_dump() != before
     assert publish.main(["rollback"]) == 0
     assert live_dump() == before  # search_index's rows too: the backup schema kept them
@@ -223,7 +226,7 @@ def test_rollback_restores_byte_identical_content_and_cleanup_asks_first(
     # the guard protects the app's rows from a rollback too
     app_writes()
     with pytest.raises(guard.ChangesWouldBeLost):
-        cutover.rollback()
+        cutover.rollback(load_settings())
 
     live = checksums()
     monkeypatch.setattr("builtins.input", lambda _question: "no")
@@ -303,9 +306,9 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(rebuilt: str) -> None:
         assert SECRET not in output
         if "<publish>" not in patterns:
             with pytest.raises(lifeos_env.MigrationError, match=r"is interrupted; publish follows a green full"):
-                cutover.publish()  # a build that did not finish is never published
+                cutover.publish(load_settings())  # a build that did not finish is never published
     # live v2 stays usable, and the green build of the run killed in its publish step is published next
-    cutover.publish()
+    cutover.publish(load_settings())
     assert checksums() != live
     assert [result for _, result, *_ in ledger()][-5:] == [
         "interrupted",
@@ -317,21 +320,21 @@ def test_a_build_killed_anywhere_leaves_live_v2_untouched(rebuilt: str) -> None:
 
 
 def test_only_a_green_full_build_is_published(fresh_database: str) -> None:
-    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    restore_v1.restore(load_settings(), restore_v1.SAMPLE_DUMP)
     migrate.dbt("run", "--select", "+domains")  # green, but a partial build
     with pytest.raises(lifeos_env.MigrationError, match="not a full build"):
-        cutover.publish()
+        cutover.publish(load_settings())
     with pytest.raises(lifeos_env.MigrationError, match="failed"):
         build(v1_schema="no_such_schema")
     with pytest.raises(lifeos_env.MigrationError, match=r"is build failed; publish follows a green full"):
-        cutover.publish()
+        cutover.publish(load_settings())
     with lifeos_env.transaction() as cur:
         assert catalog.tables(cur, "public") == []
 
 
 @pytest.mark.both_servers  # the connection to v1 (PostgreSQL 15 on Supabase)
 def test_v1_read_only_connection_refuses_writes(fresh_database: str) -> None:
-    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    restore_v1.restore(load_settings(), restore_v1.SAMPLE_DUMP)
     conn = lifeos_env.connect_read_only(f"dbname={fresh_database}")
     try:
         with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction), conn.cursor() as cur:
@@ -355,11 +358,11 @@ def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: 
         cur.execute("select min(name) from pg_available_extensions where name in ('pg_trgm', 'vector')")
         extension = cur.fetchone()[0]
         cur.execute(sql.SQL("create extension {} schema public").format(sql.Identifier(extension)))
-    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    restore_v1.restore(load_settings(), restore_v1.SAMPLE_DUMP)
     build()
-    cutover.publish(backup_to=tmp_path)
+    cutover.publish(load_settings(), backup_to=tmp_path)
     assert extension_schema(extension) == "public"
-    cutover.rollback()
+    cutover.rollback(load_settings())
     assert extension_schema(extension) == "public"
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from pg_tables where schemaname = 'public'")

@@ -78,9 +78,9 @@ def undescribed(manifest: dict[str, Any], catalog: dict[str, Any]) -> list[str]:
 def test_every_model_seed_source_and_column_is_described(docs_site: Path) -> None:
     manifest = json.loads((docs_site / "manifest.json").read_text())
     catalog = json.loads((docs_site / "catalog.json").read_text())
-    # every model a build makes a relation of: the mapping back to v1 (tag to_v1) is ephemeral
+    # every model a build makes a relation of: the mapping back to v1 (tag rollback) is ephemeral
     models = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] == "model"}
-    models -= {uid for uid in models if "to_v1" in manifest["nodes"][uid]["tags"]}
+    models -= {uid for uid in models if "rollback" in manifest["nodes"][uid]["tags"]}
     assert models <= set(catalog["nodes"]) and catalog["sources"], "the catalog did not read every built relation"
     assert undescribed(manifest, catalog) == []
 

@@ -16,11 +16,13 @@ from hypothesis import strategies as st
 import generate_sample
 import lifeos_env
 import migrate
-from lifeos.files.plan import ORPHANS
 from lifeos.files.redact import LEAK, REDACTED, Secret
 from lifeos.files.sources import LocalSource
 from lifeos.files.step import move
 from lifeos.files.transfer import Limits
+from lifeos.settings import load as load_settings
+
+ORPHANS = load_settings().orphans_folder  # var orphans_folder: where the files step puts the orphans
 
 
 def staged(folder: Path, objects: dict[str, bytes]) -> Path:
@@ -41,7 +43,7 @@ def test_an_orphan_never_lands_on_a_referenced_blob(fresh_database: str, root: P
     write_inputs(root, {file_id(1): "orphans/x.txt"}, objects)
     staging = staged(tmp_path / "staging", objects)
     for run in range(3):
-        move(LocalSource(staging), root, manifest_json=tmp_path / "m.json", limits=FAST)
+        move(LocalSource(staging), root, load_settings(), manifest_json=tmp_path / "m.json", limits=FAST)
         rows = manifest()
         assert (root / "orphans" / "x.txt").read_bytes() == objects["orphans/x.txt"], run
         assert (rows["orphans/x.txt"]["status"], rows["orphans/x.txt"]["md5"]) == (
@@ -65,7 +67,7 @@ def test_a_redirect_carries_the_key_to_the_same_origin_only(fresh_database: str,
         storage.faults["far.txt"] = [f"redirect:{cdn.url}/storage/v1/object/life-os-files/far.txt"]
         storage.faults["loop.txt"] = ["redirect:/storage/v1/object/life-os-files/loop.txt"] * 10  # a loop
         with pytest.raises(lifeos_env.MigrationError, match="1 blobs could not be moved"):
-            move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+            move(remote(storage), root, load_settings(), manifest_json=tmp_path / "m.json", limits=FAST)
         storage.list_faults = [f"redirect:{cdn.url}/storage/v1/object/list/life-os-files"]
         with pytest.raises(lifeos_env.MigrationError) as refused:  # a listing is the client's: it follows none
             remote(storage).keys()
@@ -166,7 +168,7 @@ def test_a_download_stops_at_the_inventory_size_and_at_its_deadline(
     with FakeStorage("life-os-files", objects, KEY) as storage:
         storage.faults |= {"endless.bin": ["endless"], "trickle.bin": ["trickle"] * 2, "stalled.bin": ["stall"] * 2}
         with pytest.raises(lifeos_env.MigrationError, match="3 blobs could not be moved"):
-            move(remote(storage, limits), root, manifest_json=tmp_path / "m.json", limits=limits)
+            move(remote(storage, limits), root, load_settings(), manifest_json=tmp_path / "m.json", limits=limits)
         tries = {key: storage.downloads.count(key) for key in objects}
     details = {key: str(row["detail"]) for key, row in manifest().items()}
     assert details["endless.bin"] == "ValueError: more than the inventory's 32 bytes: stopped there"
@@ -253,7 +255,7 @@ def test_retry_after_is_honoured_up_to_a_limit_and_short_bodies_are_retried(
         storage.list_faults = ["429:1"]
         storage.faults |= {"asks-1s.txt": ["429:1"], "asks-an-hour.txt": ["429:3600"], "cut.bin": ["cut-no-length"]}
         storage.faults["asks-by-date.txt"] = ["429@2.5"]  # a date: whole seconds, so 1.5 to 2.5 s from the answer
-        move(remote(storage, limits), root, manifest_json=tmp_path / "m.json", limits=limits)
+        move(remote(storage, limits), root, load_settings(), manifest_json=tmp_path / "m.json", limits=limits)
         times: dict[tuple[str, str], list[float]] = {}
         for method, path, _, at in storage.requests:
             times.setdefault((method, unquote(path).rpartition("/")[2]), []).append(at)

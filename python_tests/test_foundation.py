@@ -146,13 +146,13 @@ def dbt_events(*args: str) -> tuple[dbtRunnerResult, set[str]]:
 def test_partial_parsing_reuses_the_manifest_for_the_same_vars_and_parses_again_for_others(
     published: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The saved manifest serves a second invocation with the same vars, and the catalog check still passes with
+    """The saved manifest serves a second invocation with the same vars, and the marts' checks still pass with
     it; other vars parse the project again, and put the marts where they say."""
     monkeypatch.setenv("PGDATABASE", published)
     target = ("--target-path", str(tmp_path))
-    catalog_check = ("test", "--select", "test_name:catalog_matches_contract", "--vars", f"{{marts_schema: {LIVE}}}")
+    marts_checks = ("test", "--select", "test_name:mart_checks", "--vars", f"{{marts_schema: {LIVE}}}")
     for reused in (False, True):  # the first finds no saved manifest
-        result, events = dbt_events(*catalog_check, *target)
+        result, events = dbt_events(*marts_checks, *target)
         assert ("PartialParsingSkipParsing" in events, "UnableToPartialParse" in events) == (reused, not reused)
         checks = [str(r.status) for r in result.result if r.node.resource_type == "test"]
         assert result.success and checks and set(checks) == {"pass"}

@@ -492,9 +492,11 @@ def test_storage_keys_bare_keys_are_literal_urls_decoded_and_the_inventory_wins(
         "both names.pdf",
     ]
     with lifeos_env.transaction() as cur:
-        cur.execute("create table v1.storage_objects (bucket_id text, name text, metadata jsonb)")
-        cur.executemany("insert into v1.storage_objects values ('life-os-files', %s, '{}')", [(n,) for n in inventory])
-        cur.execute("insert into v1.storage_objects values ('avatars', 'only decoded in%20inventory.pdf', '{}')")
+        cur.execute("create table v1.storage_objects (id uuid, bucket_id text, name text, metadata jsonb)")
+        cur.executemany(
+            "insert into v1.storage_objects values (gen_random_uuid(), %s, %s, '{}')",
+            [*(("life-os-files", n) for n in inventory), ("avatars", "only decoded in%20inventory.pdf")],
+        )
         cur.execute("create temporary table paths (storage_path text)")
         cur.executemany("insert into paths values (%s)", [(path,) for path in cases])
         cur.execute(

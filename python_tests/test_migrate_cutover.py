@@ -26,7 +26,8 @@ import make_supabase_dump
 import migrate
 import publish
 import restore_v1
-from lifeos import catalog, cutover, guard, report
+from lifeos import catalog, cutover, guard
+from lifeos.settings import load as load_settings
 
 
 def live_tables() -> list[str]:
@@ -107,10 +108,10 @@ def test_known_losses_stop_the_run_each_named_until_accepted_and_stay_accepted_i
     accepted = cli(*source, "--accept-rejects")
     assert accepted.returncode == 0, accepted.stdout[-3000:]
     assert "published schema v2_shadow as live v2" in accepted.stdout
-    losses = json.loads((report.TARGET / "report.json").read_text())["losses"]
+    losses = json.loads((load_settings().target / "report.json").read_text())["losses"]
     assert {"loss": named[0].split(" (")[0] + ", accepted", "accepted": True} in losses
     assert {"loss": named[1].split(" (")[0] + ", accepted", "accepted": True} in losses
-    assert "missing at source, accepted" in (report.TARGET / "report.md").read_text()
+    assert "missing at source, accepted" in (load_settings().target / "report.md").read_text()
     with lifeos_env.transaction() as cur:
         cur.execute("select original_filename from public.files where id = %s", (lossy_dump.file_id,))
         assert cur.fetchone() is not None  # the user's metadata of the lost blob migrated
@@ -159,11 +160,11 @@ def test_files_not_moved_stop_in_one_line_and_a_rehearsal_publishes_nothing_but_
     assert "rehearsal: nothing published" in capsys.readouterr().out
     assert live_tables() == []
     assert last_build() == ("built", None)
-    reported = (report.TARGET / "report.md").read_text()
+    reported = (load_settings().target / "report.md").read_text()
     assert "files step skipped (--skip-files): the blobs of 20 files rows were not moved" in reported
     assert "| files | 20 | 20 | 0 | 0 |" in reported and "| not checked |" in reported
 
-    notes = cutover.publish()  # the rehearsal's build, published later
+    notes = cutover.publish(load_settings())  # the rehearsal's build, published later
     assert "domains" in live_tables()
     assert notes == [
         "no application role has access to live v2 (schema public): name the app's role with --app-role ROLE"
@@ -227,9 +228,9 @@ def test_the_apps_role_reads_writes_and_searches_after_publish_republish_and_rol
         cur.execute("drop table public.made_later")
 
     assert migrate.main(["--sample"]) == 0  # no role named: it carries over
-    assert "no application role" not in (report.TARGET / "report.md").read_text()
+    assert "no application role" not in (load_settings().target / "report.md").read_text()
     assert_app_works(app_role)
-    cutover.rollback()
+    cutover.rollback(load_settings())
     assert_app_works(app_role)
 
 
@@ -261,7 +262,7 @@ def test_a_shrinking_v2_is_refused_unless_allowed_and_reported(
     assert live_tables() == before
 
     assert migrate.main([*source, "--allow-shrink"]) == 0
-    assert "published although v2 shrank (--allow-shrink): " in (report.TARGET / "report.md").read_text()
+    assert "published although v2 shrank (--allow-shrink): " in (load_settings().target / "report.md").read_text()
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from public.daily_focus")
         assert cur.fetchone() == (90,)
@@ -304,11 +305,11 @@ def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_pub
     expected = {"alembic": "3f2a1c9d", "comments": 2, "fk": True, "view": True, "view rows": True, "function": True}
     assert app_catalog() == expected
 
-    cutover.publish()  # the app's objects are no app changes: nothing to refuse
+    cutover.publish(load_settings())  # the app's objects are no app changes: nothing to refuse
     assert app_catalog() == expected
     with lifeos_env.transaction() as cur:
         cur.execute("insert into public.task_comments (task_id, body) select id, 'later' from public.tasks limit 1")
-    cutover.rollback()
+    cutover.rollback(load_settings())
     assert app_catalog() == expected | {"comments": 3}
 
     with lifeos_env.transaction() as cur:
@@ -318,6 +319,6 @@ def test_the_apps_own_objects_follow_live_v2_through_publish_and_rollback_or_pub
         )
     build()
     with pytest.raises(guard.ChangesWouldBeLost) as refused:
-        cutover.publish()
+        cutover.publish(load_settings())
     assert "cannot carry over: materialized view task_stats, type task_mood;" in str(refused.value)
     assert app_catalog() == expected | {"comments": 3}

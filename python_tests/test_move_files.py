@@ -24,9 +24,12 @@ import restore_v1
 import run_lock
 from lifeos.files.blobs import IN_PLACE, PLACEHOLDER
 from lifeos.files.bucket import SupabaseSource
-from lifeos.files.plan import ORPHANS
 from lifeos.files.sources import LocalSource
-from lifeos.files.step import BUCKET, move, source_from
+from lifeos.files.step import move, source_from
+from lifeos.settings import load as load_settings
+
+ORPHANS = load_settings().orphans_folder  # var orphans_folder: where the files step puts the orphans
+BUCKET = load_settings().storage_bucket
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def test_bucket_is_copied_verified_with_retries_and_orphans(
         storage.faults["space folder/file with space.pdf"] = ["cut"]
         storage.faults["big/video.bin"] = ["cut"]
         storage.faults["listed/but-404.txt"] = ["404"] * 10
-        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+        move(remote(storage), root, load_settings(), manifest_json=tmp_path / "m.json", limits=FAST)
         retried = {k: storage.downloads.count(k) for k in storage.faults}
         clients = {headers.get("x-client-info", "none").partition("/")[0] for _, _, headers, _ in storage.requests}
     assert clients == {"supabase-py"}  # the listing and the downloads both carry the supabase client's headers
@@ -94,15 +97,15 @@ def test_rerun_skips_present_blobs_and_repairs_wrong_ones(
     keys = ["a/b/c/deep.txt", "東京/photo 🌅.jpg", "empty.bin", "space folder/file with space.pdf"]
     write_inputs(root, {file_id(n): k for n, k in enumerate(keys)}, {k: bucket[k] for k in keys[:3]})
     with FakeStorage("life-os-files", {k: bucket[k] for k in keys}, KEY) as storage:
-        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+        move(remote(storage), root, load_settings(), manifest_json=tmp_path / "m.json", limits=FAST)
         assert len(storage.downloads) == 4
-        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+        move(remote(storage), root, load_settings(), manifest_json=tmp_path / "m.json", limits=FAST)
         assert len(storage.downloads) == 4, "a re-run downloads nothing that is in place"
         assert {r["status"] for r in manifest().values()} == {"present"}
         (root / keys[0]).write_bytes(b"corrupted")
         (root / keys[3]).write_bytes(b"not what the last run wrote")  # no eTag: known by the last run's sha256
         (root / keys[1]).unlink()
-        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+        move(remote(storage), root, load_settings(), manifest_json=tmp_path / "m.json", limits=FAST)
     statuses = {k: r["status"] for k, r in manifest().items()}
     assert statuses == {keys[0]: "repaired", keys[1]: "copied", keys[2]: "present", keys[3]: "repaired"}
     assert all((root / k).read_bytes() == bucket[k] for k in keys)
@@ -129,7 +132,7 @@ def test_blobs_that_keep_failing_or_do_not_verify_fail_the_step_and_leave_no_fil
     with FakeStorage("life-os-files", objects, KEY) as storage:
         storage.faults["flaky.txt"] = ["500"] * 10
         with pytest.raises(lifeos_env.MigrationError, match="3 blobs could not be moved"):
-            move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+            move(remote(storage), root, load_settings(), manifest_json=tmp_path / "m.json", limits=FAST)
         assert storage.downloads.count("flaky.txt") == storage.downloads.count("short.bin") == 4  # both retried
     rows = manifest()
     assert rows["flaky.txt"]["status"] == "failed"
@@ -152,7 +155,7 @@ def test_names_that_escape_the_storage_root_are_refused(fresh_database: str, roo
     rows = {file_id(1): "a/../../up.txt", file_id(2): None, file_id(3): "ok.txt"}
     write_inputs(root, rows, {})
     with FakeStorage("life-os-files", objects, KEY) as storage:
-        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+        move(remote(storage), root, load_settings(), manifest_json=tmp_path / "m.json", limits=FAST)
         assert storage.downloads == ["ok.txt"]
     statuses = {k: (r["status"], r["local_path"]) for k, r in manifest().items()}
     details = {k: r["detail"] for k, r in manifest().items()}
@@ -181,7 +184,7 @@ def test_dry_run_prints_the_plan_and_copies_nothing(
     (staging / "deep folder").mkdir(parents=True)
     (staging / "deep folder" / "a b.txt").write_bytes(b"a")
     write_inputs(root, {file_id(1): "deep folder/a b.txt"}, {})
-    move(LocalSource(staging), root, dry_run=True, manifest_json=tmp_path / "m.json")
+    move(LocalSource(staging), root, load_settings(), dry_run=True, manifest_json=tmp_path / "m.json")
     assert f"copy     'deep folder/a b.txt' -> {root}/deep folder/a b.txt" in capsys.readouterr().out
     assert not root.exists() and not (tmp_path / "m.json").exists()
     with lifeos_env.transaction() as cur:
@@ -210,7 +213,7 @@ def test_kill_9_mid_copy_then_resume(fresh_database: str, root: Path, tmp_path: 
         run.communicate()
         assert list(root.glob(".lifeos-*.part")), "the copy was not under way when killed"
         assert not (root / "big.bin").exists()
-        move(remote(storage), root, manifest_json=tmp_path / "m.json", limits=FAST)
+        move(remote(storage), root, load_settings(), manifest_json=tmp_path / "m.json", limits=FAST)
     assert (root / "big.bin").read_bytes() == objects["big.bin"]
     assert {k: r["status"] for k, r in manifest().items()} in (
         {"big.bin": "copied", "small.txt": "present"},
@@ -254,14 +257,14 @@ def test_the_service_key_never_appears_in_output_errors_or_manifest(
 def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
     fresh_database: str, root: Path, tmp_path: Path
 ) -> None:
-    restore_v1.restore(restore_v1.SAMPLE_DUMP)  # the sample's v1 with its storage.objects inventory
+    restore_v1.restore(load_settings(), restore_v1.SAMPLE_DUMP)  # the sample's v1 with its storage.objects inventory
     staging = generate_sample.write_sample_blobs(1, tmp_path / "staging")
     (staging / "stray").mkdir()
     (staging / "stray" / "left over.txt").write_bytes(b"no files row")
     (staging / "stray" / PLACEHOLDER).write_bytes(b"")
     (staging / os.fsdecode(b"stray/latin-1 \xe9t\xe9.txt")).write_bytes(b"a name that is not UTF-8")
     migrate.build_int_files()
-    move(LocalSource(staging), root, manifest_json=tmp_path / "m.json")
+    move(LocalSource(staging), root, load_settings(), manifest_json=tmp_path / "m.json")
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select f.id::text, f.object_key, f.storage_path, trim(both '\"' from o.metadata->>'eTag')"
@@ -285,7 +288,7 @@ def test_sample_blobs_from_a_staging_folder_land_where_int_files_points(
 
 def test_bad_input_is_one_clear_line(fresh_database: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(lifeos_env.MigrationError, match=r"v2_work\.int_files does not exist: build it first"):
-        move(LocalSource(root.parent.parent), root)
+        move(LocalSource(root.parent.parent), root, load_settings())
     with pytest.raises(lifeos_env.MigrationError, match="--files-from /nowhere: no such folder"):
         source_from("/nowhere", BUCKET)
     monkeypatch.delenv("SUPABASE_SERVICE_KEY", raising=False)
@@ -295,7 +298,7 @@ def test_bad_input_is_one_clear_line(fresh_database: str, root: Path, monkeypatc
         SupabaseSource("ftp://x", KEY, BUCKET, FAST)
     write_inputs(root.parent, {file_id(1): "a.txt"}, {})  # storage_path under another root than the step's
     with pytest.raises(lifeos_env.MigrationError, match=r"is not under the storage root .*: run both with the same"):
-        move(LocalSource(root.parent.parent), root)
+        move(LocalSource(root.parent.parent), root, load_settings())
 
 
 def test_symbolic_links_below_the_root_are_refused_not_followed(
@@ -314,7 +317,7 @@ def test_symbolic_links_below_the_root_are_refused_not_followed(
     (root / "2025").symlink_to(outside)
     (root / "linked.txt").symlink_to(outside / "secret.txt")
     (root / ORPHANS).symlink_to(outside)
-    move(LocalSource(staging), root, manifest_json=tmp_path / "m.json")
+    move(LocalSource(staging), root, load_settings(), manifest_json=tmp_path / "m.json")
     assert [(p.name, p.read_bytes()) for p in outside.iterdir()] == [("secret.txt", b"not yours")]
     rows = manifest()
     assert {k: (r["status"], r["local_path"], r["detail"]) for k, r in rows.items() if r["status"] == "refused"} == {

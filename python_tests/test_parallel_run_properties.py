@@ -27,6 +27,7 @@ import lifeos_env
 import migrate
 import publish
 from lifeos import backups, catalog, guard, runs
+from lifeos.settings import load as load_settings
 
 DELETED = "deleted"  # a tracked write that deleted the row
 TITLES = st.sampled_from(["alpha", "beta", "gamma", "it's", "zeta"])
@@ -162,7 +163,7 @@ class ParallelRun(RuleBasedStateMachine):
     def rollback(self) -> None:
         with lifeos_env.transaction() as cur:
             kept = catalog.schemas_like(cur, backups.BACKUP_PREFIX)
-            unsaved = guard.app_changes(cur, "public")
+            unsaved = guard.app_changes(cur, load_settings(), "public")
         if not kept:
             return
         assert publish.main(["rollback"]) == (1 if unsaved else 0)  # the guard keeps the app's writes
@@ -189,7 +190,9 @@ class ParallelRun(RuleBasedStateMachine):
     @invariant()
     def nothing_is_building(self) -> None:
         with lifeos_env.transaction() as cur:
-            cur.execute(sql.SQL("select count(*) from {} where result = 'building'").format(runs.meta("runs")))
+            cur.execute(
+                sql.SQL("select count(*) from {} where result = 'building'").format(runs.meta(load_settings(), "runs"))
+            )
             assert cur.fetchone() == (0,)
 
 

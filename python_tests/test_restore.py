@@ -21,6 +21,7 @@ import make_supabase_dump
 import migrate
 import restore_v1
 from lifeos.restore import archive
+from lifeos.settings import load as load_settings
 
 pytestmark = pytest.mark.both_servers  # dumps by the server's own pg_dump, restored into that server
 
@@ -94,7 +95,7 @@ def test_every_dump_kind_restores_every_value(
     kind: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str
 ) -> None:
     source, dumps = supabase_source
-    assert_restored_exactly(source, fresh_database, restore_v1.restore(dumps[kind]))
+    assert_restored_exactly(source, fresh_database, restore_v1.restore(load_settings(), dumps[kind]))
 
 
 def test_a_live_database_restores_exact_floats_whatever_its_defaults(
@@ -115,7 +116,7 @@ def test_a_live_database_restores_exact_floats_whatever_its_defaults(
             "alter table public.tasks add column estimate double precision; update public.tasks set estimate = 1 / 3.0",
         )
         query("postgres", sql.SQL("alter database {} set extra_float_digits = -15").format(sql.Identifier(source)))
-        assert_restored_exactly(source, fresh_database, restore_v1.restore(dsn=f"dbname={source}"))
+        assert_restored_exactly(source, fresh_database, restore_v1.restore(load_settings(), dsn=f"dbname={source}"))
     finally:
         lifeos_env.drop_database(source)
 
@@ -133,14 +134,14 @@ def test_a_live_database_is_read_through_connect_read_only(
         return opened[-1]
 
     monkeypatch.setattr(lifeos_env, "connect_read_only", recorded)
-    restored = restore_v1.restore(dsn=f"dbname={supabase_source[0]}")
+    restored = restore_v1.restore(load_settings(), dsn=f"dbname={supabase_source[0]}")
     assert restored["tasks"] > 0
     assert [conn.dsn for conn in opened] == [f"dbname={supabase_source[0]}"]
     assert opened[0].closed
 
 
 def test_supabase_objects_are_never_created(supabase_source: tuple[str, dict[str, Path]], fresh_database: str) -> None:
-    restore_v1.restore(supabase_source[1]["extensions"])
+    restore_v1.restore(load_settings(), supabase_source[1]["extensions"])
     checks = {
         "event triggers": "select count(*) from pg_event_trigger",
         "policies": "select count(*) from pg_policy",
@@ -161,7 +162,7 @@ def test_supabase_objects_are_never_created(supabase_source: tuple[str, dict[str
 def test_extra_columns_are_kept_and_named(
     supabase_source: tuple[str, dict[str, Path]], fresh_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     output = " ".join(capsys.readouterr().out.split())
     assert "public.tasks has extra columns, kept in tasks: user_id" in output
     assert "public.notes has extra columns, kept in notes: user_id" in output
@@ -328,14 +329,14 @@ def no_trace_of_execution(database: str) -> None:
 def test_bad_dumps_are_refused_and_v1_is_unchanged(
     case: str, supabase_source: tuple[str, dict[str, Path]], fresh_database: str, tmp_path: Path
 ) -> None:
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     before = fingerprint(fresh_database)
     variant, spoil, message = BAD_DUMPS[case]
     spoiled = spoil(supabase_source[1][variant].read_text(encoding="utf-8"))
     bad = tmp_path / "bad.sql"
     bad.write_bytes(spoiled if isinstance(spoiled, bytes) else spoiled.encode())
     with pytest.raises(lifeos_env.MigrationError) as refused:
-        restore_v1.restore(bad)
+        restore_v1.restore(load_settings(), bad)
     assert message in str(refused.value) and "\n" not in str(refused.value)
     assert fingerprint(fresh_database) == before
     assert query(fresh_database, "select nspname from pg_namespace where nspname like 'v1_restore_%%'") == []
@@ -356,7 +357,7 @@ def test_bad_archives_are_refused(
     bad = tmp_path / "bad.dump"
     bad.write_bytes(archive[: len(archive) // 2] if case == "truncated" else archive[:6] + b"\x63" + archive[7:])
     with pytest.raises(lifeos_env.MigrationError) as refused:
-        restore_v1.restore(bad)
+        restore_v1.restore(load_settings(), bad)
     assert message in str(refused.value)
     assert query(fresh_database, "select count(*) from pg_namespace where nspname like 'v1%%'") == [(0,)]
 
@@ -374,7 +375,7 @@ def test_an_unreadable_archive_is_refused_before_any_connection(
     bad = tmp_path / "bad.dump"
     bad.write_bytes(archive[:6] + b"\x63" + archive[7:])
     with pytest.raises(lifeos_env.MigrationError, match=r"is archive format 1\.99"):
-        restore_v1.restore(bad)
+        restore_v1.restore(load_settings(), bad)
 
 
 def test_a_crafted_dump_runs_nothing(
@@ -383,7 +384,7 @@ def test_a_crafted_dump_runs_nothing(
     """Functions, event triggers, quoted names, meta-commands and COPY FROM PROGRAM on other tables: all inert."""
     crafted = supabase_source[1]["plain"].parent / "crafted.sql"
     crafted.write_text(inject(supabase_source[1]["plain"].read_text(encoding="utf-8"), SMUGGLED), encoding="utf-8")
-    counts = restore_v1.restore(crafted)
+    counts = restore_v1.restore(load_settings(), crafted)
     assert counts["tasks"] == 200
     assert 'public tables outside the v1 contract, not restored: public.pwned_marker, public.tasks"; CREATE' in (
         capsys.readouterr().out
@@ -393,7 +394,7 @@ def test_a_crafted_dump_runs_nothing(
 
 def test_the_bundled_sample_is_the_generated_sample(fresh_database: str) -> None:
     """sample/life_os_v1_backup.sql holds generate_sample's rows, and a storage object per blob it writes."""
-    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    restore_v1.restore(load_settings(), restore_v1.SAMPLE_DUMP)
     generator = generate_sample.Generator(1)
     generate_sample.load("generated", generator.tables())
     for table in restore_v1.contract().values():
@@ -415,7 +416,7 @@ def test_a_dump_without_storage_restores_an_empty_inventory(
     public_only.write_text(
         text.replace("storage.buckets ", "storage.old_buckets ").replace("storage.objects ", "storage.old_objects ")
     )
-    counts = restore_v1.restore(public_only)
+    counts = restore_v1.restore(load_settings(), public_only)
     assert counts["storage_objects"] == counts["storage_buckets"] == 0 and counts["tasks"] == 200
     assert columns_of(fresh_database, "v1", "storage_objects") == ["id", "bucket_id", "name", "metadata"]
     assert "the dump has no storage.objects: storage_objects is restored empty" in " ".join(
@@ -462,7 +463,7 @@ def test_copy_data_of_an_unqualified_table_is_skipped_whole(
     dump = plain_with(
         supabase_source, tmp_path, lambda t: edit(t, tasks, "COPY users (id) FROM stdin;\n1\n\\.\n" + tasks)
     )
-    assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(dump))
+    assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(load_settings(), dump))
 
 
 def test_a_backslash_line_after_unscanned_copy_data_keeps_its_place(
@@ -472,7 +473,7 @@ def test_a_backslash_line_after_unscanned_copy_data_keeps_its_place(
     tasks = "COPY public.tasks "
     hidden = f"SELECT '{'a' * 1000}\nx;\ny';\nCOPY public.other FROM stdin WITH (FORMAT text);\n1\n\\.\n"
     dump = plain_with(supabase_source, tmp_path, lambda t: edit(t, tasks, hidden + tasks))
-    assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(dump))
+    assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(load_settings(), dump))
 
 
 @pytest.mark.parametrize("options", [["--clean"], ["--clean", "--if-exists"]])
@@ -483,7 +484,7 @@ def test_a_dump_that_drops_before_it_creates_restores_every_value(
     dump = tmp_path / "clean.sql"
     subprocess.run([lifeos_env.pg_client("pg_dump"), *options, "--file", str(dump), supabase_source[0]], check=True)
     assert "DROP TABLE" in dump.read_text(encoding="utf-8")
-    assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(dump))
+    assert_restored_exactly(supabase_source[0], fresh_database, restore_v1.restore(load_settings(), dump))
 
 
 def test_the_dumps_date_style_and_time_zone_read_its_values(
@@ -506,7 +507,7 @@ def test_the_dumps_date_style_and_time_zone_read_its_values(
     dump = plain_with(
         supabase_source, tmp_path, lambda t: f"{head}{settings}COPY public.tasks ({columns}) FROM stdin;\n{body}"
     )
-    restore_v1.restore(dump)
+    restore_v1.restore(load_settings(), dump)
     restored = query(
         fresh_database,
         "select due_date = %s::date, created_at = %s::timestamp at time zone 'Asia/Tokyo' from v1.tasks where id = %s",
@@ -522,13 +523,13 @@ def test_a_data_only_dump_without_rows_for_a_table_v1_has_warns(
     tmp_path: Path,
 ) -> None:
     """Issue 16 B: a CLI dump that lost the rows of tasks still restores, but says which table v1 had rows in."""
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     cli = supabase_source[1]["cli"].read_text(encoding="utf-8")
     no_tasks = tmp_path / "no_tasks.sql"
     first, last = cli.index(CLI_TASK), cli.rindex(CLI_TASK)
     no_tasks.write_text(cli[:first] + cli[cli.index("\nINSERT INTO", last) + 1 :])
     capsys.readouterr()
-    assert restore_v1.restore(no_tasks)["tasks"] == 0
+    assert restore_v1.restore(load_settings(), no_tasks)["tasks"] == 0
     output = " ".join(capsys.readouterr().out.split())
     assert "the data-only dump holds no rows for public.tasks, but v1.tasks has 200" in output
     assert "holds no rows for public.notes" not in output
@@ -542,7 +543,7 @@ def test_a_truncated_tar_archive_fails_instead_of_hanging(
     cut = tmp_path / "cut.tar"
     cut.write_bytes(supabase_source[1]["tar"].read_bytes()[:300_000])
     with pytest.raises(lifeos_env.MigrationError) as refused:
-        restore_v1.restore(cut)
+        restore_v1.restore(load_settings(), cut)
     assert "pg_restore made no progress on" in str(refused.value) and "truncated or damaged" in str(refused.value)
     assert query(fresh_database, "select count(*) from pg_namespace where nspname like 'v1%%'") == [(0,)]
 
@@ -578,7 +579,7 @@ def test_a_schema_of_v2_or_the_migration_is_never_replaced(schema: str, fresh_da
 def test_a_schema_holding_other_tables_is_never_replaced(fresh_database: str) -> None:
     query(fresh_database, "create schema mine; create table mine.notes (a int); create table mine.diary (a int)")
     with pytest.raises(lifeos_env.MigrationError, match="refusing to restore into schema mine: it holds diary"):
-        restore_v1.restore(restore_v1.SAMPLE_DUMP, schema="mine")
+        restore_v1.restore(load_settings(), restore_v1.SAMPLE_DUMP, schema="mine")
     assert query(fresh_database, "select count(*) from mine.diary") == [(0,)]
 
 
@@ -596,7 +597,7 @@ def test_dumps_of_every_pg_dump_version_here_restore_every_value(
     assert 18 in versions and 16 in versions
     for major in versions:
         dump = make_supabase_dump.write_dumps(source, tmp_path / str(major), [kind], major)[kind]
-        assert_restored_exactly(source, fresh_database, restore_v1.restore(dump))
+        assert_restored_exactly(source, fresh_database, restore_v1.restore(load_settings(), dump))
 
 
 def test_one_place_finds_the_postgresql_client_programs() -> None:

@@ -22,6 +22,7 @@ from test_restore import copy_out, fingerprint, query
 import lifeos_env
 import restore_v1
 from lifeos.restore import archive
+from lifeos.settings import load as load_settings
 
 pytestmark = pytest.mark.both_servers  # dumps by the server's own pg_dump, restored into that server
 
@@ -119,7 +120,7 @@ def restored(dump: Path) -> tuple[dict[str, int] | None, str]:
     """Restore `dump` into the target; (row counts, "") or (None, the one-line error). Always within TIME_LIMIT."""
     start = time.monotonic()
     try:
-        return restore_v1.restore(dump), ""
+        return restore_v1.restore(load_settings(), dump), ""
     except lifeos_env.MigrationError as error:
         return None, str(error)
     finally:

@@ -26,6 +26,7 @@ import migrate
 import restore_v1
 from lifeos import report
 from lifeos.restore.scanner import Scanner
+from lifeos.settings import load as load_settings
 
 pytestmark = pytest.mark.both_servers  # dumps by the server's own pg_dump, restored into that server
 
@@ -60,7 +61,7 @@ def refused(dump: Path, database: str) -> str:
     """The one-line error of restoring `dump`, having checked that v1 stayed as it was."""
     before = fingerprint(database)
     with pytest.raises(lifeos_env.MigrationError) as error:
-        restore_v1.restore(dump)
+        restore_v1.restore(load_settings(), dump)
     assert "\n" not in str(error.value)
     assert fingerprint(database) == before
     return str(error.value)
@@ -104,7 +105,7 @@ def test_partitions_and_children_restore_every_row_into_their_v1_table(
         children = query(source, "select count(*) from pg_inherits where inhparent = 'public.notes'::regclass")
         assert children[0][0] >= 1
         assert query(source, "select count(*) from only public.notes")[0][0] < 50
-        counts = restore_v1.restore(pg_dump(source, tmp_path / "notes.dump", *options))
+        counts = restore_v1.restore(load_settings(), pg_dump(source, tmp_path / "notes.dump", *options))
         assert counts["notes"] == 50
         assert copy_out(fresh_database, "v1", "notes", NOTE_COLUMNS) == copy_out(
             source, "public", "notes", NOTE_COLUMNS
@@ -134,7 +135,7 @@ def test_a_sub_partitioned_table_and_routines_with_sql_bodies_restore(
         assert query(source, "select count(*) from public.notes_early_all")[0][0] > 0
         dump = pg_dump(source, tmp_path / "nested.sql")
         assert "BEGIN ATOMIC" in dump.read_text(encoding="utf-8")
-        assert restore_v1.restore(dump)["notes"] == 50
+        assert restore_v1.restore(load_settings(), dump)["notes"] == 50
         assert copy_out(fresh_database, "v1", "notes", NOTE_COLUMNS) == copy_out(
             source, "public", "notes", NOTE_COLUMNS
         )
@@ -147,14 +148,14 @@ def test_empty_statements_are_skipped_as_psql_skips_them(
     tasks = "COPY public.tasks "
     empty = "SELECT 1;;\n/* a comment alone */ ;\n  ;\n"
     dump = plain_with(supabase_source, tmp_path, lambda t: edit(t, tasks, empty + tasks))
-    assert restore_v1.restore(dump)["tasks"] == 200
+    assert restore_v1.restore(load_settings(), dump)["tasks"] == 200
 
 
 def test_a_child_attached_after_its_rows_were_read_is_refused(
     supabase_source: Source, fresh_database: str, tmp_path: Path
 ) -> None:
     """Case 1: rows read as a skipped table's that later become notes' would be lost: refused."""
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     block = "COPY public.old_notes (id, title) FROM stdin;\n00000000-0000-4000-8000-00000000abcd\tlate\n\\.\n"
     late = "CREATE TABLE public.old_notes (id uuid, title text);\n" + block
     late += "ALTER TABLE public.old_notes INHERIT public.notes;\n"
@@ -164,7 +165,7 @@ def test_a_child_attached_after_its_rows_were_read_is_refused(
 
 def test_a_child_of_two_v1_tables_is_refused(supabase_source: Source, fresh_database: str, tmp_path: Path) -> None:
     """Case 1: rows of a child of notes and tasks are in both as PostgreSQL reads them: refused, not guessed."""
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     both = "CREATE TABLE public.both_kinds (extra text) INHERITS (public.notes, public.tasks);\n"
     both += "COPY public.both_kinds (id, title) FROM stdin;\n00000000-0000-4000-8000-00000000abcd\tboth\n\\.\n"
     message = refused(plain_with(supabase_source, tmp_path, lambda t: inject(t, both)), fresh_database)
@@ -173,7 +174,7 @@ def test_a_child_of_two_v1_tables_is_refused(supabase_source: Source, fresh_data
 
 def test_a_missing_end_of_data_after_a_skipped_table_is_refused(fresh_database: str, tmp_path: Path) -> None:
     """Case 2: the bundled sample without the \\. that ends auth.users' COPY: psql refuses it, and so does this."""
-    restore_v1.restore(restore_v1.SAMPLE_DUMP)
+    restore_v1.restore(load_settings(), restore_v1.SAMPLE_DUMP)
     text = restore_v1.SAMPLE_DUMP.read_text(encoding="utf-8")
     start = text.index("COPY auth.users ")
     end = text.index("\\.\n", start)
@@ -188,7 +189,7 @@ def test_a_skipped_tables_copy_in_another_format_is_refused(
     supabase_source: Source, fresh_database: str, tmp_path: Path
 ) -> None:
     """Case 2: a CSV block would be read as text rows that do not fit: refused by its format, naming it."""
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     csv = 'COPY auth.sessions (id, note) FROM stdin WITH (FORMAT csv);\n1,"a\tb"\n\\.\n'
     message = refused(plain_with(supabase_source, tmp_path, lambda t: inject(t, csv)), fresh_database)
     assert "refusing `COPY auth.sessions (id, note) FROM stdin WITH (FORMAT csv)`: only COPY's text format" in message
@@ -196,7 +197,7 @@ def test_a_skipped_tables_copy_in_another_format_is_refused(
 
 def test_a_skipped_tables_rows_are_read_like_any_other(supabase_source: Source, fresh_database: str) -> None:
     """Case 2: the sample's skipped tables (auth.users) are read, and the restore still passes."""
-    counts = restore_v1.restore(supabase_source[1]["plain"])
+    counts = restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     assert counts["areas"] == 10 and counts["projects"] == 20
 
 
@@ -205,7 +206,7 @@ def test_a_table_without_its_data_section_is_refused(
     table: str, supabase_source: Source, fresh_database: str, tmp_path: Path
 ) -> None:
     """Case 3: pg_dump writes a data section for every table, even an empty one (reminders has no rows)."""
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     cut = plain_with(
         supabase_source, tmp_path, lambda t: re.sub(rf"(?ms)^COPY public\.{table} .*?^\\\.\n", "", t, count=1)
     )
@@ -219,7 +220,7 @@ def test_an_insert_dump_with_an_empty_table_restores(
     """Case 3: with --inserts an empty table's data section is its heading alone (reminders has no rows)."""
     dump = pg_dump(supabase_source[0], tmp_path / "inserts.sql", "--inserts")
     assert "Name: reminders; Type: TABLE DATA" in dump.read_text(encoding="utf-8")
-    assert restore_v1.restore(dump)["reminders"] == 0
+    assert restore_v1.restore(load_settings(), dump)["reminders"] == 0
 
 
 def without_columns(text: str, table: str, dropped: list[str]) -> str:
@@ -243,7 +244,7 @@ def test_a_copy_that_leaves_columns_out_gets_their_defaults(
     dump = plain_with(
         supabase_source, tmp_path, lambda t: without_columns(t, "notes", ["content_format", "created_at"])
     )
-    restore_v1.restore(dump)
+    restore_v1.restore(load_settings(), dump)
     rows = query(
         fresh_database,
         "select count(*), count(*) filter (where content_format = 'markdown'),"
@@ -257,7 +258,7 @@ def test_a_copy_that_leaves_out_a_not_null_column_without_default_is_refused(
     supabase_source: Source, fresh_database: str, tmp_path: Path
 ) -> None:
     """Case 4: PostgreSQL would refuse the null; so does the restore, naming the column."""
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     dump = plain_with(supabase_source, tmp_path, lambda t: without_columns(t, "notes", ["title"]))
     assert "the data of public.notes leaves out column title, which is NOT NULL" in refused(dump, fresh_database)
 
@@ -311,7 +312,7 @@ def test_settings_pg_dump_never_writes_are_refused_with_their_line(
     case: str, supabase_source: Source, fresh_database: str, tmp_path: Path
 ) -> None:
     """Case 6: a setting that changes how values read, set where the restore cannot follow it: one line."""
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     spoil, expected = SETTINGS[case]
     message = refused(plain_with(supabase_source, tmp_path, spoil), fresh_database)
     assert re.match(r"line \d+ of ", message) and expected in message
@@ -327,7 +328,7 @@ def test_an_all_empty_dump_restores_and_says_so(
 ) -> None:
     """Case 7: every data section present and empty: v1 is restored empty, and the report says it."""
     empty = plain_with(supabase_source, tmp_path, emptied)
-    counts = restore_v1.restore(empty)
+    counts = restore_v1.restore(load_settings(), empty)
     assert set(counts.values()) == {0}
     output = " ".join(capsys.readouterr().out.split())
     assert "warning: the dump holds no rows at all: every v1 table is restored empty" in output
@@ -342,7 +343,7 @@ def test_an_all_empty_migration_says_so_in_its_summary_line(
     assert migrate.main(["--dump", str(empty), "--skip-files", "--no-publish"]) == 0
     output = " ".join(capsys.readouterr().out.split())
     assert "validation passed (v1 held no rows: v2 is EMPTY): report in" in output
-    assert report.EMPTY in (report.TARGET / "report.md").read_text()
+    assert report.EMPTY in (load_settings().target / "report.md").read_text()
 
 
 @pytest.mark.parametrize("lines", [5_000, 10_000, 20_000])
@@ -360,7 +361,7 @@ def test_a_long_backslash_body_restores_exactly(fresh_database: str, tmp_path: P
     """Case 8: the 20,000-line LaTeX note of the bench restores whole, each backslash line as written."""
     dump = tmp_path / "latex.sql"
     dump.write_bytes(make_supabase_dump.backslash_lines_dump(20_000))
-    assert restore_v1.restore(dump)["notes"] == 1
+    assert restore_v1.restore(load_settings(), dump)["notes"] == 1
     body = query(fresh_database, "select body from v1.notes")[0][0]
     assert body.count("\n") == 20_000 and body.startswith("\\item line 0 with a 'quote' and \\\\ more;\n")
 
@@ -373,7 +374,7 @@ def test_a_nul_escape_names_its_statement(supabase_source: Source, fresh_databas
     dump = tmp_path / "nul.sql"
     dump.write_text(spoiled, encoding="utf-8")
     with pytest.raises(lifeos_env.MigrationError) as error:
-        restore_v1.restore(dump)
+        restore_v1.restore(load_settings(), dump)
     assert re.match(r"line \d+ of .*: PostgreSQL's grammar rejects `INSERT INTO", str(error.value))
     assert "0x00" in str(error.value) and "truncated" not in str(error.value)
 
@@ -384,7 +385,7 @@ def test_app_tables_under_another_schema_are_named(
     """Case 16: the app's tables dumped from schema app: the error says where they are."""
     dump = plain_with(supabase_source, tmp_path, lambda t: t.replace("public.", "app."))
     with pytest.raises(lifeos_env.MigrationError) as error:
-        restore_v1.restore(dump)
+        restore_v1.restore(load_settings(), dump)
     assert "no data for any of the v1 tables" in str(error.value)
     assert "it has areas, capture, context_types, daily_focus" in str(error.value)
     assert "in schema app, but v1's tables are read from schema public" in str(error.value)
@@ -402,7 +403,7 @@ def test_a_cluster_dump_of_two_databases_names_them(
     dump = tmp_path / "cluster.sql"
     dump.write_text("--\n-- PostgreSQL database cluster dump\n--\n\n" + "".join(parts), encoding="utf-8")
     with pytest.raises(lifeos_env.MigrationError) as error:
-        restore_v1.restore(dump)
+        restore_v1.restore(load_settings(), dump)
     message = str(error.value)
     assert f"several databases ({supabase_source[0]}, {other}) with public." in message
     assert "restore one, dumped with `pg_dump DATABASE`" in message
@@ -416,6 +417,6 @@ def test_a_boolean_dumped_as_smallint_is_refused_in_one_line(
     change += " alter column processed type smallint using processed::int"
     with derived(supabase_source, change) as source:
         dump = pg_dump(source, tmp_path / "drift.sql")
-    restore_v1.restore(supabase_source[1]["plain"])
+    restore_v1.restore(load_settings(), supabase_source[1]["plain"])
     message = refused(dump, fresh_database)
     assert "public.capture.processed is smallint in the dump, which PostgreSQL cannot cast to boolean" in message

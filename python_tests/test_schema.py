@@ -20,19 +20,25 @@ from psycopg2 import sql
 import export_ddl
 import lifeos_env
 import migrate
-from lifeos import report
+from lifeos import mart_checks
+from lifeos.settings import load as load_settings
 
 Cursor = psycopg2.extensions.cursor
 POLYMORPHIC = ("reminders", "note_links", "entity_tags", "activity_log", "search_index")
+ACYCLIC = "tasks bookmark_folders task_dependencies"  # the marts with the rule acyclic
 # the universal columns a table leaves out, each for the reason its YAML gives
-OMITTED = {"activity_log": {"sort_order"}, "search_index": {"sort_order"}}
+OMITTED = {
+    "activity_log": {"sort_order"},
+    "search_index": {"sort_order"},
+    "search_index_queue": {"is_active", "sort_order"},
+}
 
 
 @pytest.fixture(scope="module")
 def manifest() -> dict[str, Any]:
     """dbt's manifest of the project as it is, parsed into this worker's target folder."""
     migrate.dbt("parse")
-    return json.loads((report.TARGET / "manifest.json").read_text())
+    return json.loads((load_settings().target / "manifest.json").read_text())
 
 
 @pytest.fixture
@@ -55,30 +61,35 @@ def v2(sample_db: Cursor, migrated_v2_schema: str) -> Cursor:
 
 
 def dbt_test(select: str) -> dict[str, list[tuple[object, ...]]]:
-    """Run `dbt test --select` on the live schema; each test's name -> the rows its query finds (empty = passed)."""
+    """Run `dbt test --select` on the live schema; `<rule>:<mart>` -> the rows each failing rule of the marts'
+    mart_checks finds, each row's values but its problem (none: every rule passed)."""
     success, _, log = run_dbt("test", "--select", select, "--vars", f"{{marts_schema: {LIVE}}}")
     results = [
         result
-        for result in json.loads((report.TARGET / "run_results.json").read_text())["results"]
+        for result in json.loads((load_settings().target / "run_results.json").read_text())["results"]
         if result["unique_id"].startswith("test.")
     ]
     assert results and all(r["status"] in ("pass", "fail") for r in results), log[-3000:]
-    found = {}
+    found: dict[str, list[tuple[object, ...]]] = {}
     with lifeos_env.transaction() as cur:
         for result in results:
+            table = result["unique_id"].split(".")[2].removeprefix(f"{mart_checks.TEST}_")
             cur.execute(result["compiled_code"])
-            found[result["unique_id"].split(".")[2].rstrip("_")] = cur.fetchall()
-    assert (not success) == any(found.values()), log[-3000:]
+            for rule, _, row in cur.fetchall():
+                values = tuple(value for column, value in row.items() if column != "problem")
+                found.setdefault(f"{rule}:{table}", []).append(values)
+    assert (not success) == bool(found), log[-3000:]
     return found
 
 
-def failing(found: dict[str, list[tuple[object, ...]]]) -> dict[str, list[tuple[object, ...]]]:
-    return {name: sorted(rows) for name, rows in found.items() if rows}
+def failing(found: dict[str, list[tuple[object, ...]]], rule: str) -> dict[str, list[tuple[object, ...]]]:
+    """The failing rows of `rule` in what dbt_test found, sorted."""
+    return {name: sorted(rows) for name, rows in found.items() if name.split(":")[0] == rule}
 
 
 @pytest.mark.both_servers  # the server's deparse of the built schema
 def test_ddl_file_matches_the_build(migrated_sample: str, migrated_v2_schema: str) -> None:
-    built = export_ddl.dump_schema_ddl(migrated_sample, migrated_v2_schema)
+    built = export_ddl.dump_schema_ddl(load_settings(), migrated_sample, migrated_v2_schema)
     assert as_deparsed(export_ddl.DDL_FILE.read_text()) == as_deparsed(built), (
         "schema/lifeos_r1_full_schema.sql is stale: run scripts/export_ddl"
     )
@@ -97,7 +108,7 @@ def test_ddl_file_applies_to_an_empty_database_and_dumps_back_the_same() -> None
     psql = lifeos_env.pg_client("psql", export_ddl.PG_DUMP_MAJOR)
     subprocess.run([str(psql), "-q", "-v", "ON_ERROR_STOP=1", "-f", str(export_ddl.DDL_FILE)], check=True,
                    capture_output=True, env=os.environ.copy())  # fmt: skip
-    dumped = export_ddl.dump_schema_ddl(os.environ["PGDATABASE"], "public")
+    dumped = export_ddl.dump_schema_ddl(load_settings(), os.environ["PGDATABASE"], "public")
     assert as_deparsed(dumped) == as_deparsed(export_ddl.DDL_FILE.read_text())
 
 
@@ -123,7 +134,7 @@ def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor, manifest:
     columns: dict[str, dict[str, tuple[str, str, str]]] = {}
     for table, column, data_type, nullable, default in v2.fetchall():
         columns.setdefault(table, {})[column] = (data_type, nullable, default)
-    assert set(columns) == set(omitted) and len(columns) == 34
+    assert set(columns) == set(omitted) and len(columns) == 35
     universal = {
         "id": ("uuid", "NO", "gen_random_uuid()"),
         "created_at": ("timestamp with time zone", "NO", "now()"),
@@ -142,7 +153,7 @@ def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor, manifest:
 
 @pytest.mark.both_servers  # the server's catalog
 def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> None:
-    assert failing(dbt_test("test_name:catalog_matches_contract")) == {}
+    assert failing(dbt_test("test_name:mart_checks"), "catalog_matches_contract") == {}
     # the search functions, whose bodies read contacts, go with it: kept to put back
     live.execute(
         "select pg_get_functiondef(oid) from pg_proc where pronamespace = current_schema()::regnamespace"
@@ -164,8 +175,8 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
         """
     )
     try:
-        assert failing(dbt_test("test_name:catalog_matches_contract")) == {
-            "catalog_matches_contract_contacts": [
+        assert failing(dbt_test("test_name:mart_checks"), "catalog_matches_contract") == {
+            "catalog_matches_contract:contacts": [
                 ("constraint", "contacts_pkey"),
                 ("index", "contacts_is_active_idx"),
                 ("trigger", "contacts_delete_references"),
@@ -173,14 +184,14 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
                 ("trigger", "contacts_search_index_sync_update"),
                 ("trigger", "contacts_set_updated_at"),
             ],
-            "catalog_matches_contract_contact_group_members": [("constraint", "contact_group_members_contact_id_fkey")],
-            "catalog_matches_contract_event_attendees": [("constraint", "event_attendees_contact_id_fkey")],
-            "catalog_matches_contract_project_contacts": [("constraint", "project_contacts_contact_id_fkey")],
-            "catalog_matches_contract_list_items": [("index", "list_items_list_id_idx")],
-            "catalog_matches_contract_tasks": [("constraint", "tasks_assigned_to_fkey")],
-            "catalog_matches_contract_lists": [("trigger", "lists_set_updated_at")],
-            "catalog_matches_contract_tags": [("default", "is_active"), ("not_null", "name")],
-            "catalog_matches_contract_releases": [("constraint", "releases_status_check")],
+            "catalog_matches_contract:contact_group_members": [("constraint", "contact_group_members_contact_id_fkey")],
+            "catalog_matches_contract:event_attendees": [("constraint", "event_attendees_contact_id_fkey")],
+            "catalog_matches_contract:project_contacts": [("constraint", "project_contacts_contact_id_fkey")],
+            "catalog_matches_contract:list_items": [("index", "list_items_list_id_idx")],
+            "catalog_matches_contract:tasks": [("constraint", "tasks_assigned_to_fkey")],
+            "catalog_matches_contract:lists": [("trigger", "lists_set_updated_at")],
+            "catalog_matches_contract:tags": [("default", "is_active"), ("not_null", "name")],
+            "catalog_matches_contract:releases": [("constraint", "releases_status_check")],
         }
     finally:
         live.execute(
@@ -207,24 +218,26 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
                 foreign key (assigned_to) references contacts (id) on delete set null;
             create trigger contacts_search_index_sync_insert after insert on contacts
                 referencing new table as new_rows
-                for each statement execute function search_index_sync('contact');
-            create trigger contacts_search_index_sync_update after update on contacts
-                referencing old table as old_rows new table as new_rows
-                for each statement execute function search_index_sync('contact', 'name', 'email', 'company', 'role',
-                    'notes', 'is_active');
+                for each statement execute function search_index_enqueue('contact');
+            create trigger contacts_search_index_sync_update after update on contacts for each row
+                when (old.name is distinct from new.name or old.email is distinct from new.email
+                    or old.company is distinct from new.company or old.role is distinct from new.role
+                    or old.notes is distinct from new.notes or old.is_active is distinct from new.is_active)
+                execute function search_index_enqueue('contact');
             """
         )
         for definition in search_functions:
             live.execute(definition)
-    assert failing(dbt_test("test_name:catalog_matches_contract")) == {}
+    assert failing(dbt_test("test_name:mart_checks"), "catalog_matches_contract") == {}
 
 
 @pytest.mark.both_servers  # the server's deparse of CHECKs
 def test_polymorphic_checks_allow_exactly_what_their_test_resolves(v2: Cursor, manifest: dict[str, Any]) -> None:
     resolved = {
-        node["attached_node"].split(".")[-1]: sorted(node["test_metadata"]["kwargs"]["entity_types"])
+        node["attached_node"].split(".")[-1]: sorted(rules["polymorphic_reference_resolves"]["entity_types"])
         for node in manifest["nodes"].values()
-        if node.get("test_metadata", {}).get("name") == "polymorphic_reference_resolves"
+        if node.get("test_metadata", {}).get("name") == mart_checks.TEST
+        and "polymorphic_reference_resolves" in (rules := mart_checks.rules(node["test_metadata"]["kwargs"]))
     }
     assert set(resolved) == set(POLYMORPHIC)
     for table, entity_types in resolved.items():
@@ -252,7 +265,7 @@ def test_polymorphic_references_that_point_nowhere_fail(live: Cursor) -> None:
         """
     )
     try:
-        assert failing(dbt_test("test_name:polymorphic_reference_resolves")) == {}
+        assert failing(dbt_test(" ".join(POLYMORPHIC)), "polymorphic_reference_resolves") == {}
         live.execute(
             """
             set session_replication_role = replica;  -- no triggers: the rows the app is refused
@@ -265,10 +278,10 @@ def test_polymorphic_references_that_point_nowhere_fail(live: Cursor) -> None:
             reset session_replication_role;
             """
         )
-        assert failing(dbt_test("test_name:polymorphic_reference_resolves")) == {
-            "note_links_entity_resolves": [("task", "00000000-0000-0000-0000-00000000abcd")],
-            "entity_tags_entity_resolves": [("contact", "00000000-0000-0000-0000-00000000abce")],
-            "activity_log_entity_resolves": [("milestone", "00000000-0000-0000-0000-00000000abcf")],
+        assert failing(dbt_test(" ".join(POLYMORPHIC)), "polymorphic_reference_resolves") == {
+            "polymorphic_reference_resolves:note_links": [("task", "00000000-0000-0000-0000-00000000abcd")],
+            "polymorphic_reference_resolves:entity_tags": [("contact", "00000000-0000-0000-0000-00000000abce")],
+            "polymorphic_reference_resolves:activity_log": [("milestone", "00000000-0000-0000-0000-00000000abcf")],
         }
         with pytest.raises(psycopg2.errors.CheckViolation):
             live.execute(
@@ -288,7 +301,7 @@ def test_task_dependencies_refuse_self_and_duplicate_edges_and_cycles_fail(live:
     try:
         with pytest.raises(psycopg2.errors.UniqueViolation):
             live.execute("insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s)", (a, b))
-        assert failing(dbt_test("test_name:acyclic")) == {}
+        assert failing(dbt_test(ACYCLIC), "acyclic") == {}
         with pytest.raises(psycopg2.errors.CheckViolation):  # refused at write time (test_app.py) ...
             live.execute("insert into task_dependencies (task_id, depends_on_task_id) values (%s, %s)", (c, a))
         live.execute(  # ... and caught by the test when it gets in around the trigger
@@ -297,9 +310,9 @@ def test_task_dependencies_refuse_self_and_duplicate_edges_and_cycles_fail(live:
             " reset session_replication_role",
             (c, a),
         )
-        cycles = failing(dbt_test("test_name:acyclic"))
-        assert list(cycles) == ["task_dependencies_acyclic"]
-        assert {start for start, _ in cycles["task_dependencies_acyclic"]} == {a, b, c}
+        cycles = failing(dbt_test(ACYCLIC), "acyclic")
+        assert list(cycles) == ["acyclic:task_dependencies"]
+        assert {start for start, _ in cycles["acyclic:task_dependencies"]} == {a, b, c}
     finally:
         live.execute("delete from task_dependencies")
 
@@ -310,7 +323,7 @@ def test_bookmark_folders_nest_and_a_loop_fails(live: Cursor) -> None:
     live.execute("insert into bookmark_folders (name, parent_id) values ('Python', %s) returning id", (top,))
     (child,) = live.fetchone()
     try:
-        assert failing(dbt_test("bookmark_folders_acyclic")) == {}
+        assert failing(dbt_test("bookmark_folders"), "acyclic") == {}
         with pytest.raises(psycopg2.errors.CheckViolation):
             live.execute("update bookmark_folders set parent_id = %s where id = %s", (child, top))
         live.execute(
@@ -318,7 +331,7 @@ def test_bookmark_folders_nest_and_a_loop_fails(live: Cursor) -> None:
             " reset session_replication_role",
             (child, top),
         )
-        assert list(failing(dbt_test("bookmark_folders_acyclic"))) == ["bookmark_folders_acyclic"]
+        assert list(failing(dbt_test("bookmark_folders"), "acyclic")) == ["acyclic:bookmark_folders"]
         live.execute("delete from bookmark_folders where id = %s", (child,))  # cascades to its subfolders
         live.execute("select count(*) from bookmark_folders")
         assert live.fetchone() == (0,)

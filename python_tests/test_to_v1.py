@@ -23,6 +23,7 @@ import lifeos_env
 import make_supabase_dump
 import publish
 from lifeos import catalog, export_changes, grants
+from lifeos.settings import load as load_settings
 
 pytestmark = pytest.mark.both_servers  # the export applied to a Supabase-shaped v1 (PostgreSQL 15 on Supabase)
 
@@ -220,5 +221,5 @@ def test_the_export_to_v1_needs_the_restored_v1(live: str, tmp_path: Path) -> No
     with pytest.raises(
         lifeos_env.MigrationError, match=r"^there is no restored v1 \(schema v1\) to compare live v2 with"
     ):
-        export_changes.export_changes(tmp_path / "changes", to_v1=True)
+        export_changes.export_changes(load_settings(), tmp_path / "changes", to_v1=True)
     assert not (tmp_path / "changes").exists()

@@ -22,6 +22,7 @@ import lifeos_env
 import migrate
 import publish
 from lifeos import backups, catalog, cleanup, cutover, runs
+from lifeos.settings import load as load_settings
 
 __all__ = ["rebuilt"]  # the fixture, shared with test_cutover
 
@@ -120,7 +121,7 @@ def assert_private(folder: Path) -> None:
 
 def test_cleanup_after_a_forced_rollback_dumps_the_app_rows_first(rebuilt: str, tmp_path: Path) -> None:
     """R1, R10, issue 14 item 9: rollback --force then cleanup --yes keeps the app's rows in a listed dump."""
-    cutover.publish()
+    cutover.publish(load_settings())
     with lifeos_env.transaction() as cur:
         cur.execute("insert into tasks (id, domain_id, title) select %s, id, 'app' from domains limit 1", (APP_TASK,))
     assert run_publish("rollback", "--force").returncode == 0
@@ -191,7 +192,7 @@ def test_export_changes_replays_as_one_transaction_in_foreign_key_order(rebuilt:
     (tmp_path / "a-file").write_text("")
     assert str(tmp_path / "a-file") in one_line(run_publish("export-changes", "--out", str(tmp_path / "a-file/x")))
 
-    cutover.publish(force=True)  # the app's rows leave live v2: a copy of v2 without them
+    cutover.publish(load_settings(), force=True)  # the app's rows leave live v2: a copy of v2 without them
     without = names()
     assert len(changed - without) == 3
     replay = ["psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", f"--file={out / 'changes.sql'}"]
@@ -231,7 +232,7 @@ def test_a_run_killed_by_sigkill_leaves_no_lock_and_is_recorded_as_interrupted(r
         wait_for_lock_wait(time.monotonic() + 60)
         killed.send_signal(signal.SIGKILL)
         killed.wait()
-    assert cutover.rollback(force=True).startswith(backups.BACKUP_PREFIX)
+    assert cutover.rollback(load_settings(), force=True).startswith(backups.BACKUP_PREFIX)
     assert [run[:2] for run in ledger()[-2:]] == [("rollback", "interrupted"), ("rollback", "rolled back")]
 
 
@@ -360,7 +361,7 @@ def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_
         major = backups.server_major(cur.connection)
     older = tmp_path / "older.dump"  # live v2 backed up as publish did before the directory format
     backups.run_client("pg_dump", "--format=custom", "--schema=public", f"--file={older}", major=major)
-    cutover.publish()
+    cutover.publish(load_settings())
     _, _, backup_schema, dump, *_ = ledger()[-1]
     assert Path(dump).is_dir()
     kept = checksums(backup_schema)
@@ -369,7 +370,7 @@ def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_
             "update lifeos_migration.runs set dump_path = %s, dump_sha256 = %s where backup_schema = %s",
             (str(older), hashlib.sha256(older.read_bytes()).hexdigest(), backup_schema),
         )
-        plan = cleanup.cleanup_plan(cur, runs.last_run(cur, runs.ANY_RUN).schemas)
+        plan = cleanup.cleanup_plan(cur, load_settings(), runs.last_run(cur, load_settings(), runs.ANY_RUN).schemas)
         assert plan[backup_schema] == f"kept in {older}"
     for backup in (dump, str(older)):
         restored = f"{rebuilt}_restored"

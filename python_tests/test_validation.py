@@ -25,6 +25,7 @@ import generate_sample
 import lifeos_env
 import migrate
 from lifeos import report
+from lifeos.settings import load as load_settings
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def live_v2(migrated_sample: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def on_live(dbt_vars: str = "{}") -> str:
     """--vars for an invocation that validates live v2 (var marts_schema names it), with `dbt_vars` (YAML)."""
-    return json.dumps({"marts_schema": lifeos_env.dbt_var("v2_schema")} | yaml.safe_load(dbt_vars))
+    return json.dumps({"marts_schema": load_settings().v2_schema} | yaml.safe_load(dbt_vars))
 
 
 def dbt_test(select: str, dbt_vars: str = "{}") -> tuple[dict[str, str], str]:
@@ -113,7 +114,7 @@ def test_a_changed_copied_value_fails_column_reconciliation_naming_the_column() 
     with tampered("projects", "update public.projects set target_date = target_date + 1 where target_date is not null"):
         outcomes, _ = dbt_test("projects")
         assert failed(outcomes) == {"copied_columns_match:projects"}
-        projects = next(line for line in report.build().tables if line.table == "projects")
+        projects = next(line for line in report.build(load_settings()).tables if line.table == "projects")
     assert len(projects.problems) == 1 and projects.problems[0].startswith("columns: differs from v1: target_date (")
 
 
@@ -160,7 +161,7 @@ def test_a_size_or_checksum_mismatch_fails_file_accessibility(tamper: str, probl
     with tampered("file_manifest", mismatch, schema="lifeos_migration"):
         outcomes, _ = dbt_test("files")
         assert failed(outcomes) == {"file_blobs_verified:files"}
-        files = next(line for line in report.build().tables if line.table == "files")
+        files = next(line for line in report.build(load_settings()).tables if line.table == "files")
     assert len(files.problems) == 1 and files.problems[0].startswith(problem)
 
 

@@ -1203,7 +1203,7 @@ CREATE TABLE public.search_index (
 -- Name: TABLE search_index; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.search_index IS 'Full-text search over tasks, notes, bookmarks, projects, capture, calendar events, contacts and files: one row per item with a weighted tsvector (title A, tags, URL, location or contact details B, body C) under the configuration english (stemming) over text whose accents fold_accents() removed (macros/search_index.sql says why not unaccent), and a GIN index. Soft delete as users mean it: is_active is false when the item, its project, its domain or its project''s area is soft-deleted, and restoring the parent brings the item back. Built set-based from the migrated rows by the load, then kept current by statement triggers on the sources (config.meta.search_sources: an UPDATE re-indexes only the rows whose listed columns changed) and on their parents (config.meta.search_parents); `select refresh_search_index();` is a full repair that never blocks the app''s writes (macros/search_index.sql). The app queries it with `document @@ search_query(:q)`, as you type with `document @@ search_prefix_query(:q)` (schema/app_queries.sql).
+COMMENT ON TABLE public.search_index IS 'Full-text search over tasks, notes, bookmarks, projects, capture, calendar events, contacts and files: one row per item with a weighted tsvector (title A, tags, URL, location or contact details B, body C) under the configuration english (stemming) over text whose accents fold_accents() removed (macros/search_index.sql says why not unaccent), and a GIN index. Soft delete as users mean it: is_active is false when the item, its project, its domain or its project''s area is soft-deleted, and restoring the parent brings the item back. Built set-based from the migrated rows by the load, then kept current by triggers on the sources, which queue the items a write inserted or whose listed columns (config.meta.search_sources) it changed in search_index_queue, whose rows are written once per transaction when it commits, and on their parents (config.meta.search_parents); `select refresh_search_index();` is a full repair that never blocks the app''s writes (macros/search_index.sql). The app queries it with `document @@ search_query(:q)`, as you type with `document @@ search_prefix_query(:q)` (schema/app_queries.sql).
 ';
 
 
@@ -3292,57 +3292,595 @@ COMMENT ON FUNCTION public.refuse_cycle() IS 'Refuses an edge that closes a cycl
 
 
 --
--- Name: refuse_dangling_reference(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: refuse_dangling_activity_log(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.refuse_dangling_reference() RETURNS trigger
+CREATE FUNCTION public.refuse_dangling_activity_log() RETURNS trigger
     LANGUAGE plpgsql
-    AS $_$
-    -- args: the entity_type column, the entity_id column, and the condition under which a row is checked;
-    -- the statement's rows are the transition table new_rows (on UPDATE, those whose reference changed)
+    AS $$
+    -- the first row of the statement (transition table new_rows; on UPDATE, one whose reference changed) that
+    -- names no row, in one static statement the session plans once (its names read in the table's schema);
+    -- FOR KEY SHARE, as a foreign key does: the entities named cannot be deleted before this commits
     declare
-        checked text := format('select n.%2$I as entity_id from new_rows as n where n.%1$I = $1 and (%3$s)',
-            tg_argv[0], tg_argv[1], tg_argv[2]);
-        entity_type text;
-        target text;
-        missing_id uuid;
-        missing bigint;
+        saved_path text := current_setting('search_path');
+        missing record;
     begin
-        if tg_op = 'UPDATE' then
-            checked := checked || format(' and not exists (select from old_rows as o where o.id = n.id'
-                ' and o.%1$I is not distinct from n.%1$I and o.%2$I is not distinct from n.%2$I)', tg_argv[0], tg_argv[1]);
-        end if;
-        for entity_type in execute format('select distinct %I from new_rows', tg_argv[0]) loop
-            target := case entity_type
-                when 'area' then 'areas'
-                when 'bookmark' then 'bookmarks'
-                when 'calendar_event' then 'calendar_events'
-                when 'capture' then 'capture'
-                when 'contact' then 'contacts'
-                when 'daily_focus' then 'daily_focus'
+        perform set_config('search_path', format('%I, pg_temp', tg_table_schema), true);
+        if tg_op = 'INSERT' then
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
                 when 'domain' then 'domains'
+                when 'area' then 'areas'
+                when 'project' then 'projects'
+                when 'task' then 'tasks'
+                when 'note' then 'notes'
+                when 'bookmark' then 'bookmarks'
                 when 'file' then 'files'
+                when 'capture' then 'capture'
+                when 'daily_focus' then 'daily_focus'
+                when 'reminder' then 'reminders'
+                when 'contact' then 'contacts'
+                when 'list' then 'lists'
+                when 'calendar_event' then 'calendar_events'
+                when 'milestone' then 'milestones'
+                when 'release' then 'releases'
+            end as target
+            into missing
+            from new_rows as n
+            where (action <> 'deleted') and true
+                and not case n.entity_type
+                    when 'domain' then exists (select from domains as t
+                        where t.id = n.entity_id for key share)
+                    when 'area' then exists (select from areas as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'bookmark' then exists (select from bookmarks as t
+                        where t.id = n.entity_id for key share)
+                    when 'file' then exists (select from files as t
+                        where t.id = n.entity_id for key share)
+                    when 'capture' then exists (select from capture as t
+                        where t.id = n.entity_id for key share)
+                    when 'daily_focus' then exists (select from daily_focus as t
+                        where t.id = n.entity_id for key share)
+                    when 'reminder' then exists (select from reminders as t
+                        where t.id = n.entity_id for key share)
+                    when 'contact' then exists (select from contacts as t
+                        where t.id = n.entity_id for key share)
+                    when 'list' then exists (select from lists as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'milestone' then exists (select from milestones as t
+                        where t.id = n.entity_id for key share)
+                    when 'release' then exists (select from releases as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        else
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
+                when 'domain' then 'domains'
+                when 'area' then 'areas'
+                when 'project' then 'projects'
+                when 'task' then 'tasks'
+                when 'note' then 'notes'
+                when 'bookmark' then 'bookmarks'
+                when 'file' then 'files'
+                when 'capture' then 'capture'
+                when 'daily_focus' then 'daily_focus'
+                when 'reminder' then 'reminders'
+                when 'contact' then 'contacts'
+                when 'list' then 'lists'
+                when 'calendar_event' then 'calendar_events'
+                when 'milestone' then 'milestones'
+                when 'release' then 'releases'
+            end as target
+            into missing
+            from new_rows as n
+            where (action <> 'deleted') and not exists (select from old_rows as o where o.id = n.id and o.entity_type is not distinct from n.entity_type and o.entity_id is not distinct from n.entity_id)
+                and not case n.entity_type
+                    when 'domain' then exists (select from domains as t
+                        where t.id = n.entity_id for key share)
+                    when 'area' then exists (select from areas as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'bookmark' then exists (select from bookmarks as t
+                        where t.id = n.entity_id for key share)
+                    when 'file' then exists (select from files as t
+                        where t.id = n.entity_id for key share)
+                    when 'capture' then exists (select from capture as t
+                        where t.id = n.entity_id for key share)
+                    when 'daily_focus' then exists (select from daily_focus as t
+                        where t.id = n.entity_id for key share)
+                    when 'reminder' then exists (select from reminders as t
+                        where t.id = n.entity_id for key share)
+                    when 'contact' then exists (select from contacts as t
+                        where t.id = n.entity_id for key share)
+                    when 'list' then exists (select from lists as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'milestone' then exists (select from milestones as t
+                        where t.id = n.entity_id for key share)
+                    when 'release' then exists (select from releases as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        end if;
+        perform set_config('search_path', saved_path, true);
+        if missing.entity_type is not null then
+            raise exception using
+                errcode = 'foreign_key_violation',
+                message = format('%s: %s %s does not exist', tg_table_name, missing.entity_type, missing.entity_id),
+                hint = format('entity_type and entity_id must name an existing %s row', missing.target);
+        end if;
+        return null;
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION refuse_dangling_activity_log(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.refuse_dangling_activity_log() IS 'Refuses activity_log rows whose (entity_type, entity_id) names no row, per statement (triggers activity_log_entity_exists_*).';
+
+
+--
+-- Name: refuse_dangling_entity_tags(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.refuse_dangling_entity_tags() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+    -- the first row of the statement (transition table new_rows; on UPDATE, one whose reference changed) that
+    -- names no row, in one static statement the session plans once (its names read in the table's schema);
+    -- FOR KEY SHARE, as a foreign key does: the entities named cannot be deleted before this commits
+    declare
+        saved_path text := current_setting('search_path');
+        missing record;
+    begin
+        perform set_config('search_path', format('%I, pg_temp', tg_table_schema), true);
+        if tg_op = 'INSERT' then
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
+                when 'task' then 'tasks'
+                when 'project' then 'projects'
+                when 'note' then 'notes'
+                when 'bookmark' then 'bookmarks'
+                when 'file' then 'files'
+                when 'calendar_event' then 'calendar_events'
+                when 'contact' then 'contacts'
+                when 'list' then 'lists'
+            end as target
+            into missing
+            from new_rows as n
+            where (true) and true
+                and not case n.entity_type
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'bookmark' then exists (select from bookmarks as t
+                        where t.id = n.entity_id for key share)
+                    when 'file' then exists (select from files as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'contact' then exists (select from contacts as t
+                        where t.id = n.entity_id for key share)
+                    when 'list' then exists (select from lists as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        else
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
+                when 'task' then 'tasks'
+                when 'project' then 'projects'
+                when 'note' then 'notes'
+                when 'bookmark' then 'bookmarks'
+                when 'file' then 'files'
+                when 'calendar_event' then 'calendar_events'
+                when 'contact' then 'contacts'
+                when 'list' then 'lists'
+            end as target
+            into missing
+            from new_rows as n
+            where (true) and not exists (select from old_rows as o where o.id = n.id and o.entity_type is not distinct from n.entity_type and o.entity_id is not distinct from n.entity_id)
+                and not case n.entity_type
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'bookmark' then exists (select from bookmarks as t
+                        where t.id = n.entity_id for key share)
+                    when 'file' then exists (select from files as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'contact' then exists (select from contacts as t
+                        where t.id = n.entity_id for key share)
+                    when 'list' then exists (select from lists as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        end if;
+        perform set_config('search_path', saved_path, true);
+        if missing.entity_type is not null then
+            raise exception using
+                errcode = 'foreign_key_violation',
+                message = format('%s: %s %s does not exist', tg_table_name, missing.entity_type, missing.entity_id),
+                hint = format('entity_type and entity_id must name an existing %s row', missing.target);
+        end if;
+        return null;
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION refuse_dangling_entity_tags(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.refuse_dangling_entity_tags() IS 'Refuses entity_tags rows whose (entity_type, entity_id) names no row, per statement (triggers entity_tags_entity_exists_*).';
+
+
+--
+-- Name: refuse_dangling_note_links(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.refuse_dangling_note_links() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+    -- the first row of the statement (transition table new_rows; on UPDATE, one whose reference changed) that
+    -- names no row, in one static statement the session plans once (its names read in the table's schema);
+    -- FOR KEY SHARE, as a foreign key does: the entities named cannot be deleted before this commits
+    declare
+        saved_path text := current_setting('search_path');
+        missing record;
+    begin
+        perform set_config('search_path', format('%I, pg_temp', tg_table_schema), true);
+        if tg_op = 'INSERT' then
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
+                when 'task' then 'tasks'
+                when 'project' then 'projects'
+                when 'note' then 'notes'
+                when 'bookmark' then 'bookmarks'
+                when 'file' then 'files'
+                when 'domain' then 'domains'
+                when 'area' then 'areas'
+                when 'calendar_event' then 'calendar_events'
+                when 'contact' then 'contacts'
                 when 'list' then 'lists'
                 when 'milestone' then 'milestones'
-                when 'note' then 'notes'
-                when 'project' then 'projects'
                 when 'release' then 'releases'
-                when 'reminder' then 'reminders'
+            end as target
+            into missing
+            from new_rows as n
+            where (true) and true
+                and not case n.entity_type
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'bookmark' then exists (select from bookmarks as t
+                        where t.id = n.entity_id for key share)
+                    when 'file' then exists (select from files as t
+                        where t.id = n.entity_id for key share)
+                    when 'domain' then exists (select from domains as t
+                        where t.id = n.entity_id for key share)
+                    when 'area' then exists (select from areas as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'contact' then exists (select from contacts as t
+                        where t.id = n.entity_id for key share)
+                    when 'list' then exists (select from lists as t
+                        where t.id = n.entity_id for key share)
+                    when 'milestone' then exists (select from milestones as t
+                        where t.id = n.entity_id for key share)
+                    when 'release' then exists (select from releases as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        else
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
                 when 'task' then 'tasks'
-            end;
-            continue when target is null;  -- an entity_type the CHECK refuses
-            -- FOR KEY SHARE, as a foreign key does: the entities cannot be deleted before this commits
-            execute format('select count(*) from (select from %I.%I as t where t.id in (%s) for key share) as locked',
-                tg_table_schema, target, checked) using entity_type;
-            execute format('select c.entity_id from (%s) as c where not exists (select from %I.%I as t'
-                ' where t.id = c.entity_id) limit 1', checked, tg_table_schema, target) into missing_id using entity_type;
-            get diagnostics missing = row_count;
-            if missing > 0 then
-                raise exception using
-                    errcode = 'foreign_key_violation',
-                    message = format('%s: %s %s does not exist', tg_table_name, entity_type, missing_id),
-                    hint = format('%s and %s must name an existing %s row', tg_argv[0], tg_argv[1], target);
-            end if;
+                when 'project' then 'projects'
+                when 'note' then 'notes'
+                when 'bookmark' then 'bookmarks'
+                when 'file' then 'files'
+                when 'domain' then 'domains'
+                when 'area' then 'areas'
+                when 'calendar_event' then 'calendar_events'
+                when 'contact' then 'contacts'
+                when 'list' then 'lists'
+                when 'milestone' then 'milestones'
+                when 'release' then 'releases'
+            end as target
+            into missing
+            from new_rows as n
+            where (true) and not exists (select from old_rows as o where o.id = n.id and o.entity_type is not distinct from n.entity_type and o.entity_id is not distinct from n.entity_id)
+                and not case n.entity_type
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'bookmark' then exists (select from bookmarks as t
+                        where t.id = n.entity_id for key share)
+                    when 'file' then exists (select from files as t
+                        where t.id = n.entity_id for key share)
+                    when 'domain' then exists (select from domains as t
+                        where t.id = n.entity_id for key share)
+                    when 'area' then exists (select from areas as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'contact' then exists (select from contacts as t
+                        where t.id = n.entity_id for key share)
+                    when 'list' then exists (select from lists as t
+                        where t.id = n.entity_id for key share)
+                    when 'milestone' then exists (select from milestones as t
+                        where t.id = n.entity_id for key share)
+                    when 'release' then exists (select from releases as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        end if;
+        perform set_config('search_path', saved_path, true);
+        if missing.entity_type is not null then
+            raise exception using
+                errcode = 'foreign_key_violation',
+                message = format('%s: %s %s does not exist', tg_table_name, missing.entity_type, missing.entity_id),
+                hint = format('entity_type and entity_id must name an existing %s row', missing.target);
+        end if;
+        return null;
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION refuse_dangling_note_links(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.refuse_dangling_note_links() IS 'Refuses note_links rows whose (entity_type, entity_id) names no row, per statement (triggers note_links_entity_exists_*).';
+
+
+--
+-- Name: refuse_dangling_reminders(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.refuse_dangling_reminders() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+    -- the first row of the statement (transition table new_rows; on UPDATE, one whose reference changed) that
+    -- names no row, in one static statement the session plans once (its names read in the table's schema);
+    -- FOR KEY SHARE, as a foreign key does: the entities named cannot be deleted before this commits
+    declare
+        saved_path text := current_setting('search_path');
+        missing record;
+    begin
+        perform set_config('search_path', format('%I, pg_temp', tg_table_schema), true);
+        if tg_op = 'INSERT' then
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
+                when 'task' then 'tasks'
+                when 'project' then 'projects'
+                when 'calendar_event' then 'calendar_events'
+                when 'milestone' then 'milestones'
+                when 'note' then 'notes'
+                when 'list' then 'lists'
+            end as target
+            into missing
+            from new_rows as n
+            where (true) and true
+                and not case n.entity_type
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'milestone' then exists (select from milestones as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'list' then exists (select from lists as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        else
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
+                when 'task' then 'tasks'
+                when 'project' then 'projects'
+                when 'calendar_event' then 'calendar_events'
+                when 'milestone' then 'milestones'
+                when 'note' then 'notes'
+                when 'list' then 'lists'
+            end as target
+            into missing
+            from new_rows as n
+            where (true) and not exists (select from old_rows as o where o.id = n.id and o.entity_type is not distinct from n.entity_type and o.entity_id is not distinct from n.entity_id)
+                and not case n.entity_type
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'milestone' then exists (select from milestones as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'list' then exists (select from lists as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        end if;
+        perform set_config('search_path', saved_path, true);
+        if missing.entity_type is not null then
+            raise exception using
+                errcode = 'foreign_key_violation',
+                message = format('%s: %s %s does not exist', tg_table_name, missing.entity_type, missing.entity_id),
+                hint = format('entity_type and entity_id must name an existing %s row', missing.target);
+        end if;
+        return null;
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION refuse_dangling_reminders(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.refuse_dangling_reminders() IS 'Refuses reminders rows whose (entity_type, entity_id) names no row, per statement (triggers reminders_entity_exists_*).';
+
+
+--
+-- Name: refuse_dangling_search_index(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.refuse_dangling_search_index() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+    -- the first row of the statement (transition table new_rows; on UPDATE, one whose reference changed) that
+    -- names no row, in one static statement the session plans once (its names read in the table's schema);
+    -- FOR KEY SHARE, as a foreign key does: the entities named cannot be deleted before this commits
+    declare
+        saved_path text := current_setting('search_path');
+        missing record;
+    begin
+        perform set_config('search_path', format('%I, pg_temp', tg_table_schema), true);
+        if tg_op = 'INSERT' then
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
+                when 'task' then 'tasks'
+                when 'note' then 'notes'
+                when 'bookmark' then 'bookmarks'
+                when 'project' then 'projects'
+                when 'capture' then 'capture'
+                when 'calendar_event' then 'calendar_events'
+                when 'contact' then 'contacts'
+                when 'file' then 'files'
+            end as target
+            into missing
+            from new_rows as n
+            where (true) and true
+                and not case n.entity_type
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'bookmark' then exists (select from bookmarks as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'capture' then exists (select from capture as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'contact' then exists (select from contacts as t
+                        where t.id = n.entity_id for key share)
+                    when 'file' then exists (select from files as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        else
+            select n.entity_type as entity_type, n.entity_id as entity_id, case n.entity_type
+                when 'task' then 'tasks'
+                when 'note' then 'notes'
+                when 'bookmark' then 'bookmarks'
+                when 'project' then 'projects'
+                when 'capture' then 'capture'
+                when 'calendar_event' then 'calendar_events'
+                when 'contact' then 'contacts'
+                when 'file' then 'files'
+            end as target
+            into missing
+            from new_rows as n
+            where (true) and not exists (select from old_rows as o where o.id = n.id and o.entity_type is not distinct from n.entity_type and o.entity_id is not distinct from n.entity_id)
+                and not case n.entity_type
+                    when 'task' then exists (select from tasks as t
+                        where t.id = n.entity_id for key share)
+                    when 'note' then exists (select from notes as t
+                        where t.id = n.entity_id for key share)
+                    when 'bookmark' then exists (select from bookmarks as t
+                        where t.id = n.entity_id for key share)
+                    when 'project' then exists (select from projects as t
+                        where t.id = n.entity_id for key share)
+                    when 'capture' then exists (select from capture as t
+                        where t.id = n.entity_id for key share)
+                    when 'calendar_event' then exists (select from calendar_events as t
+                        where t.id = n.entity_id for key share)
+                    when 'contact' then exists (select from contacts as t
+                        where t.id = n.entity_id for key share)
+                    when 'file' then exists (select from files as t
+                        where t.id = n.entity_id for key share)
+                    else true  -- an entity_type the CHECK refuses
+                end
+            limit 1;
+        end if;
+        perform set_config('search_path', saved_path, true);
+        if missing.entity_type is not null then
+            raise exception using
+                errcode = 'foreign_key_violation',
+                message = format('%s: %s %s does not exist', tg_table_name, missing.entity_type, missing.entity_id),
+                hint = format('entity_type and entity_id must name an existing %s row', missing.target);
+        end if;
+        return null;
+    end;
+    $$;
+
+
+--
+-- Name: FUNCTION refuse_dangling_search_index(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.refuse_dangling_search_index() IS 'Refuses search_index rows whose (entity_type, entity_id) names no row, per statement (triggers search_index_entity_exists_*).';
+
+
+--
+-- Name: search_index_drain(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.search_index_drain() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+    -- the deferred trigger of the transaction's marker row in search_index_queue: at commit (or SET CONSTRAINTS
+    -- ... IMMEDIATE) it empties the queue of this transaction and writes the queued items' search rows, one
+    -- statement per entity type; a later write of the transaction queues a new marker
+    declare
+        item record;
+    begin
+        perform set_config('lifeos.search_index_drain', '', true);
+        for item in execute format(
+            'with drained as (delete from %I.search_index_queue returning entity_type, entity_id)'
+            ' select entity_type, array_agg(distinct entity_id) as ids from drained'
+            ' where entity_id is not null group by entity_type order by entity_type', tg_table_schema)
+        loop
+            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || item.entity_type)
+                using tg_table_schema, item.ids;
         end loop;
         return null;
     end;
@@ -3350,45 +3888,49 @@ CREATE FUNCTION public.refuse_dangling_reference() RETURNS trigger
 
 
 --
--- Name: FUNCTION refuse_dangling_reference(); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION search_index_drain(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.refuse_dangling_reference() IS 'Refuses polymorphic references (entity_type, entity_id) to no row, per statement (triggers <table>_entity_exists_*).';
+COMMENT ON FUNCTION public.search_index_drain() IS 'Writes the search_index rows of the items this transaction queued, once, when it commits.';
 
 
 --
--- Name: search_index_sync(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: search_index_enqueue(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.search_index_sync() RETURNS trigger
+CREATE FUNCTION public.search_index_enqueue() RETURNS trigger
     LANGUAGE plpgsql
-    AS $_$
-    -- args: the entity_type of the written table, then (UPDATE) the columns its document reads
+    AS $$
+    -- arg: the entity_type of the written table. Queues the items a statement inserted (a statement trigger,
+    -- transition table new_rows) or the row whose document columns an UPDATE changed (a row trigger whose WHEN
+    -- compares them), and on the transaction's first queueing its marker row, whose deferred trigger
+    -- search_index_queue_drain writes their search rows at commit (search_index_drain). Static statements, read
+    -- in the table's schema: the session plans them once
     declare
-        ids uuid[];
+        saved_path text := current_setting('search_path');
+        transaction_id text := pg_current_xact_id()::text;
     begin
-        if tg_op = 'INSERT' then
-            ids := array(select id from new_rows);
+        perform set_config('search_path', format('%I, pg_temp', tg_table_schema), true);
+        if tg_level = 'ROW' then
+            insert into search_index_queue (entity_type, entity_id) values (tg_argv[0], new.id);
         else
-            execute format('select array(select new_rows.id from new_rows inner join old_rows using (id)'
-    ' where (%s) is distinct from (%s))',
-    (select string_agg(format('new_rows.%I', c), ', ') from unnest(tg_argv[1:]) as c),
-    (select string_agg(format('old_rows.%I', c), ', ') from unnest(tg_argv[1:]) as c)) into ids;
+            insert into search_index_queue (entity_type, entity_id) select tg_argv[0], id from new_rows;
         end if;
-        if cardinality(ids) > 0 then
-            execute format('select %I.%I($1, $2)', tg_table_schema, 'search_index_upsert_' || tg_argv[0])
-                using tg_table_schema, ids;
+        if current_setting('lifeos.search_index_drain', true) is distinct from transaction_id then
+            insert into search_index_queue (entity_type) values (tg_argv[0]);
+            perform set_config('lifeos.search_index_drain', transaction_id, true);
         end if;
+        perform set_config('search_path', saved_path, true);
         return null;
     end;
-    $_$;
+    $$;
 
 
 --
--- Name: FUNCTION search_index_sync(); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION search_index_enqueue(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.search_index_sync() IS 'Writes the search_index rows of the items a statement inserted, or whose document columns it changed.';
+COMMENT ON FUNCTION public.search_index_enqueue() IS 'Queues the items a statement inserted, or whose document columns it changed, for search_index_drain.';
 
 
 --
@@ -4456,9 +4998,7 @@ COMMENT ON FUNCTION public.search_index_upsert_task(item_schema text, item_ids u
 CREATE FUNCTION public.search_prefix_query(words text) RETURNS tsquery
     LANGUAGE sql STABLE PARALLEL SAFE
     BEGIN ATOMIC
- SELECT to_tsquery('english'::regconfig, COALESCE(string_agg((quote_literal(word.word) || ':*'::text), ' & '::text), ''::text)) AS to_tsquery
-    FROM regexp_split_to_table(public.fold_accents(search_prefix_query.words), '[[:space:][:punct:]]+'::text) word(word)
-   WHERE (word.word <> ''::text);
+ SELECT to_tsquery('english'::regconfig, COALESCE(((''''::text || NULLIF(regexp_replace(regexp_replace(public.fold_accents(words), '^[[:space:][:punct:]]+|[[:space:][:punct:]]+$'::text, ''::text, 'g'::text), '[[:space:][:punct:]]+'::text, ''':* & '''::text, 'g'::text), ''::text)) || ''':*'::text), ''::text)) AS to_tsquery;
 END;
 
 
@@ -5986,6 +6526,62 @@ COMMENT ON COLUMN public.saved_views.sort_order IS 'The user''s display order am
 
 
 --
+-- Name: search_index_queue; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.search_index_queue (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    entity_type text NOT NULL,
+    entity_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE search_index_queue; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.search_index_queue IS 'The items whose search_index rows the current transaction must write, empty between transactions. A write to a search source only records here which items it inserted or whose document columns it changed (statement trigger <table>_search_index_sync_insert, row trigger _sync_update with a WHEN on those columns), and the first such write of a transaction adds a marker row (entity_id NULL) whose deferred constraint trigger search_index_queue_drain writes every queued item''s search row in one statement per entity type when the transaction commits, then empties the queue. A write of one row per statement thus pays an insert here, not a document (macros/search_index.sql). Derived, like search_index: backups hold no rows of it and the change log does not record it.
+';
+
+
+--
+-- Name: COLUMN search_index_queue.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.search_index_queue.id IS 'Primary key.';
+
+
+--
+-- Name: COLUMN search_index_queue.entity_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.search_index_queue.entity_type IS 'What the queued item is (an entity_type of search_index).';
+
+
+--
+-- Name: COLUMN search_index_queue.entity_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.search_index_queue.entity_id IS 'The queued item''s id; NULL on the transaction''s marker row, whose insert schedules the drain.';
+
+
+--
+-- Name: COLUMN search_index_queue.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.search_index_queue.created_at IS 'When the item was queued.';
+
+
+--
+-- Name: COLUMN search_index_queue.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.search_index_queue.updated_at IS 'Never updated (the drain deletes the rows); kept as every table''s.';
+
+
+--
 -- Name: tags; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -6919,6 +7515,14 @@ ALTER TABLE ONLY public.search_index
 
 ALTER TABLE ONLY public.search_index
     ADD CONSTRAINT search_index_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: search_index_queue search_index_queue_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.search_index_queue
+    ADD CONSTRAINT search_index_queue_pkey PRIMARY KEY (id);
 
 
 --
@@ -7879,14 +8483,14 @@ CREATE UNIQUE INDEX user_settings_key_key ON public.user_settings USING btree (k
 -- Name: activity_log activity_log_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER activity_log_entity_exists_insert AFTER INSERT ON public.activity_log REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'action <> ''deleted''');
+CREATE TRIGGER activity_log_entity_exists_insert AFTER INSERT ON public.activity_log REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_activity_log();
 
 
 --
 -- Name: activity_log activity_log_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER activity_log_entity_exists_update AFTER UPDATE ON public.activity_log REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'action <> ''deleted''');
+CREATE TRIGGER activity_log_entity_exists_update AFTER UPDATE ON public.activity_log REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_activity_log();
 
 
 --
@@ -7942,14 +8546,14 @@ CREATE TRIGGER bookmarks_delete_references AFTER DELETE ON public.bookmarks FOR 
 -- Name: bookmarks bookmarks_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER bookmarks_search_index_sync_insert AFTER INSERT ON public.bookmarks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('bookmark');
+CREATE TRIGGER bookmarks_search_index_sync_insert AFTER INSERT ON public.bookmarks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_enqueue('bookmark');
 
 
 --
 -- Name: bookmarks bookmarks_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER bookmarks_search_index_sync_update AFTER UPDATE ON public.bookmarks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('bookmark', 'label', 'url', 'description', 'domain_id', 'project_id', 'is_active');
+CREATE TRIGGER bookmarks_search_index_sync_update AFTER UPDATE ON public.bookmarks FOR EACH ROW WHEN (((old.label IS DISTINCT FROM new.label) OR (old.url IS DISTINCT FROM new.url) OR (old.description IS DISTINCT FROM new.description) OR (old.domain_id IS DISTINCT FROM new.domain_id) OR (old.project_id IS DISTINCT FROM new.project_id) OR (old.is_active IS DISTINCT FROM new.is_active))) EXECUTE FUNCTION public.search_index_enqueue('bookmark');
 
 
 --
@@ -7970,14 +8574,14 @@ CREATE TRIGGER calendar_events_delete_references AFTER DELETE ON public.calendar
 -- Name: calendar_events calendar_events_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER calendar_events_search_index_sync_insert AFTER INSERT ON public.calendar_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('calendar_event');
+CREATE TRIGGER calendar_events_search_index_sync_insert AFTER INSERT ON public.calendar_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_enqueue('calendar_event');
 
 
 --
 -- Name: calendar_events calendar_events_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER calendar_events_search_index_sync_update AFTER UPDATE ON public.calendar_events REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('calendar_event', 'title', 'location', 'description', 'domain_id', 'project_id', 'is_active');
+CREATE TRIGGER calendar_events_search_index_sync_update AFTER UPDATE ON public.calendar_events FOR EACH ROW WHEN (((old.title IS DISTINCT FROM new.title) OR (old.location IS DISTINCT FROM new.location) OR (old.description IS DISTINCT FROM new.description) OR (old.domain_id IS DISTINCT FROM new.domain_id) OR (old.project_id IS DISTINCT FROM new.project_id) OR (old.is_active IS DISTINCT FROM new.is_active))) EXECUTE FUNCTION public.search_index_enqueue('calendar_event');
 
 
 --
@@ -7998,14 +8602,14 @@ CREATE TRIGGER capture_delete_references AFTER DELETE ON public.capture FOR EACH
 -- Name: capture capture_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER capture_search_index_sync_insert AFTER INSERT ON public.capture REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('capture');
+CREATE TRIGGER capture_search_index_sync_insert AFTER INSERT ON public.capture REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_enqueue('capture');
 
 
 --
 -- Name: capture capture_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER capture_search_index_sync_update AFTER UPDATE ON public.capture REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('capture', 'raw_text', 'domain_id', 'project_id', 'is_active');
+CREATE TRIGGER capture_search_index_sync_update AFTER UPDATE ON public.capture FOR EACH ROW WHEN (((old.raw_text IS DISTINCT FROM new.raw_text) OR (old.domain_id IS DISTINCT FROM new.domain_id) OR (old.project_id IS DISTINCT FROM new.project_id) OR (old.is_active IS DISTINCT FROM new.is_active))) EXECUTE FUNCTION public.search_index_enqueue('capture');
 
 
 --
@@ -8040,14 +8644,14 @@ CREATE TRIGGER contacts_delete_references AFTER DELETE ON public.contacts FOR EA
 -- Name: contacts contacts_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER contacts_search_index_sync_insert AFTER INSERT ON public.contacts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('contact');
+CREATE TRIGGER contacts_search_index_sync_insert AFTER INSERT ON public.contacts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_enqueue('contact');
 
 
 --
 -- Name: contacts contacts_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER contacts_search_index_sync_update AFTER UPDATE ON public.contacts REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('contact', 'name', 'email', 'company', 'role', 'notes', 'is_active');
+CREATE TRIGGER contacts_search_index_sync_update AFTER UPDATE ON public.contacts FOR EACH ROW WHEN (((old.name IS DISTINCT FROM new.name) OR (old.email IS DISTINCT FROM new.email) OR (old.company IS DISTINCT FROM new.company) OR (old.role IS DISTINCT FROM new.role) OR (old.notes IS DISTINCT FROM new.notes) OR (old.is_active IS DISTINCT FROM new.is_active))) EXECUTE FUNCTION public.search_index_enqueue('contact');
 
 
 --
@@ -8110,14 +8714,14 @@ CREATE TRIGGER domains_set_updated_at BEFORE UPDATE ON public.domains FOR EACH R
 -- Name: entity_tags entity_tags_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER entity_tags_entity_exists_insert AFTER INSERT ON public.entity_tags REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER entity_tags_entity_exists_insert AFTER INSERT ON public.entity_tags REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_entity_tags();
 
 
 --
 -- Name: entity_tags entity_tags_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER entity_tags_entity_exists_update AFTER UPDATE ON public.entity_tags REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER entity_tags_entity_exists_update AFTER UPDATE ON public.entity_tags REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_entity_tags();
 
 
 --
@@ -8145,14 +8749,14 @@ CREATE TRIGGER files_delete_references AFTER DELETE ON public.files FOR EACH ROW
 -- Name: files files_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER files_search_index_sync_insert AFTER INSERT ON public.files REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('file');
+CREATE TRIGGER files_search_index_sync_insert AFTER INSERT ON public.files REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_enqueue('file');
 
 
 --
 -- Name: files files_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER files_search_index_sync_update AFTER UPDATE ON public.files REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('file', 'original_filename', 'tags', 'description', 'domain_id', 'project_id', 'is_active');
+CREATE TRIGGER files_search_index_sync_update AFTER UPDATE ON public.files FOR EACH ROW WHEN (((old.original_filename IS DISTINCT FROM new.original_filename) OR (old.tags IS DISTINCT FROM new.tags) OR (old.description IS DISTINCT FROM new.description) OR (old.domain_id IS DISTINCT FROM new.domain_id) OR (old.project_id IS DISTINCT FROM new.project_id) OR (old.is_active IS DISTINCT FROM new.is_active))) EXECUTE FUNCTION public.search_index_enqueue('file');
 
 
 --
@@ -8201,14 +8805,14 @@ CREATE TRIGGER milestones_set_updated_at BEFORE UPDATE ON public.milestones FOR 
 -- Name: note_links note_links_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER note_links_entity_exists_insert AFTER INSERT ON public.note_links REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER note_links_entity_exists_insert AFTER INSERT ON public.note_links REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_note_links();
 
 
 --
 -- Name: note_links note_links_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER note_links_entity_exists_update AFTER UPDATE ON public.note_links REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER note_links_entity_exists_update AFTER UPDATE ON public.note_links REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_note_links();
 
 
 --
@@ -8229,14 +8833,14 @@ CREATE TRIGGER notes_delete_references AFTER DELETE ON public.notes FOR EACH ROW
 -- Name: notes notes_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER notes_search_index_sync_insert AFTER INSERT ON public.notes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('note');
+CREATE TRIGGER notes_search_index_sync_insert AFTER INSERT ON public.notes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_enqueue('note');
 
 
 --
 -- Name: notes notes_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER notes_search_index_sync_update AFTER UPDATE ON public.notes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('note', 'title', 'tags', 'body', 'domain_id', 'project_id', 'is_active');
+CREATE TRIGGER notes_search_index_sync_update AFTER UPDATE ON public.notes FOR EACH ROW WHEN (((old.title IS DISTINCT FROM new.title) OR (old.tags IS DISTINCT FROM new.tags) OR (old.body IS DISTINCT FROM new.body) OR (old.domain_id IS DISTINCT FROM new.domain_id) OR (old.project_id IS DISTINCT FROM new.project_id) OR (old.is_active IS DISTINCT FROM new.is_active))) EXECUTE FUNCTION public.search_index_enqueue('note');
 
 
 --
@@ -8271,14 +8875,14 @@ CREATE TRIGGER projects_search_index_sync_children AFTER UPDATE ON public.projec
 -- Name: projects projects_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER projects_search_index_sync_insert AFTER INSERT ON public.projects REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('project');
+CREATE TRIGGER projects_search_index_sync_insert AFTER INSERT ON public.projects REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_enqueue('project');
 
 
 --
 -- Name: projects projects_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER projects_search_index_sync_update AFTER UPDATE ON public.projects REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('project', 'name', 'description', 'domain_id', 'area_id', 'is_active');
+CREATE TRIGGER projects_search_index_sync_update AFTER UPDATE ON public.projects FOR EACH ROW WHEN (((old.name IS DISTINCT FROM new.name) OR (old.description IS DISTINCT FROM new.description) OR (old.domain_id IS DISTINCT FROM new.domain_id) OR (old.area_id IS DISTINCT FROM new.area_id) OR (old.is_active IS DISTINCT FROM new.is_active))) EXECUTE FUNCTION public.search_index_enqueue('project');
 
 
 --
@@ -8313,14 +8917,14 @@ CREATE TRIGGER reminders_delete_references AFTER DELETE ON public.reminders FOR 
 -- Name: reminders reminders_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER reminders_entity_exists_insert AFTER INSERT ON public.reminders REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER reminders_entity_exists_insert AFTER INSERT ON public.reminders REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reminders();
 
 
 --
 -- Name: reminders reminders_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER reminders_entity_exists_update AFTER UPDATE ON public.reminders REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER reminders_entity_exists_update AFTER UPDATE ON public.reminders REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reminders();
 
 
 --
@@ -8341,14 +8945,28 @@ CREATE TRIGGER saved_views_set_updated_at BEFORE UPDATE ON public.saved_views FO
 -- Name: search_index search_index_entity_exists_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER search_index_entity_exists_insert AFTER INSERT ON public.search_index REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER search_index_entity_exists_insert AFTER INSERT ON public.search_index REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_search_index();
 
 
 --
 -- Name: search_index search_index_entity_exists_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER search_index_entity_exists_update AFTER UPDATE ON public.search_index REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_reference('entity_type', 'entity_id', 'true');
+CREATE TRIGGER search_index_entity_exists_update AFTER UPDATE ON public.search_index REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_dangling_search_index();
+
+
+--
+-- Name: search_index_queue search_index_queue_drain; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE CONSTRAINT TRIGGER search_index_queue_drain AFTER INSERT ON public.search_index_queue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.entity_id IS NULL)) EXECUTE FUNCTION public.search_index_drain();
+
+
+--
+-- Name: search_index_queue search_index_queue_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER search_index_queue_set_updated_at BEFORE UPDATE ON public.search_index_queue FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
 
 
 --
@@ -8404,14 +9022,14 @@ CREATE TRIGGER tasks_no_cycle BEFORE INSERT OR UPDATE OF id, parent_id ON public
 -- Name: tasks tasks_search_index_sync_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER tasks_search_index_sync_insert AFTER INSERT ON public.tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('task');
+CREATE TRIGGER tasks_search_index_sync_insert AFTER INSERT ON public.tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_enqueue('task');
 
 
 --
 -- Name: tasks tasks_search_index_sync_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER tasks_search_index_sync_update AFTER UPDATE ON public.tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.search_index_sync('task', 'title', 'tags', 'description', 'domain_id', 'project_id', 'is_active');
+CREATE TRIGGER tasks_search_index_sync_update AFTER UPDATE ON public.tasks FOR EACH ROW WHEN (((old.title IS DISTINCT FROM new.title) OR (old.tags IS DISTINCT FROM new.tags) OR (old.description IS DISTINCT FROM new.description) OR (old.domain_id IS DISTINCT FROM new.domain_id) OR (old.project_id IS DISTINCT FROM new.project_id) OR (old.is_active IS DISTINCT FROM new.is_active))) EXECUTE FUNCTION public.search_index_enqueue('task');
 
 
 --

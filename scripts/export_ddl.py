@@ -21,7 +21,7 @@ import generate_sample
 import lifeos_env
 from lifeos import command, guard
 from lifeos.dbt_runner import dbt
-from lifeos.settings import Settings, project_vars
+from lifeos.settings import Settings
 
 DDL_FILE = lifeos_env.ROOT / "schema" / "lifeos_r1_full_schema.sql"
 # pg_dump of v2's major version: its output, the committed file, is the same on every machine.
@@ -32,8 +32,8 @@ HEADER = (
 )
 
 
-def normalise(dump: str, schema: str) -> str:
-    """The dump, stable across runs and servers, with `schema` renamed to the app's schema (the default of var
+def normalise(dump: str, schema: str, settings: Settings) -> str:
+    """The dump, stable across runs and servers, with `schema` renamed to the app's schema (the settings'
     v2_schema, whatever schema it was dumped from)."""
     volatile = ("-- Dumped from database version", "-- Dumped by pg_dump version", "\\restrict", "\\unrestrict")
     text = "".join(line for line in dump.splitlines(keepends=True) if not line.startswith(volatile))
@@ -45,10 +45,10 @@ def normalise(dump: str, schema: str) -> str:
     text = re.sub(rf"--\n-- Name: \S+ {capture}_\w+; Type: TRIGGER;[^\n]*\n--\n\nCREATE TRIGGER [^\n]*\n\n\n", "", text)
     name = re.escape(schema)
     text = re.sub(rf"--\n-- Name: {name}; Type: SCHEMA;[^\n]*\n--\n\nCREATE SCHEMA {name};\n\n\n", "", text)
-    return HEADER + re.sub(rf"\b{name}\b", project_vars()["v2_schema"], text)
+    return HEADER + re.sub(rf"\b{name}\b", settings.v2_schema, text)
 
 
-def dump_schema_ddl(database: str, schema: str) -> str:
+def dump_schema_ddl(settings: Settings, database: str, schema: str) -> str:
     """The normalised `pg_dump --schema-only` of one schema of `database` on the target server."""
     command = [
         lifeos_env.pg_client("pg_dump", PG_DUMP_MAJOR),
@@ -62,7 +62,7 @@ def dump_schema_ddl(database: str, schema: str) -> str:
     result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     if result.returncode != 0:
         raise lifeos_env.MigrationError(f"pg_dump of schema {schema} failed: {result.stderr.strip()}")
-    return normalise(result.stdout, schema)
+    return normalise(result.stdout, schema, settings)
 
 
 def build_and_dump(settings: Settings) -> str:
@@ -70,7 +70,7 @@ def build_and_dump(settings: Settings) -> str:
     with lifeos_env.scratch_database("lifeos_ddl") as database, lifeos_env.using_database(database):
         generate_sample.main(["--schema", settings.v1_schema])
         dbt("build", "--resource-type", "seed", "--resource-type", "model")  # the DDL; tests run elsewhere
-        return dump_schema_ddl(database, settings.marts_schema)
+        return dump_schema_ddl(settings, database, settings.marts_schema)
 
 
 def add_commands(commands: command.Commands) -> None:

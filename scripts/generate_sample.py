@@ -31,7 +31,9 @@ import lifeos_env
 from lifeos.copy_format import ColumnValue, copy_text
 
 SCHEMA_FILE = lifeos_env.ROOT / "sample" / "v1_schema.sql"
-BUCKET = lifeos_env.dbt_var("storage_bucket")
+# v1's Supabase bucket, as the sample's files rows and storage.objects name it: a fact of the sample (the bundled
+# dump holds it), the default of dbt's var storage_bucket (python_tests/test_structure.py checks that they agree).
+BUCKET = "life-os-files"
 SUPABASE_URL = "https://abcdefghijklmnop.supabase.co"
 EPOCH = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 COPY_BATCH = 10_000  # rows per COPY in load(): a large scale's whole table as one buffer would not fit in memory

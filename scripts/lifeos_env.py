@@ -34,9 +34,8 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from lifeos import settings
+from lifeos.settings import ROOT, Settings
 
-ROOT = settings.ROOT
 EMBEDDED_DATA = ROOT / ".pgdata"
 META_SCHEMA_DDL = ROOT / "macros" / "meta_schema.sql"
 DEFAULT_DATABASE = "lifeos_dev"
@@ -123,11 +122,6 @@ def ensure_target() -> dict[str, str]:
     os.environ.setdefault("PGDATABASE", DEFAULT_DATABASE)
     create_database(os.environ["PGDATABASE"])
     return {k: v for k, v in os.environ.items() if k.startswith(("PG", "LIFEOS_"))}
-
-
-def storage_root() -> Path:
-    """Where the v2 blobs live (the settings' storage_root)."""
-    return settings.current().storage_root
 
 
 def create_database(name: str) -> None:
@@ -257,17 +251,12 @@ def dbt_project_args() -> list[str]:
     return ["--project-dir", str(ROOT), *profiles]
 
 
-def dbt_var(name: str) -> Any:
-    """A dbt var as the running command's settings hold it (lifeos/settings.py); new code takes the settings."""
-    return settings.current().var(name)
-
-
-def create_meta_tables(cur: psycopg2.extensions.cursor, part: str) -> None:
+def create_meta_tables(cur: psycopg2.extensions.cursor, settings: Settings, part: str) -> None:
     """Create one part of the migration's durable schema (var meta_schema) unless it exists: `file_manifest`
     or `changes`, as the macro meta_schema_<part> of macros/meta_schema.sql, the schema's one definition,
     defines it (plain Jinja, rendered here with the quoted schema name)."""
     macros = jinja2.Environment(autoescape=False).from_string(META_SCHEMA_DDL.read_text()).module
-    cur.execute(getattr(macros, f"meta_schema_{part}")(sql.Identifier(settings.current().meta_schema).as_string(cur)))
+    cur.execute(getattr(macros, f"meta_schema_{part}")(sql.Identifier(settings.meta_schema).as_string(cur)))
 
 
 @contextmanager

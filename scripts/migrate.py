@@ -130,7 +130,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     dbt_runner.VERBOSE = args.verbose  # read by every dbt step of the run
     try:
         console.print(f"target: database {settings.database} on {settings.host}")
-        with run_lock.one_run("migrate", settings.storage_root):
+        with run_lock.one_run(settings, "migrate", settings.storage_root):
             migrate(args, settings)
     except lifeos_env.MigrationError as error:
         console.print(f"[red]migration failed: {error}[/red]")
@@ -158,19 +158,19 @@ def migrate(args: argparse.Namespace, settings: Settings) -> None:
         )
         with_vars = settings.dbt_vars()
         manifest = dbt_runner.parse(*with_vars)
-        restore_dump(dump, args.from_dsn)
+        restore_dump(settings, dump, args.from_dsn)
         notes = files_not_moved(settings, files_from is not None, args.skip_files)
         if files_from:
             build_int_files(*with_vars, manifest=manifest)
             files_step.move(
-                files_step.source_from(str(files_from), settings.var("storage_bucket")), settings.storage_root
+                files_step.source_from(str(files_from), settings.storage_bucket), settings.storage_root, settings
             )
     try:
         dbt("build", *NO_UNIT_TESTS, *with_vars, manifest=manifest)
     finally:
         if not isinstance(sys.exc_info()[1], lifeos_env.Interrupted):  # a stopped run stops here
-            reconciled = report.run()  # audits the shadow the build wrote, and says what failed when it did
-    report.note(reconciled, notes)
+            reconciled = report.run(settings)  # audits the shadow the build wrote, and says what failed when it did
+    report.note(reconciled, notes, settings.target)
     if args.no_publish:
         console.print(
             f"rehearsal: nothing published; the build in schema {settings.marts_schema} is kept"
@@ -179,7 +179,11 @@ def migrate(args: argparse.Namespace, settings: Settings) -> None:
         )
         return
     if not args.carry_forward:
-        report.note(reconciled, cutover.publish(allow_shrink=args.allow_shrink, lock_wait=args.lock_wait))
+        report.note(
+            reconciled,
+            cutover.publish(settings, allow_shrink=args.allow_shrink, lock_wait=args.lock_wait),
+            settings.target,
+        )
         return
     project = Project.from_manifest(manifest)
     reconciled = carry_app_writes(settings, manifest, project, reconciled, args.lock_wait)
@@ -187,10 +191,12 @@ def migrate(args: argparse.Namespace, settings: Settings) -> None:
     report.note(
         reconciled,
         cutover.publish(
+            settings,
             allow_shrink=args.allow_shrink,
             lock_wait=args.lock_wait,
-            merge_late=lambda cur, build: late(cur, build, project),
+            merge_late=lambda cur, build: late(cur, settings, build, project),
         ),
+        settings.target,
     )
 
 
@@ -204,25 +210,27 @@ def carry_app_writes(
     """Merge the app's writes to live v2 into the shadow of the last build, and when anything changed, run the
     tests on the merged shadow again (the build's vars and manifest: its marts_schema); return its report."""
     with lifeos_env.transaction() as cur:
-        build = runs.last_run(cur, runs.BUILDS)
+        build = runs.last_run(cur, settings, runs.BUILDS)
     try:
-        merged = carry_forward.merge(build, project, lock_wait)
+        merged = carry_forward.merge(settings, build, project, lock_wait)
         if not (merged.carried or merged.conflicts):
             return reconciled
         dbt("test", *NO_UNIT_TESTS, *settings.dbt_vars(), manifest=manifest)
-        reconciled = report.run()
+        reconciled = report.run(settings)
     except lifeos_env.Interrupted as error:  # not publishable: the next run merges again
         with lifeos_env.transaction() as cur:
-            runs.set_build_result(cur, build.run_id, "interrupted", f"{error} while carrying the app's writes forward")
+            runs.set_build_result(
+                cur, settings, build.run_id, "interrupted", f"{error} while carrying the app's writes forward"
+            )
         raise
     except lifeos_env.MigrationError as error:
         detail = f"the tests failed on the shadow after carrying the app's writes forward: {error}"
         with lifeos_env.transaction() as cur:
-            runs.set_build_result(cur, build.run_id, "build failed", detail)
-        report.run()  # names the failing rows
+            runs.set_build_result(cur, settings, build.run_id, "build failed", detail)
+        report.run(settings)  # names the failing rows
         raise
     with lifeos_env.transaction() as cur:
-        runs.set_build_result(cur, build.run_id, "built", None)  # publishable again
+        runs.set_build_result(cur, settings, build.run_id, "built", None)  # publishable again
     carried = "; ".join(
         f"{table} " + ", ".join(f"{rows} {action}" for action, rows in actions.items())
         for table, actions in merged.carried.items()
@@ -233,7 +241,7 @@ def carry_app_writes(
             f"{len(merged.conflicts)} of the app's writes conflict with v1's and were not carried forward: listed"
             " in the report's conflicts and in lifeos_migration.conflicts, with both versions"
         )
-    report.note(reconciled, notes)
+    report.note(reconciled, notes, settings.target)
     return reconciled
 
 

@@ -14,11 +14,11 @@ from lifeos.console import console
 from lifeos.files.blobs import IN_PLACE, PLACEHOLDER
 from lifeos.files.bucket import SupabaseSource
 from lifeos.files.sources import LocalSource
-from lifeos.files.step import BUCKET, main, move, source_from
+from lifeos.files.step import main, move, source_from
 from lifeos.files.transfer import Limits
 from lifeos.files.tree import Tree
 
-__all__ = ["BUCKET", "IN_PLACE", "PLACEHOLDER", "Limits", "LocalSource", "SupabaseSource", "Tree", "console"]
+__all__ = ["IN_PLACE", "PLACEHOLDER", "Limits", "LocalSource", "SupabaseSource", "Tree", "console"]
 __all__ += ["main", "move", "source_from"]
 
 if __name__ == "__main__":

@@ -94,19 +94,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "publish":
             notes = cutover.publish(
-                force=args.force, backup_to=args.backup_dir, allow_shrink=args.allow_shrink,
+                settings, force=args.force, backup_to=args.backup_dir, allow_shrink=args.allow_shrink,
                 app_role=args.app_role or settings.app_role, lock_wait=args.lock_wait,
             )  # fmt: skip
             for note in notes:  # scripts/migrate prints them with its report instead (report.note)
                 console.print(f"[yellow]note: {note}[/yellow]", markup=True, highlight=False)
         elif args.command == "rollback":
-            cutover.rollback(force=args.force, lock_wait=args.lock_wait)
+            cutover.rollback(settings, force=args.force, lock_wait=args.lock_wait)
         elif args.command == "export-changes":
-            export_changes.export_changes(args.out, args.schema, args.to_v1)
+            export_changes.export_changes(settings, args.out, args.schema, args.to_v1)
         elif args.command == "cleanup":
-            cleanup.cleanup(yes=args.yes, backup_to=args.backup_dir, lock_wait=args.lock_wait)
+            cleanup.cleanup(settings, yes=args.yes, backup_to=args.backup_dir, lock_wait=args.lock_wait)
         elif args.command == "resolve":
-            console.print(conflicts.resolve(args.conflict_id, args.take))
+            console.print(conflicts.resolve(settings, args.conflict_id, args.take))
         else:
             backups.restore_backup(args.dump, args.into)
     except lifeos_env.MigrationError as error:

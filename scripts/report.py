@@ -11,21 +11,18 @@ from pathlib import Path
 import lifeos_env
 from lifeos import command, report
 from lifeos.console import console
-from lifeos.manifest import TARGET
 from lifeos.settings import Settings
 
 
 def add_commands(commands: command.Commands) -> None:
     parser = command.add(commands, "report", run, description=report.__doc__, help="the reconciliation report")
-    parser.add_argument(
-        "--target", type=Path, default=TARGET, help="dbt's target folder (default: DBT_TARGET_PATH, else target/)"
-    )
+    parser.add_argument("--target", type=Path, help="dbt's target folder (default: DBT_TARGET_PATH, else target/)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    del settings  # the report reads the run's vars from dbt's run_results.json
     try:
-        report.run(args.target)
+        report.run(settings, args.target)  # the run's vars: dbt's run_results.json's over the settings'
+
     except lifeos_env.MigrationError as error:
         console.print(f"[red]{error}[/red]")
         return 1

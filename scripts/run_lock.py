@@ -20,7 +20,8 @@ from pathlib import Path
 import psycopg2.extensions
 
 import lifeos_env
-from lifeos import runs, settings
+from lifeos import runs
+from lifeos.settings import Settings
 
 LOCK_KEY = 0x4C6966654F5332  # "LifeOS2": the session-level advisory lock of a run
 LOCK_FILE = ".lifeos-run.lock"  # <parent of the root>/.<root name>.lifeos-run.lock
@@ -36,18 +37,18 @@ def holder_name(command: str) -> str:
 
 
 @contextmanager
-def one_run(command: str, storage_root: Path | None = None) -> Iterator[None]:
+def one_run(settings: Settings, command: str, storage_root: Path | None = None) -> Iterator[None]:
     """Hold the database (and the storage root, if given) for the run `command`, or fail naming the holder."""
     with ExitStack() as stack:
         if "database" not in _held:
-            stack.enter_context(database_lock(command))
+            stack.enter_context(database_lock(settings, command))
         if storage_root and "storage" not in _held:
             stack.enter_context(storage_lock(command, storage_root))
         yield
 
 
 @contextmanager
-def database_lock(command: str) -> Iterator[None]:
+def database_lock(settings: Settings, command: str) -> Iterator[None]:
     conn = lifeos_env.connect(application_name=holder_name(command)[:63])
     conn.autocommit = True
     try:
@@ -55,15 +56,14 @@ def database_lock(command: str) -> Iterator[None]:
             cur.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,))
             if not cur.fetchone()[0]:
                 raise AlreadyRunning(
-                    f"another run is using database {settings.current().database}: {database_holder(cur)};"
-                    " wait for it to end"
+                    f"another run is using database {settings.database}: {database_holder(cur)}; wait for it to end"
                 )
-            runs.close_open_runs(cur, "killed before it finished")  # under the lock, nothing else runs
+            runs.close_open_runs(cur, settings, "killed before it finished")  # under the lock, nothing else runs
             _held.add("database")
             try:
                 yield
             except lifeos_env.Interrupted as stop:
-                runs.close_open_runs(cur, str(stop))
+                runs.close_open_runs(cur, settings, str(stop))
                 raise
             finally:
                 _held.discard("database")

@@ -9,9 +9,9 @@
     https://<host>/storage/v1/object/sign/<bucket>/<key>?token=...
   (and render/image/... URLs; query and fragment are dropped). Storage object
   names are literal: only a URL's key is percent-decoded, a bare key keeps its
-  '%20' or '+'. When that reading names no object of the storage.objects
-  inventory but the other reading (a URL's key as written, a bare key decoded)
-  does, the inventory's name wins.
+  '%20' or '+'. When that reading names no object of v1's storage.objects
+  inventory (stg_v1_storage__objects) but the other reading (a URL's key as
+  written, a bare key decoded) does, the inventory's name wins.
   This model is the one place that decides whether a key may become a path
   under the storage root; the files step acts on its verdict. A key that is
   empty, absolute, a folder, has an empty, '.' or '..' segment, a NUL or
@@ -80,7 +80,10 @@ capture as (
 
 inventory as (
 
-    {{ storage_inventory() }}
+    -- the object keys of the app's bucket in v1's storage.objects inventory, each once
+    select distinct object_key
+    from {{ ref('stg_v1_storage__objects') }}
+    where bucket_id = '{{ var("storage_bucket") }}'
 
 ),
 
@@ -131,12 +134,12 @@ resolved as (
     select
         decoded.*,
         case
-            when named.name is null and other.name is not null then decoded.other_key
+            when named.object_key is null and other.object_key is not null then decoded.other_key
             else decoded.named_key
         end as decoded_key
     from decoded
-    left join inventory as named on decoded.named_key = named.name
-    left join inventory as other on decoded.other_key = other.name
+    left join inventory as named on decoded.named_key = named.object_key
+    left join inventory as other on decoded.other_key = other.object_key
 
 ),
 

@@ -12,6 +12,7 @@ from psycopg2 import sql
 from lifeos.catalog import Cursor, column_names, qualified, tables
 from lifeos.guard import CAPTURE_TRIGGER, ChangesWouldBeLost
 from lifeos.runs import meta, published_by
+from lifeos.settings import Settings
 
 # The objects of a schema a publish or rollback swaps, oldest first: relations (not indexes, not those a column or
 # an extension owns) by name, routines by name(argument types); each with its oid and kind in words.
@@ -178,10 +179,11 @@ def inventory(cur: Cursor, schema: str) -> dict[str, tuple[int, str]]:
     return {name: (oid, kind) for oid, name, kind in cur.fetchall()}
 
 
-def owned_objects(cur: Cursor, schema: str) -> set[str]:
+def owned_objects(cur: Cursor, settings: Settings, schema: str) -> set[str]:
     """The objects the migration put in `schema` when it published it (none when it did not)."""
     cur.execute(
-        sql.SQL("select object from {} where run_id = %s").format(meta("owned_objects")), (published_by(cur, schema),)
+        sql.SQL("select object from {} where run_id = %s").format(meta(settings, "owned_objects")),
+        (published_by(cur, settings, schema),),
     )
     return {name for (name,) in cur.fetchall()}
 
@@ -195,11 +197,13 @@ def parts(cur: Cursor, schema: str) -> dict[str, Part]:
     return {part.key: part for part in found}
 
 
-def added_parts(cur: Cursor, live: str, incoming: str, app_tables: list[str]) -> tuple[list[Part], list[Part]]:
+def added_parts(
+    cur: Cursor, settings: Settings, live: str, incoming: str, app_tables: list[str]
+) -> tuple[list[Part], list[Part]]:
     """The parts the app added to the tables `incoming` replaces (neither the migration's nor in `incoming`),
     and those of its own tables (moved along) that refer to its routines, which are made anew in the new live
     schema, so re-attached there."""
-    theirs = set(parts(cur, incoming)) | owned_objects(cur, live)
+    theirs = set(parts(cur, incoming)) | owned_objects(cur, settings, live)
     replaced = set(tables(cur, incoming))
     mine = parts(cur, live)
     added = [part for key, part in mine.items() if part.table in replaced and key not in theirs]
@@ -211,16 +215,16 @@ def added_parts(cur: Cursor, live: str, incoming: str, app_tables: list[str]) ->
     return added, attached
 
 
-def app_objects(cur: Cursor, live: str, incoming: str, action: str) -> AppObjects:
+def app_objects(cur: Cursor, settings: Settings, live: str, incoming: str, action: str) -> AppObjects:
     """The app's objects in `live`: neither the migration's nor in `incoming` (alembic_version, its tables,
     views and functions). Refuses, naming each, when any of the app's objects cannot be carried over."""
-    theirs = set(inventory(cur, incoming)) | owned_objects(cur, live)
+    theirs = set(inventory(cur, incoming)) | owned_objects(cur, settings, live)
     mine = {name: found for name, found in inventory(cur, live).items() if name not in theirs}
     cur.execute(LEFT_BEHIND, {"live": live, "incoming": incoming, "capture": CAPTURE_TRIGGER})
     stuck = [f"{kind} {name}" for name, (_, kind) in mine.items() if kind not in CARRIED_KINDS]
     stuck += [name for (name,) in cur.fetchall()]
     tables = [name for name, (_, kind) in mine.items() if kind == "table"]
-    added, attached = added_parts(cur, live, incoming, tables)
+    added, attached = added_parts(cur, settings, live, incoming, tables)
     stuck += [f"identity column {part.table}.{part.name}" for part in added if part.definition.endswith(" identity")]
     if stuck:
         raise ChangesWouldBeLost(

@@ -26,7 +26,6 @@ from lifeos.short_tries import LOCK_TRY, LockBusy
 
 BACKUP_PREFIX = "v2_backup_"
 ROLLED_BACK_PREFIX = "v2_rolledback_"
-DEFAULT_BACKUP_DIR = Path("/opt/lifeos/backups")
 
 
 def private_folder(folder: Path, what: str, choose: str) -> Path:
@@ -55,8 +54,8 @@ def private_file(path: Path, mode: str = "wb") -> IO:
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), mode)
 
 
-def backup_dir(chosen: Path | None) -> Path:
-    folder = chosen or Path(os.environ.get("LIFEOS_BACKUP_DIR") or DEFAULT_BACKUP_DIR)
+def backup_dir(folder: Path) -> Path:
+    """The backups folder `folder` (--backup-dir, else the settings' backup_dir), made private."""
     return private_folder(folder, "backups folder", "choose one with --backup-dir or LIFEOS_BACKUP_DIR")
 
 
@@ -106,7 +105,7 @@ def dump_schemas(cur: Cursor, schemas: list[str], folder: Path, name: str) -> tu
     folder and its checksum (sha256). A dump that is not complete is removed. pg_dump waits LOCK_TRY at most
     for a lock: one queued behind a session that waits for this transaction's locks would otherwise wait for
     ever (its jobs do not wait at all: a lock queued since pg_dump's own is a busy try too)."""
-    path = folder / f"{os.environ['PGDATABASE']}_{name}.dump"
+    path = folder / f"{cur.connection.info.dbname}_{name}.dump"
     cur.execute("select pg_export_snapshot()")
     snapshot = cur.fetchone()[0]
     jobs, serial = dump_jobs(cur)

@@ -41,6 +41,7 @@ from lifeos import catalog, merge_base, runs, short_tries
 from lifeos.catalog import Cursor
 from lifeos.conflicts import Conflict
 from lifeos.project import V1_HELD, Project
+from lifeos.settings import Settings
 
 UPDATED_AT = "updated_at"  # a bookkeeping column both sides set on every change: the later time wins
 CARRYING = "the app's writes to live v2 are merged in; the tests run again"  # the build's ledger detail meanwhile
@@ -71,24 +72,27 @@ class UniqueKey:
     predicate: str
 
 
-def merge(build: runs.Run, project: Project, lock_wait: float = short_tries.LOCK_WAIT) -> Merged:
+def merge(settings: Settings, build: runs.Run, project: Project, lock_wait: float = short_tries.LOCK_WAIT) -> Merged:
     """Merge the app's writes to live v2 into the shadow of `build`, in one transaction (each lock it takes is
     tried briefly, and the transaction tried again: short_tries.in_short_tries)."""
     with closing(lifeos_env.connect(options=short_tries.SESSION_OPTIONS)) as conn:
         conn.set_session(isolation_level="REPEATABLE READ")  # the log and live v2 as of one moment
         try:
             return short_tries.in_short_tries(
-                conn, lambda cur: Pass(cur, build, project).run(late=False), lock_wait, [build.schemas["live"]]
+                conn,
+                lambda cur: Pass(cur, settings, build, project).run(late=False),
+                lock_wait,
+                [build.schemas["live"]],
             )
         except psycopg2.Error as error:  # a defect of the merge's: nothing of it stays
             message = str(error).strip().splitlines()[0]
             raise lifeos_env.MigrationError(f"the merge into {build.schemas['shadow']} failed: {message}") from error
 
 
-def merge_late(cur: Cursor, build: runs.Run, project: Project) -> Merged:
+def merge_late(cur: Cursor, settings: Settings, build: runs.Run, project: Project) -> Merged:
     """In the publish's transaction, after it locked live v2 against writes: merge the app's writes the
     change log records after the merge (not yet marked merged_into the build)."""
-    return Pass(cur, build, project).run(late=True)
+    return Pass(cur, settings, build, project).run(late=True)
 
 
 def pairs(template: str, columns: list[str], others: list[str] | None = None) -> sql.Composable:
@@ -101,8 +105,8 @@ def pairs(template: str, columns: list[str], others: list[str] | None = None) ->
 class Pass:
     """One merge pass, on the cursor of its transaction."""
 
-    def __init__(self, cur: Cursor, build: runs.Run, project: Project) -> None:
-        self.cur, self.build, self.project = cur, build.run_id, project
+    def __init__(self, cur: Cursor, settings: Settings, build: runs.Run, project: Project) -> None:
+        self.cur, self.settings, self.build, self.project = cur, settings, build.run_id, project
         self.live, self.shadow = build.schemas["live"], build.schemas["shadow"]
         self.merged = Merged()
         self.keys: list[ForeignKey] | None = None
@@ -113,7 +117,7 @@ class Pass:
         return self.cur.rowcount
 
     def run(self, *, late: bool) -> Merged:
-        base = merge_base.of_live(self.cur, self.live)
+        base = merge_base.of_live(self.cur, self.settings, self.live)
         if base is None:
             return self.merged
         # the log's records this pass sees are merged into the build: a later pass merges only the others
@@ -129,7 +133,7 @@ class Pass:
                 # export or check can name them, and an oid the server gives again must find none
                 " delete from {carried} where schema_oid not in (select oid from pg_namespace);"
                 " delete from {changes} where schema_oid not in (select oid from pg_namespace)"
-            ).format(changes=runs.meta("changes"), carried=runs.meta("carried")),
+            ).format(changes=runs.meta(self.settings, "changes"), carried=runs.meta(self.settings, "carried")),
             {"live": self.live, "build": self.build},
         )
         names = set(catalog.tables(self.cur, self.live)) & set(catalog.tables(self.cur, self.shadow))
@@ -155,7 +159,9 @@ class Pass:
             self.record(table, f"carry_{number}")
         if not late and (self.merged.carried or self.merged.conflicts):  # publishable once the tests pass again
             self.execute(
-                sql.SQL("update {} set result = 'building', detail = %s where run_id = %s").format(runs.meta("runs")),
+                sql.SQL("update {} set result = 'building', detail = %s where run_id = %s").format(
+                    runs.meta(self.settings, "runs")
+                ),
                 (CARRYING, self.build),
             )
         if self.merged.carried and "search_index" in catalog.tables(self.cur, self.shadow):
@@ -437,7 +443,7 @@ class Pass:
                 " case when (o).id is not null then to_jsonb(o) end, case when (t).id is not null then to_jsonb(t) end,"
                 " case when (b).id is not null then to_jsonb(b) end from {rows} where action = 'conflict'"
                 " returning table_name, row_id, reason, app_version, v1_version"
-            ).format(conflicts=runs.meta("conflicts"), rows=sql.Identifier(rows)),
+            ).format(conflicts=runs.meta(self.settings, "conflicts"), rows=sql.Identifier(rows)),
             {"build": self.build, "table": table},
         )
         self.merged.conflicts += [Conflict(*row) for row in self.cur.fetchall()]
@@ -446,7 +452,7 @@ class Pass:
                 "insert into {carried} (build_run_id, schema_oid, table_name, row_id, action)"
                 " select %(build)s, to_regnamespace(%(shadow)s), %(table)s, row_id, rtrim(action, 'e') || 'ed'"
                 " from {rows} where action in ('insert', 'update', 'delete')"
-            ).format(carried=runs.meta("carried"), rows=sql.Identifier(rows)),
+            ).format(carried=runs.meta(self.settings, "carried"), rows=sql.Identifier(rows)),
             {"build": self.build, "shadow": self.shadow, "table": table},
         )
         self.cur.execute(

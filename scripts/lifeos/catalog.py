@@ -11,7 +11,7 @@ Cursor = psycopg2.extensions.cursor
 Connection = psycopg2.extensions.connection
 # Derived tables: rebuilt from the others (refresh_search_index()), so the backup holds no rows of theirs and the
 # guard records no writes to them.
-DERIVED = ("search_index",)
+DERIVED = ("search_index", "search_index_queue")
 
 
 def tables(cur: Cursor, schema: str) -> list[str]:

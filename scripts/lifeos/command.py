@@ -44,8 +44,7 @@ def execute(args: argparse.Namespace) -> int:
         os.environ["LIFEOS_STORAGE_ROOT"] = str(args.storage_root.absolute())  # dbt's var storage_root reads it
     lifeos_env.stop_on_signals()
     lifeos_env.ensure_target()
-    with settings.active(settings.load()) as current:
-        return args.run(args, current)
+    return args.run(args, settings.load())
 
 
 def main(description: str, adders: Iterable[Callable[[Commands], None]], argv: list[str]) -> int:

@@ -18,6 +18,7 @@ from psycopg2.extras import Json
 import lifeos_env
 from lifeos import catalog, runs, short_tries
 from lifeos.catalog import Cursor
+from lifeos.settings import Settings
 
 SIDES = {"app": "app_version", "v1": "v1_version"}
 
@@ -33,24 +34,18 @@ class Conflict:
     v1_version: dict | None  # the row in the new v2; None: not there
 
 
-def of_last_build(cur: Cursor) -> list[Conflict]:
+def of_last_build(cur: Cursor, settings: Settings) -> list[Conflict]:
     """The conflicts the carry-forward recorded for the newest full build."""
-    if not runs.has_table(cur, "conflicts"):
-        return []
-    cur.execute(
-        sql.SQL(
-            "select table_name, row_id, reason, app_version, v1_version from {} where build_run_id ="
-            " (select max(run_id) from {} where full_build) order by conflict_id"
-        ).format(runs.meta("conflicts"), runs.meta("runs"))
-    )
-    return [Conflict(*row) for row in cur.fetchall()]
+    query = "select table_name, row_id, reason, app_version, v1_version from {} where build_run_id ="
+    query += " (select max(run_id) from {runs} where full_build) order by conflict_id"
+    return [Conflict(*row) for row in runs.rows_of(cur, settings, "conflicts", query)]
 
 
-def resolve(conflict_id: int, take: str) -> str:
+def resolve(settings: Settings, conflict_id: int, take: str) -> str:
     """Write version `take` (app or v1) of conflict `conflict_id` into live v2; return what was done. When
     live v2 cannot hold it (a unique key, a missing parent), nothing is written and the error says why."""
     try:
-        return write_version(conflict_id, take)
+        return write_version(settings, conflict_id, take)
     except psycopg2.Error as error:
         message = str(error).strip().splitlines()[0]
         raise lifeos_env.MigrationError(
@@ -58,21 +53,19 @@ def resolve(conflict_id: int, take: str) -> str:
         ) from error
 
 
-def write_version(conflict_id: int, take: str) -> str:
-    live = lifeos_env.dbt_var("v2_schema")
+def write_version(settings: Settings, conflict_id: int, take: str) -> str:
+    live = settings.v2_schema
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(short_tries.LOCK_TRY)))
         cur.execute(
             sql.SQL("select table_name, row_id, {}, resolved_with from {} where conflict_id = %s for update").format(
-                sql.Identifier(SIDES[take]), runs.meta("conflicts")
+                sql.Identifier(SIDES[take]), runs.meta(settings, "conflicts")
             ),
             (conflict_id,),
         )
         found = cur.fetchone()
         if found is None:
-            raise lifeos_env.MigrationError(
-                f"there is no conflict {conflict_id} in {lifeos_env.dbt_var('meta_schema')}.conflicts"
-            )
+            raise lifeos_env.MigrationError(f"there is no conflict {conflict_id} in {settings.meta_schema}.conflicts")
         table, row_id, version, resolved = found
         if resolved:
             raise lifeos_env.MigrationError(f"conflict {conflict_id} was resolved already, with {resolved}'s version")
@@ -97,7 +90,7 @@ def write_version(conflict_id: int, take: str) -> str:
             done = f"wrote {take}'s version of {table} {row_id} into live v2"
         cur.execute(
             sql.SQL("update {} set resolved_with = %s, resolved_at = now() where conflict_id = %s").format(
-                runs.meta("conflicts")
+                runs.meta(settings, "conflicts")
             ),
             (take, conflict_id),
         )

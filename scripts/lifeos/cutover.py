@@ -41,6 +41,7 @@ from lifeos.grants import (
 )
 from lifeos.guard import MergeLate, capture_changes, hold_live, refuse_shrink
 from lifeos.runs import ANY_RUN, BUILDS, Run, finish_run, last_run, meta, new_run
+from lifeos.settings import Settings
 from lifeos.short_tries import LOCK_WAIT, recorded
 
 
@@ -70,9 +71,9 @@ def swap_in(
         grant_app_role(cur, live, app_role)
 
 
-def publishable_build(cur: Cursor) -> Run:
+def publishable_build(cur: Cursor, settings: Settings) -> Run:
     """The last build, when it is green, full and not yet published."""
-    build = last_run(cur, BUILDS)
+    build = last_run(cur, settings, BUILDS)
     if build.result != "built" or not build.full_build:
         raise lifeos_env.MigrationError(
             f"nothing to publish: the last `dbt {build.command}` (run {build.run_id}) is {build.result}"
@@ -80,7 +81,9 @@ def publishable_build(cur: Cursor) -> Run:
             + "; publish follows a green full `dbt build` (scripts/migrate)"
         )
     cur.execute(
-        sql.SQL("select max(run_id) from {} where build_run_id = %s and result = 'published'").format(meta("runs")),
+        sql.SQL("select max(run_id) from {} where build_run_id = %s and result = 'published'").format(
+            meta(settings, "runs")
+        ),
         (build.run_id,),
     )
     published_in = cur.fetchone()[0]
@@ -93,6 +96,7 @@ def publishable_build(cur: Cursor) -> Run:
 
 
 def publish(
+    settings: Settings,
     *,
     force: bool = False,
     backup_to: Path | None = None,
@@ -103,21 +107,23 @@ def publish(
 ) -> list[str]:
     """Publish the shadow of the last green, full `dbt build` as live v2.
 
-    The app's role is `app_role`, else the one the build recorded; `merge_late` merges the app's writes
-    since a carry-forward under the publish's lock. Return notes for the report (an allowed shrink, no app
+    The backup goes into `backup_to`, else the settings' backups folder; the app's role is `app_role`, else the
+    one the build recorded; `merge_late` merges the app's writes since a carry-forward under the publish's lock.
+    Return notes for the report (an allowed shrink, no app
     role with access)."""
-    with run_lock.one_run("publish"):
+    with run_lock.one_run(settings, "publish"):
         with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
-            build = publishable_build(cur)
-            run_id = new_run(cur, "publish", build, build_run_id=build.run_id)
+            build = publishable_build(cur, settings)
+            run_id = new_run(cur, settings, "publish", build, build_run_id=build.run_id)
         live, shadow = build.schemas["live"], build.schemas["shadow"]
         options = {
-            "force": force, "backup_to": backup_to, "allow_shrink": allow_shrink, "app_role": app_role,
-            "merge_late": merge_late,
+            "force": force, "backup_to": backup_to or settings.backup_dir, "allow_shrink": allow_shrink,
+            "app_role": app_role, "merge_late": merge_late,
         }  # fmt: skip
         dump_path, notes = recorded(
-            run_id, partial(publish_in, build=build, run_id=run_id, **options), lock_wait, [live]
-        )
+            settings, run_id, partial(publish_in, settings=settings, build=build, run_id=run_id, **options),
+            lock_wait, [live],
+        )  # fmt: skip
     console.print(f"published schema {shadow} as live v2 ({live})" + (f"; backup {dump_path}" if dump_path else ""))
     return notes
 
@@ -125,10 +131,11 @@ def publish(
 def publish_in(
     cur: Cursor,
     *,
+    settings: Settings,
     build: Run,
     run_id: int,
     force: bool,
-    backup_to: Path | None,
+    backup_to: Path,
     allow_shrink: bool,
     app_role: str | None,
     merge_late: MergeLate | None,
@@ -138,11 +145,13 @@ def publish_in(
     live, shadow = build.schemas["live"], build.schemas["shadow"]
     if not tables(cur, shadow):
         raise lifeos_env.MigrationError(f"the shadow schema {shadow} holds no tables: run `dbt build` again")
-    apps = app_objects(cur, live, shadow, "publish")
-    hold_live(cur, live, "publish", force, apps.tables, build, merge_late)
-    notes = refuse_shrink(cur, live, shadow, allow_shrink)
+    apps = app_objects(cur, settings, live, shadow, "publish")
+    hold_live(cur, settings, live, "publish", force, apps.tables, build, merge_late)
+    notes = refuse_shrink(cur, settings, live, shadow, allow_shrink)
     cur.execute(
-        sql.SQL("insert into {} (run_id, object) select %s, unnest(%s::text[])").format(meta("owned_objects")),
+        sql.SQL("insert into {} (run_id, object) select %s, unnest(%s::text[])").format(
+            meta(settings, "owned_objects")
+        ),
         (run_id, [*inventory(cur, shadow), *parts(cur, shadow)]),
     )
     when = stamp()
@@ -155,10 +164,10 @@ def publish_in(
         kept = schema_exists(cur, backup)
         dumped = fingerprint(cur, backup) if kept and dump_path else None  # clean-up compares the backup with it
         notes += access_warning(cur, live)
-        capture_changes(cur, live)
+        capture_changes(cur, settings, live)
         cur.execute("select oid from pg_namespace where nspname = %s", (live,))
         finish_run(
-            cur, run_id, result="published", published_schema_oid=cur.fetchone()[0],
+            cur, settings, run_id, result="published", published_schema_oid=cur.fetchone()[0],
             detail="; ".join([f"the shadow of build run {build.run_id} is live v2 ({live})", *notes]),
             backup_schema=backup if kept else None,
             dump_path=dump_path and str(dump_path), dump_sha256=dump_sha256, dump_fingerprint=dumped,
@@ -167,32 +176,34 @@ def publish_in(
     return dump_path, notes
 
 
-def rollback(*, force: bool = False, lock_wait: float = LOCK_WAIT) -> str:
+def rollback(settings: Settings, *, force: bool = False, lock_wait: float = LOCK_WAIT) -> str:
     """Make the newest backup schema live again; the replaced live schema is kept. Return the restored backup."""
-    with run_lock.one_run("rollback"):
+    with run_lock.one_run(settings, "rollback"):
         with closing(lifeos_env.connect()) as conn, conn.cursor() as cur:
-            template = last_run(cur, ANY_RUN)
+            template = last_run(cur, settings, ANY_RUN)
             backups = schemas_like(cur, BACKUP_PREFIX)
             if not backups:
                 raise lifeos_env.MigrationError(f"nothing to roll back to: there is no {BACKUP_PREFIX}* schema")
-            run_id = new_run(cur, "rollback", template)
+            run_id = new_run(cur, settings, "rollback", template)
         live = template.schemas["live"]
-        work = partial(roll_back_in, backup=backups[0], template=template, run_id=run_id, force=force)
-        displaced = recorded(run_id, work, lock_wait, [live, backups[0]])
+        work = partial(
+            roll_back_in, settings=settings, backup=backups[0], template=template, run_id=run_id, force=force
+        )
+        displaced = recorded(settings, run_id, work, lock_wait, [live, backups[0]])
     console.print(f"rolled back: {backups[0]} is live v2 ({live}) again; the replaced one is kept as {displaced}")
     return backups[0]
 
 
-def roll_back_in(cur: Cursor, *, backup: str, template: Run, run_id: int, force: bool) -> str:
+def roll_back_in(cur: Cursor, *, settings: Settings, backup: str, template: Run, run_id: int, force: bool) -> str:
     """The rollback transaction: guard, swap `backup` in; return the name the replaced live schema keeps."""
     live = template.schemas["live"]
-    apps = app_objects(cur, live, backup, "rollback")
-    hold_live(cur, live, "rollback", force, apps.tables)
+    apps = app_objects(cur, settings, live, backup, "rollback")
+    hold_live(cur, settings, live, "rollback", force, apps.tables)
     displaced = ROLLED_BACK_PREFIX + stamp()
     swap_in(cur, backup, live, displaced, template.app_role, apps, "rollback")
-    capture_changes(cur, live)  # a backup from before change capture gets it too
+    capture_changes(cur, settings, live)  # a backup from before change capture gets it too
     finish_run(
-        cur, run_id, result="rolled back", backup_schema=displaced, table_counts=row_counts(cur, live),
+        cur, settings, run_id, result="rolled back", backup_schema=displaced, table_counts=row_counts(cur, live),
         detail=f"{backup} is live v2 ({live}) again; the replaced live schema is kept as {displaced}",
     )  # fmt: skip
     return displaced

@@ -3,7 +3,6 @@ changes.sql that replays them (or, with to_v1, what v1 lacks of live v2 as SQL i
 
 from __future__ import annotations
 
-import os
 from contextlib import closing
 from pathlib import Path
 
@@ -16,12 +15,13 @@ from lifeos.console import console
 from lifeos.export_to_v1 import export_to_v1, write_v1_files
 from lifeos.guard import app_changes, net_changes
 from lifeos.runs import ANY_RUN, last_run
+from lifeos.settings import Settings
 from lifeos.short_tries import SESSION_OPTIONS
 from lifeos.upserts import comment, upsert_statements
 
 
 def export_changes(
-    out: Path | None = None, schema: str | None = None, to_v1: bool = False
+    settings: Settings, out: Path | None = None, schema: str | None = None, to_v1: bool = False
 ) -> dict[str, tuple[int, int]]:
     """Write every row of live v2 (or `schema`) the app created, changed or deleted since its publish.
 
@@ -33,18 +33,18 @@ def export_changes(
     from state (export_to_v1), and the rows per v1 table: (to insert or update, to delete).
     """
     with closing(lifeos_env.connect(options=SESSION_OPTIONS)) as conn, conn.cursor() as cur:
-        source = schema or last_run(cur, ANY_RUN).schemas["live"]
+        source = schema or last_run(cur, settings, ANY_RUN).schemas["live"]
         if not schema_exists(cur, source):
             raise lifeos_env.MigrationError(f"there is no schema {source} to export from")
         if to_v1:
-            writes = export_to_v1(conn, source)
+            writes = export_to_v1(conn, settings, source)
         else:
-            changes = app_changes(cur, source)
+            changes = app_changes(cur, settings, source)
             if not changes:
                 console.print(f"no rows in schema {source} were created, changed or deleted since it was published")
                 return changes
         folder = private_folder(
-            out or backup_dir(None) / f"changes_{os.environ['PGDATABASE']}_{stamp()}",
+            out or backup_dir(settings.backup_dir) / f"changes_{settings.database}_{stamp()}",
             "export folder",
             "choose one with --out",
         )
@@ -52,9 +52,9 @@ def export_changes(
             raise lifeos_env.MigrationError(f"the folder {folder} is not empty: export into a new one")
         try:
             if to_v1:
-                summary = write_v1_files(writes, source, folder)
+                summary = write_v1_files(writes, source, folder, settings.database)
             else:
-                write_changes(cur, source, changes, folder)
+                write_changes(cur, settings, source, changes, folder)
                 total = sum(changed + deleted for changed, deleted in changes.values())
                 summary = f"wrote {total} rows of schema {source} the app created, changed or deleted to {folder}"
         except OSError as error:
@@ -63,7 +63,9 @@ def export_changes(
     return writes.per_table if to_v1 else changes
 
 
-def write_changes(cur: Cursor, source: str, changes: dict[str, tuple[int, int]], folder: Path) -> None:
+def write_changes(
+    cur: Cursor, settings: Settings, source: str, changes: dict[str, tuple[int, int]], folder: Path
+) -> None:
     """The CSV files, and changes.sql: one transaction that replays them all, or nothing."""
     ordered = in_foreign_key_order(cur, source, list(changes))
     steps = [(table, "changed", f"{table}.csv") for table in ordered if changes[table][0]]
@@ -71,7 +73,7 @@ def write_changes(cur: Cursor, source: str, changes: dict[str, tuple[int, int]],
     with private_file(folder / "changes.sql", "w") as statements:
         statements.write(comment(f"the app's writes to schema {source} after the migration published it") + "begin;\n")
         for table, kind, name in steps:
-            query = written_rows(source, table, kind)
+            query = written_rows(settings, source, table, kind)
             with private_file(folder / name, "w") as csv:
                 cur.copy_expert(sql.SQL("copy ({}) to stdout with (format csv, header)").format(query), csv)
             cur.execute(replay_statements(cur, source, table, query, kind))
@@ -79,11 +81,11 @@ def write_changes(cur: Cursor, source: str, changes: dict[str, tuple[int, int]],
         statements.write("commit;\n")
 
 
-def written_rows(schema: str, table: str, kind: str) -> sql.Composed:
+def written_rows(settings: Settings, schema: str, table: str, kind: str) -> sql.Composed:
     """Query of the rows of schema.table the app created or changed (kind 'changed') as they are now, or
     deleted (kind 'deleted') as they were."""
     rows = sql.SQL("select * from ({}) as net where table_name = {} and kind = {}").format(
-        net_changes(schema), sql.Literal(table), sql.Literal(kind)
+        net_changes(settings, schema), sql.Literal(table), sql.Literal(kind)
     )
     if kind == "changed":
         return sql.SQL("select t.* from {} t where t.id::text in (select row_id from ({}) as written)").format(

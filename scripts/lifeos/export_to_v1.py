@@ -1,6 +1,6 @@
 """What v1 lacks of live v2, as SQL in v1's shape for v1's database (a rollback to v1): to_v1.sql, from state.
 
-Live v2 read through the views of the mapping back to v1 (models/to_v1) is compared with the v1 last restored
+Live v2 read through the views of the mapping back to v1 (models/rollback) is compared with the v1 last restored
 (schema var v1_schema), so the export covers every write of the app's since the first cut-over, whatever came
 between (publishes, carry-forwards, rollbacks): no change log is replayed. The rows and blobs v1 cannot hold
 are listed beside it.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import graphlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,18 +22,19 @@ import lifeos_env
 from lifeos.backups import private_file
 from lifeos.catalog import DERIVED, Connection, Cursor, column_names, qualified, schema_exists, tables
 from lifeos.runs import BUILDS, last_run, meta, published_by
+from lifeos.settings import Settings
 from lifeos.upserts import comment, upsert_lines
 
-TO_V1_TAG = "to_v1"  # the models of the mapping back to v1 (models/to_v1)
+ROLLBACK_TAG = "rollback"  # the models of the mapping back to v1 (models/rollback)
 V1_TABLES_SCHEMA = "public"  # where v1's tables are on Supabase: the schema the export to v1 writes into
-# Columns of the models of models/to_v1 that say how to export a row, not v1's own (models/docs.md)
+# Columns of the models of models/rollback that say how to export a row, not v1's own (models/docs.md)
 EXPORT_COLUMNS = ("not_representable", "load_order", "upload_blob_from")
 
 
-def export_to_v1(conn: Connection, source: str) -> V1Writes:
+def export_to_v1(conn: Connection, settings: Settings, source: str) -> V1Writes:
     """What v1 lacks of `source` (v1_writes), from the views of the mapping back to v1 over it (inverse_models)
     and the restored v1, read in one snapshot while the app goes on writing; nothing is written."""
-    v1_schema = lifeos_env.dbt_var("v1_schema")
+    v1_schema = settings.v1_schema
     conn.rollback()
     conn.set_session(isolation_level="REPEATABLE READ")
     try:
@@ -44,33 +44,34 @@ def export_to_v1(conn: Connection, source: str) -> V1Writes:
                     f"there is no restored v1 (schema {v1_schema}) to compare live v2 with and read v1's own"
                     " columns from: restore the v1 dump first (scripts/restore_v1.py)"
                 )
-            check_built_from(cur, source, v1_schema)
-            return v1_writes(cur, source, inverse_models(cur, source))
+            check_built_from(cur, settings, source)
+            return v1_writes(cur, settings, source, inverse_models(cur, source))
     finally:
         conn.rollback()  # it only read; its temporary views go with it
 
 
-def check_built_from(cur: Cursor, source: str, v1_schema: str) -> None:
+def check_built_from(cur: Cursor, settings: Settings, source: str) -> None:
     """Refuse unless the restored v1 is the one `source` was built from: each run restores v1 and then builds,
     so the last build must be the build the publish of `source` named. Against a later dump (a rehearsal's),
     v1's own changes since would look like writes of the app's to undo."""
-    publish = published_by(cur, source)
+    publish = published_by(cur, settings, source)
     if publish is None:
         return  # never published: the shadow of the last build
-    cur.execute(sql.SQL("select build_run_id from {} where run_id = %s").format(meta("runs")), (publish,))
+    cur.execute(sql.SQL("select build_run_id from {} where run_id = %s").format(meta(settings, "runs")), (publish,))
     (built_from,) = cur.fetchone()
-    last_build = last_run(cur, BUILDS).run_id
+    last_build = last_run(cur, settings, BUILDS).run_id
     if built_from is not None and built_from != last_build:
         raise lifeos_env.MigrationError(
-            f"the restored v1 (schema {v1_schema}) is the dump of build {last_build}, not the one schema {source}"
-            f" was built from (build {built_from}): v1's changes since would look like writes to undo; carry the"
-            " app's writes into that dump first (scripts/migrate --dump <that dump> --carry-forward), then export"
+            f"the restored v1 (schema {settings.v1_schema}) is the dump of build {last_build}, not the one schema"
+            f" {source} was built from (build {built_from}): v1's changes since would look like writes to undo;"
+            " carry the app's writes into that dump first (scripts/migrate --dump <that dump> --carry-forward),"
+            " then export"
         )
 
 
 @dataclass
 class InverseModel:
-    """One model of the mapping back to v1 (models/to_v1): the v2 table it reads, the v1 table it gives."""
+    """One model of the mapping back to v1 (models/rollback): the v2 table it reads, the v1 table it gives."""
 
     v2_table: str
     v1_table: str
@@ -79,7 +80,7 @@ class InverseModel:
 
 
 def inverse_models(cur: Cursor, source: str) -> dict[str, InverseModel]:
-    """The models of the mapping back to v1 (tag to_v1), compiled by dbt (`dbt compile --select tag:to_v1`)
+    """The models of the mapping back to v1 (tag rollback), compiled by dbt (`dbt compile --select tag:rollback`)
     with the v2 tables of `source` as the marts they read, each created as a temporary view of this session;
     return them by the v2 table each reads. Nothing is written to the database (the shadow and the ledger
     are not touched), no view outlives the export (one over the app's tables would pin the columns it reads),
@@ -87,7 +88,7 @@ def inverse_models(cur: Cursor, source: str) -> dict[str, InverseModel]:
     from dbt.cli.main import dbtRunner  # here: of all the commands, only the export to v1 runs dbt
 
     arguments = ["--vars", json.dumps({"marts_schema": source}), *lifeos_env.dbt_project_args(), "--quiet"]
-    compiled = dbtRunner().invoke(["compile", "--select", f"tag:{TO_V1_TAG}", *arguments])
+    compiled = dbtRunner().invoke(["compile", "--select", f"tag:{ROLLBACK_TAG}", *arguments])
     if not compiled.success:
         failures = [
             f"{r.node.name}: {r.message}" for r in getattr(compiled.result, "results", []) if r.status == "error"
@@ -109,7 +110,7 @@ def inverse_models(cur: Cursor, source: str) -> dict[str, InverseModel]:
                 " (scripts/migrate --no-publish)"
             ) from error
         models[v2_table] = InverseModel(
-            v2_table, node.name.removeprefix("v1_"), node.name, node.config.meta["v1_references"]
+            v2_table, node.name.removeprefix("rollback_v1__"), node.name, node.config.meta["v1_references"]
         )
     return models
 
@@ -126,15 +127,15 @@ class V1Writes:
     per_table: dict[str, tuple[int, int]] = field(default_factory=dict)  # v1 table: rows to upsert, to delete
 
 
-def v1_writes(cur: Cursor, source: str, models: dict[str, InverseModel]) -> V1Writes:
-    """What v1 lacks of `source`: its rows in v1's shape (the views of models/to_v1) against the v1 last
+def v1_writes(cur: Cursor, settings: Settings, source: str, models: dict[str, InverseModel]) -> V1Writes:
+    """What v1 lacks of `source`: its rows in v1's shape (the views of models/rollback) against the v1 last
     restored (schema var v1_schema), as upserts of the rows v1 lacks or holds otherwise, in v1's foreign-key
     order (a task's parents before it), then deletes of the rows v1 holds and v2 does not, in the reverse
     order. The rows the migration kept out of v2 (rejected, accepted losses: <work>.migration_rejects) are no
     deletes, and a reference it set to NULL (adjusted) is no change. A row of a table or a kind only v2 has
     is listed instead (not_representable), and each blob v1's bucket lacks."""
-    v1_schema = lifeos_env.dbt_var("v1_schema")
-    rejects = migration_rejects(cur)
+    v1_schema = settings.v1_schema
+    rejects = migration_rejects(cur, settings)
     graph = {model.v1_table: set(model.references) for model in models.values()}
     by_v1_table = {model.v1_table: model for model in models.values()}
     ordered = [by_v1_table[name] for name in graphlib.TopologicalSorter(graph).static_order()]
@@ -145,7 +146,7 @@ def v1_writes(cur: Cursor, source: str, models: dict[str, InverseModel]) -> V1Wr
     user = V1User(cur, v1_schema)
     for model in ordered:
         upserts = len(writes.upserts)
-        add_v1_upserts(cur, model, v1_schema, rejects, user, writes)
+        add_v1_upserts(cur, settings, model, rejects, user, writes)
         writes.per_table[model.v1_table] = (len(writes.upserts) - upserts, 0)
     for model in reversed(ordered):
         cur.execute(
@@ -167,9 +168,9 @@ def v1_writes(cur: Cursor, source: str, models: dict[str, InverseModel]) -> V1Wr
     return writes
 
 
-def migration_rejects(cur: Cursor) -> sql.Composed:
+def migration_rejects(cur: Cursor, settings: Settings) -> sql.Composed:
     """Query of the v1 rows the last build kept out of v2 or adjusted (<work schema>.migration_rejects)."""
-    work = last_run(cur, BUILDS).schemas["work"]
+    work = last_run(cur, settings, BUILDS).schemas["work"]
     rejects = qualified(work, "migration_rejects")
     cur.execute("select to_regclass(%s) is not null", (rejects.as_string(cur),))
     if not cur.fetchone()[0]:
@@ -211,13 +212,12 @@ class V1User:
         return self.users[0] if len(self.users) == 1 else None
 
 
-def v1_own_columns(cur: Cursor, table: str, mapped: list[str]) -> dict[str, str | None]:
-    """The columns of v1 `table` (as restored in schema var v1_schema) that the mapping back does not give,
+def v1_own_columns(cur: Cursor, v1_schema: str, table: str, mapped: list[str]) -> dict[str, str | None]:
+    """The columns of v1 `table` (as restored in schema `v1_schema`) that the mapping back does not give,
     each with the value a row added to v1 gets: the one value every row of the restored table holds there
     (a dump's extra column with a default), or None when the rows hold NULLs or more than one value, or there
     are no rows: then the insert leaves the column out, and v1's own default (NULL without one) fills it, as
     for a row v1's app inserts. (`user_id`, v1's one user, is V1User's.)"""
-    v1_schema = lifeos_env.dbt_var("v1_schema")
     cur.execute("select to_regclass(%s) is not null", (qualified(v1_schema, table).as_string(cur),))
     if not cur.fetchone()[0]:
         raise lifeos_env.MigrationError(f"the restored v1 (schema {v1_schema}) has no table {table}")
@@ -235,16 +235,19 @@ def v1_own_columns(cur: Cursor, table: str, mapped: list[str]) -> dict[str, str 
 
 
 def add_v1_upserts(
-    cur: Cursor, model: InverseModel, v1_schema: str, rejects: sql.Composed, user: V1User, writes: V1Writes
+    cur: Cursor, settings: Settings, model: InverseModel, rejects: sql.Composed, user: V1User, writes: V1Writes
 ) -> None:
     """The upserts into v1 of the rows of the model v1 lacks or holds otherwise (parents first: load_order):
     a new row whole, with v1's own columns filled (v1_own_columns, V1User); a row v1 holds, only the columns
     that differ. The rows v1 cannot hold and the blobs v1's bucket lacks, listed."""
+    v1_schema = settings.v1_schema
     columns = column_names(cur, "pg_temp", model.view)
     v1_columns = column_names(cur, v1_schema, model.v1_table)
     mapped = [column for column in columns if column not in EXPORT_COLUMNS and column in v1_columns]
     fills = {
-        column: value for column, value in v1_own_columns(cur, model.v1_table, mapped).items() if value is not None
+        column: value
+        for column, value in v1_own_columns(cur, v1_schema, model.v1_table, mapped).items()
+        if value is not None
     }
     view, restored = qualified("pg_temp", model.view), qualified(v1_schema, model.v1_table)
     cur.execute(sql.SQL("select t.id::text, t.not_representable from {} t where t.not_representable is not null"
@@ -278,12 +281,13 @@ def add_v1_upserts(
     if "upload_blob_from" in columns:
         cur.execute(sql.SQL("select id::text, upload_blob_from, {}, storage_path from ({}) t"
                             " where upload_blob_from is not null order by 1").format(
-            sql.Literal(lifeos_env.dbt_var("storage_bucket")), rows))  # fmt: skip
+            sql.Literal(settings.storage_bucket), rows))  # fmt: skip
         writes.blobs += cur.fetchall()
 
 
-def write_v1_files(writes: V1Writes, source: str, folder: Path) -> str:
-    """to_v1.sql, and the listings when they list anything; return the summary line."""
+def write_v1_files(writes: V1Writes, source: str, folder: Path, database: str) -> str:
+    """to_v1.sql (of schema `source` of `database`), and the listings when they list anything; return the summary
+    line."""
     for name, header, listed in (
         ("not_representable.csv", ("v2_table", "id", "reason"), writes.not_representable),
         ("blobs_to_upload.csv", ("file_id", "v2_path", "bucket", "key"), writes.blobs),
@@ -295,7 +299,7 @@ def write_v1_files(writes: V1Writes, source: str, folder: Path) -> str:
         statements.writelines(
             comment(line)
             for line in (
-                f"What v1 lacks of v2 (schema {source} of database {os.environ['PGDATABASE']}), in v1's shape:"
+                f"What v1 lacks of v2 (schema {source} of database {database}), in v1's shape:"
                 f" live v2 against the v1 last restored ({datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC).",
                 f"Apply to v1 (its tables in schema {V1_TABLES_SCHEMA}, as search_path says below):"
                 " psql <v1 connection> -f to_v1.sql",

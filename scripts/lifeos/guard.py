@@ -15,6 +15,7 @@ from psycopg2 import sql
 import lifeos_env
 from lifeos.catalog import DERIVED, Cursor, qualified, row_counts, tables
 from lifeos.runs import Run, meta, published_by
+from lifeos.settings import Settings
 
 SHRINK_TOLERANCE = 0.05  # a table may lose up to this share of its published rows (rows deleted in v1) unasked
 CAPTURE_TRIGGER = "lifeos_capture_changes"  # the triggers that record the app's writes, <name>_<insert|update|delete>
@@ -35,9 +36,9 @@ class WouldShrink(ChangesWouldBeLost):
     """The new v2 has far fewer rows than live v2 in a migrated table: rows would leave v2."""
 
 
-def capture_changes(cur: Cursor, schema: str) -> None:
+def capture_changes(cur: Cursor, settings: Settings, schema: str) -> None:
     """Record every insert, update and delete on the tables of `schema` but the derived ones in the change log."""
-    lifeos_env.create_meta_tables(cur, "changes")
+    lifeos_env.create_meta_tables(cur, settings, "changes")
     events = {
         "insert": "new table as new_rows",
         "update": "old table as old_rows new table as new_rows",
@@ -56,12 +57,12 @@ def capture_changes(cur: Cursor, schema: str) -> None:
                     event=sql.SQL(event),
                     table=qualified(schema, table),
                     transition=sql.SQL(transition),
-                    record=meta("record_changes"),
+                    record=meta(settings, "record_changes"),
                 )
             )
 
 
-def net_changes(schema: str, unmerged_by: int | None = None) -> sql.Composed:
+def net_changes(settings: Settings, schema: str, unmerged_by: int | None = None) -> sql.Composed:
     """Query of each row of `schema` the app wrote since the schema was published (with `unmerged_by`, a build's
     run id: not yet merged into its shadow), once, with its table, id, kind ('changed': created or updated, and
     still there; 'deleted': published, now gone) and, when deleted, the row as it was. A row the app created and
@@ -75,7 +76,7 @@ def net_changes(schema: str, unmerged_by: int | None = None) -> sql.Composed:
         " {unmerged} group by table_name, row_id) as written"
         " where not (first_op = 'INSERT' and last_op = 'DELETE')"
     ).format(
-        changes=meta("changes"),
+        changes=meta(settings, "changes"),
         schema=sql.Literal(schema),
         unmerged=sql.SQL("and merged_into is distinct from {}").format(sql.Literal(unmerged_by))
         if unmerged_by
@@ -83,25 +84,28 @@ def net_changes(schema: str, unmerged_by: int | None = None) -> sql.Composed:
     )
 
 
-def app_changes(cur: Cursor, schema: str, unmerged_by: int | None = None) -> dict[str, tuple[int, int]]:
+def app_changes(
+    cur: Cursor, settings: Settings, schema: str, unmerged_by: int | None = None
+) -> dict[str, tuple[int, int]]:
     """Per table of `schema` the app wrote since it was published (with `unmerged_by`: not merged into that
     build's shadow): the rows it created or changed, and deleted."""
-    cur.execute("select to_regclass(%s) is not null", (meta("changes").as_string(cur),))
+    cur.execute("select to_regclass(%s) is not null", (meta(settings, "changes").as_string(cur),))
     if not cur.fetchone()[0]:
         return {}
     if unmerged_by:
-        lifeos_env.create_meta_tables(cur, "changes")  # a log of an older version gets merged_into
+        lifeos_env.create_meta_tables(cur, settings, "changes")  # a log of an older version gets merged_into
     cur.execute(
         sql.SQL(
             "select table_name, count(*) filter (where kind = 'changed'), count(*) filter (where kind = 'deleted')"
             " from ({}) as net group by table_name order by table_name"
-        ).format(net_changes(schema, unmerged_by))
+        ).format(net_changes(settings, schema, unmerged_by))
     )
     return {table: (changed, deleted) for table, changed, deleted in cur.fetchall()}
 
 
 def hold_live(
     cur: Cursor,
+    settings: Settings,
     live: str,
     action: str,
     force: bool,
@@ -123,8 +127,8 @@ def hold_live(
     if merge_late and build:
         merge_late(cur, build)
     build = build and build.run_id
-    changes = {table: rows for table, rows in app_changes(cur, live, build).items() if table not in carried}
-    if changes and not force and build and merged_any(cur, live, build):
+    changes = {table: rows for table, rows in app_changes(cur, settings, live, build).items() if table not in carried}
+    if changes and not force and build and merged_any(cur, settings, live, build):
         raise LateChanges(
             f"the app wrote to live v2 (schema {live}) after its writes were carried into the shadow of build run"
             f" {build}: carry them forward again"
@@ -145,28 +149,28 @@ def hold_live(
         )
 
 
-def merged_any(cur: Cursor, live: str, build: int) -> bool:
+def merged_any(cur: Cursor, settings: Settings, live: str, build: int) -> bool:
     """Whether scripts/migrate --carry-forward merged writes of the app's to `live` into the shadow of `build`."""
     cur.execute(
         sql.SQL(
             "select exists (select from {} where merged_into = %s"
             " and schema_oid = (select oid from pg_namespace where nspname = %s))"
-        ).format(meta("changes")),
+        ).format(meta(settings, "changes")),
         (build, live),
     )
     return cur.fetchone()[0]
 
 
-def refuse_shrink(cur: Cursor, live: str, shadow: str, allow: bool) -> list[str]:
+def refuse_shrink(cur: Cursor, settings: Settings, live: str, shadow: str, allow: bool) -> list[str]:
     """Refuse (unless `allow`) when a table of `shadow` has far fewer rows than live v2 had when published, less
     the rows the app deleted since (the change log), or none where it had some (a table only live v2 has stays
     live). Return the note for the report when allowed."""
-    run_id = published_by(cur, live)
+    run_id = published_by(cur, settings, live)
     before: dict[str, int] = {}
     if run_id is not None:
-        cur.execute(sql.SQL("select table_counts from {} where run_id = %s").format(meta("runs")), (run_id,))
+        cur.execute(sql.SQL("select table_counts from {} where run_id = %s").format(meta(settings, "runs")), (run_id,))
         published = cur.fetchone()[0] or {}
-        deleted = {table: rows for table, (_, rows) in app_changes(cur, live).items()}
+        deleted = {table: rows for table, (_, rows) in app_changes(cur, settings, live).items()}
         before = {table: rows - deleted.get(table, 0) for table, rows in published.items()}
     after = row_counts(cur, shadow)
     shrunk = [

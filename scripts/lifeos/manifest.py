@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import lifeos_env
-
-TARGET = lifeos_env.ROOT / os.environ.get("DBT_TARGET_PATH", "target")  # where dbt writes, as dbt resolves it
 
 
 def load_json(path: Path) -> dict:
@@ -18,6 +15,7 @@ def load_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def read(target: Path = TARGET) -> dict:
-    """The manifest of the last dbt invocation (its nodes, sources, disabled nodes)."""
+def read(target: Path) -> dict:
+    """The manifest of the last dbt invocation in `target` (the settings' target folder): its nodes, sources,
+    disabled nodes."""
     return load_json(target / "manifest.json")

@@ -9,17 +9,18 @@ from psycopg2 import sql
 import lifeos_env
 from lifeos import catalog, runs
 from lifeos.catalog import Cursor
+from lifeos.settings import Settings
 
 BASE_PREFIX = "v2_base_"
 
 
-def of_live(cur: Cursor, live: str) -> str | None:
+def of_live(cur: Cursor, settings: Settings, live: str) -> str | None:
     """The merge base of `live`: the kept build of the run whose shadow became it (None: it holds no v2)."""
     if not catalog.tables(cur, live):
         return None
     cur.execute(
-        sql.SQL("select build_run_id from {} where run_id = %s").format(runs.meta("runs")),
-        (runs.published_by(cur, live),),
+        sql.SQL("select build_run_id from {} where run_id = %s").format(runs.meta(settings, "runs")),
+        (runs.published_by(cur, settings, live),),
     )
     found = cur.fetchone()
     base = found and found[0] and f"{BASE_PREFIX}{found[0]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lifeos.backups import DEFAULT_BACKUP_DIR
+from lifeos.settings import DEFAULT_BACKUP_DIR
 from lifeos.short_tries import LOCK_TRY, LOCK_WAIT
 
 

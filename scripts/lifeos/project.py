@@ -1,8 +1,8 @@
 """What the merge of scripts/migrate --carry-forward needs of the dbt project, read from the manifest the run
 parsed: each mart column's origin (`config.meta.origin` in the marts' YAML: copy and rename columns hold v1's
-values, derived ones the migration computes, new ones only v2 has), the polymorphic references (their test
-polymorphic_reference_resolves, and the registry of entity types, macros/entity_types.sql), the acyclic
-hierarchies (their test acyclic) and the tables whose rows outlive their entity (history)."""
+values, derived ones the migration computes, new ones only v2 has), the polymorphic references (their rule
+polymorphic_reference_resolves of mart_checks, and the registry of entity types, macros/entity_types.sql), the
+acyclic hierarchies (their rule acyclic) and the tables whose rows outlive their entity (history)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import jinja2
 from dbt.contracts.graph.manifest import Manifest
 
+from lifeos import mart_checks
+
 V1_HELD = ("copy", "rename")  # the origins of the columns whose values come from v1
 
 
 @dataclass
 class Polymorphic:
-    """A polymorphic reference (its test polymorphic_reference_resolves): the table, its type and id columns,
+    """A polymorphic reference (its rule polymorphic_reference_resolves): the table, its type and id columns,
     and the table each entity type names."""
 
     table: str
@@ -48,15 +50,15 @@ class Project:
                 if "insert" in (node.config.meta.get("on_entity_delete") or {}):  # a history row records it
                     history.add(node.name)
             check = getattr(node, "test_metadata", None)
-            if node.resource_type != "test" or check is None:
+            if node.resource_type != "test" or check is None or check.name != mart_checks.TEST:
                 continue
             table = node.attached_node.split(".")[-1]
-            if check.name == "polymorphic_reference_resolves":
-                kwargs = check.kwargs
-                targets = {kind: registry[kind] for kind in kwargs["entity_types"]}
-                polymorphic.append(Polymorphic(table, kwargs["column_name"], kwargs["id_column"], targets))
-            elif check.name == "acyclic":
-                acyclic.setdefault(table, []).append((check.kwargs["child_column"], check.kwargs["parent_column"]))
+            rules = mart_checks.rules(check.kwargs)
+            if reference := rules.get("polymorphic_reference_resolves"):
+                targets = {kind: registry[kind] for kind in reference["entity_types"]}
+                polymorphic.append(Polymorphic(table, reference["column_name"], reference["id_column"], targets))
+            if edge := rules.get("acyclic"):
+                acyclic.setdefault(table, []).append((edge["child_column"], edge["parent_column"]))
         return cls(origins, polymorphic, acyclic, history)
 
     def columns(self, table: str, *origins: str) -> set[str]:

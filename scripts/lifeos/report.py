@@ -1,10 +1,11 @@
 """Reconciliation report of the last `dbt build` or `dbt test`: was anything lost?
 
 One line per v2 table: v1 rows, v2 rows, rows rejected and adjusted, and the
-outcome of each validation check on it (tests/generic/); then every other dbt
-test and the rejects. Outcomes come from dbt's target/run_results.json (which
-test ran on which table from target/manifest.json); row counts are queried
-from the relations that run read. Written to the terminal as a rich table and
+outcome of each validation check on it (a rule of the mart's one data test,
+mart_checks); then every other rule and dbt test, and the rejects. Outcomes come
+from dbt's target/run_results.json (which test ran on which table, with which
+rules, from target/manifest.json) and each failing rule from the rows its test
+stored; row counts are queried from the relations that run read. Written to the terminal as a rich table and
 to target/report.md and target/report.json. Exit status 0 only when every
 check passed, every v1 row is accounted for, and no loss (a rejected row, a
 blob missing at the source) is left unaccepted. scripts/migrate adds what its
@@ -27,13 +28,15 @@ from rich.markup import escape
 from rich.table import Table
 
 import lifeos_env
-from lifeos import conflicts, runs, settings
+from lifeos import catalog, conflicts, mart_checks, runs
 from lifeos.conflicts import Conflict
 from lifeos.console import console
-from lifeos.manifest import TARGET, load_json
+from lifeos.manifest import load_json
+from lifeos.manifest import read as read_manifest
+from lifeos.settings import Settings
 
 PROJECT = "lifeos_migration"
-# The validation checks (generic tests in tests/generic/), in report order, with their column heading.
+# The validation checks (rules of mart_checks, macros/checks/), in report order, with their column heading.
 CHECKS = {
     "reconcile_row_count": "counts",
     "reconcile_ids": "ids",
@@ -44,7 +47,7 @@ CHECKS = {
     "file_blobs_verified": "files",
 }
 GOOD = {"pass", "success"}
-NOT_CHECKED = "not checked"  # a check disabled on purpose, e.g. --vars '{files_checked: false}'
+NOT_CHECKED = mart_checks.NOT_CHECKED
 
 
 @dataclass
@@ -84,7 +87,7 @@ class MissingBlob:
 @dataclass
 class Report:
     tables: list[TableLine]
-    checks: list[Check]  # every dbt test that is not a per-table validation check, e.g. rejects_policy
+    checks: list[Check]  # every rule and dbt test that is not a per-table validation check, e.g. rejects_policy
     rejects: list[tuple[str, str, str, int]]  # v1 table, action, rule, rows
     accept_rejects: bool  # the run's var accept_rejects (scripts/migrate --accept-rejects)
     missing_blobs: list[MissingBlob] = field(default_factory=list)
@@ -153,43 +156,67 @@ def count(cur: psycopg2.extensions.cursor, relation: str) -> int | None:
     return cur.fetchone()[0]
 
 
-def stored_problems(cur: psycopg2.extensions.cursor, check: str, failures_relation: str) -> list[str]:
-    """The most frequent problems a failed validation test stored (every one has a `problem` column)."""
-    cur.execute(
-        sql.SQL("select problem, count(*) from {} group by 1 order by 2 desc, 1 limit 5").format(
-            sql.SQL(failures_relation)
-        )
-    )
-    return [f"{check}: {problem} ({rows} row{'s' * (rows != 1)})" for problem, rows in cur.fetchall()]
+def in_words(heading: str, problems: list[tuple[str, int]]) -> list[str]:
+    """The most frequent problems a failed rule stored (every failing row has a `problem` column)."""
+    return [f"{heading}: {problem} ({rows} row{'s' * (rows != 1)})" for problem, rows in problems[:5]]
 
 
-def missing_blobs(cur: psycopg2.extensions.cursor) -> list[MissingBlob]:
+def missing_blobs(cur: psycopg2.extensions.cursor, settings: Settings) -> list[MissingBlob]:
     """The files rows whose blob the last files step found missing at the source."""
-    if not runs.has_table(cur, "file_manifest"):
-        return []
-    cur.execute(
-        sql.SQL(
-            "select file_id::text, object_key, detail from {} where status = 'missing' and file_id is not null"
-            " order by object_key, file_id"
-        ).format(runs.meta("file_manifest"))
-    )
-    return [MissingBlob(*row) for row in cur.fetchall()]
+    query = "select file_id::text, object_key, detail from {} where status = 'missing' and file_id is not null"
+    query += " order by object_key, file_id"
+    return [MissingBlob(*row) for row in runs.rows_of(cur, settings, "file_manifest", query)]
 
 
-def build(target: Path = TARGET) -> Report:
-    """Read the last dbt run's results and manifest, and count rows in the relations it read."""
-    manifest = load_json(target / "manifest.json")
+def record_rules(
+    cur: psycopg2.extensions.cursor, line: TableLine, test: dict, rules: dict[str, dict], outcome: dict | None
+) -> list[Check]:
+    """Record each rule of a mart's mart_checks test on the mart's line, with what a failing one stored; return
+    the rules without a column of their own (catalog_matches_contract, acyclic, ...) as checks, when it ran."""
+    status = outcome["status"] if outcome else "not run"
+    found = mart_checks.problems(cur, test["relation_name"]) if status == "fail" else {}
+    not_checked = test["config"]["meta"].get("rules_not_checked", [])
+    others = []
+    for rule, rule_status in mart_checks.outcomes(rules, not_checked, status, set(found)).items():
+        if rule in CHECKS:
+            line.checks[CHECKS[rule]] = rule_status
+            line.problems += in_words(CHECKS[rule], found.get(rule, []))
+        elif outcome:
+            detail = "; ".join(in_words(rule, found.get(rule, [])))
+            others.append(Check(f"{rule}:{line.table}", rule_status, detail or (outcome["message"] or "")))
+    return others
+
+
+def where_v2_is(cur: psycopg2.extensions.cursor, settings: Settings, run_vars: dict) -> str:
+    """The schema the report counts v2 in, as the last dbt run found it (macros/where_v2_is.sql): the one its
+    --vars named, else the shadow while it holds a build, else live v2, once a publish has renamed the shadow."""
+    if "marts_schema" in run_vars:
+        return run_vars["marts_schema"]
+    return settings.marts_schema if catalog.tables(cur, settings.marts_schema) else settings.v2_schema
+
+
+def build(settings: Settings, target: Path | None = None) -> Report:
+    """Read the last dbt run's results and manifest (in `target`, default the settings' target folder), and count
+    rows in the relations it read."""
+    target = target or settings.target
+    manifest = read_manifest(target)
     nodes = manifest["nodes"]
     run_results = load_json(target / "run_results.json")
     outcomes = {r["unique_id"]: r for r in run_results["results"]}
-    accept_rejects = settings.current().with_vars(**run_results["args"].get("vars") or {}).accept_rejects
-    disabled = [n for versions in manifest.get("disabled", {}).values() for n in versions]
+    run_vars = run_results["args"].get("vars") or {}
+    accept_rejects = settings.with_vars(**run_vars).accept_rejects
 
     tests = [node for node in nodes.values() if node["resource_type"] == "test"]
-    v1_tables = {  # mart unique_id -> the v1 table its checks compare with
-        test["attached_node"]: test["test_metadata"]["kwargs"]["v1_table"]
+    rules = {  # mart_checks test unique_id -> its rules, name -> arguments
+        test["unique_id"]: mart_checks.rules(test["test_metadata"]["kwargs"])
         for test in tests
-        if (test.get("test_metadata") or {}).get("name") in CHECKS and "v1_table" in test["test_metadata"]["kwargs"]
+        if (test.get("test_metadata") or {}).get("name") == mart_checks.TEST
+    }
+    v1_tables = {  # mart unique_id -> the v1 table its checks compare with
+        test["attached_node"]: arguments["v1_table"]
+        for test in tests
+        for name, arguments in rules.get(test["unique_id"], {}).items()
+        if name in CHECKS and "v1_table" in arguments
     }
     other: list[Check] = []
     with lifeos_env.transaction() as cur:
@@ -204,6 +231,7 @@ def build(target: Path = TARGET) -> Report:
         for v1_table, action, _, rows in rejects:
             logged[v1_table, action] += rows
         lines: dict[str, TableLine] = {}  # every v2 table (a model under models/marts), by unique_id
+        where = where_v2_is(cur, settings, run_vars)
         for uid, node in nodes.items():
             if node["resource_type"] == "model" and node["fqn"][1] == "marts":
                 v1_table = v1_tables.get(uid)
@@ -212,29 +240,24 @@ def build(target: Path = TARGET) -> Report:
                     node["name"],
                     v1_table,
                     count(cur, v1) if v1 else None,
-                    count(cur, node["relation_name"]),
+                    count(cur, catalog.qualified(where, node["alias"]).as_string(cur)),
                     logged[v1_table, "rejected"],
                     logged[v1_table, "adjusted"],
                 )
         for test in sorted(tests, key=lambda n: n["unique_id"]):
             outcome = outcomes.get(test["unique_id"])
             status = outcome["status"] if outcome else "not run"
-            check = (test.get("test_metadata") or {}).get("name")
             line = lines.get(test.get("attached_node") or "")
-            if check in CHECKS and line:
-                line.checks[CHECKS[check]] = status
-                if status == "fail":
-                    line.problems += stored_problems(cur, CHECKS[check], test["relation_name"])
+            if test["unique_id"] in rules and line:
+                other += record_rules(cur, line, test, rules[test["unique_id"]], outcome)
             elif outcome:
                 other.append(Check(test["name"], status, "" if status in GOOD else outcome["message"] or ""))
-        files_checked = any(t.v1_table == "files" and CHECKS["file_blobs_verified"] in t.checks for t in lines.values())
-        blobs = missing_blobs(cur) if files_checked else []
-        carried_over = conflicts.of_last_build(cur)
-    for test in disabled:
-        check = (test.get("test_metadata") or {}).get("name")
-        line = lines.get(test.get("attached_node") or "")
-        if check in CHECKS and line:
-            line.checks[CHECKS[check]] = NOT_CHECKED
+        files_checked = any(
+            t.v1_table == "files" and t.checks.get(CHECKS["file_blobs_verified"], NOT_CHECKED) != NOT_CHECKED
+            for t in lines.values()
+        )
+        blobs = missing_blobs(cur, settings) if files_checked else []
+        carried_over = conflicts.of_last_build(cur, settings)
     return Report(
         sorted(lines.values(), key=lambda t: t.table), other, rejects, accept_rejects, blobs, conflicts=carried_over
     )
@@ -283,7 +306,7 @@ def render_checks(report: Report) -> Table:
             passing += 1
         else:
             table.add_row(check.name, " ".join(filter(None, [outcome_cell(check.status), check.detail])))
-    table.add_row(f"{passing} more dbt tests", outcome_cell("pass"))
+    table.add_row(f"{passing} more checks", outcome_cell("pass"))
     return table
 
 
@@ -339,7 +362,7 @@ EMPTY = (
 )
 
 
-def note(report: Report, notes: list[str], target: Path = TARGET) -> None:
+def note(report: Report, notes: list[str], target: Path) -> None:
     """Add notes (e.g. from the publish step) to the report: print them, and (re)write report.md and report.json."""
     report.notes += notes
     for line in notes:
@@ -347,16 +370,17 @@ def note(report: Report, notes: list[str], target: Path = TARGET) -> None:
     write(report, target)
 
 
-def write(report: Report, target: Path = TARGET) -> None:
+def write(report: Report, target: Path) -> None:
     (target / "report.md").write_text(markdown(report))
     losses = [{"loss": text, "accepted": accepted} for text, accepted in report.losses()]
     data = {**asdict(report), "losses": losses, "passed": report.passed, "failures": report.failures}
     (target / "report.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
-def run(target: Path = TARGET) -> Report:
+def run(settings: Settings, target: Path | None = None) -> Report:
     """The report step of scripts/migrate: print, write target/report.{md,json}; raise when it fails."""
-    report = build(target)
+    target = target or settings.target
+    report = build(settings, target)
     console.print(render(report))
     console.print(render_checks(report))
     failures = report.failures

@@ -1,8 +1,9 @@
 """The run's settings, built once: dbt_project.yml's vars, the run's --vars over them, and the environment.
 
-The command line (lifeos/cli.py) builds them after the target is resolved (lifeos_env.ensure_target sets PG*
-and, for the embedded sandbox, LIFEOS_STORAGE_ROOT and LIFEOS_BACKUP_DIR), makes them the run's `current()`
-and passes them to the command. A library function that is not handed them reads `current()`.
+The command line (lifeos/command.py) builds them once, after the target is resolved (lifeos_env.ensure_target
+sets PG* and, for the embedded sandbox, LIFEOS_STORAGE_ROOT and LIFEOS_BACKUP_DIR), and passes them to the
+command, which hands them down: every library function that reads a var or the environment takes them as its
+parameter `settings`. `load()` is for the command line and the tests.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]  # the project folder: dbt_project.yml, models/, scripts/
 # Where the v2 host keeps the blobs unless LIFEOS_STORAGE_ROOT says otherwise (dbt's var storage_root agrees).
 DEFAULT_STORAGE_ROOT = Path("/opt/lifeos/storage/files")
+DEFAULT_BACKUP_DIR = Path("/opt/lifeos/backups")  # where pg_dump backups go unless LIFEOS_BACKUP_DIR says otherwise
+ENVIRON = ("PG", "LIFEOS_", "DBT_TARGET_PATH")  # the variables the settings hold (prefixes)
 
 
 @functools.cache
@@ -29,33 +31,33 @@ def project_vars() -> Mapping[str, Any]:
     return yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
 
 
+class Var:
+    """A dbt var, read as an attribute of the settings (Settings.var)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, settings: Settings, owner: type | None = None) -> str:
+        return settings.var(self.name)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a run reads besides its own options: dbt's vars (the project's, under the run's --vars) and the
-    environment's PG* and LIFEOS_* variables."""
+    environment's PG*, LIFEOS_* and DBT_TARGET_PATH variables."""
 
     run_vars: Mapping[str, Any] = field(default_factory=dict)  # the run's --vars, passed on to dbt
-    environ: Mapping[str, str] = field(default_factory=dict)  # the PG* and LIFEOS_* variables
+    environ: Mapping[str, str] = field(default_factory=dict)  # the PG*, LIFEOS_* and DBT_TARGET_PATH variables
+    v1_schema = Var()
+    v2_schema = Var()
+    marts_schema = Var()
+    meta_schema = Var()
+    storage_bucket = Var()
+    orphans_folder = Var()
 
     def var(self, name: str) -> Any:
         """A dbt var as this run's dbt sees it: the run's value, else dbt_project.yml's default."""
         return self.run_vars[name] if name in self.run_vars else project_vars()[name]
-
-    @property
-    def v1_schema(self) -> str:
-        return self.var("v1_schema")
-
-    @property
-    def v2_schema(self) -> str:
-        return self.var("v2_schema")
-
-    @property
-    def marts_schema(self) -> str:
-        return self.var("marts_schema")
-
-    @property
-    def meta_schema(self) -> str:
-        return self.var("meta_schema")
 
     @property
     def accept_rejects(self) -> bool:
@@ -75,6 +77,16 @@ class Settings:
         return Path(self.environ.get("LIFEOS_STORAGE_ROOT") or DEFAULT_STORAGE_ROOT).absolute()
 
     @property
+    def backup_dir(self) -> Path:
+        """Where the pg_dump backups and exports go: LIFEOS_BACKUP_DIR."""
+        return Path(self.environ.get("LIFEOS_BACKUP_DIR") or DEFAULT_BACKUP_DIR)
+
+    @property
+    def target(self) -> Path:
+        """dbt's target folder, as dbt resolves it: DBT_TARGET_PATH, else target/, in the project folder."""
+        return ROOT / self.environ.get("DBT_TARGET_PATH", "target")
+
+    @property
     def app_role(self) -> str | None:
         return self.environ.get("LIFEOS_APP_ROLE") or None
 
@@ -89,24 +101,5 @@ class Settings:
 
 def load(run_vars: Mapping[str, Any] | None = None) -> Settings:
     """The settings of the environment as it is now, with the run's --vars."""
-    environ = {key: value for key, value in os.environ.items() if key.startswith(("PG", "LIFEOS_"))}
+    environ = {key: value for key, value in os.environ.items() if key.startswith(ENVIRON)}
     return Settings(dict(run_vars or {}), environ)
-
-
-_active: list[Settings] = []  # the settings the command line made current, innermost last
-
-
-def current() -> Settings:
-    """The settings of the running command, or, outside one (a test calling a library function), the
-    environment's now."""
-    return _active[-1] if _active else load()
-
-
-@contextmanager
-def active(settings: Settings) -> Iterator[Settings]:
-    """Make `settings` the current ones inside the block."""
-    _active.append(settings)
-    try:
-        yield settings
-    finally:
-        _active.pop()

@@ -18,6 +18,7 @@ import lifeos_env
 from lifeos.catalog import Connection, Cursor
 from lifeos.guard import ChangesWouldBeLost
 from lifeos.runs import finish_run
+from lifeos.settings import Settings
 
 T = TypeVar("T")
 LOCK_TRY = "500ms"  # the longest one try waits for a lock: app queries queued behind it wait no longer
@@ -32,7 +33,7 @@ class LockBusy(lifeos_env.MigrationError):
     """A lock was not free within one try (LOCK_TRY)."""
 
 
-def recorded(run_id: int, work: Callable[[Cursor], T], lock_wait: float, schemas: list[str]) -> T:
+def recorded(settings: Settings, run_id: int, work: Callable[[Cursor], T], lock_wait: float, schemas: list[str]) -> T:
     """Run work(cur) as one transaction; on failure it is rolled back and the run's result says why.
 
     Each lock the work takes is waited for LOCK_TRY at most (so the app's queries never queue behind it for
@@ -53,7 +54,7 @@ def recorded(run_id: int, work: Callable[[Cursor], T], lock_wait: float, schemas
                 else "failed"
             )
             with conn, conn.cursor() as cur:
-                finish_run(cur, run_id, result=result, detail=message)
+                finish_run(cur, settings, run_id, result=result, detail=message)
             if isinstance(error, psycopg2.Error):
                 raise lifeos_env.MigrationError(message) from error
             raise

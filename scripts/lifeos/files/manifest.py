@@ -13,21 +13,22 @@ from psycopg2.extras import execute_values
 import lifeos_env
 from lifeos.console import console
 from lifeos.files.blobs import Entry
-from lifeos.files.plan import MANIFEST
+from lifeos.files.plan import manifest_table
 from lifeos.files.redact import terminal
+from lifeos.settings import Settings
 
 COLUMNS = ["file_id", "object_key", "local_path", "size_bytes", "sha256", "md5", "status", "detail"]
 
 
-def write_manifest(entries: list[Entry], json_path: Path) -> None:
+def write_manifest(entries: list[Entry], json_path: Path, settings: Settings) -> None:
     """Replace the manifest table's rows in one transaction, and write the same rows as JSON."""
     rows = [row for entry in entries for row in entry.rows()]
     with lifeos_env.transaction() as cur:
-        lifeos_env.create_meta_tables(cur, "file_manifest")
-        cur.execute(f"delete from {MANIFEST}")
+        lifeos_env.create_meta_tables(cur, settings, "file_manifest")
+        cur.execute(f"delete from {manifest_table(settings)}")
         execute_values(
             cur,
-            f"insert into {MANIFEST} ({', '.join(COLUMNS)}) values %s",
+            f"insert into {manifest_table(settings)} ({', '.join(COLUMNS)}) values %s",
             [tuple(row[c] for c in COLUMNS) for row in rows],
         )
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,17 +9,22 @@ from pathlib import Path
 import lifeos_env
 from lifeos.files.blobs import IN_PLACE, PLACEHOLDER, Entry, Expected, expected_from, printable
 from lifeos.files.sources import Source
+from lifeos.settings import Settings
 
 WORK_SCHEMA = "v2_work"
-V1_SCHEMA = lifeos_env.dbt_var("v1_schema")
-MANIFEST = f"{lifeos_env.dbt_var('meta_schema')}.file_manifest"  # its DDL: macros/meta_schema.sql
-ORPHANS = lifeos_env.dbt_var("orphans_folder")  # int_files rejects a referenced key in it (unstorable_storage_path)
 
 # id, object_key, storage_path, size_bytes, reject_rule, reject_detail
 FileRow = tuple[str, str | None, str | None, int | None, str | None, str | None]
 
 
-def read_inputs(bucket: str) -> tuple[list[FileRow], dict[str, Expected], dict[tuple[str, str], str]]:
+def manifest_table(settings: Settings) -> str:
+    """The files step's manifest table, in the durable schema (its DDL: macros/meta_schema.sql)."""
+    return f"{settings.meta_schema}.file_manifest"
+
+
+def read_inputs(
+    settings: Settings, bucket: str
+) -> tuple[list[FileRow], dict[str, Expected], dict[tuple[str, str], str]]:
     """The int_files rows; the inventory (object key -> expected size and md5); the last run's sha256 per blob."""
     with lifeos_env.transaction() as cur:
         cur.execute("select to_regclass(%s)", (f"{WORK_SCHEMA}.int_files",))
@@ -32,11 +37,11 @@ def read_inputs(bucket: str) -> tuple[list[FileRow], dict[str, Expected], dict[t
             f" from {WORK_SCHEMA}.int_files order by id"
         )
         files = cur.fetchall()
-        cur.execute("select to_regclass(%s)", (f"{V1_SCHEMA}.storage_objects",))
+        cur.execute("select to_regclass(%s)", (f"{settings.v1_schema}.storage_objects",))
         inventory: dict[str, Expected] = {}
         if cur.fetchone()[0] is not None:
             cur.execute(
-                f"select name, metadata->>'size', metadata->>'eTag' from {V1_SCHEMA}.storage_objects"
+                f"select name, metadata->>'size', metadata->>'eTag' from {settings.v1_schema}.storage_objects"
                 " where bucket_id = %s",
                 (bucket,),
             )
@@ -45,20 +50,23 @@ def read_inputs(bucket: str) -> tuple[list[FileRow], dict[str, Expected], dict[t
                 for name, size, etag in cur.fetchall()
                 if name.rpartition("/")[2] != PLACEHOLDER
             }
-        cur.execute("select to_regclass(%s)", (MANIFEST,))
+        cur.execute("select to_regclass(%s)", (manifest_table(settings),))
         previous: dict[tuple[str, str], str] = {}
         if cur.fetchone()[0] is not None:
             cur.execute(
-                f"select distinct object_key, local_path, sha256 from {MANIFEST} where status = any(%s)",
+                f"select distinct object_key, local_path, sha256 from {manifest_table(settings)}"
+                " where status = any(%s)",
                 (list(IN_PLACE),),
             )
             previous = {(key, path): sha for key, path, sha in cur.fetchall()}
     return files, inventory, previous
 
 
-def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
-    """Every blob move: one per object key the files rows reference, then the orphans."""
-    files, inventory, previous = read_inputs(bucket)
+def plan(source: Source, root: Path, settings: Settings, bucket: str) -> list[Entry]:
+    """Every blob move: one per object key the files rows reference, then the orphans (under the orphans folder,
+    var orphans_folder: int_files rejects a referenced key in it, unstorable_storage_path)."""
+    files, inventory, previous = read_inputs(settings, bucket)
+    orphans = settings.orphans_folder
     in_bucket = source.keys()
     entries: dict[str, Entry] = {}
     refused: list[Entry] = []
@@ -90,7 +98,7 @@ def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
             below_root=tuple(key.split("/")),
         )
     for key in sorted((in_bucket | inventory.keys()) - entries.keys()):
-        path = str(root / ORPHANS / key)
+        path = str(root / orphans / key)
         if printable(key) != key:  # a staging folder's name the manifest (text) cannot hold
             entries[key] = Entry(
                 [None],
@@ -110,6 +118,6 @@ def plan(source: Source, root: Path, bucket: str) -> list[Entry]:
             detail or "in storage.objects only",
             expected.size,
             expected=expected,
-            below_root=(ORPHANS, *key.split("/")),
+            below_root=(orphans, *key.split("/")),
         )
     return [*entries.values(), *refused]

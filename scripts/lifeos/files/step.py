@@ -25,28 +25,32 @@ from lifeos.files.plan import plan
 from lifeos.files.sources import LocalSource, Source
 from lifeos.files.transfer import DEFAULT_LIMITS, Limits, Mover
 from lifeos.files.tree import make_writable
+from lifeos.settings import Settings
+from lifeos.settings import load as load_settings
 
-BUCKET = lifeos_env.dbt_var("storage_bucket")
 DEFAULT_MANIFEST = lifeos_env.ROOT / "target" / "file_manifest.json"
 
 
 def move(
     source: Source,
     root: Path,
+    settings: Settings,
     *,
-    bucket: str = BUCKET,
+    bucket: str | None = None,
     dry_run: bool = False,
     manifest_json: Path = DEFAULT_MANIFEST,
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[Entry]:
-    """The files step: plan, move every blob, write the manifest; raise when a blob could not be moved."""
+    """The files step: plan, move every blob, write the manifest; raise when a blob could not be moved. The
+    inventory is read for `bucket`, by default the settings' (var storage_bucket)."""
     root = Path(os.path.abspath(root))
+    bucket = bucket or settings.storage_bucket
     if dry_run:
-        entries = plan(source, root, bucket)
+        entries = plan(source, root, settings, bucket)
         print_entries(f"plan: {len(entries)} blobs into {root} (dry run, nothing copied)", entries)
         return entries
     make_writable(root)
-    entries = plan(source, root, bucket)
+    entries = plan(source, root, settings, bucket)
     to_move = [e for e in entries if e.status in ("copy", "orphan")]
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
@@ -58,7 +62,7 @@ def move(
             moved = {id(e): done for e, done in zip(to_move, pool.map(mover.move, to_move), strict=True)}
             entries = [moved.get(id(e), e) for e in entries]
             list(pool.map(mover.tree.fsync, {e.below_root[:-1] for e in entries if e.status in IN_PLACE}))
-    write_manifest(entries, manifest_json)
+    write_manifest(entries, manifest_json, settings)
     counts: dict[str, int] = {}
     for entry in entries:
         counts[entry.status] = counts.get(entry.status, 0) + len(entry.file_ids)
@@ -72,7 +76,8 @@ def move(
 
 
 def source_from(spec: str, bucket: str, limits: Limits = DEFAULT_LIMITS) -> Source:
-    """`supabase` (the live bucket, from SUPABASE_URL and SUPABASE_SERVICE_KEY) or a staging folder."""
+    """`supabase` (the live bucket, from SUPABASE_URL and SUPABASE_SERVICE_KEY) or a staging folder. The bucket's
+    credentials are read here, where they are used: the service key goes no further than the client it opens."""
     if spec != "supabase":
         return LocalSource(Path(spec))
     url, key = os.environ.get("SUPABASE_URL"), os.environ.get("SUPABASE_SERVICE_KEY")
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files-from", required=True, metavar="DIR|supabase", help="staging folder, or supabase")
     parser.add_argument("--storage-root", type=Path, help="default LIFEOS_STORAGE_ROOT or /opt/lifeos/storage/files")
-    parser.add_argument("--bucket", default=BUCKET, help=f"default {BUCKET}")
+    parser.add_argument("--bucket", help="default: dbt's var storage_bucket")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_LIMITS.concurrency, help="blobs moved at once")
     parser.add_argument("--retries", type=int, default=DEFAULT_LIMITS.retries, help="on 429, 5xx, broken transfers")
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="JSON manifest path")
@@ -95,10 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     source: Source | None = None
     try:
         lifeos_env.ensure_target()
-        source = source_from(args.files_from, args.bucket, limits)
-        root = args.storage_root or lifeos_env.storage_root()
-        with run_lock.one_run("files", root):
-            move(source, root, bucket=args.bucket, dry_run=args.dry_run, manifest_json=args.manifest, limits=limits)
+        settings = load_settings()  # this command's own entry (scripts/move_files.py): its settings are built here
+        bucket = args.bucket or settings.storage_bucket
+        source = source_from(args.files_from, bucket, limits)
+        root = args.storage_root or settings.storage_root
+        with run_lock.one_run(settings, "files", root):
+            move(
+                source, root, settings, bucket=bucket, dry_run=args.dry_run, manifest_json=args.manifest, limits=limits
+            )
     except lifeos_env.MigrationError as error:
         message = source.secret.redact(str(error)) if source else str(error)
         say(f"files step failed: {message}", style="red")

@@ -17,8 +17,10 @@ from rich.table import Table as RichTable
 import lifeos_env
 from lifeos.console import console
 from lifeos.restore import archive
-from lifeos.restore.contract import V1_SCHEMA, MigrationError, Table, contract
+from lifeos.restore.contract import MigrationError, Table, contract
 from lifeos.restore.loader import Loader, server_refusal
+from lifeos.settings import Settings
+from lifeos.settings import load as load_settings
 
 # Schemas a restore must never replace: live v2, the shadow, the ledger (dbt vars); v2_* holds the work
 # schema, backups and rolled-back copies; PostgreSQL's own.
@@ -74,10 +76,10 @@ def read_live(dsn: str, loader: Loader) -> None:
         source.close()
 
 
-def check_schema(cur: psycopg2.extensions.cursor, schema: str, tables: Iterable[Table]) -> None:
+def check_schema(cur: psycopg2.extensions.cursor, settings: Settings, schema: str, tables: Iterable[Table]) -> None:
     """Refuse to replace a schema that is the migration's or PostgreSQL's, or holds anything a restore does not
     (tables, functions, types such as enums and domains other tables use, ...)."""
-    protected = {lifeos_env.dbt_var(name) for name in PROTECTED_VARS}
+    protected = {settings.var(name) for name in PROTECTED_VARS}
     if schema in protected or schema.startswith(("v2_", "pg_")) or schema == "information_schema":
         raise MigrationError(f"refusing to restore into schema {schema}: it is not v1's; restore into v1")
     cur.execute("select to_regnamespace(%s) is not null", (schema,))
@@ -91,13 +93,15 @@ def check_schema(cur: psycopg2.extensions.cursor, schema: str, tables: Iterable[
         )
 
 
-def warn_emptied(cur: psycopg2.extensions.cursor, schema: str, counts: list[tuple[Table, int, int]]) -> list[str]:
+def warn_emptied(
+    cur: psycopg2.extensions.cursor, settings: Settings, schema: str, counts: list[tuple[Table, int, int]]
+) -> list[str]:
     """A data-only dump without rows for a table that has rows in the v1 it replaces or in live v2: name each."""
     warnings = []
     for table, rows, _ in counts:
         if rows or table.schema != "public":
             continue
-        for place in (schema, lifeos_env.dbt_var("v2_schema")):
+        for place in (schema, settings.v2_schema):
             name = f"{place}.{table.target}"
             cur.execute("select to_regclass(%s) is not null", (sql.Identifier(place, table.target).as_string(cur),))
             if cur.fetchone()[0]:
@@ -107,8 +111,12 @@ def warn_emptied(cur: psycopg2.extensions.cursor, schema: str, counts: list[tupl
     return warnings
 
 
-def restore(dump: Path | None = None, dsn: str | None = None, schema: str = V1_SCHEMA) -> dict[str, int]:
-    """Restore v1 from a dump file or a live database into `schema`, atomically; return rows per table."""
+def restore(
+    settings: Settings, dump: Path | None = None, dsn: str | None = None, schema: str | None = None
+) -> dict[str, int]:
+    """Restore v1 from a dump file or a live database into `schema` (default: the settings' v1_schema),
+    atomically; return rows per table."""
+    schema = schema or settings.v1_schema
     tables = contract()
     listing = archive.inspect(Path(dump)) if dsn is None else None
     incoming = f"{schema[:40]}_restore_{uuid.uuid4().hex[:8]}"
@@ -118,7 +126,7 @@ def restore(dump: Path | None = None, dsn: str | None = None, schema: str = V1_S
         progress.start()
         conn.set_client_encoding("UTF8")
         with conn, conn.cursor() as cur:
-            check_schema(cur, schema, tables.values())
+            check_schema(cur, settings, schema, tables.values())
             cur.execute(sql.SQL("create schema {}").format(sql.Identifier(incoming)))
             loader = Loader(cur, incoming, tables, progress=progress.rows)
             if dsn is not None:
@@ -132,7 +140,7 @@ def restore(dump: Path | None = None, dsn: str | None = None, schema: str = V1_S
                 if ignored := reader.ignored():
                     loader.warnings.append("public tables outside the v1 contract, not restored: " + ", ".join(ignored))
                 if data_only:
-                    loader.warnings += warn_emptied(cur, schema, counts)
+                    loader.warnings += warn_emptied(cur, settings, schema, counts)
             cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
             cur.execute(
                 sql.SQL("alter schema {} rename to {}").format(sql.Identifier(incoming), sql.Identifier(schema))
@@ -177,13 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("dump", nargs="?", type=Path, help="the pg_dump file (plain, custom, tar, directory, CLI)")
     source.add_argument("--from-dsn", metavar="DSN", help="read a live v1 database instead (read-only session)")
-    parser.add_argument(
-        "--schema", default=V1_SCHEMA, help=f"the schema to restore into (dbt var v1_schema, default {V1_SCHEMA})"
-    )
+    parser.add_argument("--schema", help="the schema to restore into (default: dbt's var v1_schema)")
     args = parser.parse_args(argv)
     try:
         lifeos_env.ensure_target()
-        restore(args.dump, args.from_dsn, args.schema)
+        restore(load_settings(), args.dump, args.from_dsn, args.schema)  # this command's own entry builds them
     except MigrationError as error:
         console.print(f"[red]restore failed: {error}[/red]", soft_wrap=True)
         return 1

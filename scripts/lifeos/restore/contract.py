@@ -10,7 +10,6 @@ from pglast import ast
 import lifeos_env
 
 SOURCES_YML = lifeos_env.ROOT / "models" / "staging" / "v1" / "_v1__sources.yml"
-V1_SCHEMA = lifeos_env.dbt_var("v1_schema")
 SAMPLE_DUMP = lifeos_env.ROOT / "sample" / "life_os_v1_backup.sql"
 # The blob inventory, Supabase Storage's tables: target -> (name in schema storage, the columns the files step
 # needs, the types of all the columns Supabase gives them, for dumps without DDL such as CLI data dumps).

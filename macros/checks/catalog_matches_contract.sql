@@ -7,7 +7,7 @@
   a table with DROP ... CASCADE, which silently takes its children's foreign
   keys with it; this test names what went missing. Put it on every mart.
 #}
-{% test catalog_matches_contract(model) %}
+{% macro catalog_matches_contract(model) %}
 
 {%- set expected = [] -%}
 {%- if execute -%}
@@ -15,7 +15,7 @@
         | selectattr('resource_type', 'equalto', 'model')
         | selectattr('alias', 'equalto', model.identifier)
         | first -%}
-    {%- for constraint in node.constraints if constraint.name -%}
+    {%- for constraint in node.constraints + column_keys(node) if constraint.name -%}
         {%- do expected.append(('constraint', constraint.name)) -%}
     {%- endfor -%}
     {%- for index in contract_indexes(node) -%}
@@ -98,7 +98,9 @@ catalog as (
 
 final as (
 
-    select expected.*
+    select
+        expected.*,
+        'not in the catalog: ' || expected.kind || ' ' || expected.object_name as problem
     from expected
     left join catalog
         on
@@ -110,4 +112,4 @@ final as (
 
 select * from final
 
-{% endtest %}
+{% endmacro %}

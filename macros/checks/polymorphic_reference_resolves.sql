@@ -7,7 +7,7 @@
   deletion in a row of those values; the rows of an entity so recorded are history.
   Fails with the rows that point nowhere.
 #}
-{% test polymorphic_reference_resolves(model, column_name, id_column, entity_types) %}
+{% macro polymorphic_reference_resolves(model, column_name, id_column, entity_types) %}
 
 {#- the targets by the relations dbt gives them, where v2 is for this command (macros/where_v2_is.sql); no
     ref(): the model depends on them (macro depends_on_entity_tables) -#}
@@ -15,7 +15,7 @@
 {%- set deletion = {} -%}
 {%- if execute -%}
     {%- set where = where_v2_is() -%}
-    {#- an ephemeral model (models/to_v1) has no relation, and holds no entity -#}
+    {#- an ephemeral model (models/rollback) has no relation, and holds no entity -#}
     {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.relation_name -%}
         {%- set relation = v2_relation(
             api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias), where
@@ -52,7 +52,9 @@ targets as (
 
 final as (
 
-    select references_.*
+    select
+        references_.*,
+        'points nowhere: ' || references_.entity_type || ' ' || references_.entity_id as problem
     from references_
     left join targets
         on
@@ -76,4 +78,4 @@ final as (
 
 select * from final
 
-{% endtest %}
+{% endmacro %}

@@ -5,7 +5,6 @@
   name to its v1 name (target_date: due_date). Returns each differing id with
   the names of the columns that differ.
 #}
-{% test copied_columns_match(model, v1_table, columns, renamed={}) %}
-    {{ config(store_failures=true) }}
+{% macro copied_columns_match(model, v1_table, columns, renamed={}) %}
     {{ compare_with_v1(model, v1_table, columns, renamed, hashed=false) }}
-{% endtest %}
+{% endmacro %}

@@ -3,7 +3,6 @@
   and description, capture raw_text, bookmark url and label) equals md5 of
   v1's value, for every row. Returns each differing id with the columns.
 #}
-{% test content_hash_matches(model, v1_table, columns, renamed={}) %}
-    {{ config(store_failures=true) }}
+{% macro content_hash_matches(model, v1_table, columns, renamed={}) %}
     {{ compare_with_v1(model, v1_table, columns, renamed, hashed=true) }}
-{% endtest %}
+{% endmacro %}

@@ -2,9 +2,9 @@
   The graph of edges child_column -> parent_column has no cycle (a task that
   transitively depends on itself, a folder inside its own subfolder). Walks
   every path from every edge and stops at the first node seen twice; fails
-  with each start and the path that closes the loop.
+  with each start and the path that closes the loop (problem: the cycle).
 #}
-{% test acyclic(model, child_column, parent_column) %}
+{% macro acyclic(model, child_column, parent_column) %}
 
 with recursive
 
@@ -44,7 +44,8 @@ final as (
 
     select
         start_id,
-        path
+        path,
+        'cycle: ' || array_to_string(path, ' -> ') as problem
     from walk
     where is_cycle
 
@@ -52,4 +53,4 @@ final as (
 
 select * from final
 
-{% endtest %}
+{% endmacro %}

@@ -12,18 +12,19 @@
   is then in v2 and the check passes for it. A blob with the wrong size or
   checksum is never accepted.
 
-  A run without a files step has no manifest: pass --vars
-  '{files_checked: false}' to disable this test on purpose; scripts/report
-  then lists the check as "not checked", never as passed.
+  A run without a files step has no manifest: the rule fails with one row
+  that says so (the mart's other rules still run); pass --vars
+  '{files_checked: false}' to leave this rule out on purpose (mart_checks);
+  scripts/report then lists the check as "not checked", never as passed.
 #}
-{% test file_blobs_verified(model, v1_table='files', ok_statuses=['copied', 'present', 'repaired']) %}
-    {{ config(store_failures=true, enabled=var('files_checked')) }}
+{% macro file_blobs_verified(model, v1_table='files', ok_statuses=['copied', 'present', 'repaired']) %}
     {%- set manifest_table = source('lifeos_migration', 'file_manifest') -%}
     {%- if execute and not adapter.get_relation(
-        database=manifest_table.database, schema=manifest_table.schema, identifier=manifest_table.identifier) -%}
-        {{ exceptions.raise_compiler_error(manifest_table ~ " is missing: run the files step first (scripts/migrate"
-            ~ " --files-from DIR|supabase), or pass --vars '{files_checked: false}' to leave files unchecked") }}
-    {%- endif %}
+        database=manifest_table.database, schema=manifest_table.schema, identifier=manifest_table.identifier) %}
+    {#- one failing row that says what to do; the mart's other rules still run -#}
+    select {{ sql_literal(manifest_table ~ " is missing: run the files step first (scripts/migrate"
+        ~ " --files-from DIR|supabase), or pass --vars '{files_checked: false}' to leave files unchecked") }} as problem
+    {%- else %}
 
     with
 
@@ -100,5 +101,6 @@
 
     select * from checked
     where problem is not null
+    {%- endif %}
 
-{% endtest %}
+{% endmacro %}

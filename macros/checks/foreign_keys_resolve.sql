@@ -4,8 +4,7 @@
   YAML line covers all of a model's FKs and a new FK is covered the day it is
   declared. Returns each orphan with its constraint and value.
 #}
-{% test foreign_keys_resolve(model) %}
-    {{ config(store_failures=true) }}
+{% macro foreign_keys_resolve(model) %}
     {%- set fks = contract_foreign_keys(model) -%}
     {%- if execute and not fks -%}
         {{ exceptions.raise_compiler_error("foreign_keys_resolve: model " ~ model.identifier ~ " declares no foreign_key constraint") }}
@@ -34,4 +33,4 @@
         {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
-{% endtest %}
+{% endmacro %}

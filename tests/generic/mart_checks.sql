@@ -1,0 +1,81 @@
+{#
+  Every validation rule of one mart as one data test and one query: the union
+  of each rule's failing rows, each row with its rule (column rule), its
+  problem in words and the whole failing row as json (failing_row). dbt pays
+  about 45 ms of Python and a round trip per node, so a mart's rules cost one
+  node, not one each. `rules` lists them as the mart's YAML names them: an
+  entry is a rule's name, or {name: {argument: value ...}} (macro mart_rules);
+  the argument `where` checks only the mart's rows that satisfy it. Each rule
+  is a macro of macros/checks/ of the same name. The failing rows are stored
+  (store_failures), so scripts/report and the on-run-end log_failed_rules name
+  each failing rule and its rows. A rule switched off by a var is listed in
+  the node's config.meta.rules_not_checked: file_blobs_verified with
+  --vars '{files_checked: false}' (a run without the files step), which the
+  report shows as "not checked", never as passed.
+#}
+{% test mart_checks(model, rules) %}
+    {#- the rules, each a macro of the same name (called by name below, so dbt finds them), and those
+        a var of this invocation switches off -#}
+    {%- set known = [
+        'reconcile_row_count', 'reconcile_ids', 'foreign_keys_resolve', 'file_blobs_verified', 'content_hash_matches',
+        'hierarchy_matches_v1', 'copied_columns_match', 'catalog_matches_contract', 'acyclic',
+        'polymorphic_reference_resolves'] -%}
+    {%- set switched_off = [] if var('files_checked') else ['file_blobs_verified'] -%}
+    {%- set checked = [] -%}
+    {%- set not_checked = [] -%}
+    {%- for name, arguments in mart_rules(rules).items() -%}
+        {%- if name not in known -%}
+            {{ exceptions.raise_compiler_error(
+                "mart_checks on " ~ model.identifier ~ ": no rule " ~ name ~ " (the rules: " ~ known | join(', ') ~ ")") }}
+        {%- elif name in switched_off -%}
+            {%- do not_checked.append(name) -%}
+        {%- else -%}
+            {%- do checked.append((name, arguments)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ config(store_failures=true, meta={'rules_not_checked': not_checked}) }}
+
+    {%- for name, arguments in checked %}
+        {%- set where = arguments.get('where') %}
+        {%- set relation = '(select * from ' ~ model ~ ' where ' ~ where ~ ') as dbt_subquery' if where else model %}
+        {%- set rule_arguments = {} %}
+        {%- for key, value in arguments.items() if key != 'where' %}
+            {%- do rule_arguments.update({key: value}) %}
+        {%- endfor %}
+    select
+        '{{ name }}'::text as rule,
+        failures.problem::text as problem,
+        row_to_json(failures) as failing_row
+    from (
+        {%- if name == 'reconcile_row_count' %}
+            {{ reconcile_row_count(relation, **rule_arguments) }}
+        {%- elif name == 'reconcile_ids' %}
+            {{ reconcile_ids(relation, **rule_arguments) }}
+        {%- elif name == 'foreign_keys_resolve' %}
+            {{ foreign_keys_resolve(relation, **rule_arguments) }}
+        {%- elif name == 'file_blobs_verified' %}
+            {{ file_blobs_verified(relation, **rule_arguments) }}
+        {%- elif name == 'content_hash_matches' %}
+            {{ content_hash_matches(relation, **rule_arguments) }}
+        {%- elif name == 'hierarchy_matches_v1' %}
+            {{ hierarchy_matches_v1(relation, **rule_arguments) }}
+        {%- elif name == 'copied_columns_match' %}
+            {{ copied_columns_match(relation, **rule_arguments) }}
+        {%- elif name == 'catalog_matches_contract' %}
+            {{ catalog_matches_contract(relation, **rule_arguments) }}
+        {%- elif name == 'acyclic' %}
+            {{ acyclic(relation, **rule_arguments) }}
+        {%- elif name == 'polymorphic_reference_resolves' %}
+            {{ polymorphic_reference_resolves(relation, **rule_arguments) }}
+        {%- endif %}
+    ) as failures
+    {% if not loop.last %}union all{% endif %}
+    {%- else %}
+    select
+        null::text as rule,
+        null::text as problem,
+        null::json as failing_row
+    where false
+    {%- endfor %}
+
+{% endtest %}
