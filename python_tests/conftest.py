@@ -77,6 +77,8 @@ def copy_database(template: str) -> str:
     return name
 
 
+TARGET = lifeos_env.ROOT / os.environ["DBT_TARGET_PATH"]  # dbt's target folder of this server and worker
+
 # dbt's parse of the project for `dbt test`, per database and --vars (what a parse depends on besides the files)
 PARSED: dict[tuple[str, str], Manifest] = {}
 
@@ -95,10 +97,10 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
     if args[0] == "test":
         key = (os.environ["PGDATABASE"], " ".join(dbt_vars))
         if key not in PARSED:
-            PARSED[key] = dbt_runner.parse(*dbt_vars)
+            PARSED[key] = dbt_runner.parse(TARGET, *dbt_vars)
         manifest = PARSED[key]
     else:  # a build changes the manifest it is given (dbt_runner.dbt): a parse of its own, from the vars' saved one
-        manifest = dbt_runner.parse(*dbt_vars)
+        manifest = dbt_runner.parse(TARGET, *dbt_vars)
     log: list[str] = []
     run = dbtRunner(manifest=manifest, callbacks=[lambda event: log.append(event.info.msg)])
     result = run.invoke([*args, *lifeos_env.dbt_project_args()])
@@ -228,7 +230,7 @@ def migrate_sample() -> None:
 def build(**dbt_vars: object) -> None:
     """`dbt build` as scripts/migrate runs it (no unit tests), without the files check (no files step here)."""
     with_vars = ("--vars", json.dumps({"files_checked": False} | dbt_vars))
-    migrate.dbt("build", *migrate.NO_UNIT_TESTS, *with_vars, manifest=dbt_runner.parse(*with_vars))
+    migrate.dbt("build", *migrate.NO_UNIT_TESTS, *with_vars, manifest=dbt_runner.parse(TARGET, *with_vars))
 
 
 @pytest.fixture(scope="session")
