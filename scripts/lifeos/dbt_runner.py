@@ -28,10 +28,9 @@ def parse(target: Path, *with_vars: str) -> Manifest:
     """`dbt parse` with these `--vars` (none, or "--vars" and their JSON): the manifest for the invocations of a run.
 
     Each vars has a saved parse of its own (<target>/parse/<hash of the vars>/partial_parse.msgpack, `target` the
-    settings' target folder): dbt parses the
-    whole project again (2-3 s quiet, about 5 s in the suite) whenever the vars differ from its last saved parse's,
-    and steps with other vars come between a run's (a `dbt test` on live v2, a rehearsal, the suite's builds).
-    A change of database (dbt's profile) still parses it all again."""
+    settings' target folder): dbt parses the whole project again (2-3 s quiet, about 5 s in the suite) whenever
+    the vars differ from its last saved parse's, and steps with other vars come between a run's (a `dbt test` on
+    live v2, a rehearsal, the suite's builds). A change of database (dbt's profile) still parses it all again."""
     folder = target / "parse" / hashlib.sha256(" ".join(with_vars).encode()).hexdigest()[:16]
     return dbt("parse", NO_ARTIFACTS, "--target-path", str(folder), *with_vars).result
 
