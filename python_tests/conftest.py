@@ -42,7 +42,7 @@ from dbt.contracts.graph.manifest import Manifest  # noqa: E402
 import lifeos_env  # noqa: E402
 import make_supabase_dump  # noqa: E402
 import migrate  # noqa: E402
-from lifeos import mart_checks  # noqa: E402
+from lifeos import dbt_runner, mart_checks  # noqa: E402
 from lifeos_env import drop_database  # noqa: E402
 
 # The property tests' examples: the same ones on every run and machine (derandomize; no example database
@@ -77,6 +77,8 @@ def copy_database(template: str) -> str:
     return name
 
 
+TARGET = lifeos_env.ROOT / os.environ["DBT_TARGET_PATH"]  # dbt's target folder of this server and worker
+
 # dbt's parse of the project for `dbt test`, per database and --vars (what a parse depends on besides the files)
 PARSED: dict[tuple[str, str], Manifest] = {}
 
@@ -86,23 +88,22 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
 
     No interpreter start-up per call; and `dbt test`, which the tests run again and again, parses the project
     once per database and --vars in a worker: dbt's programmatic runner takes the manifest parsed then (the
-    project's files do not change during a run).
+    project's files do not change during a run). Every parse starts from the saved parse of the same vars
+    (dbt_runner.parse).
     A check is named `<generic test>:<model>`, each rule of a mart's mart_checks `<rule>:<model>` (e.g.
     reconcile_ids:areas), a singular or unit test by its name.
     """
-    project = lifeos_env.dbt_project_args()
-    manifest = None
+    dbt_vars = ("--vars", args[args.index("--vars") + 1]) if "--vars" in args else ()
     if args[0] == "test":
-        dbt_vars = args[args.index("--vars") + 1] if "--vars" in args else "{}"
-        key = (os.environ["PGDATABASE"], dbt_vars)
+        key = (os.environ["PGDATABASE"], " ".join(dbt_vars))
         if key not in PARSED:
-            parsed = dbtRunner().invoke(["parse", "--vars", dbt_vars, *project])
-            assert parsed.success, parsed.exception
-            PARSED[key] = parsed.result
+            PARSED[key] = dbt_runner.parse(TARGET, *dbt_vars)
         manifest = PARSED[key]
+    else:  # a build changes the manifest it is given (dbt_runner.dbt): a parse of its own, from the vars' saved one
+        manifest = dbt_runner.parse(TARGET, *dbt_vars)
     log: list[str] = []
     run = dbtRunner(manifest=manifest, callbacks=[lambda event: log.append(event.info.msg)])
-    result = run.invoke([*args, *project])
+    result = run.invoke([*args, *lifeos_env.dbt_project_args()])
     assert result.exception is None, "\n".join(log)
     outcomes = {}
     for node_result in result.result:
@@ -133,7 +134,7 @@ def rule_outcomes(node: Any, status: str) -> dict[str, str]:
 def pytest_configure(config: pytest.Config) -> None:
     """One id for the whole run, which pytest-xdist hands to every worker."""
     if not hasattr(config, "workerinput"):
-        config.option.testrunuid = config.option.testrunuid or uuid.uuid4().hex
+        config.option.testrunuid = getattr(config.option, "testrunuid", None) or uuid.uuid4().hex  # no xdist: none
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -228,7 +229,8 @@ def migrate_sample() -> None:
 
 def build(**dbt_vars: object) -> None:
     """`dbt build` as scripts/migrate runs it (no unit tests), without the files check (no files step here)."""
-    migrate.dbt("build", *migrate.NO_UNIT_TESTS, "--vars", json.dumps({"files_checked": False} | dbt_vars))
+    with_vars = ("--vars", json.dumps({"files_checked": False} | dbt_vars))
+    migrate.dbt("build", *migrate.NO_UNIT_TESTS, *with_vars, manifest=dbt_runner.parse(TARGET, *with_vars))
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,8 @@ from sqlalchemy import text
 
 import lifeos_env
 
-pytestmark = pytest.mark.both_servers  # the app role over TCP, backups by the server's pg_dump, the catalog
+# On every server (both_servers): what the server's catalog, deparse, pg_dump and pg_restore decide. The shrink
+# guard's counts and dbt's choice of schema and verdicts are the same SQL on every server: one server runs them.
 
 # Objects outside the kept schemas that depend on an object inside one: what `drop schema ... cascade` of a
 # backup would cut. pg_describe_object qualifies a name whose schema is not on the search_path, as a kept
@@ -130,6 +131,7 @@ def app(rebuilt: str) -> Iterator[App]:
             cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
 
 
+@pytest.mark.both_servers  # the catalog and deparse of the app's columns and constraints
 def test_columns_constraints_and_indexes_the_app_added_to_v2_tables_survive_a_carry_forward(app: App) -> None:
     """Issue 27, case 1: a column with its CHECK (and an index) the app's migration added to tasks, and the
     values the app set in it, are in the new live v2 after `scripts/migrate --carry-forward`."""
@@ -188,6 +190,7 @@ create policy app_notes_labelled on app_notes using (label = app_label());
 """
 
 
+@pytest.mark.both_servers  # the server's deparse of the app's objects
 def test_the_apps_triggers_defaults_functions_views_and_policies_outlive_publish_and_cleanup(app: App) -> None:
     """Issue 27, case 2: after a publish nothing live depends on a backup schema (pg_depend), so clean-up's
     drop of the backups cuts nothing of the app's: its defaults and triggers go on calling its functions, after
@@ -220,6 +223,7 @@ def test_the_apps_triggers_defaults_functions_views_and_policies_outlive_publish
         ) == [(True, 1)]
 
 
+@pytest.mark.both_servers  # the server's pg_dump
 def test_backups_are_the_operators_and_cleanup_refuses_a_backup_that_differs_from_its_dump(app: App) -> None:
     """Issue 27, case 3: no role but the operator's may use a backup or rolled-back schema; a kept schema changed
     after its dump is not dropped as "kept"."""
@@ -253,6 +257,7 @@ def test_backups_are_the_operators_and_cleanup_refuses_a_backup_that_differs_fro
     app.write("select count(*) from domains")  # live v2 is the app's again
 
 
+@pytest.mark.both_servers  # the server's pg_restore
 def test_restore_backup_takes_the_name_of_a_new_database_only(app: App) -> None:
     """Issue 27, case 4: a connection string or URI is no database name, and an existing database is refused."""
     succeeds("publish", "publish")

@@ -29,7 +29,9 @@ from lifeos import carry_forward, catalog, cutover, grants, guard
 from lifeos.project import V1_HELD, Project
 from lifeos.settings import load as load_settings
 
-pytestmark = pytest.mark.both_servers  # a Supabase-shaped v1, dumped by the server's pg_dump, migrated again
+# On every server (both_servers): the whole carry-forward through the app's role over TCP, and the round trip whose
+# export the server's psql applies to a Supabase-shaped v1. The merge's other cases are the same SQL and Python on
+# every server (its locks, its conflicts, a signal, the late writes): one server runs them.
 
 
 @dataclass
@@ -86,6 +88,7 @@ def some_ids(query: str) -> list[str]:
         return [str(row_id) for (row_id,) in cur.fetchall()]
 
 
+@pytest.mark.both_servers  # the app's role over TCP, the server's pg_dump of v1
 def test_carry_forward_keeps_every_app_write_and_v1_change_and_lists_each_conflict_with_both_versions(
     sample_copy: str, app_role: str, source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,6 +238,7 @@ def migrated_columns() -> dict[str, dict[str, dict]]:
     return snapshot
 
 
+@pytest.mark.both_servers  # the export applied to a Supabase-shaped v1 by the server's psql
 def test_a_round_trip_through_v1_gives_back_the_same_v2_with_no_conflicts(
     sample_copy: str, app_role: str, source: Source, tmp_path: Path
 ) -> None:

@@ -31,7 +31,9 @@ import generate_sample
 import lifeos_env
 import make_supabase_dump
 
-pytestmark = pytest.mark.both_servers  # the export applied to a Supabase-shaped v1 (PostgreSQL 15 on Supabase)
+# On every server (both_servers): each test that applies the export to a Supabase-shaped v1 (PostgreSQL 15 on
+# Supabase). The export's refusals (no user in v1, a later dump, v1 restored by hand) are decided in Python before
+# anything is applied: one server runs them.
 
 __all__ = ["app", "live"]  # the fixtures, shared with test_to_v1
 
@@ -95,6 +97,7 @@ def on_restored_v1(statement: str | sql.Composed, *args: Any) -> None:
         cur.execute(statement, args)
 
 
+@pytest.mark.both_servers  # the export applied to a Supabase-shaped v1
 def test_an_update_sets_only_the_columns_the_app_changed(
     app: sqlalchemy.Engine, supabase_v1: str, tmp_path: Path
 ) -> None:
@@ -112,6 +115,7 @@ def test_an_update_sets_only_the_columns_the_app_changed(
     assert one(supabase_v1, "select title, priority from tasks where id = %s", task) == ("Retitled in v2", moved_on)
 
 
+@pytest.mark.both_servers  # the export applied to a Supabase-shaped v1
 def test_a_new_row_of_an_empty_v1_table_gets_v1s_one_user(
     app: sqlalchemy.Engine, supabase_v1: str, tmp_path: Path
 ) -> None:
@@ -146,6 +150,7 @@ def test_without_a_user_in_v1_the_export_refuses_in_one_line(
     assert not (tmp_path / "out" / "to_v1.sql").exists()
 
 
+@pytest.mark.both_servers  # the export applied to a Supabase-shaped v1
 def test_nothing_from_v1_or_the_app_reaches_psql_as_a_meta_command(
     app: sqlalchemy.Engine, supabase_v1: str, tmp_path: Path
 ) -> None:
@@ -172,6 +177,7 @@ def test_nothing_from_v1_or_the_app_reaches_psql_as_a_meta_command(
         conn.close()
 
 
+@pytest.mark.both_servers  # the export applied to a Supabase-shaped v1
 def test_changes_sql_replays_parents_first_and_runs_no_meta_command(rebuilt: str, tmp_path: Path) -> None:
     """changes.sql (plan 8.3): a task renamed after its subtask was created replays (parents first); a schema
     name that reaches its comments runs nothing."""
@@ -213,6 +219,7 @@ def test_against_a_later_dump_than_live_v2_was_built_from_the_export_refuses_in_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.both_servers  # the export applied to a Supabase-shaped v1
 def test_the_rows_the_migration_kept_out_of_v2_or_adjusted_stay_in_v1_as_they_are(
     fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,6 +329,7 @@ def carry_forward(dump: Path, bucket: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
+@pytest.mark.both_servers  # the export applied to a Supabase-shaped v1
 def test_a_rollback_after_a_carry_forward_brings_v1_the_writes_carried_too(
     sample_copy: str, supabase_v1: str, v1_source: tuple[str, Path, Path], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -446,6 +454,7 @@ def scratch_copy(template: str) -> Iterator[str]:
         on_server(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
+@pytest.mark.both_servers  # the export applied to a Supabase-shaped v1
 @settings(max_examples=2, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(before=WRITES, after=WRITES)
 @example(  # case 2 of issue 25 among others: writes before the carry-forward, and after it

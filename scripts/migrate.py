@@ -35,7 +35,7 @@ import make_supabase_dump
 import run_lock
 from lifeos import carry_forward, command, cutover, dbt_runner, grants, options, report, runs
 from lifeos.console import console
-from lifeos.dbt_runner import NO_UNIT_TESTS, dbt
+from lifeos.dbt_runner import NO_ARTIFACTS, NO_UNIT_TESTS, dbt
 from lifeos.files import step as files_step
 from lifeos.project import Project
 from lifeos.restore.command import restore as restore_dump
@@ -47,6 +47,7 @@ def build_int_files(*args: str, manifest: Manifest | None = None) -> None:
     """Build int_files and everything it reads (seeds, staging views and int_ tables; no tests) for the files step."""
     dbt(
         "build",
+        NO_ARTIFACTS,
         "--select",
         "+int_files",
         "--resource-type",
@@ -156,7 +157,7 @@ def migrate(args: argparse.Namespace, settings: Settings) -> None:
             **({"app_role": app_role} if app_role else {}),  # recorded with the build for its publish
         )
         with_vars = settings.dbt_vars()
-        manifest = dbt("parse", *with_vars).result
+        manifest = dbt_runner.parse(settings.target, *with_vars)
         restore_dump(settings, dump, args.from_dsn)
         notes = files_not_moved(settings, files_from is not None, args.skip_files)
         if files_from:
