@@ -162,8 +162,9 @@ def test_a_task_is_on_a_days_focus_once(app: Engine) -> None:
 
 
 def upsert_recipes() -> dict[str, str]:
-    """README's recipes, by the index each serves."""
-    section = lifeos_env.ROOT.joinpath("README.md").read_text().split("#### Upserts under the partial unique rules")[1]
+    """The recipes of docs/app-database.md, by the index each serves."""
+    page = lifeos_env.ROOT.joinpath("docs", "app-database.md").read_text()
+    section = page.split("\n### Upserts under the partial unique rules\n")[1]
     block = section.split("```sql\n")[1].split("```")[0]
     return {name: body.strip() for name, body in re.findall(r"^-- (\w+).*\n((?:(?!-- ).*\n)+)", block, re.MULTILINE)}
 

@@ -122,7 +122,7 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
     _, _, backup_schema, dump_path, dump_sha256, commit, counts, detail = runs[-1]
     assert detail.startswith("the shadow of build run ")  # not the failed attempt's message
     assert checksums(backup_schema) == first
-    # a folder in pg_dump's directory format; its checksum is the one the README's command gives
+    # a folder in pg_dump's directory format; its checksum is the one docs/cutover.md's command gives
     assert (Path(dump_path) / "toc.dat").is_file()
     assert documented_checksum(Path(dump_path)) == dump_sha256 == backups.sha256(Path(dump_path))
     listing = backups.run_client("pg_restore", "--list", dump_path)
@@ -134,14 +134,14 @@ def test_publish_twice_gives_identical_content_a_backup_that_reads_back_and_the_
 
 
 def documented_checksum(folder: Path) -> str:
-    """The checksum of a backup folder as the README computes it by hand."""
+    """The checksum of a backup folder as docs/cutover.md computes it by hand."""
     done = subprocess.run("LC_ALL=C sha256sum -- * | sha256sum", shell=True, cwd=folder, capture_output=True,
                           text=True, check=True)  # fmt: skip
     return done.stdout.split()[0]
 
 
 def assert_search_finds_a_migrated_task() -> None:
-    """Search as the app makes it (README) finds a task migrated from v1 by a word of its title."""
+    """Search as the app makes it (docs/app-database.md) finds a task migrated from v1 by a word of its title."""
     with lifeos_env.transaction() as cur:
         cur.execute(
             "select id, (regexp_match(title, '[[:alpha:]]{4,}'))[1] from public.tasks"

@@ -27,8 +27,8 @@ import migrate
 # plan section 2: the app's tables in v1 (the other v1 sources are Storage's blob inventory)
 V1_TABLES = ("domains", "areas", "projects", "tasks", "notes", "links", "files", "daily_focus", "capture",
              "context_types", "reminders")  # fmt: skip
-# The README's picture is docs/lineage_tasks.png; the test writes its own under target/, and the README says
-# how to refresh the tracked one from it.
+# docs/docs-site.md's picture is docs/lineage_tasks.png; the test writes its own under target/, and that page
+# says how to refresh the tracked one from it.
 SCREENSHOT = lifeos_env.ROOT / "target" / "lineage_tasks.png"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -182,7 +182,7 @@ def browser(tmp_path: Path) -> Iterator[DevTools]:
 
 
 def test_lineage_graph_for_tasks_renders_from_source_to_mart(served: str, browser: DevTools) -> None:
-    # twice the pixels of the page: the README shows the picture at about half its width
+    # twice the pixels of the page: docs/docs-site.md shows the picture at about half its width
     browser.call("Emulation.setDeviceMetricsOverride", width=1600, height=800, deviceScaleFactor=2, mobile=False)
     browser.call("Page.navigate", url=f"{served}/#!/model/model.lifeos_migration.tasks")
     # the model page's lineage launcher, then its full-screen view (selection +tasks+)

@@ -119,7 +119,7 @@ def test_only_an_invocation_that_materializes_a_mart_writes_v2(
     )
     migrate.dbt("run", "--select", "stg_v1__domains", "--vars", "{marts_schema: public}", manifest=on_live)
     assert shadow_and_ledger() == before
-    migrate.dbt("docs", "generate", manifest=on_shadow)  # the README's review of the shadow: builds no mart
+    migrate.dbt("docs", "generate", manifest=on_shadow)  # docs/docs-site.md's review of the shadow: builds no mart
     assert shadow_and_ledger() == before
     with pytest.raises(lifeos_env.MigrationError):
         migrate.dbt("run", "--select", "domains", "--vars", "{marts_schema: public}", manifest=on_live)

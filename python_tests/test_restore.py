@@ -124,7 +124,7 @@ def test_a_live_database_restores_exact_floats_whatever_its_defaults(
 def test_a_live_database_is_read_through_connect_read_only(
     supabase_source: tuple[str, dict[str, Path]], fresh_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """As the README says: a live v1 is read over lifeos_env.connect_read_only, the one read-only session."""
+    """As docs/cutover.md says: a live v1 is read over lifeos_env.connect_read_only, the one read-only session."""
     opened: list[psycopg2.extensions.connection] = []
     connect_read_only = lifeos_env.connect_read_only
 

@@ -1,4 +1,4 @@
-"""Property tests of the restore's invariant (README, "Restoring v1"), on real pg_dump output.
+"""Property tests of the restore's invariant (docs/restore.md), on real pg_dump output.
 
 A restore either reproduces every row exactly, as PostgreSQL itself reads the dump, or fails with a
 one-line error within a time limit and leaves v1 as it was. It never exits 0 with different data.

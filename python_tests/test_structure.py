@@ -27,6 +27,7 @@ from lifeos import cli, settings
 MODELS = lifeos_env.ROOT / "models"
 SCRIPTS = lifeos_env.ROOT / "scripts"
 LONGEST_MODULE = 500  # lines
+README_LINES = 200
 
 
 def declared(path: Path) -> dict[str, Any]:
@@ -57,11 +58,10 @@ def test_unit_tests_live_in_the_yaml_of_the_model_they_test() -> None:
 
 
 def plan_index() -> list[list[str]]:
-    """The rows of the README's plan index table, as lists of cells."""
-    readme = (lifeos_env.ROOT / "README.md").read_text()
-    assert "\n## Plan index\n" in readme, "the README has no plan index"
-    section = readme.split("\n## Plan index\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    """The rows of the plan index table (docs/plan-index.md), as lists of cells."""
+    page = (lifeos_env.ROOT / "docs" / "plan-index.md").read_text()
+    assert page.startswith("# Plan index\n"), "docs/plan-index.md is not the plan index"
+    rows = [line.strip("|").split(" | ") for line in page.splitlines() if line.startswith("| ")]
     return [[cell.strip() for cell in row] for row in rows[2:]]  # after the header and its rule
 
 
@@ -84,6 +84,30 @@ def test_every_path_the_plan_index_names_exists() -> None:
         assert (lifeos_env.ROOT / path).exists(), f"the plan index names {path}, which does not exist"
         if test:
             assert f"def {test}(" in (lifeos_env.ROOT / path).read_text(), f"{path} has no {test}"
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a Markdown page's headings (outside code blocks)."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.MULTILINE | re.DOTALL)
+    headings = re.findall(r"^#+ (.+)$", text, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_the_readme_is_a_front_door_whose_links_resolve() -> None:
+    """README.md stays short (issue 28: the rest is in docs/), and every relative link of it and of the docs/
+    pages names a file that exists and, with a #fragment, a heading of that file."""
+    readme = lifeos_env.ROOT / "README.md"
+    assert len(readme.read_text().splitlines()) <= README_LINES
+    pages = [readme, *sorted((lifeos_env.ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # a web address
+            path, _, fragment = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name} links to {target}, which does not exist"
+            if fragment:
+                assert fragment in heading_anchors(linked), f"{page.name} links to {target}: no such heading"
 
 
 def test_models_read_the_catalog_through_a_source() -> None:

@@ -354,7 +354,7 @@ def test_publish_never_hangs_behind_a_session_queued_for_its_own_locks(rebuilt: 
 def test_a_backup_restores_into_a_new_database_table_for_table_and_search_finds_its_items(
     rebuilt: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """R8: the README's restore command brings back every table of a backup, row for row, and rebuilds the
+    """R8: the restore command of docs/cutover.md brings back every table of a backup, row for row, and rebuilds the
     search_index rows the backup leaves out; so does it from a backup of an older version (one custom-format
     file, not a folder), which clean-up counts as kept."""
     with lifeos_env.transaction() as cur:

@@ -3,7 +3,7 @@
     python scripts/restore_v1.py FILE           # plain, custom (-Fc), tar or directory dump, or a CLI data dump
     python scripts/restore_v1.py --from-dsn DSN # a live v1 database, read over a read-only session
 
-The work is done by the package lifeos.restore (README, "Restoring v1").
+The work is done by the package lifeos.restore (docs/restore.md).
 """
 
 from __future__ import annotations

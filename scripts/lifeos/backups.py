@@ -258,7 +258,7 @@ def restore_backup(dump: Path, database: str) -> dict[str, int]:
 
 def rebuild_derived(conn: Connection) -> None:
     """Rebuild the rows of every derived table of the database (the backups leave them out) with its refresh
-    function, refresh_<table>() beside it, one transaction each (as the README asks of a refresh)."""
+    function, refresh_<table>() beside it, one transaction each (as docs/cutover.md asks of a refresh)."""
     with conn, conn.cursor() as cur:
         cur.execute(
             "select n.nspname, p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
