@@ -3917,8 +3917,10 @@ CREATE FUNCTION public.search_index_enqueue() RETURNS trigger
             insert into search_index_queue (entity_type, entity_id) select tg_argv[0], id from new_rows;
         end if;
         if current_setting('lifeos.search_index_drain', true) is distinct from transaction_id then
-            insert into search_index_queue (entity_type) values (tg_argv[0]);
+            -- noted before the insert: under SET CONSTRAINTS ... IMMEDIATE the marker's drain runs at the insert's
+            -- end and clears the note, so the next write queues a marker of its own
             perform set_config('lifeos.search_index_drain', transaction_id, true);
+            insert into search_index_queue (entity_type) values (tg_argv[0]);
         end if;
         perform set_config('search_path', saved_path, true);
         return null;
