@@ -177,6 +177,10 @@ select * from final
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from {{ this.identifier }}
+        where entity_type = '{{ entity_type }}' and entity_id = any(item_ids) order by id for update;
         insert into {{ this.identifier }} ({{ columns | join(', ') }})
         select {{ columns | join(', ') }} from ({{ search_documents([table], qualified=false) }}) as documents
         where documents.entity_id = any(item_ids)

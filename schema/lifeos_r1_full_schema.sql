@@ -3998,6 +3998,10 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_schema text, item_ids u
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'bookmark' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4124,6 +4128,10 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_schema text, item
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'calendar_event' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4250,6 +4258,10 @@ CREATE FUNCTION public.search_index_upsert_capture(item_schema text, item_ids uu
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'capture' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4376,6 +4388,10 @@ CREATE FUNCTION public.search_index_upsert_contact(item_schema text, item_ids uu
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'contact' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4502,6 +4518,10 @@ CREATE FUNCTION public.search_index_upsert_file(item_schema text, item_ids uuid[
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'file' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4628,6 +4648,10 @@ CREATE FUNCTION public.search_index_upsert_note(item_schema text, item_ids uuid[
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'note' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4754,6 +4778,10 @@ CREATE FUNCTION public.search_index_upsert_project(item_schema text, item_ids uu
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'project' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4880,6 +4908,10 @@ CREATE FUNCTION public.search_index_upsert_task(item_schema text, item_ids uuid[
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'task' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
