@@ -279,7 +279,7 @@ def test_an_item_written_while_its_project_is_soft_deleted_stays_out_of_search(a
         deleting.commit()
         committing.join()
     assert one(app, "select (title, is_active)::text from search_index where entity_id = :id", id=note) == (
-        "(\"raced again\",f)"
+        '("raced again",f)'
     )
     one(app, "delete from projects where id = :id returning id", id=project)
 

@@ -183,7 +183,9 @@ def record_rules(
             line.problems += in_words(CHECKS[rule], found.get(rule, []))
         elif outcome:
             detail = "; ".join(in_words(rule, found.get(rule, [])))
-            others.append(Check(f"{rule}:{line.table}", rule_status, detail or (outcome["message"] or "")))
+            if rule_status not in GOOD:  # the node's message is its failing rules', not a passing rule's
+                detail = detail or outcome["message"] or ""
+            others.append(Check(f"{rule}:{line.table}", rule_status, detail))
     return others
 
 
