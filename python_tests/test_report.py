@@ -130,3 +130,19 @@ def test_two_rules_failing_on_one_mart_are_both_named_and_a_passing_rule_carries
             "notes: columns: differs from v1: title (1 row)"} <= set(built.failures)  # fmt: skip
     passed = next(check for check in built.checks if check.name == "catalog_matches_contract:notes")
     assert (passed.status, passed.detail) == ("pass", "")
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_report_whose_dbt_run_is_gone_says_so_in_one_line() -> None:
+    """After `lifeos cleanup` dropped what the last dbt run read (or `export-ddl` ran dbt on a scratch database),
+    the report asks for a new run instead of a traceback."""
+    dbt_test("marts migration_rejects")
+    with lifeos_env.transaction() as cur:
+        cur.execute("alter table v2_work.migration_rejects rename to migration_rejects_away")
+    try:
+        with pytest.raises(lifeos_env.MigrationError, match=r"^the last dbt run read .*rejects\", which database"):
+            report.build(load_settings())
+        assert cli.main(["report"]) == 1
+    finally:
+        with lifeos_env.transaction() as cur:
+            cur.execute("alter table v2_work.migration_rejects_away rename to migration_rejects")
