@@ -177,6 +177,10 @@ select * from final
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from {{ this.identifier }}
+        where entity_type = '{{ entity_type }}' and entity_id = any(item_ids) order by id for update;
         insert into {{ this.identifier }} ({{ columns | join(', ') }})
         select {{ columns | join(', ') }} from ({{ search_documents([table], qualified=false) }}) as documents
         where documents.entity_id = any(item_ids)
@@ -335,8 +339,10 @@ select * from final
             insert into search_index_queue (entity_type, entity_id) select tg_argv[0], id from new_rows;
         end if;
         if current_setting('lifeos.search_index_drain', true) is distinct from transaction_id then
-            insert into search_index_queue (entity_type) values (tg_argv[0]);
+            -- noted before the insert: under SET CONSTRAINTS ... IMMEDIATE the marker's drain runs at the insert's
+            -- end and clears the note, so the next write queues a marker of its own
             perform set_config('lifeos.search_index_drain', transaction_id, true);
+            insert into search_index_queue (entity_type) values (tg_argv[0]);
         end if;
         perform set_config('search_path', saved_path, true);
         return null;

@@ -245,6 +245,45 @@ def test_a_transaction_writes_its_search_rows_once_when_it_commits(app: Engine) 
         one(app, "delete from tasks where id = :id returning id", id=task)
 
 
+def test_writes_after_the_drain_is_made_immediate_are_written_too(app: Engine) -> None:
+    """The documented way to search one's own writes, SET CONSTRAINTS ... IMMEDIATE first: each later write is
+    drained at its statement's end, and nothing stays queued after the commit."""
+    domain = domain_of(app)
+    with app.begin() as conn:
+        conn.execute(text("set constraints all immediate"))
+        add = "insert into tasks (domain_id, title) values (:d, :t) returning id"
+        tasks = [conn.execute(text(add), {"d": domain, "t": f"immediate {n}"}).scalar() for n in range(2)]
+        conn.execute(text("update tasks set title = 'immediate again' where id = :id"), {"id": tasks[0]})
+        assert conn.execute(text("select count(*) from search_index_queue")).scalar() == 0
+    assert one(app, "select count(*) from search_index_queue") == 0
+    assert one(app, "select title from search_index where entity_id = :id", id=tasks[1]) == "immediate 1"
+    assert one(app, "select title from search_index where entity_id = :id", id=tasks[0]) == "immediate again"
+    for task in tasks:
+        one(app, "delete from tasks where id = :id returning id", id=task)
+
+
+def test_an_item_written_while_its_project_is_soft_deleted_stays_out_of_search(app: Engine) -> None:
+    """Two transactions at once: one edits a note, the other soft-deletes the note's project and commits while
+    the first one's commit waits on the search row: the note's search row ends inactive, as a rebuild says."""
+    project = insert(app, "projects", {"domain_id": domain_of(app), "name": "Raced"})
+    note = insert(app, "notes", {"project_id": project, "title": "raced note"})
+    with app.connect() as editing, app.connect() as deleting:
+        editing.execute(text("update notes set title = 'raced again' where id = :id"), {"id": note})
+        deleting.execute(text("update projects set is_active = false where id = :id"), {"id": project})
+        pid = editing.execute(text("select pg_backend_pid()")).scalar()
+        committing = threading.Thread(target=editing.commit)
+        committing.start()
+        waiting = "select count(*) from pg_stat_activity where pid = :pid and wait_event_type = 'Lock'"
+        while not one(app, waiting, pid=pid):  # the edit's commit waits on the search row the other wrote
+            time.sleep(0.01)
+        deleting.commit()
+        committing.join()
+    assert one(app, "select (title, is_active)::text from search_index where entity_id = :id", id=note) == (
+        '("raced again",f)'
+    )
+    one(app, "delete from projects where id = :id returning id", id=project)
+
+
 def test_a_write_does_not_wait_for_a_refresh(app: Engine) -> None:
     """A repair of search holds no lock the app's writes need: a task is written while a refresh is uncommitted."""
     domain = domain_of(app)

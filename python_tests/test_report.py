@@ -114,3 +114,35 @@ def test_after_a_publish_the_report_counts_live_v2_as_dbt_test_finds_it() -> Non
     lines = {line.table: line for line in report.build(load_settings()).tables}
     assert (lines["domains"].v1_rows, lines["domains"].v2_rows) == (5, 5)
     assert all(line.v2_rows is not None for line in lines.values())
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_two_rules_failing_on_one_mart_are_both_named_and_a_passing_rule_carries_no_failure() -> None:
+    """A dropped row and a changed copied value in one mart: the report names each failing rule with its rows; a
+    rule of the same node that passed (catalog_matches_contract) is not given the node's failure message."""
+    first = "(select min(id::text)::uuid from public.notes)"
+    last = "(select max(id::text)::uuid from public.notes where title is not null)"
+    with tampered("notes", f"delete from public.notes where id = {first}",
+                  f"update public.notes set title = title || ' x' where id = {last}"):  # fmt: skip
+        dbt_test("notes")
+        built = report.build(load_settings())
+    assert {"notes: counts: v2 rows 49 + rejected 0 != v1 rows 50 + added 0 (1 row)",
+            "notes: columns: differs from v1: title (1 row)"} <= set(built.failures)  # fmt: skip
+    passed = next(check for check in built.checks if check.name == "catalog_matches_contract:notes")
+    assert (passed.status, passed.detail) == ("pass", "")
+
+
+@pytest.mark.usefixtures("live_v2")
+def test_a_report_whose_dbt_run_is_gone_says_so_in_one_line() -> None:
+    """After `lifeos cleanup` dropped what the last dbt run read (or `export-ddl` ran dbt on a scratch database),
+    the report asks for a new run instead of a traceback."""
+    dbt_test("marts migration_rejects")
+    with lifeos_env.transaction() as cur:
+        cur.execute("alter table v2_work.migration_rejects rename to migration_rejects_away")
+    try:
+        with pytest.raises(lifeos_env.MigrationError, match=r"^the last dbt run read .*rejects\", which database"):
+            report.build(load_settings())
+        assert cli.main(["report"]) == 1
+    finally:
+        with lifeos_env.transaction() as cur:
+            cur.execute("alter table v2_work.migration_rejects_away rename to migration_rejects")

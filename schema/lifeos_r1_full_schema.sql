@@ -3917,8 +3917,10 @@ CREATE FUNCTION public.search_index_enqueue() RETURNS trigger
             insert into search_index_queue (entity_type, entity_id) select tg_argv[0], id from new_rows;
         end if;
         if current_setting('lifeos.search_index_drain', true) is distinct from transaction_id then
-            insert into search_index_queue (entity_type) values (tg_argv[0]);
+            -- noted before the insert: under SET CONSTRAINTS ... IMMEDIATE the marker's drain runs at the insert's
+            -- end and clears the note, so the next write queues a marker of its own
             perform set_config('lifeos.search_index_drain', transaction_id, true);
+            insert into search_index_queue (entity_type) values (tg_argv[0]);
         end if;
         perform set_config('search_path', saved_path, true);
         return null;
@@ -3996,6 +3998,10 @@ CREATE FUNCTION public.search_index_upsert_bookmark(item_schema text, item_ids u
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'bookmark' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4122,6 +4128,10 @@ CREATE FUNCTION public.search_index_upsert_calendar_event(item_schema text, item
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'calendar_event' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4248,6 +4258,10 @@ CREATE FUNCTION public.search_index_upsert_capture(item_schema text, item_ids uu
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'capture' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4374,6 +4388,10 @@ CREATE FUNCTION public.search_index_upsert_contact(item_schema text, item_ids uu
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'contact' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4500,6 +4518,10 @@ CREATE FUNCTION public.search_index_upsert_file(item_schema text, item_ids uuid[
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'file' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4626,6 +4648,10 @@ CREATE FUNCTION public.search_index_upsert_note(item_schema text, item_ids uuid[
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'note' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4752,6 +4778,10 @@ CREATE FUNCTION public.search_index_upsert_project(item_schema text, item_ids uu
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'project' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 
@@ -4878,6 +4908,10 @@ CREATE FUNCTION public.search_index_upsert_task(item_schema text, item_ids uuid[
         saved_path text := current_setting('search_path');
     begin
         perform set_config('search_path', format('%I, pg_temp', item_schema), true);
+        -- first wait for a writer of these rows (a parent's soft delete re-indexing them) to commit: the next
+        -- statement's snapshot then sees its write, where ON CONFLICT would overwrite it with an older document
+        perform from search_index
+        where entity_type = 'task' and entity_id = any(item_ids) order by id for update;
         insert into search_index (id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active)
         select id, entity_type, entity_id, domain_id, project_id, title, body, document, created_at, updated_at, is_active from (with
 

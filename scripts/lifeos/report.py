@@ -183,7 +183,9 @@ def record_rules(
             line.problems += in_words(CHECKS[rule], found.get(rule, []))
         elif outcome:
             detail = "; ".join(in_words(rule, found.get(rule, [])))
-            others.append(Check(f"{rule}:{line.table}", rule_status, detail or (outcome["message"] or "")))
+            if rule_status not in GOOD:  # the node's message is its failing rules', not a passing rule's
+                detail = detail or outcome["message"] or ""
+            others.append(Check(f"{rule}:{line.table}", rule_status, detail))
     return others
 
 
@@ -220,7 +222,15 @@ def build(settings: Settings, target: Path | None = None) -> Report:
     }
     other: list[Check] = []
     with lifeos_env.transaction() as cur:
-        rejects_relation = nodes[f"model.{PROJECT}.migration_rejects"]["relation_name"]
+        rejects_node = nodes[f"model.{PROJECT}.migration_rejects"]
+        rejects_relation = rejects_node["relation_name"]
+        cur.execute("select current_database()")
+        here = cur.fetchone()[0]
+        if rejects_node["database"] != here or count(cur, rejects_relation) is None:
+            raise lifeos_env.MigrationError(
+                f"the last dbt run read {rejects_relation}, which database {here} does not hold (dropped by"
+                " cleanup, or a run on another database): run `dbt test` or scripts/migrate, then the report"
+            )
         cur.execute(
             sql.SQL("select v1_table, action, rule, count(*) from {} group by 1, 2, 3 order by 1, 2, 3").format(
                 sql.SQL(rejects_relation)
