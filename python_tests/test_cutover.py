@@ -15,14 +15,14 @@ from pathlib import Path
 import psycopg2
 import psycopg2.errors
 import pytest
-from conftest import build
+from conftest import build, run_dbt
 from psycopg2 import sql
 
 import lifeos_env
 import migrate
 import publish
 import restore_v1
-from lifeos import backups, catalog, cutover, guard
+from lifeos import backups, catalog, cutover, guard, report
 from lifeos.settings import load as load_settings
 
 SECRET = "pw-must-not-leak-7f3a"
@@ -367,3 +367,16 @@ def test_extensions_in_the_live_schema_stay_live(fresh_database: str, tmp_path: 
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from pg_tables where schemaname = 'public'")
         assert cur.fetchone() == (0,)  # the original, empty public is live again, with its extension
+
+
+@pytest.mark.usefixtures("rebuilt")
+def test_a_report_after_a_rollback_says_its_checks_are_of_the_replaced_v2() -> None:
+    """The report counts live v2 beside the last dbt run's checks; after a rollback those checked the v2 the
+    rollback replaced, and the report says so until a `dbt test` checks the live one."""
+    run_dbt("test", "--select", "marts migration_rejects")  # checks the new build, in the shadow
+    cutover.publish(load_settings())
+    assert publish.main(["rollback"]) == 0
+    assert report.run(load_settings()).notes[0].startswith("live v2 was rolled back at ")
+    _, outcomes, output = run_dbt("test", "--select", "marts migration_rejects")
+    assert set(outcomes.values()) == {"pass"}, output
+    assert not any("rolled back" in line for line in report.run(load_settings()).notes)

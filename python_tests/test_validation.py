@@ -13,13 +13,16 @@ has one build of its own, of the sample with an orphaned area.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg2
 import pytest
 import yaml
 from conftest import drop_database, new_database, run_dbt
+from dbt.cli.main import dbtRunner
 
 import generate_sample
 import lifeos_env
@@ -259,3 +262,29 @@ def test_an_adjusted_row_may_hold_null_where_v1_had_a_dangling_reference() -> No
         with tampered("migration_rejects", logged, schema="v2_work"):
             outcomes, _ = dbt_test("capture")
     assert failed(outcomes) == set()
+
+
+@pytest.mark.parametrize(
+    ("rule", "error"),
+    [
+        ("reconcile_idz: {v1_table: notes}", "mart_checks_notes: no rule reconcile_idz (the rules: "),
+        ("reconcile_ids: {}", "mart_checks_notes: rule reconcile_ids needs argument v1_table"),
+        ("acyclic: {child_column: id}", "mart_checks_notes: rule acyclic needs argument parent_column"),
+    ],
+)
+def test_a_rule_misnamed_or_short_of_an_argument_stops_the_parse_naming_it(
+    tmp_path: Path, rule: str, error: str
+) -> None:
+    """A mart's YAML that names no rule, or leaves out an argument a rule cannot do without, is refused when dbt
+    parses the project, in one line naming the mart's check and the rule; never a check that quietly passes."""
+    project = tmp_path / "project"
+    shutil.copytree(lifeos_env.ROOT, project, ignore=shutil.ignore_patterns(
+        ".venv", ".pgdata", ".storage", ".git", "target", "logs", "docs", "sample"))  # fmt: skip
+    notes = project / "models" / "marts" / "notes.yml"
+    text = notes.read_text()
+    assert "- reconcile_ids: {v1_table: notes}\n" in text
+    notes.write_text(text.replace("- reconcile_ids: {v1_table: notes}\n", f"- {rule}\n"))
+    paths = ["--project-dir", str(project), "--profiles-dir", str(project), "--target-path", str(tmp_path / "target")]
+    parsed = dbtRunner().invoke(["parse", *paths, "--log-path", str(tmp_path / "logs")])
+    assert not parsed.success
+    assert error in str(parsed.exception).splitlines()[1]

@@ -387,6 +387,21 @@ def write(report: Report, target: Path) -> None:
     (target / "report.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
+def checks_before_a_rollback(settings: Settings, target: Path) -> list[str]:
+    """A note when live v2 was rolled back after the dbt run whose checks the report shows: they checked the v2
+    the rollback replaced, not the live one counted beside them."""
+    generated_at = load_json(target / "run_results.json")["metadata"]["generated_at"]
+    query = "select max(finished_at) from {} where result = 'rolled back' and finished_at > %s::timestamptz"
+    with lifeos_env.transaction() as cur:
+        found = runs.rows_of(cur, settings, "runs", query, (generated_at,))
+    if not found or found[0][0] is None:
+        return []
+    return [
+        f"live v2 was rolled back at {found[0][0]:%Y-%m-%d %H:%M:%S %Z}, after the dbt run whose checks this shows"
+        f" ({generated_at}): run `dbt test` to check the live v2 counted here"
+    ]
+
+
 def run(settings: Settings, target: Path | None = None) -> Report:
     """The report step of scripts/migrate: print, write target/report.{md,json}; raise when it fails."""
     target = target or settings.target
@@ -402,7 +417,7 @@ def run(settings: Settings, target: Path | None = None) -> Report:
         for line in conflict_lines(conflict):
             console.print(f"[yellow]{escape(line)}[/yellow]", highlight=False, soft_wrap=True)
     empty = bool(report.tables) and not any(line.v1_rows for line in report.tables)
-    note(report, [EMPTY] if empty else [], target)
+    note(report, checks_before_a_rollback(settings, target) + ([EMPTY] if empty else []), target)
     if not report.passed:
         raise lifeos_env.MigrationError(
             f"validation failed: {len(report.failures)} problems, listed above and in {target / 'report.md'}"

@@ -14,19 +14,26 @@
   report shows as "not checked", never as passed.
 #}
 {% test mart_checks(model, rules) %}
-    {#- the rules, each a macro of the same name (called by name below, so dbt finds them), and those
-        a var of this invocation switches off -#}
-    {%- set known = [
-        'reconcile_row_count', 'reconcile_ids', 'foreign_keys_resolve', 'file_blobs_verified', 'content_hash_matches',
-        'hierarchy_matches_v1', 'copied_columns_match', 'catalog_matches_contract', 'acyclic',
-        'polymorphic_reference_resolves'] -%}
+    {#- the rules, each a macro of the same name (called by name below, so dbt finds them), with the
+        arguments it cannot do without; and those a var of this invocation switches off -#}
+    {%- set needs = {
+        'reconcile_row_count': ['v1_table'], 'reconcile_ids': ['v1_table'], 'foreign_keys_resolve': [],
+        'file_blobs_verified': [], 'content_hash_matches': ['v1_table', 'columns'],
+        'hierarchy_matches_v1': ['v1_table'], 'copied_columns_match': ['v1_table', 'columns'],
+        'catalog_matches_contract': [], 'acyclic': ['child_column', 'parent_column'],
+        'polymorphic_reference_resolves': ['column_name', 'id_column', 'entity_types']} -%}
+    {%- set known = needs.keys() | list -%}
     {%- set switched_off = [] if var('files_checked') else ['file_blobs_verified'] -%}
     {%- set checked = [] -%}
     {%- set not_checked = [] -%}
     {%- for name, arguments in mart_rules(rules).items() -%}
         {%- if name not in known -%}
             {{ exceptions.raise_compiler_error(
-                "mart_checks on " ~ model.identifier ~ ": no rule " ~ name ~ " (the rules: " ~ known | join(', ') ~ ")") }}
+                model.identifier ~ ": no rule " ~ name ~ " (the rules: " ~ known | join(', ') ~ ")") }}
+        {%- elif needs[name] | reject('in', arguments) | list -%}
+            {{ exceptions.raise_compiler_error(
+                model.identifier ~ ": rule " ~ name ~ " needs argument "
+                ~ needs[name] | reject('in', arguments) | join(', ')) }}
         {%- elif name in switched_off -%}
             {%- do not_checked.append(name) -%}
         {%- else -%}
