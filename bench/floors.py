@@ -102,10 +102,24 @@ FLOOR_SELECT = {  # the v2 columns from v1 ones, with the plan's generated value
     "projects": {"target_date": "due_date", "priority": "3", "start_date": "null", "release_id": "null"},
     "bookmarks": {"updated_at": "created_at", "folder_id": "null", "favicon_url": "null", "tags": "null"},
     "capture": {"source": "'web'", "updated_at": "created_at", "domain_id": "null", "project_id": "null"},
-    "daily_focus": {"domain_id": "null"},
+    # v2 keeps one active entry per task and day (daily_focus_focus_date_task_id_key): a repeat is inactive
+    "daily_focus": {
+        "domain_id": "null",
+        "is_active": "row_number() over (partition by focus_date, task_id order by id) = 1",
+    },
     "context_types": {"created_at": "now()", "updated_at": "now()"},
     "reminders": {"entity_type": "'task'", "entity_id": "task_id"},
 }
+
+
+def copy_pairs(
+    v2_table: str, v1_table: str, columns: list[str], v1_columns: set[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """(v2 column, expression over the v1 row) for each v2 column the floor fills; the rest are left to defaults."""
+    known = {"updated_at": "created_at", "is_active": "true", "sort_order": "0"} | FLOOR_SELECT.get(v2_table, {})
+    return [
+        (column, known.get(column, column)) for column in columns if column in known or (v1_table, column) in v1_columns
+    ]
 
 
 def floor_a(dump: Path, shadow: str, psql: str, search_index_sql: Path) -> dict[str, float]:
@@ -129,13 +143,7 @@ def floor_a(dump: Path, shadow: str, psql: str, search_index_sql: Path) -> dict[
     start = time.perf_counter()
     with lifeos_env.transaction() as cur:
         for v2_table, v1_table in MAPPED.items():
-            generated = FLOOR_SELECT.get(v2_table, {})
-            known = {"updated_at": "created_at", "is_active": "true", "sort_order": "0"} | generated
-            pairs = [
-                (column, known.get(column, column))
-                for column in columns[v2_table]
-                if column in known or (v1_table, column) in v1_columns
-            ]
+            pairs = copy_pairs(v2_table, v1_table, columns[v2_table], v1_columns)
             target = ", ".join(column for column, _ in pairs)
             select = ", ".join(expression for _, expression in pairs)
             cur.execute(f"insert into floor_v2.{v2_table} ({target}) select {select} from floor_v1.{v1_table}")
@@ -251,3 +259,103 @@ def loader_b(shadow: str, root: str = "/opt/lifeos/storage/files", bucket: str =
     with lifeos_env.transaction() as cur:
         cur.execute("drop schema loader_v2 cascade")
     return elapsed
+
+
+# search_index's floor (issue 30): each source's document as plain to_tsvector, written here, not the build's query
+FLOOR_SEARCH = {  # v2 table: title, keywords, body (over its row, x)
+    "tasks": ("x.title", "array_to_string(x.tags, ' ')", "x.description"),
+    "notes": ("x.title", "array_to_string(x.tags, ' ')", "x.body"),
+    "bookmarks": ("x.label", "x.url", "x.description"),
+    "projects": ("x.name", "null", "x.description"),
+    "capture": ("null", "null", "x.raw_text"),
+    "files": ("x.original_filename", "array_to_string(x.tags, ' ')", "x.description"),
+}
+
+
+def floor_search_select(table: str) -> str:
+    """One source's search rows from floor_v2, is_active the item's own and its domain's and project's."""
+    title, keywords, body = (f"coalesce({column}::text, '')" for column in FLOOR_SEARCH[table])
+    project = "x.id" if table == "projects" else "x.project_id"
+    return f"""
+        select md5('{table}' || x.id)::uuid as id, '{table}'::text as entity_type, x.id as entity_id,
+            x.domain_id, {project} as project_id, {title} as title,
+            x.is_active and coalesce(d.is_active, true) and coalesce(p.is_active, true) as is_active,
+            setweight(to_tsvector('english', {title}), 'A') || setweight(to_tsvector('english', {keywords}), 'B')
+                || setweight(to_tsvector('english', {body}), 'C') as document,
+            x.created_at, x.updated_at
+        from floor_v2.{table} as x
+        left join floor_v2.domains as d on d.id = x.domain_id
+        left join floor_v2.projects as p on p.id = {project}"""
+
+
+def floor_end_state(dump: Path, live: str, psql: str, pg_dump: str, out: Path) -> dict[str, float]:
+    """Issue 30's floor of the end state, none of it through the project's SQL: the stripped dump loaded by
+    `psql -f`, each v2 table a plain CREATE TABLE AS of its v1 table (columns typed and defaulted as in `live`),
+    live v2's keys and then its other indexes added, search_index built set-based by floor_search_select, and
+    `pg_dump -Fc` of the result into `out`. Times each part; total is their sum. Times apart (pg_dump_lean) the
+    same dump without search_index's rows, as the project's backup leaves them out."""
+    stripped = dump.with_suffix(".stripped.sql")
+    strip_dump(dump, stripped, "floor_v1")
+    with lifeos_env.transaction() as cur:
+        cur.execute("set local search_path = pg_catalog")  # every name below comes out schema-qualified
+        cur.execute("drop schema if exists floor_v1 cascade; drop schema if exists floor_v2 cascade")
+        cur.execute("create schema floor_v1; create schema floor_v2")
+        for table in MAPPED.values():
+            cur.execute(f"create table floor_v1.{table} (like v1.{table})")
+        cur.execute("select column_name, table_name from information_schema.columns where table_schema = 'v1'")
+        v1_columns = {(table, column) for column, table in cur.fetchall()}
+        selects = {}
+        for v2_table, v1_table in MAPPED.items():
+            cur.execute(
+                "select a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid)"
+                " from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum"
+                " where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum",
+                (f"{live}.{v2_table}",),
+            )
+            typed = cur.fetchall()
+            filled = dict(copy_pairs(v2_table, v1_table, [name for name, _, _ in typed], v1_columns))
+            selects[v2_table] = ", ".join(
+                f"({filled.get(name, default or 'null')})::{type_} as {name}" for name, type_, default in typed
+            )
+        keys, indexes = v2_ddl(cur, live, list(MAPPED))
+    timings: dict[str, float] = {}
+
+    def timed(part: str, statements: list[str]) -> None:
+        start = time.perf_counter()
+        with lifeos_env.transaction() as cur:
+            for statement in statements:
+                cur.execute(statement)
+        timings[part] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    subprocess.run([psql, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(stripped)], check=True)
+    timings["load"] = time.perf_counter() - start
+    timed("copy", [f"create table floor_v2.{t} as select {selects[t]} from floor_v1.{v1}" for t, v1 in MAPPED.items()])
+    timed("keys", [statement.format(schema="floor_v2") for statement in keys])
+    timed("indexes", [statement.format(schema="floor_v2") for statement in indexes])
+    search = " union all ".join(floor_search_select(table) for table in FLOOR_SEARCH)
+    timed("search_index", [
+        f"create table floor_v2.search_index as {search}",
+        "alter table floor_v2.search_index add primary key (id), add unique (entity_type, entity_id)",
+        "create index on floor_v2.search_index using gin (document)",
+    ])  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run([pg_dump, "-Fc", "--schema=floor_v2", f"--file={out}"], check=True)
+    timings["pg_dump"] = time.perf_counter() - start
+    timings["dump_mib"] = out.stat().st_size / 2**20
+    timings["total"] = sum(timings.values()) - timings["dump_mib"]
+    # apart, not in total: the dump as the project's backup makes it, search_index's rows left out (rebuilt)
+    start = time.perf_counter()
+    subprocess.run(
+        [pg_dump, "-Fc", "--schema=floor_v2", "--exclude-table-data=floor_v2.search_index", f"--file={out}"], check=True
+    )
+    timings["pg_dump_lean"] = time.perf_counter() - start
+    out.unlink()
+    with lifeos_env.transaction() as cur:  # the same end state: as many rows as live v2 (its 11 tables, search_index)
+        for schema, name in (("floor_v2", "rows_floor"), (live, "rows_live")):
+            cur.execute(
+                "select " + " + ".join(f"(select count(*) from {schema}.{t})" for t in [*MAPPED, "search_index"])
+            )
+            timings[name] = cur.fetchone()[0]
+        cur.execute("drop schema floor_v1 cascade; drop schema floor_v2 cascade")
+    return timings
