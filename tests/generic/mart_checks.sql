@@ -22,14 +22,13 @@
         'hierarchy_matches_v1': ['v1_table'], 'copied_columns_match': ['v1_table', 'columns'],
         'catalog_matches_contract': [], 'acyclic': ['child_column', 'parent_column'],
         'polymorphic_reference_resolves': ['column_name', 'id_column', 'entity_types']} -%}
-    {%- set known = needs.keys() | list -%}
     {%- set switched_off = [] if var('files_checked') else ['file_blobs_verified'] -%}
     {%- set checked = [] -%}
     {%- set not_checked = [] -%}
     {%- for name, arguments in mart_rules(rules).items() -%}
-        {%- if name not in known -%}
+        {%- if name not in needs -%}
             {{ exceptions.raise_compiler_error(
-                model.identifier ~ ": no rule " ~ name ~ " (the rules: " ~ known | join(', ') ~ ")") }}
+                model.identifier ~ ": no rule " ~ name ~ " (the rules: " ~ needs | join(', ') ~ ")") }}
         {%- elif needs[name] | reject('in', arguments) | list -%}
             {{ exceptions.raise_compiler_error(
                 model.identifier ~ ": rule " ~ name ~ " needs argument "
