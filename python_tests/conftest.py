@@ -43,6 +43,7 @@ import lifeos_env  # noqa: E402
 import make_supabase_dump  # noqa: E402
 import migrate  # noqa: E402
 from lifeos import dbt_runner, mart_checks  # noqa: E402
+from lifeos.settings import load as load_settings  # noqa: E402
 from lifeos_env import drop_database  # noqa: E402
 
 # The property tests' examples: the same ones on every run and machine (derandomize; no example database
@@ -53,8 +54,11 @@ settings.register_profile("suite", derandomize=True, database=None, deadline=Non
 settings.load_profile("suite")
 
 
-def new_database() -> str:
-    name = f"lifeos_test_{uuid.uuid4().hex[:12]}"
+def new_database(name: str | None = None) -> str:
+    """A new, empty database `name` (else a new name); a database of that name left by an earlier test is dropped
+    first."""
+    name = name or f"lifeos_test_{uuid.uuid4().hex[:12]}"
+    drop_database(name)
     lifeos_env.create_database(name)
     return name
 
@@ -70,14 +74,14 @@ def on_server(statement: sql.Composable) -> None:
         conn.close()
 
 
-def copy_database(template: str) -> str:
-    """A new database holding a copy of `template` (no session may be connected to it meanwhile)."""
-    name = f"lifeos_test_{uuid.uuid4().hex[:12]}"
+def copy_database(template: str, name: str | None = None) -> str:
+    """A new database `name` (else a new name) holding a copy of `template` (no session may be connected to it
+    meanwhile); a database of that name left by an earlier test is dropped first."""
+    name = name or f"lifeos_test_{uuid.uuid4().hex[:12]}"
+    drop_database(name)
     on_server(sql.SQL("create database {} template {}").format(*map(sql.Identifier, (name, template))))
     return name
 
-
-TARGET = lifeos_env.ROOT / os.environ["DBT_TARGET_PATH"]  # dbt's target folder of this server and worker
 
 # dbt's parse of the project for `dbt test`, per database and --vars (what a parse depends on besides the files)
 PARSED: dict[tuple[str, str], Manifest] = {}
@@ -97,10 +101,10 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
     if args[0] == "test":
         key = (os.environ["PGDATABASE"], " ".join(dbt_vars))
         if key not in PARSED:
-            PARSED[key] = dbt_runner.parse(TARGET, *dbt_vars)
+            PARSED[key] = dbt_runner.parse(load_settings(), *dbt_vars)
         manifest = PARSED[key]
     else:  # a build changes the manifest it is given (dbt_runner.dbt): a parse of its own, from the vars' saved one
-        manifest = dbt_runner.parse(TARGET, *dbt_vars)
+        manifest = dbt_runner.parse(load_settings(), *dbt_vars)
     log: list[str] = []
     run = dbtRunner(manifest=manifest, callbacks=[lambda event: log.append(event.info.msg)])
     result = run.invoke([*args, *lifeos_env.dbt_project_args()])
@@ -153,6 +157,20 @@ def template_name(config: pytest.Config, kind: str) -> str:
     return f"lifeos_{kind}_{run_id(config)}"
 
 
+def worker_name(config: pytest.Config, kind: str) -> str:
+    """The one name of every database or role of this `kind` that a test of this worker and run has as its own
+    (unique on the server while the test has it): a run's --vars name the app's role, and dbt's saved parse is
+    bound to its vars and its database (its profile holds the name), so a name of its own per test would cost each
+    test's first dbt step a whole parse of the project."""
+    return f"lifeos_{kind}_{run_id(config)}_{WORKER}"
+
+
+def worker_database(config: pytest.Config) -> str:
+    """The database a test of this worker has as its own (fresh_database, sample_copy, rebuilt, and a template
+    while this worker builds it)."""
+    return worker_name(config, "test")
+
+
 def template_lock(config: pytest.Config, kind: str) -> Path:
     """The file whose lock the workers take to build a template, or to see that it is built."""
     return Path(tempfile.gettempdir()) / f"{template_name(config, kind)}.lock"
@@ -188,9 +206,9 @@ def target_server(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture
-def fresh_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def fresh_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An empty database of its own, named by PGDATABASE for the test."""
-    name = new_database()
+    name = new_database(worker_database(request.config))
     monkeypatch.setenv("PGDATABASE", name)
     yield name
     drop_database(name)
@@ -206,7 +224,8 @@ def shared_template(config: pytest.Config, kind: str, make: Callable[[], None], 
             cur.execute("select count(*) from pg_database where datname = %s", (name,))
             if cur.fetchone()[0]:
                 return name
-        building = copy_database(start_from) if start_from else new_database()
+        mine = worker_database(config)
+        building = copy_database(start_from, mine) if start_from else new_database(mine)
         try:
             with lifeos_env.using_database(building), mock.patch.dict(os.environ, TEMPLATE_STORAGE):
                 make()
@@ -230,7 +249,7 @@ def migrate_sample() -> None:
 def build(**dbt_vars: object) -> None:
     """`dbt build` as scripts/migrate runs it (no unit tests), without the files check (no files step here)."""
     with_vars = ("--vars", json.dumps({"files_checked": False} | dbt_vars))
-    migrate.dbt("build", *migrate.NO_UNIT_TESTS, *with_vars, manifest=dbt_runner.parse(TARGET, *with_vars))
+    migrate.dbt("build", *migrate.NO_UNIT_TESTS, *with_vars, manifest=dbt_runner.parse(load_settings(), *with_vars))
 
 
 @pytest.fixture(scope="session")
@@ -241,9 +260,9 @@ def rebuilt_template(request: pytest.FixtureRequest, sample_template: str) -> st
 
 
 @pytest.fixture
-def sample_copy(sample_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def sample_copy(request: pytest.FixtureRequest, sample_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A copy of the migrated sample of the test's own, named by PGDATABASE: the test may change anything."""
-    name = copy_database(sample_template)
+    name = copy_database(sample_template, worker_database(request.config))
     monkeypatch.setenv("PGDATABASE", name)
     yield name
     drop_database(name)
@@ -299,10 +318,12 @@ def published(sample_template: str, migrated_v2_schema: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def rebuilt(rebuilt_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def rebuilt(
+    request: pytest.FixtureRequest, rebuilt_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """A copy of the rebuilt sample of the test's own, named by PGDATABASE; backups go to tmp_path/backups."""
     monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
-    name = copy_database(rebuilt_template)
+    name = copy_database(rebuilt_template, worker_database(request.config))
     monkeypatch.setenv("PGDATABASE", name)
     yield name
     drop_database(name)

@@ -12,14 +12,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import build, run_dbt
+from conftest import build, run_dbt, worker_name
 from psycopg2 import sql
 from sqlalchemy import text
 
@@ -98,10 +97,10 @@ class App:
 
 
 @pytest.fixture
-def app(rebuilt: str) -> Iterator[App]:
+def app(request: pytest.FixtureRequest, rebuilt: str) -> Iterator[App]:
     """conftest's rebuilt sample (live v2 published, a green build in the shadow), handed over to the app:
     its owner role owns the live schema and everything in it, its role gets what publish grants an app role."""
-    roles = App(f"lifeos_owner_{uuid.uuid4().hex[:8]}", f"lifeos_app_{uuid.uuid4().hex[:8]}")
+    roles = App(worker_name(request.config, "owner"), worker_name(request.config, "app"))
     with lifeos_env.transaction() as cur:
         for role in (roles.owner, roles.role):
             create = sql.SQL("create role {} login nosuperuser nocreatedb nocreaterole")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from conftest import worker_name
 from psycopg2 import sql
 from sqlalchemy import text
 from test_migrate_cutover import app_engine
@@ -62,9 +63,9 @@ def source(supabase_v1: str, tmp_path: Path) -> Source:
 
 
 @pytest.fixture
-def app_role(sample_copy: str) -> Iterator[str]:
+def app_role(request: pytest.FixtureRequest, sample_copy: str) -> Iterator[str]:
     """The app's login role on the migrated sample's live v2: no superuser, only what publish grants it."""
-    role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
+    role = worker_name(request.config, "app")
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("create role {} login nosuperuser nocreatedb nocreaterole").format(sql.Identifier(role)))
         grants.grant_app_role(cur, "public", role)

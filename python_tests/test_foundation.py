@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg2.extensions
@@ -14,6 +16,8 @@ from psycopg2 import sql
 
 import lifeos_env
 import migrate
+from lifeos import dbt_runner
+from lifeos.settings import ROOT, Settings
 
 Cursor = psycopg2.extensions.cursor
 
@@ -174,3 +178,23 @@ def test_a_scratch_database_is_named_while_used_and_dropped_even_on_failure() ->
     with lifeos_env.transaction() as cur:
         cur.execute("select count(*) from pg_database where datname = %s", (name,))
         assert cur.fetchone() == (0,)
+
+
+def test_a_saved_parse_is_kept_per_vars_and_per_value_of_each_environment_variable_dbt_reads() -> None:
+    """dbt parses the whole project again when its vars, its profile's connection or an environment variable
+    dbt_project.yml reads differ from its saved parse's: dbt_runner keeps a saved parse per each of them, and
+    DBT_ENVIRON names every variable the profile and the project read (but the password, which dbt does not
+    bind a parse to)."""
+    read = re.findall(r"env_var\('(\w+)'", (ROOT / "dbt_project.yml").read_text())
+    read += re.findall(r"env_var\('(\w+)'", (ROOT / "profiles.yml.example").read_text())
+    assert set(dbt_runner.DBT_ENVIRON) == set(read) - {"PGPASSWORD"}
+    settings = Settings(environ={name: name.lower() for name in (*dbt_runner.DBT_ENVIRON, "PGPASSWORD")})
+
+    def folder(*with_vars: str, **environ: str) -> Path:
+        return dbt_runner.saved_parse(replace(settings, environ=settings.environ | environ), *with_vars)
+
+    assert folder("--vars", "{}").parent == settings.target / "parse"
+    assert folder("--vars", "{}") == folder("--vars", "{}", PGPASSWORD="other")
+    assert folder("--vars", "{}") not in {folder(), folder("--vars", "{a: 1}")}
+    for name in dbt_runner.DBT_ENVIRON:
+        assert folder("--vars", "{}", **{name: "other"}) != folder("--vars", "{}")

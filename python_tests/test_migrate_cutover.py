@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import sqlalchemy
-from conftest import build, run_dbt
+from conftest import build, run_dbt, worker_name
 from psycopg2 import sql
 from sqlalchemy import text
 from test_validation import on_live
@@ -173,9 +172,9 @@ def test_files_not_moved_stop_in_one_line_and_a_rehearsal_publishes_nothing_but_
 
 
 @pytest.fixture
-def app_role(rebuilt: str) -> Iterator[str]:
+def app_role(request: pytest.FixtureRequest, rebuilt: str) -> Iterator[str]:
     """A real login role of the app: no superuser, no privileges of its own."""
-    role = f"lifeos_app_{uuid.uuid4().hex[:8]}"
+    role = worker_name(request.config, "app")
     with lifeos_env.transaction() as cur:
         cur.execute(sql.SQL("create role {} login nosuperuser nocreatedb nocreaterole").format(sql.Identifier(role)))
     yield role

@@ -66,36 +66,32 @@ def first_to_end(processes: list[subprocess.Popen[str]], seconds: float) -> subp
     raise AssertionError(f"none of {len(processes)} runs ended within {seconds} s")
 
 
-def processes_on(database: str) -> list[int]:
-    """Processes (other than this one) whose environment names `database`: a run's children left behind."""
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if f"PGDATABASE={database}".encode() in environ.read_bytes().split(b"\0"):
-                found.append(int(environ.parent.name))
-        except OSError:
-            continue
-    return [pid for pid in found if pid != os.getpid()]
-
-
-def gone(database: str) -> bool:
-    """Whether every process of a stopped run is gone within a few seconds (an orphan goes on much longer)."""
-    deadline = time.monotonic() + 5
-    while processes_on(database) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return processes_on(database) == []
-
-
-def child_named(parent: int, name: str) -> int | None:
+def stat_fields() -> Iterator[tuple[int, str, list[str]]]:
+    """Each process's pid, name and the fields of /proc/<pid>/stat after its name (state, ppid, pgrp, session...)."""
     for status in Path("/proc").glob("[0-9]*/stat"):
         try:
             pid, rest = status.read_text().split(" (", 1)
         except OSError:
             continue
         comm, fields = rest.rsplit(") ", 1)
-        if comm == name and int(fields.split()[1]) == parent:
-            return int(pid)
-    return None
+        yield int(pid), comm, fields.split()
+
+
+def gone(run: subprocess.Popen[str]) -> bool:
+    """Whether every process of a stopped run (started in a session of its own, which its children and their
+    children keep, orphaned or not) is gone within a few seconds (an orphan goes on much longer)."""
+
+    def left() -> list[int]:
+        return [pid for pid, _, fields in stat_fields() if int(fields[3]) == run.pid]
+
+    deadline = time.monotonic() + 5
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left() == []
+
+
+def child_named(parent: int, name: str) -> int | None:
+    return next((pid for pid, comm, fields in stat_fields() if comm == name and int(fields[1]) == parent), None)
 
 
 def one_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -246,7 +242,7 @@ def test_sigterm_stops_the_build_with_its_dbt(fresh_database: str) -> None:
     run.send_signal(signal.SIGTERM)
     assert "migration failed: stopped by SIGTERM" in run.communicate()[0]
     assert run.returncode == 1
-    assert gone(fresh_database)
+    assert gone(run)
     with lifeos_env.transaction() as cur:
         cur.execute("select result from lifeos_migration.runs where full_build")
         assert cur.fetchall() == [("interrupted",)]
@@ -267,7 +263,7 @@ def test_sigterm_during_the_backup_stops_pg_dump_and_leaves_no_unlisted_dump(reb
         time.sleep(0.002)
     run.send_signal(signal.SIGTERM)
     assert "publish failed: stopped by SIGTERM" in run.communicate()[0]
-    assert gone(rebuilt)  # an orphaned pg_dump would finish its file now
+    assert gone(run)  # an orphaned pg_dump would finish its file now
     assert ledger()[-1][:2] == ("publish", "interrupted")
     listed = {run[3] for run in ledger()}
     assert [path for path in (tmp_path / "backups").glob("*") if str(path) not in listed] == []

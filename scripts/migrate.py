@@ -157,7 +157,7 @@ def migrate(args: argparse.Namespace, settings: Settings) -> None:
             **({"app_role": app_role} if app_role else {}),  # recorded with the build for its publish
         )
         with_vars = settings.dbt_vars()
-        manifest = dbt_runner.parse(settings.target, *with_vars)
+        manifest = dbt_runner.parse(settings, *with_vars)
         restore_dump(settings, dump, args.from_dsn)
         notes = files_not_moved(settings, files_from is not None, args.skip_files)
         if files_from:

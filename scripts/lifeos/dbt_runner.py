@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from rich.text import Text
 
 import lifeos_env
 from lifeos.console import console
+from lifeos.settings import Settings
 
 VERBOSE = False  # scripts/migrate --verbose: dbt's log on the terminal as it runs, besides logs/dbt.log
 # unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
@@ -22,17 +24,25 @@ NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 # A step whose target/manifest.json and run_results.json nobody reads (the report reads the build's): serializing
 # the manifest costs a step 0.1-0.5 s.
 NO_ARTIFACTS = "--no-write-json"
+# The environment variables dbt_project.yml and profiles.yml.example read, but the password: dbt parses the
+# project again when one of their values differs from its saved parse's (its profile's connection, its vars).
+DBT_ENVIRON = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "LIFEOS_APP_ROLE", "LIFEOS_STORAGE_ROOT")
 
 
-def parse(target: Path, *with_vars: str) -> Manifest:
+def parse(settings: Settings, *with_vars: str) -> Manifest:
     """`dbt parse` with these `--vars` (none, or "--vars" and their JSON): the manifest for the invocations of a run.
 
-    Each vars has a saved parse of its own (<target>/parse/<hash of the vars>/partial_parse.msgpack, `target` the
-    settings' target folder): dbt parses the whole project again (2-3 s quiet, about 5 s in the suite) whenever
-    the vars differ from its last saved parse's, and steps with other vars come between a run's (a `dbt test` on
-    live v2, a rehearsal, the suite's builds). A change of database (dbt's profile) still parses it all again."""
-    folder = target / "parse" / hashlib.sha256(" ".join(with_vars).encode()).hexdigest()[:16]
-    return dbt("parse", NO_ARTIFACTS, "--target-path", str(folder), *with_vars).result
+    It starts from the saved parse of the same vars and environment (saved_parse): dbt parses the whole project
+    again (2-3 s quiet, about 5 s in the suite) whenever they differ from its last saved parse's, and steps with
+    other vars come between a run's (a `dbt test` on live v2, a rehearsal, the suite's builds and databases)."""
+    return dbt("parse", NO_ARTIFACTS, "--target-path", str(saved_parse(settings, *with_vars)), *with_vars).result
+
+
+def saved_parse(settings: Settings, *with_vars: str) -> Path:
+    """The folder of dbt's saved parse (partial_parse.msgpack) for these vars and the values of DBT_ENVIRON:
+    <settings' target folder>/parse/<hash of both>."""
+    key = json.dumps([*with_vars, *(settings.environ.get(name, "") for name in DBT_ENVIRON)]).encode()
+    return settings.target / "parse" / hashlib.sha256(key).hexdigest()[:16]
 
 
 def dbt(*args: str, manifest: Manifest | None = None) -> dbtRunnerResult:
