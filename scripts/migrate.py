@@ -25,8 +25,8 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dbt.contracts.graph.manifest import Manifest
 from psycopg2 import sql
 
 import generate_sample
@@ -41,6 +41,9 @@ from lifeos.project import Project
 from lifeos.restore.command import restore as restore_dump
 from lifeos.restore.contract import SAMPLE_DUMP
 from lifeos.settings import DEFAULT_STORAGE_ROOT, Settings
+
+if TYPE_CHECKING:
+    from dbt.contracts.graph.manifest import Manifest
 
 
 def build_int_files(*args: str, manifest: Manifest | None = None) -> None:

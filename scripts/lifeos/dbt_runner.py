@@ -6,16 +6,19 @@ import hashlib
 import json
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dbt.cli.main import dbtRunner, dbtRunnerResult
-from dbt.contracts.graph.manifest import Manifest
-from dbt_common.events.base_types import EventMsg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 import lifeos_env
 from lifeos.console import console
 from lifeos.settings import Settings
+
+if TYPE_CHECKING:  # dbt itself is imported by the first dbt step (dbt()): commands without one start 1-2 s sooner
+    from dbt.cli.main import dbtRunnerResult
+    from dbt.contracts.graph.manifest import Manifest
+    from dbt_common.events.base_types import EventMsg
 
 VERBOSE = False  # scripts/migrate --verbose: dbt's log on the terminal as it runs, besides logs/dbt.log
 # unit tests check the SQL with fixed inputs, not the data: CI runs them (python_tests), and
@@ -54,6 +57,8 @@ def dbt(*args: str, manifest: Manifest | None = None) -> dbtRunnerResult:
     parse the project again. A manifest serves one build of the marts: that build rewrites each foreign key's
     `to: ref(...)` in it into the relation's name, which a second build of the marts refuses.
     """
+    from dbt.cli.main import dbtRunner  # here: importing dbt takes 1-2 s, which only a command that runs it pays
+
     command = ["dbt", *args]
     console.print(f"[bold]$ {' '.join(command)}[/bold]")
     log_level = [] if VERBOSE else ["--log-level", "none"]  # the terminal's; the log file keeps every line

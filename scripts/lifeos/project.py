@@ -7,11 +7,14 @@ acyclic hierarchies (their rule acyclic) and the tables whose rows outlive their
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jinja2
-from dbt.contracts.graph.manifest import Manifest
 
 from lifeos import mart_checks
+
+if TYPE_CHECKING:
+    from dbt.contracts.graph.manifest import Manifest
 
 V1_HELD = ("copy", "rename")  # the origins of the columns whose values come from v1
 
