@@ -198,3 +198,14 @@ def test_a_saved_parse_is_kept_per_vars_and_per_value_of_each_environment_variab
     assert folder("--vars", "{}") not in {folder(), folder("--vars", "{a: 1}")}
     for name in dbt_runner.DBT_ENVIRON:
         assert folder("--vars", "{}", **{name: "other"}) != folder("--vars", "{}")
+
+
+def test_a_dbt_step_writes_its_whole_log_to_the_log_file_while_the_terminal_gets_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path))
+    dbt_runner.dbt("ls", "--select", "domains", "--output", "name")
+    log = (tmp_path / "dbt.log").read_text()
+    assert "Running with dbt=" in log and "[debug]" in log
+    assert "Running with dbt=" not in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,7 +62,11 @@ def dbt(*args: str, manifest: Manifest | None = None) -> dbtRunnerResult:
 
     command = ["dbt", *args]
     console.print(f"[bold]$ {' '.join(command)}[/bold]")
-    log_level = [] if VERBOSE else ["--log-level", "none"]  # the terminal's; the log file keeps every line
+    # The terminal's level, and the file's: every line (debug) unless DBT_LOG_LEVEL_FILE says otherwise (the
+    # suite's info). dbt lowers a file level it is not given to the terminal's: `none` wrote no logs/dbt.log.
+    log_level = (
+        [] if VERBOSE else ["--log-level", "none", "--log-level-file", os.environ.get("DBT_LOG_LEVEL_FILE", "debug")]
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, TextColumn("{task.fields[running]}"), console=console) as progress:
         runner = dbtRunner(manifest=manifest, callbacks=[NodeProgress(progress, " ".join(command[:2]))])
