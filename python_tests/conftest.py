@@ -142,10 +142,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with no test on the migrated sample first: while the first worker to need the template builds it,
-    the other runs these instead of waiting for it (pytest-xdist's --dist loadfile hands out files in this order)."""
+    """The order in which pytest-xdist's --dist loadfile hands out files (with --no-loadscope-reorder, else it
+    hands out the files with the most tests first): the files of a long_running test first, so that a worker
+    starts each at once rather than last, alone; then the files with no test on the migrated sample: while the
+    first worker to need the template builds it, the other runs these instead of waiting for it."""
+    long_running = {item.path for item in items if item.get_closest_marker("long_running")}
     on_the_sample = {item.path for item in items if "sample_template" in item.fixturenames}
-    items.sort(key=lambda item: item.path in on_the_sample)
+    items.sort(key=lambda item: (item.path not in long_running, item.path in on_the_sample))
 
 
 def run_id(config: pytest.Config) -> str:

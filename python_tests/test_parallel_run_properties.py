@@ -211,4 +211,7 @@ def test_the_parallel_run_keeps_every_write_of_both_sides(
     )  # fmt: skip
 
 
-pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning"),
+    pytest.mark.long_running,
+]

@@ -455,6 +455,7 @@ def scratch_copy(template: str) -> Iterator[str]:
 
 
 @pytest.mark.both_servers  # the export applied to a Supabase-shaped v1
+@pytest.mark.long_running
 @settings(max_examples=2, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(before=WRITES, after=WRITES)
 @example(  # case 2 of issue 25 among others: writes before the carry-forward, and after it
