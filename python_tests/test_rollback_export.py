@@ -19,7 +19,7 @@ from unittest import mock
 import psycopg2
 import pytest
 import sqlalchemy
-from conftest import copy_database, on_server
+from conftest import copy_database, on_server, worker_database
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from psycopg2 import sql
@@ -446,8 +446,8 @@ def compared(database: str, schema: str, table: str, columns: list[str], where: 
 
 
 @contextmanager
-def scratch_copy(template: str) -> Iterator[str]:
-    name = copy_database(template)
+def scratch_copy(template: str, name: str | None = None) -> Iterator[str]:
+    name = copy_database(template, name)
     try:
         yield name
     finally:
@@ -463,14 +463,14 @@ def scratch_copy(template: str) -> Iterator[str]:
     after=[("update note", 2, "a\n\\! touch pwned\n"), ("insert reminder", 7)],
 )
 def test_after_the_export_v1_holds_every_app_write_and_nothing_else_changed(
-    sample_template: str, v1_source: tuple[str, Path, Path], tmp_path_factory: pytest.TempPathFactory,
-    before: list[tuple], after: list[tuple],
+    request: pytest.FixtureRequest, sample_template: str, v1_source: tuple[str, Path, Path],
+    tmp_path_factory: pytest.TempPathFactory, before: list[tuple], after: list[tuple],
 ) -> None:  # fmt: skip
     """Random app writes through its role, a carry-forward, more writes: the export applied to v1 leaves v1
     holding live v2 in v1's shape in every row the app wrote, and every other row of v1 as it was."""
     v1_template, dump, bucket = v1_source
     folder = tmp_path_factory.mktemp("example")
-    with scratch_copy(sample_template) as v2, scratch_copy(v1_template) as v1, \
+    with scratch_copy(sample_template, worker_database(request.config)) as v2, scratch_copy(v1_template) as v1, \
             mock.patch.dict(os.environ, {"PGDATABASE": v2, "LIFEOS_BACKUP_DIR": str(folder / "backups")}):  # fmt: skip
         as_migrated = {table: rows(v2, "public", table) for table in TABLES.values()}
         v1_before = {table: rows(v1, "public", table) for table in TABLES}
