@@ -204,7 +204,7 @@ def test_every_partial_unique_rule_has_an_upsert_recipe_that_works(app: Engine) 
     ("table", "fields", "typed"),
     [
         ("calendar_events", {"title": "Team meeting {word}", "starts_at": NOW}, "meetings {word}"),
-        ("contacts", {"name": "Zoë Müller {word}", "company": "Ørsted"}, "zoe muller {word}"),
+        ("contacts", {"name": "Zoë Müller {word}", "company": "Ørsted"}, "zoe muller orsted {word}"),
         ("files", {"filename": "a", "original_filename": "Budget {word}.xlsx", "storage_path": "/x"}, "budget {word}"),
         ("notes", {"title": "Headings of {word}", "body": "Café crème"}, "heading cafe {word}"),
         ("tasks", {"title": "Marketing plan {word}"}, "marketing {word}"),

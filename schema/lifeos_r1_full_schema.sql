@@ -88,7 +88,7 @@ COMMENT ON FUNCTION public.fill_domain_id_from_task() IS 'Derives domain_id from
 
 CREATE FUNCTION public.fold_accents(words text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE WHEN (octet_length(words) = length(words)) THEN words ELSE regexp_replace(NORMALIZE(translate(replace(replace(replace(replace(replace(words, 'ß'::text, 'ss'::text), 'æ'::text, 'ae'::text), 'Æ'::text, 'AE'::text), 'œ'::text, 'oe'::text), 'Œ'::text, 'OE'::text), 'ØøĐđŁłıĦħŦŧ'::text, 'OoDdLliHhTt'::text), NFD), '[\u0300-\u036f]'::text, ''::text, 'g'::text) END;
+    RETURN CASE WHEN (octet_length(words) = length(words)) THEN words ELSE regexp_replace(NORMALIZE(CASE WHEN (words ~ '[ßæÆœŒØøĐđŁłıĦħŦŧ]'::text) THEN translate(replace(replace(replace(replace(replace(words, 'ß'::text, 'ss'::text), 'æ'::text, 'ae'::text), 'Æ'::text, 'AE'::text), 'œ'::text, 'oe'::text), 'Œ'::text, 'OE'::text), 'ØøĐđŁłıĦħŦŧ'::text, 'OoDdLliHhTt'::text) ELSE words END, NFD), '[\u0300-\u036f]'::text, ''::text, 'g'::text) END;
 
 
 --
