@@ -83,28 +83,29 @@ def copy_database(template: str, name: str | None = None) -> str:
     return name
 
 
-# dbt's parse of the project for `dbt test`, per database and --vars (what a parse depends on besides the files)
-PARSED: dict[tuple[str, str], Manifest] = {}
+# dbt's parse of the project for `dbt test`, per saved parse (dbt_runner.saved_parse: the vars and environment)
+PARSED: dict[Path, Manifest] = {}
 
 
 def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
     """Run dbt in this process on the database PGDATABASE names: success, {check: status} of its tests, its log.
 
     No interpreter start-up per call; and `dbt test`, which the tests run again and again, parses the project
-    once per database and --vars in a worker: dbt's programmatic runner takes the manifest parsed then (the
-    project's files do not change during a run). Every parse starts from the saved parse of the same vars
-    (dbt_runner.parse).
+    once per vars and environment in a worker (dbt_runner.saved_parse): dbt's programmatic runner takes the
+    manifest parsed then (the project's files do not change during a run). Every parse starts from the saved
+    parse of the same vars and environment (dbt_runner.parse).
     A check is named `<generic test>:<model>`, each rule of a mart's mart_checks `<rule>:<model>` (e.g.
     reconcile_ids:areas), a singular or unit test by its name.
     """
     dbt_vars = ("--vars", args[args.index("--vars") + 1]) if "--vars" in args else ()
+    settings = load_settings()
     if args[0] == "test":
-        key = (os.environ["PGDATABASE"], " ".join(dbt_vars))
+        key = dbt_runner.saved_parse(settings, *dbt_vars)  # what a parse depends on besides the project's files
         if key not in PARSED:
-            PARSED[key] = dbt_runner.parse(load_settings(), *dbt_vars)
+            PARSED[key] = dbt_runner.parse(settings, *dbt_vars)
         manifest = PARSED[key]
     else:  # a build changes the manifest it is given (dbt_runner.dbt): a parse of its own, from the vars' saved one
-        manifest = dbt_runner.parse(load_settings(), *dbt_vars)
+        manifest = dbt_runner.parse(settings, *dbt_vars)
     log: list[str] = []
     run = dbtRunner(manifest=manifest, callbacks=[lambda event: log.append(event.info.msg)])
     result = run.invoke([*args, *lifeos_env.dbt_project_args()])

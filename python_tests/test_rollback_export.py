@@ -19,7 +19,7 @@ from unittest import mock
 import psycopg2
 import pytest
 import sqlalchemy
-from conftest import copy_database, on_server, worker_database
+from conftest import copy_database, worker_database
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from psycopg2 import sql
@@ -451,7 +451,7 @@ def scratch_copy(template: str, name: str | None = None) -> Iterator[str]:
     try:
         yield name
     finally:
-        on_server(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        lifeos_env.drop_database(name)
 
 
 @pytest.mark.both_servers  # the export applied to a Supabase-shaped v1
