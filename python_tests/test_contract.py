@@ -108,7 +108,7 @@ def test_the_contract_lands_in_the_catalog_under_its_names(run_probe: Callable[[
 @pytest.mark.parametrize(
     ("probe", "error"),
     [
-        ("probe_null", 'column "status" of relation "probe_null__dbt_tmp" contains null'),
+        ("probe_null", 'column "status" of relation "probe_null" contains null'),
         ("probe_lost", 'check constraint "probe_lost_status_check"'),
         ("probe_twice", "could not create unique index"),
     ],

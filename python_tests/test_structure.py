@@ -219,9 +219,9 @@ def test_the_import_graph_has_no_cycles() -> None:
 def test_every_macro_has_a_description() -> None:
     """dbt docs and dbt-score show them; each macro's Jinja comment says the rest."""
     defined = {
-        f"test_{name}" if kind == "test" else name
+        f"test_{name}" if kind == "test" else f"materialization_{name}_default" if kind == "materialization" else name
         for path in [*(lifeos_env.ROOT / "macros").glob("*.sql"), *(lifeos_env.ROOT / "tests").rglob("*.sql")]
-        for kind, name in re.findall(r"\{%-?\s*(macro|test)\s+(\w+)\s*\(", path.read_text())
+        for kind, name in re.findall(r"\{%-?\s*(macro|test|materialization)\s+(\w+)\s*[(,]", path.read_text())
     }
     described = {
         macro["name"]
