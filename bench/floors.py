@@ -154,10 +154,17 @@ def floor_a(dump: Path, shadow: str, psql: str, search_index_sql: Path) -> dict[
             cur.execute(statement.format(schema="floor_v2"))
     timings["keys_and_indexes"] = time.perf_counter() - start
     timings["total"] = sum(timings.values())
+    with lifeos_env.transaction() as cur:  # the other tables search_index reads, empty after a migration as in v2
+        cur.execute("select tablename from pg_tables where schemaname = %s", (shadow,))
+        tables = [table for (table,) in cur.fetchall() if not table.startswith("search_index")]
+        for table in set(tables) - set(MAPPED):
+            cur.execute(f"create table floor_v2.{table} (like {shadow}.{table})")
+    select = search_index_sql.read_text()
+    for table in tables:  # the model's functions (fold_accents, ...) stay the shadow's
+        select = select.replace(f'"{shadow}"."{table}"', f'"floor_v2"."{table}"')
     start = time.perf_counter()
     with lifeos_env.transaction() as cur:
         target = ", ".join(v2_columns(cur, shadow, "search_index"))
-        select = search_index_sql.read_text().replace(f'"{shadow}".', '"floor_v2".')
         cur.execute(f"create table floor_v2.search_index as select {target} from ({select}) as build")
         keys, indexes = v2_ddl(cur, shadow, ["search_index"])
         for statement in keys + indexes:
