@@ -4,7 +4,7 @@
   builds a mart starts from an empty shadow schema, reset_shadow_schema). dbt's
   own would create `<name>__dbt_tmp`, rename it into place and drop a
   `__dbt_backup` that never existed, two macro calls of dbt's Python per model
-  (about a tenth of a scale-1 build's Python). Otherwise as dbt's: the contract
+  (8% of a scale-1 build's Python, bench/RESULTS.md). Otherwise as dbt's: the contract
   enforced by get_create_table_as_sql, the hooks (mart_post_hook), grants and
   persist_docs, in one transaction that a failure rolls back. A table that
   exists (the work schema's, rebuilt on each run) takes dbt's own path.
