@@ -13,6 +13,7 @@ for the whole run into a template database that every worker copies
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import tempfile
@@ -175,6 +176,17 @@ def worker_database(config: pytest.Config) -> str:
     return worker_name(config, "test")
 
 
+def the_tests_own(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, make: Callable[[str], str]
+) -> Iterator[str]:
+    """The test's own database, made by `make` under the worker's name and named by PGDATABASE while the test
+    runs; dropped after it."""
+    name = make(worker_database(request.config))
+    monkeypatch.setenv("PGDATABASE", name)
+    yield name
+    drop_database(name)
+
+
 def template_lock(config: pytest.Config, kind: str) -> Path:
     """The file whose lock the workers take to build a template, or to see that it is built."""
     return Path(tempfile.gettempdir()) / f"{template_name(config, kind)}.lock"
@@ -212,10 +224,7 @@ def target_server(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture
 def fresh_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An empty database of its own, named by PGDATABASE for the test."""
-    name = new_database(worker_database(request.config))
-    monkeypatch.setenv("PGDATABASE", name)
-    yield name
-    drop_database(name)
+    yield from the_tests_own(request, monkeypatch, new_database)
 
 
 def shared_template(config: pytest.Config, kind: str, make: Callable[[], None], start_from: str | None = None) -> str:
@@ -266,10 +275,7 @@ def rebuilt_template(request: pytest.FixtureRequest, sample_template: str) -> st
 @pytest.fixture
 def sample_copy(request: pytest.FixtureRequest, sample_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A copy of the migrated sample of the test's own, named by PGDATABASE: the test may change anything."""
-    name = copy_database(sample_template, worker_database(request.config))
-    monkeypatch.setenv("PGDATABASE", name)
-    yield name
-    drop_database(name)
+    yield from the_tests_own(request, monkeypatch, functools.partial(copy_database, sample_template))
 
 
 @pytest.fixture(scope="session")
@@ -327,10 +333,7 @@ def rebuilt(
 ) -> Iterator[str]:
     """A copy of the rebuilt sample of the test's own, named by PGDATABASE; backups go to tmp_path/backups."""
     monkeypatch.setenv("LIFEOS_BACKUP_DIR", str(tmp_path / "backups"))
-    name = copy_database(rebuilt_template, worker_database(request.config))
-    monkeypatch.setenv("PGDATABASE", name)
-    yield name
-    drop_database(name)
+    yield from the_tests_own(request, monkeypatch, functools.partial(copy_database, rebuilt_template))
 
 
 @pytest.fixture
