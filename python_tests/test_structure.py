@@ -218,10 +218,13 @@ def test_the_import_graph_has_no_cycles() -> None:
 
 def test_every_macro_has_a_description() -> None:
     """dbt docs and dbt-score show them; each macro's Jinja comment says the rest."""
-    defined = {
-        f"test_{name}" if kind == "test" else f"materialization_{name}_default" if kind == "materialization" else name
+    defined = {  # dbt's names: test_<name>, materialization_<name>_<adapter>
+        {"test": f"test_{name}", "materialization": f"materialization_{name}_{adapter}"}.get(kind, name)
         for path in [*(lifeos_env.ROOT / "macros").glob("*.sql"), *(lifeos_env.ROOT / "tests").rglob("*.sql")]
-        for kind, name in re.findall(r"\{%-?\s*(macro|test|materialization)\s+(\w+)\s*[(,]", path.read_text())
+        for kind, name, adapter in re.findall(
+            r"\{%-?\s*(macro|test|materialization)\s+(\w+)\s*(?:\(|,\s*(?:adapter\s*=\s*)?['\"]?(\w+))",
+            path.read_text(),
+        )
     }
     described = {
         macro["name"]
