@@ -96,7 +96,7 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
     manifest parsed then (the project's files do not change during a run). Every parse starts from the saved
     parse of the same vars and environment (dbt_runner.parse).
     A check is named `<generic test>:<model>`, each rule of a mart's mart_checks `<rule>:<model>` (e.g.
-    reconcile_ids:areas), a singular or unit test by its name.
+    reconcile_ids:areas) and so each mart's catalog_matches_contract, a singular or unit test by its name.
     """
     dbt_vars = ("--vars", args[args.index("--vars") + 1]) if "--vars" in args else ()
     settings = load_settings()
@@ -118,6 +118,8 @@ def run_dbt(*args: str) -> tuple[bool, dict[str, str], str]:
             generic = getattr(node, "test_metadata", None)  # None on a singular test
             if generic and generic.name == mart_checks.TEST:
                 outcomes |= rule_outcomes(node, str(node_result.status))
+            elif node.name == mart_checks.CATALOG:
+                outcomes |= catalog_outcomes(node, str(node_result.status))
             else:
                 name = f"{generic.name}:{node.attached_node.split('.')[-1]}" if generic else node.name
                 outcomes[name] = str(node_result.status)
@@ -135,6 +137,17 @@ def rule_outcomes(node: Any, status: str) -> dict[str, str]:
     checked = mart_checks.outcomes(mart_checks.rules(node.test_metadata.kwargs), not_checked, status, set(found))
     table = node.attached_node.split(".")[-1]
     return {f"{rule}:{table}": outcome for rule, outcome in checked.items() if outcome != mart_checks.NOT_CHECKED}
+
+
+def catalog_outcomes(node: Any, status: str) -> dict[str, str]:
+    """The outcome of rule catalog_matches_contract on each mart its one test checked, named `<rule>:<mart>`."""
+    found = {}
+    if status == "fail":
+        with lifeos_env.transaction() as cur:
+            found = mart_checks.problems(cur, node.relation_name, by="mart")
+    marts = [unique_id.split(".")[-1] for unique_id in node.depends_on.nodes]
+    checked = mart_checks.outcomes(marts, (), status, set(found))
+    return {f"{mart_checks.CATALOG}:{mart}": outcome for mart, outcome in checked.items()}
 
 
 def pytest_configure(config: pytest.Config) -> None:

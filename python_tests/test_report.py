@@ -119,16 +119,18 @@ def test_after_a_publish_the_report_counts_live_v2_as_dbt_test_finds_it() -> Non
 @pytest.mark.usefixtures("live_v2")
 def test_two_rules_failing_on_one_mart_are_both_named_and_a_passing_rule_carries_no_failure() -> None:
     """A dropped row and a changed copied value in one mart: the report names each failing rule with its rows; a
-    rule of the same node that passed (catalog_matches_contract) is not given the node's failure message."""
-    first = "(select min(id::text)::uuid from public.notes)"
-    last = "(select max(id::text)::uuid from public.notes where title is not null)"
-    with tampered("notes", f"delete from public.notes where id = {first}",
-                  f"update public.notes set title = title || ' x' where id = {last}"):  # fmt: skip
-        dbt_test("notes")
+    rule of the same node that passed (acyclic) is not given the node's failure message."""
+    first = (
+        "(select min(id::text)::uuid from public.tasks t where not exists (select from tasks where parent_id = t.id))"
+    )
+    last = "(select max(id::text)::uuid from public.tasks)"
+    with tampered("tasks", f"delete from public.tasks where id = {first}",
+                  f"update public.tasks set status = 'done' where id = {last}"):  # fmt: skip
+        dbt_test("tasks")
         built = report.build(load_settings())
-    assert {"notes: counts: v2 rows 49 + rejected 0 != v1 rows 50 + added 0 (1 row)",
-            "notes: columns: differs from v1: title (1 row)"} <= set(built.failures)  # fmt: skip
-    passed = next(check for check in built.checks if check.name == "catalog_matches_contract:notes")
+    assert {"tasks: counts: v2 rows 199 + rejected 0 != v1 rows 200 + added 0 (1 row)",
+            "tasks: columns: differs from v1: status (1 row)"} <= set(built.failures)  # fmt: skip
+    passed = next(check for check in built.checks if check.name == "acyclic:tasks")
     assert (passed.status, passed.detail) == ("pass", "")
 
 

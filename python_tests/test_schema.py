@@ -62,7 +62,7 @@ def v2(sample_db: Cursor, migrated_v2_schema: str) -> Cursor:
 
 def dbt_test(select: str) -> dict[str, list[tuple[object, ...]]]:
     """Run `dbt test --select` on the live schema; `<rule>:<mart>` -> the rows each failing rule of the marts'
-    mart_checks finds, each row's values but its problem (none: every rule passed)."""
+    mart_checks, or the catalog test, finds, each row's values but its problem (none: every rule passed)."""
     success, _, log = run_dbt("test", "--select", select, "--vars", f"{{marts_schema: {LIVE}}}")
     results = [
         result
@@ -73,11 +73,16 @@ def dbt_test(select: str) -> dict[str, list[tuple[object, ...]]]:
     found: dict[str, list[tuple[object, ...]]] = {}
     with lifeos_env.transaction() as cur:
         for result in results:
-            table = result["unique_id"].split(".")[2].removeprefix(f"{mart_checks.TEST}_")
+            name = result["unique_id"].split(".")[2]
             cur.execute(result["compiled_code"])
-            for rule, _, row in cur.fetchall():
+            for rule_or_mart, _, row in cur.fetchall():  # the catalog test's rows name their mart
                 values = tuple(value for column, value in row.items() if column != "problem")
-                found.setdefault(f"{rule}:{table}", []).append(values)
+                check = (
+                    f"{name}:{rule_or_mart}"
+                    if name == mart_checks.CATALOG
+                    else f"{rule_or_mart}:{name.removeprefix(f'{mart_checks.TEST}_')}"
+                )
+                found.setdefault(check, []).append(values)
     assert (not success) == bool(found), log[-3000:]
     return found
 
@@ -153,7 +158,7 @@ def test_every_table_has_the_universal_columns_and_trigger(v2: Cursor, manifest:
 
 @pytest.mark.both_servers  # the server's catalog
 def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> None:
-    assert failing(dbt_test("test_name:mart_checks"), "catalog_matches_contract") == {}
+    assert failing(dbt_test(mart_checks.CATALOG), mart_checks.CATALOG) == {}
     # the search functions, whose bodies read contacts, go with it: kept to put back
     live.execute(
         "select pg_get_functiondef(oid) from pg_proc where pronamespace = current_schema()::regnamespace"
@@ -175,7 +180,7 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
         """
     )
     try:
-        assert failing(dbt_test("test_name:mart_checks"), "catalog_matches_contract") == {
+        assert failing(dbt_test(mart_checks.CATALOG), mart_checks.CATALOG) == {
             "catalog_matches_contract:contacts": [
                 ("constraint", "contacts_pkey"),
                 ("index", "contacts_is_active_idx"),
@@ -228,7 +233,20 @@ def test_catalog_check_names_what_a_cascading_rebuild_dropped(live: Cursor) -> N
         )
         for definition in search_functions:
             live.execute(definition)
-    assert failing(dbt_test("test_name:mart_checks"), "catalog_matches_contract") == {}
+    assert failing(dbt_test(mart_checks.CATALOG), mart_checks.CATALOG) == {}
+
+
+def test_a_mart_that_is_gone_is_named_by_the_catalog_check_and_the_other_marts_still_pass(live: Cursor) -> None:
+    """The catalog check reads every mart in one query: a missing table fails its own mart (the table first,
+    then each object it declares), not the whole check with an error."""
+    live.execute("alter table user_settings rename to user_settings_away")
+    try:
+        found = failing(dbt_test(mart_checks.CATALOG), mart_checks.CATALOG)
+    finally:
+        live.execute("alter table user_settings_away rename to user_settings")
+    assert found.keys() == {"catalog_matches_contract:user_settings"}
+    missing = found["catalog_matches_contract:user_settings"]
+    assert ("table", "user_settings") in missing and ("constraint", "user_settings_pkey") in missing
 
 
 @pytest.mark.both_servers  # the server's deparse of CHECKs

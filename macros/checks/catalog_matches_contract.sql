@@ -1,15 +1,18 @@
 {#
   Everything the model's YAML contract declares is in the PostgreSQL catalog:
-  each named constraint (primary key, foreign keys, unique, checks) and each
-  column CHECK under its name (check_constraint_name) in pg_constraint, each
-  index of contract_indexes() in pg_index, each NOT NULL in pg_attribute, each
-  column default in pg_attrdef and each trigger of contract_triggers() in pg_trigger. dbt rebuilds
-  a table with DROP ... CASCADE, which silently takes its children's foreign
-  keys with it; this test names what went missing. Put it on every mart.
+  the table itself in pg_class (a table that is gone is named, not an error
+  that would hide the other marts' outcomes), each named constraint (primary
+  key, foreign keys, unique, checks) and each column CHECK under its name
+  (check_constraint_name) in pg_constraint, each index of contract_indexes()
+  in pg_index, each NOT NULL in pg_attribute, each column default in
+  pg_attrdef and each trigger of contract_triggers() in pg_trigger. dbt
+  rebuilds a table with DROP ... CASCADE, which silently takes its children's
+  foreign keys with it; this rule names what went missing. The singular test
+  of the same name (tests/catalog_matches_contract.sql) runs it on every mart.
 #}
 {% macro catalog_matches_contract(model) %}
 
-{%- set expected = [] -%}
+{%- set expected = [('table', model.identifier)] -%}
 {%- if execute -%}
     {%- set node = graph.nodes.values()
         | selectattr('resource_type', 'equalto', 'model')
@@ -36,7 +39,8 @@
         {%- do expected.append(('trigger', trigger.name)) -%}
     {%- endfor -%}
 {%- endif -%}
-{%- set table = "'" ~ adapter.quote(model.schema) ~ "." ~ adapter.quote(model.identifier) ~ "'::regclass" -%}
+{#- null when the table is gone: every object it declares is then named as missing, the table first -#}
+{%- set table = "to_regclass('" ~ adapter.quote(model.schema) ~ "." ~ adapter.quote(model.identifier) ~ "')" -%}
 
 with
 
@@ -50,6 +54,14 @@ expected (kind, object_name) as (
 ),
 
 catalog as (
+
+    select
+        'table' as kind,
+        relname::text as object_name
+    from pg_class
+    where oid = {{ table }}
+
+    union all
 
     select
         'constraint' as kind,

@@ -182,11 +182,27 @@ def record_rules(
             line.checks[CHECKS[rule]] = rule_status
             line.problems += in_words(CHECKS[rule], found.get(rule, []))
         elif outcome:
-            detail = "; ".join(in_words(rule, found.get(rule, [])))
-            if rule_status not in GOOD:  # the node's message is its failing rules', not a passing rule's
-                detail = detail or outcome["message"] or ""
-            others.append(Check(f"{rule}:{line.table}", rule_status, detail))
+            others.append(rule_check(rule, line.table, rule_status, found.get(rule, []), outcome))
     return others
+
+
+def catalog_checks(cur: psycopg2.extensions.cursor, marts: list[str], test: dict, outcome: dict) -> list[Check]:
+    """Rule catalog_matches_contract of each mart, from its one test of every mart, with what a failing mart
+    lacks."""
+    status = outcome["status"]
+    found = mart_checks.problems(cur, test["relation_name"], by="mart") if status == "fail" else {}
+    return [
+        rule_check(mart_checks.CATALOG, mart, mart_status, found.get(mart, []), outcome)
+        for mart, mart_status in mart_checks.outcomes(sorted(marts), (), status, set(found)).items()
+    ]
+
+
+def rule_check(rule: str, table: str, status: str, problems: list[tuple[str, int]], outcome: dict) -> Check:
+    """A rule of a mart without a column of its own, as a check named `<rule>:<mart>`."""
+    detail = "; ".join(in_words(rule, problems))
+    if status not in GOOD:  # the node's message is its failing rules', not a passing rule's
+        detail = detail or outcome["message"] or ""
+    return Check(f"{rule}:{table}", status, detail)
 
 
 def where_v2_is(cur: psycopg2.extensions.cursor, settings: Settings, run_vars: dict) -> str:
@@ -260,6 +276,8 @@ def build(settings: Settings, target: Path | None = None) -> Report:
             line = lines.get(test.get("attached_node") or "")
             if test["unique_id"] in rules and line:
                 other += record_rules(cur, line, test, rules[test["unique_id"]], outcome)
+            elif outcome and test["name"] == mart_checks.CATALOG:
+                other += catalog_checks(cur, [line.table for line in lines.values()], test, outcome)
             elif outcome:
                 other.append(Check(test["name"], status, "" if status in GOOD else outcome["message"] or ""))
         files_checked = any(

@@ -11,7 +11,10 @@
   each failing rule and its rows. A rule switched off by a var is listed in
   the node's config.meta.rules_not_checked: file_blobs_verified with
   --vars '{files_checked: false}' (a run without the files step), which the
-  report shows as "not checked", never as passed.
+  report shows as "not checked", never as passed. Rule
+  catalog_matches_contract, which takes no argument and reads only the
+  catalog, checks every mart at once in the singular test of that name
+  (tests/catalog_matches_contract.sql).
 #}
 {% test mart_checks(model, rules) %}
     {#- the rules, each a macro of the same name (called by name below, so dbt finds them), with the
@@ -20,7 +23,7 @@
         'reconcile_row_count': ['v1_table'], 'reconcile_ids': ['v1_table'], 'foreign_keys_resolve': [],
         'file_blobs_verified': [], 'content_hash_matches': ['v1_table', 'columns'],
         'hierarchy_matches_v1': ['v1_table'], 'copied_columns_match': ['v1_table', 'columns'],
-        'catalog_matches_contract': [], 'acyclic': ['child_column', 'parent_column'],
+        'acyclic': ['child_column', 'parent_column'],
         'polymorphic_reference_resolves': ['column_name', 'id_column', 'entity_types']} -%}
     {%- set switched_off = [] if var('files_checked') else ['file_blobs_verified'] -%}
     {%- set checked = [] -%}
@@ -67,8 +70,6 @@
             {{ hierarchy_matches_v1(relation, **rule_arguments) }}
         {%- elif name == 'copied_columns_match' %}
             {{ copied_columns_match(relation, **rule_arguments) }}
-        {%- elif name == 'catalog_matches_contract' %}
-            {{ catalog_matches_contract(relation, **rule_arguments) }}
         {%- elif name == 'acyclic' %}
             {{ acyclic(relation, **rule_arguments) }}
         {%- elif name == 'polymorphic_reference_resolves' %}
